@@ -1,0 +1,203 @@
+"""Command handlers: the Channel application service.
+
+One method per command (load, decide, save) and queries for a channel's
+state. Persistence is whatever eventsourcing module the environment names
+(``PERSISTENCE_MODULE``); the composition root in ``infrastructure.config``
+sets the embedded default, eventsourcing's SQLite module, in the data
+directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+
+from domain.channel import (
+    Channel,
+    ChannelParameters,
+    CheckpointReason,
+    PaymentOutcome,
+)
+from domain.errors import ChannelAlreadyExists, UnknownChannel
+from domain.money import Currency
+from domain.protocol import SignedInvoice, SigningDomain
+
+
+@dataclass(frozen=True)
+class ChannelView:
+    """A channel's state as a query returns it (plain values, safe to hand out)."""
+
+    channel_id: UUID
+    version: int
+    status: str
+    currency: str
+    participants: tuple[str, str]
+    deposits: tuple[int, int]
+    sent: tuple[int, int]
+    balances: tuple[int, int]
+    sequence: int
+    head_hash: str
+    checkpoint_sequence: int
+    confirmed_sequence: int
+    chain_id: int
+    contract: str
+
+    @classmethod
+    def of(cls, ch: Channel) -> ChannelView:
+        a, b = ch.participants
+        return cls(
+            channel_id=ch.id,
+            version=ch.version,
+            status=ch.status,
+            currency=ch.currency,
+            participants=(a, b),
+            deposits=(ch.deposits[a], ch.deposits[b]),
+            sent=(ch.sent[a], ch.sent[b]),
+            balances=(ch.balance_of(a), ch.balance_of(b)),
+            sequence=ch.sequence,
+            head_hash=ch.head_hash,
+            checkpoint_sequence=ch.checkpoint_sequence,
+            confirmed_sequence=ch.confirmed_sequence,
+            chain_id=ch.chain_id,
+            contract=ch.contract,
+        )
+
+
+@dataclass(frozen=True)
+class PaymentResult:
+    channel_id: UUID
+    sequence: int
+    outcome: PaymentOutcome
+    checkpoint_requested: bool
+
+
+class ChannelService(Application[UUID]):
+    """The write side: every change to a channel goes through one of these methods."""
+
+    name = "parsec"
+    snapshotting_intervals = {Channel: 200}
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        try:
+            return super().save(*objs, **kwargs)
+        except Exception:
+            # A cache that is not fast-forwarded holds the mutated aggregate: drop it,
+            # so the next command reloads what the store really has.
+            cache = self.repository.cache
+            if cache is not None:
+                for obj in objs:
+                    if isinstance(obj, Channel):
+                        try:
+                            cache.get(obj.id, evict=True)
+                        except KeyError:
+                            pass
+            raise
+
+    # --- commands ----------------------------------------------------------
+    def open_channel(
+        self,
+        *,
+        channel_id: UUID,
+        public_key_a: bytes,
+        public_key_b: bytes,
+        currency: Currency | str,
+        deposit_a: int,
+        deposit_b: int,
+        parameters: ChannelParameters,
+        domain: SigningDomain,
+        at: int,
+    ) -> UUID:
+        channel = Channel.open(
+            channel_id=channel_id,
+            public_key_a=public_key_a,
+            public_key_b=public_key_b,
+            currency=currency,
+            deposit_a=deposit_a,
+            deposit_b=deposit_b,
+            parameters=parameters,
+            domain=domain,
+            at=at,
+        )
+        try:
+            self.save(channel)
+        except IntegrityError:
+            raise ChannelAlreadyExists(f"channel {channel_id} already exists") from None
+        return channel.id
+
+    def deposit(self, channel_id: UUID, participant: str, amount: int) -> ChannelView:
+        channel = self.get_channel_aggregate(channel_id)
+        channel.deposit(participant, amount)
+        self.save(channel)
+        return ChannelView.of(channel)
+
+    def accept_payment(self, tx: SignedInvoice | bytes | str, at: int) -> PaymentResult:
+        """Verify (if given raw bytes) and apply one signed transaction."""
+        if not isinstance(tx, SignedInvoice):
+            tx = SignedInvoice.from_json(tx)
+        channel = self.get_channel_aggregate(tx.channel)
+        before = channel.checkpoint_sequence
+        outcome = channel.accept_payment(tx, at)
+        if outcome is PaymentOutcome.ACCEPTED:
+            self.save(channel)
+        return PaymentResult(
+            channel_id=channel.id,
+            sequence=tx.sequence,
+            outcome=outcome,
+            checkpoint_requested=channel.checkpoint_sequence != before,
+        )
+
+    def request_checkpoint(self, channel_id: UUID, at: int) -> bool:
+        channel = self.get_channel_aggregate(channel_id)
+        requested = channel.request_checkpoint(at, CheckpointReason.REQUEST)
+        if requested:
+            self.save(channel)
+        return requested
+
+    def check_timeouts(self, channel_ids: Iterable[UUID], now: int) -> list[UUID]:
+        """Request a checkpoint on every listed channel whose checkpoint timeout has passed."""
+        due = []
+        for cid in channel_ids:
+            channel = self.get_channel_aggregate(cid)
+            if channel.check_timeout(now):
+                due.append(channel)
+        if due:
+            self.save(*due)
+        return [c.id for c in due]
+
+    def confirm_checkpoint(self, channel_id: UUID, sequence: int, tx_hash: str, block: int) -> None:
+        channel = self.get_channel_aggregate(channel_id)
+        channel.confirm_checkpoint(sequence, tx_hash, block)
+        self.save(channel)
+
+    def request_settlement(self, channel_id: UUID, at: int, requested_by: str = "operator") -> None:
+        channel = self.get_channel_aggregate(channel_id)
+        channel.request_settlement(at, requested_by)
+        self.save(channel)
+
+    def request_dispute(self, channel_id: UUID, at: int, requested_by: str = "operator") -> None:
+        channel = self.get_channel_aggregate(channel_id)
+        channel.request_dispute(at, requested_by)
+        self.save(channel)
+
+    def close_channel(self, channel_id: UUID, at: int, payouts: list[int] | None = None) -> ChannelView:
+        channel = self.get_channel_aggregate(channel_id)
+        channel.close(at, payouts)
+        self.save(channel)
+        return ChannelView.of(channel)
+
+    # --- queries -------------------------------------------------------------
+    def get_channel_aggregate(self, channel_id: UUID) -> Channel:
+        try:
+            return self.repository.get(channel_id)
+        except AggregateNotFoundError:
+            raise UnknownChannel(f"no channel {channel_id}") from None
+
+    def get_channel(self, channel_id: UUID) -> ChannelView:
+        return ChannelView.of(self.get_channel_aggregate(channel_id))
+
+    def channel_events(self, channel_id: UUID) -> list[Any]:
+        return list(self.events.get(channel_id))

@@ -1,0 +1,396 @@
+"""The Channel aggregate: one two-party payment channel, event-sourced.
+
+Every decision about a channel is made here, from its events alone:
+whether a signed transaction extends the hash chain, whether the payer can
+afford it, when a checkpoint is due (every m-th sequence number, or after the
+checkpoint timeout), and what a settlement or dispute must carry.
+Time comes in as arguments (``at``: unix seconds); the aggregate never reads
+a clock or a random source, and never does I/O.
+
+Events (past tense): ChannelOpened, DepositMade, PaymentAccepted,
+CheckpointRequested, CheckpointConfirmed, SettlementRequested,
+DisputeRequested, ChannelClosed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.addresses import eth_address_from_public_key
+from domain.errors import (
+    BrokenHashPointer,
+    ChannelClosed,
+    ChannelNotOpen,
+    ConflictingPayment,
+    CumulativeTotalMismatch,
+    CurrencyMismatch,
+    InvalidChannelParameters,
+    NotAParticipant,
+    Overspend,
+    SequenceGap,
+    StalePayment,
+    WrongChannel,
+    WrongDomain,
+)
+from domain.money import Currency, check_amount
+from domain.protocol import GENESIS_HASH, GENESIS_TRANSACTION_ID, SignedInvoice, SigningDomain
+
+
+class ChannelStatus(str, Enum):
+    OPEN = "open"
+    SETTLING = "settling"  # a settlement was requested: no new payments
+    CLOSED = "closed"
+
+
+class PaymentOutcome(str, Enum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"  # the same transaction again: an idempotent no-op
+
+
+class CheckpointReason(str, Enum):
+    INTERVAL = "interval"  # every m-th sequence number
+    TIMEOUT = "timeout"  # checkpoint timeout since the last one
+    REQUEST = "request"  # an unscheduled request (control topic, operator)
+
+
+@dataclass(frozen=True)
+class ChannelParameters:
+    challenge_period: int  # seconds the counterparty has to answer a unilateral close
+    checkpoint_interval: int  # m: checkpoint every m-th sequence number
+    checkpoint_timeout: int  # seconds after which unchecked payments are checkpointed
+
+    def __post_init__(self) -> None:
+        for name in ("challenge_period", "checkpoint_interval", "checkpoint_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise InvalidChannelParameters(f"{name} must be a positive integer, got {value!r}")
+
+
+_ZERO = "0x" + GENESIS_HASH.hex()
+
+
+class Channel(Aggregate):
+    """A two-party channel. Participant A opened it; B is the counterparty."""
+
+    @staticmethod
+    def create_id(channel_id: UUID, **_: Any) -> UUID:
+        return channel_id
+
+    # --- open --------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        *,
+        channel_id: UUID,
+        public_key_a: bytes,
+        public_key_b: bytes,
+        currency: Currency | str,
+        deposit_a: int,
+        deposit_b: int,
+        parameters: ChannelParameters,
+        domain: SigningDomain,
+        at: int,
+    ) -> Channel:
+        cur = Currency.parse(currency)
+        check_amount(deposit_a, positive=False, what="deposit_a")
+        check_amount(deposit_b, positive=False, what="deposit_b")
+        addr_a = eth_address_from_public_key(public_key_a)
+        addr_b = eth_address_from_public_key(public_key_b)
+        if addr_a == addr_b:
+            raise InvalidChannelParameters("a channel needs two different participants")
+        return cls(
+            channel_id=channel_id,
+            participants=[addr_a, addr_b],
+            public_keys=["0x" + public_key_a.hex(), "0x" + public_key_b.hex()],
+            currency=cur.value,
+            deposits=[deposit_a, deposit_b],
+            challenge_period=parameters.challenge_period,
+            checkpoint_interval=parameters.checkpoint_interval,
+            checkpoint_timeout=parameters.checkpoint_timeout,
+            chain_id=domain.chain_id,
+            contract=domain.verifying_contract,
+            opened_at=at,
+        )
+
+    @event("ChannelOpened")
+    def __init__(
+        self,
+        *,
+        channel_id: UUID,
+        participants: list[str],
+        public_keys: list[str],
+        currency: str,
+        deposits: list[int],
+        challenge_period: int,
+        checkpoint_interval: int,
+        checkpoint_timeout: int,
+        chain_id: int,
+        contract: str,
+        opened_at: int,
+    ) -> None:
+        self.participants = list(participants)
+        self.public_keys = list(public_keys)
+        self.currency = currency
+        self.deposits = {p: d for p, d in zip(participants, deposits)}
+        self.sent = {p: 0 for p in participants}
+        self.challenge_period = challenge_period
+        self.checkpoint_interval = checkpoint_interval
+        self.checkpoint_timeout = checkpoint_timeout
+        self.chain_id = chain_id
+        self.contract = contract
+        self.status = ChannelStatus.OPEN.value
+        self.sequence = 0
+        self.head_hash = _ZERO
+        self.head_id = str(GENESIS_TRANSACTION_ID)
+        self.hashes: list[str] = []  # transaction hash by sequence-1: tells a repeat from a fork
+        self.latest: dict[str, dict[str, Any]] = {}  # each participant's latest signed payment
+        self.unsettled: list[dict[str, Any]] = []  # signed payments after the confirmed checkpoint
+        self.checkpoint_sequence = 0  # last requested
+        self.checkpoint_at = opened_at
+        self.confirmed_sequence = 0  # last confirmed on-chain
+        self.final_balances: dict[str, int] | None = None
+
+    # --- queries -------------------------------------------------------------
+    @property
+    def domain(self) -> SigningDomain:
+        return SigningDomain(chain_id=self.chain_id, verifying_contract=self.contract)
+
+    def counterparty(self, participant: str) -> str:
+        a, b = self.participants
+        if participant == a:
+            return b
+        if participant == b:
+            return a
+        raise NotAParticipant(f"{participant} is not a participant of channel {self.id}")
+
+    def balance_of(self, participant: str) -> int:
+        other = self.counterparty(participant)
+        return self.deposits[participant] - self.sent[participant] + self.sent[other]
+
+    @property
+    def balances(self) -> dict[str, int]:
+        return {p: self.balance_of(p) for p in self.participants}
+
+    @property
+    def total_deposits(self) -> int:
+        return sum(self.deposits.values())
+
+    def checkpoint_due(self, now: int) -> bool:
+        return (
+            self.status == ChannelStatus.OPEN.value
+            and self.sequence > self.checkpoint_sequence
+            and now - self.checkpoint_at >= self.checkpoint_timeout
+        )
+
+    # --- deposits ----------------------------------------------------------
+    def deposit(self, participant: str, amount: int) -> None:
+        self._require_open()
+        self.counterparty(participant)
+        check_amount(amount, what="deposit")
+        check_amount(self.deposits[participant] + amount, what="total deposit")
+        self._deposit_made(participant=participant, amount=amount, total=self.deposits[participant] + amount)
+
+    @event("DepositMade")
+    def _deposit_made(self, participant: str, amount: int, total: int) -> None:
+        self.deposits[participant] = total
+
+    # --- payments ----------------------------------------------------------
+    def accept_payment(self, tx: SignedInvoice, at: int) -> PaymentOutcome:
+        """Apply one verified transaction, or say it is a repeat, or refuse it."""
+        if tx.channel != self.id:
+            raise WrongChannel(f"transaction {tx.invoice_id} is for channel {tx.channel}, not {self.id}")
+        seq = tx.sequence
+        tx_hash = "0x" + tx.transaction_hash.hex()
+        if seq <= self.sequence:  # decide repeats first: a repeat stays harmless even once closed
+            if self.hashes and seq > self.sequence - len(self.hashes):
+                if self.hashes[seq - 1 - (self.sequence - len(self.hashes))] == tx_hash:
+                    return PaymentOutcome.DUPLICATE
+                raise ConflictingPayment(
+                    f"sequence {seq} of channel {self.id} already holds another transaction"
+                )
+            raise StalePayment(f"sequence {seq} is older than what channel {self.id} retains")
+        self._require_open()
+        if tx.domain.chain_id != self.chain_id or tx.domain.verifying_contract != self.contract:
+            raise WrongDomain(
+                f"signed for chain {tx.domain.chain_id} contract {tx.domain.verifying_contract}; "
+                f"channel {self.id} is on chain {self.chain_id} contract {self.contract}"
+            )
+        if tx.currency.value != self.currency:
+            raise CurrencyMismatch(f"transaction is in {tx.currency.value}; channel {self.id} is in {self.currency}")
+        buyer, supplier = tx.buyer, tx.supplier_address
+        if buyer not in self.deposits:
+            raise NotAParticipant(f"buyer {buyer} is not a participant of channel {self.id}")
+        if supplier != self.counterparty(buyer):
+            raise NotAParticipant(f"supplier {supplier} is not the buyer's counterparty in channel {self.id}")
+        if seq > self.sequence + 1:
+            raise SequenceGap(
+                f"sequence {seq} skips ahead of channel {self.id}'s head {self.sequence}; "
+                f"{seq - self.sequence - 1} earlier transaction(s) missing"
+            )
+        prev = tx.hash_pointer_to_previous
+        if "0x" + prev.transaction_hash.hex() != self.head_hash or str(prev.transaction_id) != self.head_id:
+            raise BrokenHashPointer(
+                f"transaction {seq} points to {prev.transaction_id}/0x{prev.transaction_hash.hex()[:16]}…, "
+                f"but the channel's head is {self.head_id}/{self.head_hash[:18]}…"
+            )
+        expected_total = self.sent[buyer] + tx.price
+        if tx.buyer_total != expected_total:
+            raise CumulativeTotalMismatch(
+                f"buyerTotal {tx.buyer_total} should be {expected_total} "
+                f"(sent so far {self.sent[buyer]} + price {tx.price})"
+            )
+        available = self.balance_of(buyer)
+        if tx.price > available:
+            raise Overspend(f"payment of {tx.price} exceeds the buyer's balance {available} in channel {self.id}")
+        self._payment_accepted(
+            sequence=seq,
+            transaction_hash=tx_hash,
+            invoice_id=str(tx.invoice_id),
+            buyer=buyer,
+            supplier=supplier,
+            price=tx.price,
+            buyer_total=tx.buyer_total,
+            balances=[available - tx.price, self.balance_of(supplier) + tx.price],
+            transaction=tx.to_dict(),
+        )
+        if seq % self.checkpoint_interval == 0:
+            self._request_checkpoint(CheckpointReason.INTERVAL, at)
+        return PaymentOutcome.ACCEPTED
+
+    @event("PaymentAccepted")
+    def _payment_accepted(
+        self,
+        sequence: int,
+        transaction_hash: str,
+        invoice_id: str,
+        buyer: str,
+        supplier: str,
+        price: int,
+        buyer_total: int,
+        balances: list[int],
+        transaction: dict[str, Any],
+    ) -> None:
+        self.sequence = sequence
+        self.head_hash = transaction_hash
+        self.head_id = invoice_id
+        self.hashes.append(transaction_hash)
+        self.sent[buyer] = buyer_total
+        self.latest[buyer] = transaction
+        self.unsettled.append(transaction)
+
+    # --- checkpoints, settlement, dispute ----------------------------------
+    def request_checkpoint(self, at: int, reason: CheckpointReason = CheckpointReason.REQUEST) -> bool:
+        """Checkpoint the current head; False if nothing new since the last checkpoint."""
+        self._require_open()
+        if self.sequence == self.checkpoint_sequence:
+            return False
+        self._request_checkpoint(reason, at)
+        return True
+
+    def check_timeout(self, now: int) -> bool:
+        if not self.checkpoint_due(now):
+            return False
+        self._request_checkpoint(CheckpointReason.TIMEOUT, now)
+        return True
+
+    def _request_checkpoint(self, reason: CheckpointReason, at: int) -> None:
+        self._checkpoint_requested(
+            sequence=self.sequence,
+            head_hash=self.head_hash,
+            reason=reason.value,
+            balances=[self.balance_of(p) for p in self.participants],
+            evidence=[self.latest[p] for p in self.participants if p in self.latest],
+            at=at,
+        )
+
+    @event("CheckpointRequested")
+    def _checkpoint_requested(
+        self, sequence: int, head_hash: str, reason: str, balances: list[int], evidence: list[dict[str, Any]], at: int
+    ) -> None:
+        self.checkpoint_sequence = sequence
+        self.checkpoint_at = at
+
+    def confirm_checkpoint(self, sequence: int, tx_hash: str, block: int) -> None:
+        """The chain recorded this channel's state up to ``sequence``."""
+        if sequence <= self.confirmed_sequence:
+            return
+        if sequence > self.sequence:
+            raise InvalidChannelParameters(
+                f"cannot confirm sequence {sequence}: channel {self.id} is at {self.sequence}"
+            )
+        self._checkpoint_confirmed(sequence=sequence, tx_hash=tx_hash, block=block)
+
+    @event("CheckpointConfirmed")
+    def _checkpoint_confirmed(self, sequence: int, tx_hash: str, block: int) -> None:
+        self.unsettled = [t for t in self.unsettled if t["sequence"] > sequence]
+        self.confirmed_sequence = sequence
+
+    def request_settlement(self, at: int, requested_by: str = "operator") -> None:
+        self._require_open()
+        self._settlement_requested(
+            sequence=self.sequence,
+            head_hash=self.head_hash,
+            balances=[self.balance_of(p) for p in self.participants],
+            evidence=[self.latest[p] for p in self.participants if p in self.latest],
+            requested_by=requested_by,
+            at=at,
+        )
+
+    @event("SettlementRequested")
+    def _settlement_requested(
+        self,
+        sequence: int,
+        head_hash: str,
+        balances: list[int],
+        evidence: list[dict[str, Any]],
+        requested_by: str,
+        at: int,
+    ) -> None:
+        self.status = ChannelStatus.SETTLING.value
+
+    def request_dispute(self, at: int, requested_by: str = "operator") -> None:
+        """The paper's disputed settlement: every signed payment since the last confirmed checkpoint."""
+        if self.status == ChannelStatus.CLOSED.value:
+            raise ChannelClosed(f"channel {self.id} is closed")
+        self._dispute_requested(
+            from_sequence=self.confirmed_sequence + 1,
+            to_sequence=self.sequence,
+            transactions=list(self.unsettled),
+            requested_by=requested_by,
+            at=at,
+        )
+
+    @event("DisputeRequested")
+    def _dispute_requested(
+        self, from_sequence: int, to_sequence: int, transactions: list[dict[str, Any]], requested_by: str, at: int
+    ) -> None:
+        pass
+
+    def close(self, at: int, payouts: list[int] | None = None) -> None:
+        """Close for good; ``payouts`` are what the chain paid (A, B), else the computed balances."""
+        if self.status == ChannelStatus.CLOSED.value:
+            raise ChannelClosed(f"channel {self.id} is already closed")
+        balances = [self.balance_of(p) for p in self.participants]
+        if payouts is not None:
+            if len(payouts) != 2 or sum(payouts) != self.total_deposits:
+                raise InvalidChannelParameters(
+                    f"payouts {payouts} must be two amounts summing to the deposits {self.total_deposits}"
+                )
+            balances = list(payouts)
+        self._channel_closed(sequence=self.sequence, balances=balances, at=at)
+
+    @event("ChannelClosed")
+    def _channel_closed(self, sequence: int, balances: list[int], at: int) -> None:
+        self.status = ChannelStatus.CLOSED.value
+        self.final_balances = dict(zip(self.participants, balances))
+
+    def _require_open(self) -> None:
+        if self.status == ChannelStatus.CLOSED.value:
+            raise ChannelClosed(f"channel {self.id} is closed; nothing more is accepted")
+        if self.status != ChannelStatus.OPEN.value:
+            raise ChannelNotOpen(f"channel {self.id} is {self.status}; nothing more is accepted")

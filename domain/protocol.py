@@ -1,0 +1,423 @@
+"""The paper's protocol messages as validated, immutable value objects.
+
+``Invoice`` (what a seller asks for), ``SignedInvoice`` (what a buyer signs:
+one channel transaction) and ``HashPointer`` (the link to the previous
+transaction). Field names follow the paper in JSON (camelCase aliases) and
+Python in code (snake_case). The exact bytes are specified in
+``docs/protocol.md``; the contract recomputes the same hashes.
+
+Differences from the paper, on purpose: prices are integers in the smallest
+unit (never ``Double``); the hash is real keccak-256 (EIP-712) instead of
+``"######-####-####"``; a transaction also carries its ``sequence``, the
+buyer's cumulative total (so one signature is a balance proof) and the chain
+id and contract it is signed for (replay protection).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
+
+from domain.addresses import (
+    Address,
+    btc_p2pkh_address,
+    eth_address_bytes,
+    eth_address_from_public_key,
+    parse_btc_address,
+    parse_eth_address,
+    to_checksum_address,
+)
+from domain.crypto import PrivateKey, Signature, decompress_public_key, recover_public_key, split_signature
+from domain.eip712 import StructType, domain_separator, typed_data_digest
+from domain.errors import (
+    AddressMismatch,
+    AmountOutOfRange,
+    InvalidAmount,
+    InvalidSignature,
+    MalformedMessage,
+    ParsecError,
+    WrongSigner,
+)
+from domain.money import Currency, check_amount
+
+PARSEC_DOMAIN_NAME = "Parsec"
+PARSEC_DOMAIN_VERSION = "1"
+
+PAYMENT_TYPE = StructType.parse(
+    "Payment(bytes16 channelId,uint64 sequence,bytes16 invoiceId,address buyer,"
+    "address supplier,uint256 price,uint256 buyerTotal,string currency,"
+    "string invoiceType,bytes32 previous)"
+)
+INVOICE_TYPE = StructType.parse(
+    "Invoice(address invoiceAddress,uint256 price,string currency,string invoiceType)"
+)
+COOPERATIVE_CLOSE_TYPE = StructType.parse(
+    "CooperativeClose(bytes16 channelId,uint256 balanceA,uint256 balanceB,uint64 sequence)"
+)
+
+MAX_SEQUENCE = 2**64 - 1
+GENESIS_TRANSACTION_ID = UUID(int=0)
+GENESIS_HASH = b"\0" * 32
+MAX_INVOICE_TYPE_LENGTH = 256
+
+
+# --- field types ----------------------------------------------------------
+def _amount(value: Any) -> int:
+    """Integers, or strings of digits (JSON consumers lose precision past 2**53)."""
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, str):
+        raise InvalidAmount(
+            f"amount {value!r} must be an integer in the smallest unit (wei or satoshi); "
+            "parse decimal strings with parse_amount()"
+        )
+    return check_amount(value, positive=False)
+
+
+AmountField = Annotated[int, BeforeValidator(_amount), PlainSerializer(str, return_type=str)]
+
+
+def _hex_bytes(size: int | None):
+    def parse(value: Any) -> bytes:
+        if isinstance(value, bytes):
+            raw = value
+        elif isinstance(value, str):
+            try:
+                raw = bytes.fromhex(value.removeprefix("0x"))
+            except ValueError:
+                raise MalformedMessage(f"{value[:80]!r} is not hex") from None
+        else:
+            raise MalformedMessage(f"expected a hex string, got {type(value).__name__}")
+        if size is not None and len(raw) != size:
+            raise MalformedMessage(f"expected {size} bytes of hex, got {len(raw)}")
+        return raw
+
+    return parse
+
+
+def _hex_out(value: bytes) -> str:
+    return "0x" + value.hex()
+
+
+Hash32 = Annotated[bytes, BeforeValidator(_hex_bytes(32)), PlainSerializer(_hex_out, return_type=str)]
+SignatureHex = Annotated[bytes, BeforeValidator(_hex_bytes(65)), PlainSerializer(_hex_out, return_type=str)]
+PublicKeyHex = Annotated[bytes, BeforeValidator(_hex_bytes(None)), PlainSerializer(_hex_out, return_type=str)]
+EthAddressField = Annotated[str, BeforeValidator(lambda v: parse_eth_address(v))]
+
+
+def _unwrap(err: ValidationError) -> ParsecError:
+    """Surface the first domain error pydantic wrapped, else a readable MalformedMessage."""
+    for item in err.errors():
+        inner = (item.get("ctx") or {}).get("error")
+        if isinstance(inner, ParsecError):
+            return inner
+    parts = []
+    for item in err.errors()[:3]:
+        loc = ".".join(str(p) for p in item["loc"]) or "message"
+        parts.append(f"{loc}: {item['msg']}")
+    return MalformedMessage("; ".join(parts))
+
+
+class Message(BaseModel):
+    """Base of protocol messages: frozen, strict about unknown fields, domain errors unwrapped."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as err:
+            raise _unwrap(err) from None
+
+    @classmethod
+    def parse(cls, data: Any):
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            raise _unwrap(err) from None
+
+    @classmethod
+    def from_json(cls, raw: bytes | str):
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise MalformedMessage(f"not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise MalformedMessage(f"expected a JSON object, got {type(data).__name__}")
+        return cls.parse(data)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class SigningDomain(Message):
+    """What a signature is bound to: the chain and the channel contract (EIP-712 domain)."""
+
+    chain_id: int = Field(alias="chainId", gt=0)
+    verifying_contract: EthAddressField = Field(alias="verifyingContract")
+
+    @cached_property
+    def separator(self) -> bytes:
+        return domain_separator(
+            PARSEC_DOMAIN_NAME, PARSEC_DOMAIN_VERSION, self.chain_id, self.verifying_contract
+        )
+
+    def digest(self, struct_hash: bytes) -> bytes:
+        return typed_data_digest(self.separator, struct_hash)
+
+
+class HashPointer(Message):
+    """The paper's ``HashPointer(transactionID, transactionHash)``."""
+
+    transaction_id: UUID = Field(alias="transactionID")
+    transaction_hash: Hash32 = Field(alias="transactionHash")
+
+    @property
+    def is_genesis(self) -> bool:
+        return self.transaction_hash == GENESIS_HASH and self.transaction_id == GENESIS_TRANSACTION_ID
+
+
+GENESIS = HashPointer(transaction_id=GENESIS_TRANSACTION_ID, transaction_hash=GENESIS_HASH)
+
+
+class Invoice(Message):
+    """What a seller asks to be paid: the paper's ``Invoice``.
+
+    ``invoice_address`` is the seller's Ethereum address (the channel
+    participant paid on-chain, for BTC channels too).
+    """
+
+    invoice_address: EthAddressField = Field(alias="invoiceAddress")
+    price: AmountField
+    currency: Currency
+    invoice_type: str = Field(default="", alias="invoiceType", max_length=MAX_INVOICE_TYPE_LENGTH)
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _currency(cls, v: Any) -> Currency:
+        return Currency.parse(v)
+
+    @field_validator("price")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        return check_amount(v, what="price")
+
+    @cached_property
+    def invoice_hash(self) -> bytes:
+        """keccak-256 of the invoice's EIP-712 struct (replaces the paper's placeholder)."""
+        return INVOICE_TYPE.hash_struct(
+            {
+                "invoiceAddress": self.invoice_address,
+                "price": self.price,
+                "currency": self.currency.value,
+                "invoiceType": self.invoice_type,
+            }
+        )
+
+
+class SignedInvoice(Message):
+    """One channel transaction, signed by the buyer (the paper's ``SignedInvoice``).
+
+    Constructing one verifies it: the buyer address is the one its key gives
+    (Ethereum or P2PKH by currency), the signature is low-s and is the buyer's
+    over this transaction's EIP-712 digest. An instance that exists is valid on
+    its own; whether it extends its channel is the ``Channel``'s decision.
+    """
+
+    invoice_id: UUID = Field(alias="invoiceID")
+    invoice_signature: SignatureHex = Field(alias="invoiceSignature")
+    supplier_address: EthAddressField = Field(alias="supplierAddress")
+    buyer_public_key: PublicKeyHex = Field(alias="buyerPublicKey")
+    buyer_address: str = Field(alias="buyerAddress")
+    currency: Currency
+    price: AmountField
+    channel: UUID
+    hash_pointer_to_previous: HashPointer = Field(alias="hashPointerToPrevious")
+    sequence: int = Field(ge=1, le=MAX_SEQUENCE)
+    buyer_total: AmountField = Field(alias="buyerTotal")
+    invoice_type: str = Field(default="", alias="invoiceType", max_length=MAX_INVOICE_TYPE_LENGTH)
+    domain: SigningDomain
+
+    _digest: bytes = PrivateAttr(default=b"")
+    _buyer: str = PrivateAttr(default="")
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _currency(cls, v: Any) -> Currency:
+        return Currency.parse(v)
+
+    @field_validator("sequence", mode="before")
+    @classmethod
+    def _sequence(cls, v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise MalformedMessage(f"sequence must be an integer, got {type(v).__name__}")
+        return v
+
+    def model_post_init(self, _context: Any) -> None:
+        check_amount(self.price, what="price")
+        if self.buyer_total < self.price:
+            raise AmountOutOfRange(
+                f"buyerTotal {self.buyer_total} is less than this payment's price {self.price}"
+            )
+        uncompressed = decompress_public_key(self.buyer_public_key)
+        buyer = eth_address_from_public_key(uncompressed)
+        _check_buyer_address(self.buyer_address, uncompressed, buyer, self.currency)
+        if buyer == self.supplier_address:
+            raise AddressMismatch("buyer and supplier are the same party")
+        if self.sequence == 1 and not self.hash_pointer_to_previous.is_genesis:
+            raise MalformedMessage("the first transaction of a channel must point to the genesis hash")
+        digest = self.domain.digest(PAYMENT_TYPE.hash_struct(self._struct(buyer)))
+        split_signature(self.invoice_signature)  # form and low-s before the costly recovery
+        signer = recover_public_key(digest, self.invoice_signature)
+        if signer != uncompressed:
+            raise WrongSigner(
+                "invoiceSignature was not made by the buyer's key over this transaction "
+                "(wrong key, altered field, or signed for another chain, contract or channel)"
+            )
+        self._digest = digest
+        self._buyer = buyer
+
+    def _struct(self, buyer: str) -> dict[str, object]:
+        return {
+            "channelId": self.channel.bytes,
+            "sequence": self.sequence,
+            "invoiceId": self.invoice_id.bytes,
+            "buyer": buyer,
+            "supplier": self.supplier_address,
+            "price": self.price,
+            "buyerTotal": self.buyer_total,
+            "currency": self.currency.value,
+            "invoiceType": self.invoice_type,
+            "previous": self.hash_pointer_to_previous.transaction_hash,
+        }
+
+    @property
+    def transaction_hash(self) -> bytes:
+        """The EIP-712 digest the buyer signed; the next transaction points to it."""
+        return self._digest
+
+    @property
+    def buyer(self) -> Address:
+        """The buyer's Ethereum address (the on-chain participant), whatever the currency."""
+        return Address(self._buyer)
+
+    @property
+    def pointer(self) -> HashPointer:
+        """A HashPointer to this transaction, for the next one to carry."""
+        return HashPointer(transaction_id=self.invoice_id, transaction_hash=self._digest)
+
+    def payment_struct(self) -> dict[str, object]:
+        """The EIP-712 ``Payment`` values as the contract receives them."""
+        return self._struct(self._buyer)
+
+
+def _check_buyer_address(text: str, uncompressed: bytes, eth: str, currency: Currency) -> None:
+    if currency is Currency.ETH:
+        given = parse_eth_address(text)
+        if given != eth:
+            raise AddressMismatch(
+                f"buyerAddress {text} is not the Ethereum address of buyerPublicKey (expected {eth})"
+            )
+        return
+    parse_btc_address(text)
+    allowed = {btc_p2pkh_address(uncompressed), btc_p2pkh_address(uncompressed, compressed=False)}
+    if text not in allowed:
+        raise AddressMismatch(
+            f"buyerAddress {text} is not the P2PKH address of buyerPublicKey "
+            f"(expected {btc_p2pkh_address(uncompressed)})"
+        )
+
+
+def sign_invoice(
+    invoice: Invoice,
+    *,
+    key: PrivateKey,
+    channel: UUID,
+    invoice_id: UUID,
+    sequence: int,
+    previous: HashPointer,
+    buyer_total: int,
+    domain: SigningDomain,
+    buyer_address: str | None = None,
+) -> SignedInvoice:
+    """The buyer's side: sign ``invoice`` as transaction ``sequence`` of ``channel``."""
+    buyer = to_checksum_address(eth_address_bytes(key.public_key))
+    if buyer_address is None:
+        buyer_address = buyer if invoice.currency is Currency.ETH else btc_p2pkh_address(key.public_key)
+    struct = {
+        "channelId": channel.bytes,
+        "sequence": sequence,
+        "invoiceId": invoice_id.bytes,
+        "buyer": buyer,
+        "supplier": invoice.invoice_address,
+        "price": invoice.price,
+        "buyerTotal": buyer_total,
+        "currency": invoice.currency.value,
+        "invoiceType": invoice.invoice_type,
+        "previous": previous.transaction_hash,
+    }
+    signature = key.sign_digest(domain.digest(PAYMENT_TYPE.hash_struct(struct)))
+    return SignedInvoice(
+        invoice_id=invoice_id,
+        invoice_signature=signature,
+        supplier_address=invoice.invoice_address,
+        buyer_public_key=key.public_key,
+        buyer_address=buyer_address,
+        currency=invoice.currency,
+        price=invoice.price,
+        channel=channel,
+        hash_pointer_to_previous=previous,
+        sequence=sequence,
+        buyer_total=buyer_total,
+        invoice_type=invoice.invoice_type,
+        domain=domain,
+    )
+
+
+def cooperative_close_digest(
+    domain: SigningDomain, channel: UUID, balance_a: int, balance_b: int, sequence: int
+) -> bytes:
+    return domain.digest(
+        COOPERATIVE_CLOSE_TYPE.hash_struct(
+            {"channelId": channel.bytes, "balanceA": balance_a, "balanceB": balance_b, "sequence": sequence}
+        )
+    )
+
+
+def sign_cooperative_close(
+    key: PrivateKey, domain: SigningDomain, channel: UUID, balance_a: int, balance_b: int, sequence: int
+) -> Signature:
+    return key.sign_digest(cooperative_close_digest(domain, channel, balance_a, balance_b, sequence))
+
+
+__all__ = [
+    "COOPERATIVE_CLOSE_TYPE",
+    "GENESIS",
+    "GENESIS_HASH",
+    "HashPointer",
+    "INVOICE_TYPE",
+    "Invoice",
+    "InvalidSignature",
+    "PAYMENT_TYPE",
+    "SignedInvoice",
+    "SigningDomain",
+    "cooperative_close_digest",
+    "sign_cooperative_close",
+    "sign_invoice",
+]

@@ -1,0 +1,254 @@
+"""The ``parsec`` command line.
+
+Every subcommand reads its settings from flags, then ``PARSEC_*`` environment
+variables, then defaults (see ``parsec --help``). A refused input prints its
+reason and exits with status 2; no traceback unless ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from domain.errors import ParsecError
+from domain.money import format_amount
+from infrastructure.config import EVENT_STORES, Settings
+
+console = Console()
+if not console.is_terminal:  # piped or logged: no terminal width to respect
+    console = Console(width=160)
+err_console = Console(stderr=True)
+log = logging.getLogger("parsec")
+
+EPILOG = """\
+environment variables (flags win over them):
+  PARSEC_DATA_DIR         where the embedded SQLite stores live (default ~/.local/share/parsec)
+  PARSEC_EVENT_STORE      sqlite | kafka | memory (default sqlite)
+  PARSEC_KAFKA_BOOTSTRAP  Kafka bootstrap servers (default 127.0.0.1:9092)
+  PARSEC_POSTGRES_DSN     PostgreSQL for read models (default: SQLite in the data dir)
+  PARSEC_ETH_RPC          Ethereum JSON-RPC URL (default: the in-process chain)
+  PARSEC_LOG_LEVEL        DEBUG | INFO | WARNING (default INFO)
+"""
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    )
+
+
+def short(value: object, n: int = 10) -> str:
+    text = str(value)
+    return text if len(text) <= n + 2 else text[: n + 2] + "…"
+
+
+# --- demo ----------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from domain.application import ChannelService
+    from infrastructure.demo import Demo, fresh_demo_store
+
+    path = fresh_demo_store(settings.data_dir)
+    settings.event_store = "sqlite"
+    service = ChannelService(env=settings.application_env(sqlite_path=path))
+    log.info("event store: SQLite at %s (fresh for this demo)", path)
+    demo = Demo(
+        service,
+        channels=args.channels,
+        payments=args.payments,
+        seed=args.seed,
+        duplicate_rate=args.duplicates,
+        invalid_rate=args.invalid,
+        checkpoint_interval=args.checkpoint_interval,
+    )
+    with _progress() as progress:
+        task = progress.add_task("payments", total=args.payments, rate="")
+        count = 0
+
+        def tick() -> None:
+            nonlocal count
+            count += 1
+            if count % 100 == 0 or count == args.payments:
+                elapsed = progress.tasks[0].elapsed or 1e-9
+                progress.update(task, completed=count, rate=f"{count / elapsed:,.0f}/s")
+
+        result = demo.run(progress=tick)
+
+    table = Table(title=f"Channels ({min(args.show, len(result.channels))} of {len(result.channels)})")
+    for col in ("channel", "cur", "A", "B", "deposit A", "deposit B", "balance A", "balance B", "seq", "checkpoint"):
+        table.add_column(col, justify="right" if col not in ("channel", "cur", "A", "B") else "left")
+    for plan in result.channels[: args.show]:
+        view = service.get_channel(plan.channel_id)
+        cur = view.currency
+        table.add_row(
+            short(view.channel_id, 8),
+            cur,
+            short(view.participants[0]),
+            short(view.participants[1]),
+            format_amount(view.deposits[0], cur),
+            format_amount(view.deposits[1], cur),
+            format_amount(view.balances[0], cur),
+            format_amount(view.balances[1], cur),
+            str(view.sequence),
+            str(view.checkpoint_sequence),
+        )
+    console.print(table)
+
+    summary = Table(title="Run")
+    summary.add_column("what")
+    summary.add_column("value", justify="right")
+    summary.add_row("messages sent", f"{result.sent:,}")
+    summary.add_row("payments accepted", f"{result.accepted:,}")
+    summary.add_row("duplicates (no-op)", f"{result.duplicates:,}")
+    for reason, n in sorted(result.rejected.items()):
+        summary.add_row(f"rejected: {reason}", f"{n:,}")
+    summary.add_row("checkpoints requested", f"{result.checkpoints:,}")
+    summary.add_row("wall time", f"{result.seconds:.2f} s")
+    summary.add_row("payments/s", f"{result.payments_per_s:,.0f}")
+    console.print(summary)
+    if args.json:
+        import json
+
+        print(
+            json.dumps(
+                {
+                    "sent": result.sent,
+                    "accepted": result.accepted,
+                    "duplicates": result.duplicates,
+                    "rejected": dict(result.rejected),
+                    "checkpoints": result.checkpoints,
+                    "seconds": round(result.seconds, 3),
+                    "payments_per_s": round(result.payments_per_s, 1),
+                }
+            )
+        )
+    return 0
+
+
+# --- parser ----------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="parsec",
+        description=(
+            "Parsec: Ethereum state channels whose every transaction is an event in Kafka. "
+            "Buyers sign hash-linked invoices; nodes verify and order them, keep balances, "
+            "and settle on-chain."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--data-dir", help="directory for embedded stores (env PARSEC_DATA_DIR)")
+    parser.add_argument("--event-store", choices=EVENT_STORES, help="event store (env PARSEC_EVENT_STORE)")
+    parser.add_argument("--kafka", dest="kafka_bootstrap", help="Kafka bootstrap servers (env PARSEC_KAFKA_BOOTSTRAP)")
+    parser.add_argument("--postgres", dest="postgres_dsn", help="PostgreSQL DSN for read models (env PARSEC_POSTGRES_DSN)")
+    parser.add_argument("--eth-rpc", help="Ethereum JSON-RPC URL; unset = in-process chain (env PARSEC_ETH_RPC)")
+    parser.add_argument("--log-level", help="DEBUG, INFO or WARNING (env PARSEC_LOG_LEVEL)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo",
+        help="run a simulated network of channels on the embedded defaults",
+        description=(
+            "Open channels between generated parties (deterministic keys from --seed), stream signed "
+            "payments through the command handlers on a fresh embedded SQLite event store, and print "
+            "the channels' balances and checkpoint requests. A few duplicates and invalid messages are "
+            "mixed in: duplicates are no-ops, invalid ones are refused with their reason."
+        ),
+    )
+    demo.add_argument("--channels", type=int, default=20, help="channels to open (default 20)")
+    demo.add_argument("--payments", type=int, default=2000, help="payments to send (default 2000)")
+    demo.add_argument("--seed", type=int, default=7, help="seed for keys and the workload (default 7)")
+    demo.add_argument("--duplicates", type=float, default=0.02, help="fraction of payments sent twice (default 0.02)")
+    demo.add_argument("--invalid", type=float, default=0.01, help="fraction with an invalid variant (default 0.01)")
+    demo.add_argument("--checkpoint-interval", type=int, default=50, help="m: checkpoint every m-th sequence (default 50)")
+    demo.add_argument("--show", type=int, default=20, help="channels to list in the table (default 20)")
+    demo.add_argument("--json", action="store_true", help="also print the run's figures as JSON")
+    demo.set_defaults(func=cmd_demo)
+
+    for register in EXTRA_COMMANDS:
+        register(sub)
+    return parser
+
+
+# Later modules add subcommands here (node, send, balances, bench, …).
+EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def _load_extra_commands() -> None:
+    import importlib
+
+    for name in ("projections.cli", "infrastructure.node_cli", "infrastructure.bench_cli"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        EXTRA_COMMANDS.append(module.register)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    from pathlib import Path
+
+    settings = Settings.from_env()
+    if args.data_dir:
+        settings.data_dir = Path(args.data_dir).expanduser()
+    if args.event_store:
+        settings.event_store = args.event_store
+    if args.kafka_bootstrap:
+        settings.kafka_bootstrap = args.kafka_bootstrap
+    if args.postgres_dsn:
+        settings.postgres_dsn = args.postgres_dsn
+    if args.eth_rpc:
+        settings.eth_rpc = args.eth_rpc
+    if args.log_level:
+        settings.log_level = args.log_level
+    settings.validate()
+    return settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    _load_extra_commands()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        settings = settings_from(args)
+        logging.basicConfig(
+            level=settings.log_level.upper(),
+            format="%(message)s",
+            handlers=[RichHandler(console=err_console, show_path=False, rich_tracebacks=args.debug)],
+        )
+        return int(args.func(args, settings) or 0)
+    except ParsecError as err:
+        if args.debug:
+            raise
+        err_console.print(f"[bold red]{err.reason}[/]: {err}")
+        return 2
+    except (ValueError, OSError) as err:
+        if args.debug:
+            raise
+        err_console.print(f"[bold red]error[/]: {err}")
+        return 2
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

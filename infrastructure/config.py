@@ -1,0 +1,80 @@
+"""Configuration: flags over environment variables over defaults.
+
+This is the composition root's input: it says which event store, which
+database and which chain the concrete classes talk to.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
+EVENT_STORES = ("sqlite", "kafka", "memory")
+
+
+def _default_data_dir() -> Path:
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "parsec"
+
+
+@dataclass
+class Settings:
+    """Every knob Parsec reads from its environment (``PARSEC_*``)."""
+
+    data_dir: Path = field(default_factory=_default_data_dir)
+    event_store: str = "sqlite"
+    kafka_bootstrap: str = DEFAULT_KAFKA_BOOTSTRAP
+    postgres_dsn: str | None = None
+    eth_rpc: str | None = None  # unset: the in-process chain (py-evm)
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        s = cls()
+        if env.get("PARSEC_DATA_DIR"):
+            s.data_dir = Path(env["PARSEC_DATA_DIR"]).expanduser()
+        s.event_store = env.get("PARSEC_EVENT_STORE", s.event_store)
+        s.kafka_bootstrap = env.get("PARSEC_KAFKA_BOOTSTRAP", s.kafka_bootstrap)
+        s.postgres_dsn = env.get("PARSEC_POSTGRES_DSN") or None
+        s.eth_rpc = env.get("PARSEC_ETH_RPC") or None
+        s.log_level = env.get("PARSEC_LOG_LEVEL", s.log_level)
+        s.validate()
+        return s
+
+    def validate(self) -> None:
+        if self.event_store not in EVENT_STORES:
+            raise ValueError(
+                f"event store {self.event_store!r} is unknown; use one of {', '.join(EVENT_STORES)}"
+            )
+
+    def application_env(self, *, sqlite_path: Path | None = None) -> dict[str, str]:
+        """The eventsourcing environment for ChannelService on the chosen event store.
+
+        The aggregate cache is not fast-forwarded: Parsec runs one writer per channel
+        (per Kafka partition), and the service evicts a cached channel whose save failed.
+        """
+        env = {
+            "AGGREGATE_CACHE_MAXSIZE": "20000",
+            "AGGREGATE_CACHE_FASTFORWARD": "n",
+            "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
+        }
+        if self.event_store == "sqlite":
+            path = sqlite_path or self.data_dir / "events.sqlite"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            env.update(
+                PERSISTENCE_MODULE="eventsourcing.sqlite",
+                SQLITE_DBNAME=str(path),
+                SQLITE_LOCK_TIMEOUT="10",
+            )
+        elif self.event_store == "kafka":
+            env.update(
+                PERSISTENCE_MODULE="infrastructure.kafka",
+                KAFKA_BOOTSTRAP_SERVERS=self.kafka_bootstrap,
+            )
+        else:
+            env.update(PERSISTENCE_MODULE="eventsourcing.popo")
+        return env

@@ -1,0 +1,220 @@
+"""``parsec demo``: a simulated network of channels on the embedded defaults.
+
+Parties with deterministic keys open channels; buyers sign invoices; every
+signed transaction goes through the command handlers exactly as a node would
+receive it (JSON bytes, verified, ordered, applied) on the embedded SQLite
+event store. A few duplicates and invalid messages are mixed in to show that a
+repeat is a no-op and a bad message is refused with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from domain.application import ChannelService
+from domain.channel import ChannelParameters, PaymentOutcome
+from domain.errors import ParsecError
+from domain.money import Currency
+from domain.protocol import GENESIS, HashPointer, Invoice, SignedInvoice, SigningDomain, sign_invoice
+from infrastructure.parties import Party, make_parties
+
+log = logging.getLogger("parsec.demo")
+
+# The in-process chain's id (eth-tester) and the address its first account's first
+# deployment gets; the demo signs for that network.
+DEMO_CHAIN_ID = 131277322940537
+DEMO_CONTRACT = "0xF2E246BB76DF876Cef8b38ae84130F4F55De395b"
+
+
+@dataclass
+class ChannelPlan:
+    channel_id: uuid.UUID
+    a: Party
+    b: Party
+    currency: Currency
+    deposits: tuple[int, int]
+    sent: list[int] = field(default_factory=lambda: [0, 0])
+    sequence: int = 0
+    head: HashPointer = GENESIS
+
+    def balance(self, i: int) -> int:
+        return self.deposits[i] - self.sent[i] + self.sent[1 - i]
+
+
+@dataclass
+class DemoResult:
+    channels: list[ChannelPlan]
+    sent: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: Counter = field(default_factory=Counter)
+    checkpoints: int = 0
+    seconds: float = 0.0
+
+    @property
+    def payments_per_s(self) -> float:
+        return self.accepted / self.seconds if self.seconds else 0.0
+
+
+class Demo:
+    def __init__(
+        self,
+        service: ChannelService,
+        *,
+        channels: int = 20,
+        payments: int = 2000,
+        seed: int = 7,
+        duplicate_rate: float = 0.02,
+        invalid_rate: float = 0.01,
+        checkpoint_interval: int = 50,
+        domain: SigningDomain | None = None,
+    ) -> None:
+        if channels < 1 or payments < 0:
+            raise ValueError("--channels must be >= 1 and --payments >= 0")
+        self.service = service
+        self.n_channels = channels
+        self.n_payments = payments
+        self.rng = random.Random(seed)
+        self.seed = seed
+        self.duplicate_rate = duplicate_rate
+        self.invalid_rate = invalid_rate
+        self.parameters = ChannelParameters(
+            challenge_period=3600, checkpoint_interval=checkpoint_interval, checkpoint_timeout=600
+        )
+        self.domain = domain or SigningDomain(chain_id=DEMO_CHAIN_ID, verifying_contract=DEMO_CONTRACT)
+
+    def open_channels(self) -> list[ChannelPlan]:
+        parties = make_parties(self.seed, max(2, self.n_channels // 2 + 2))
+        plans = []
+        now = int(time.time())
+        for i in range(self.n_channels):
+            a, b = self.rng.sample(parties, 2)
+            currency = Currency.BTC if i % 4 == 3 else Currency.ETH
+            unit = 10**currency.decimals
+            deposits = (self.rng.randint(1, 10) * unit, self.rng.randint(0, 5) * unit)
+            cid = uuid.UUID(int=self.rng.getrandbits(128), version=4)
+            self.service.open_channel(
+                channel_id=cid,
+                public_key_a=a.public_key,
+                public_key_b=b.public_key,
+                currency=currency,
+                deposit_a=deposits[0],
+                deposit_b=deposits[1],
+                parameters=self.parameters,
+                domain=self.domain,
+                at=now,
+            )
+            plans.append(ChannelPlan(cid, a, b, currency, deposits))
+        log.info("opened %d channels between %d parties", len(plans), len(parties))
+        return plans
+
+    def next_payment(self, plan: ChannelPlan) -> SignedInvoice | None:
+        payer = 0 if plan.balance(0) >= plan.balance(1) or self.rng.random() < 0.6 else 1
+        if plan.balance(payer) <= 0:
+            payer = 1 - payer
+        available = plan.balance(payer)
+        if available <= 0:
+            return None
+        unit = 10**plan.currency.decimals
+        price = min(available, self.rng.randint(1, 1000) * unit // 10_000)
+        buyer, supplier = (plan.a, plan.b) if payer == 0 else (plan.b, plan.a)
+        tx = sign_invoice(
+            Invoice(invoice_address=supplier.address, price=price, currency=plan.currency, invoice_type="demo"),
+            key=buyer.key,
+            channel=plan.channel_id,
+            invoice_id=uuid.UUID(int=self.rng.getrandbits(128), version=4),
+            sequence=plan.sequence + 1,
+            previous=plan.head,
+            buyer_total=plan.sent[payer] + price,
+            domain=self.domain,
+        )
+        plan.sent[payer] += price
+        plan.sequence += 1
+        plan.head = tx.pointer
+        return tx
+
+    def corrupt(self, plan: ChannelPlan, tx: SignedInvoice) -> bytes:
+        """An invalid message next to a real one, as a faulty or hostile client would send."""
+        kind = self.rng.choice(["signature", "overspend", "pointer", "domain", "malformed", "currency"])
+        payer = 0 if tx.buyer == plan.a.address else 1
+        buyer = plan.a if payer == 0 else plan.b
+        signed = dict(
+            key=buyer.key,
+            channel=plan.channel_id,
+            invoice_id=uuid.UUID(int=self.rng.getrandbits(128), version=4),
+            sequence=tx.sequence,
+            previous=tx.hash_pointer_to_previous,
+            domain=self.domain,
+        )
+        price = tx.price
+        if kind == "overspend":  # properly signed, but more than the buyer has
+            price = plan.balance(payer) + tx.price + 1
+            signed["buyer_total"] = plan.sent[payer] - tx.price + price
+        elif kind == "pointer":  # properly signed, but not linked to the head
+            signed["previous"] = HashPointer(transaction_id=uuid.uuid4(), transaction_hash=b"\xab" * 32)
+            signed["buyer_total"] = tx.buyer_total
+        elif kind == "domain":  # properly signed, for another chain
+            signed["domain"] = SigningDomain(chain_id=1, verifying_contract=self.domain.verifying_contract)
+            signed["buyer_total"] = tx.buyer_total
+        if kind in ("overspend", "pointer", "domain"):
+            invoice = Invoice(invoice_address=tx.supplier_address, price=price, currency=plan.currency)
+            return sign_invoice(invoice, **signed).to_json()
+        d = tx.to_dict()
+        if kind == "signature":
+            other = plan.b if payer == 0 else plan.a  # the counterparty signs in the buyer's name
+            d["invoiceSignature"] = "0x" + other.key.sign_digest(tx.transaction_hash).hex()
+        elif kind == "currency":
+            d["currency"] = "DOGE"
+        else:
+            return b'{"invoiceID": "not-json'
+        return json.dumps(d).encode()
+
+    def run(self, progress=None) -> DemoResult:
+        plans = self.open_channels()
+        result = DemoResult(channels=plans)
+        start = time.perf_counter()
+        now = int(time.time())
+        for _ in range(self.n_payments):
+            plan = self.rng.choice(plans)
+            tx = self.next_payment(plan)
+            if tx is None:
+                continue
+            messages = [tx.to_json()]
+            if self.rng.random() < self.invalid_rate:
+                messages.insert(0, self.corrupt(plan, tx))
+            if self.rng.random() < self.duplicate_rate:
+                messages.append(tx.to_json())
+            for raw in messages:
+                result.sent += 1
+                try:
+                    res = self.service.accept_payment(raw, at=now)
+                except ParsecError as err:
+                    result.rejected[err.reason] += 1
+                    log.debug("rejected: %s", err)
+                    continue
+                if res.outcome is PaymentOutcome.DUPLICATE:
+                    result.duplicates += 1
+                else:
+                    result.accepted += 1
+                    result.checkpoints += res.checkpoint_requested
+            if progress is not None:
+                progress()
+        result.seconds = time.perf_counter() - start
+        return result
+
+
+def fresh_demo_store(data_dir: Path) -> Path:
+    path = data_dir / "demo" / "events.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        p = Path(str(path) + suffix)
+        if p.exists():
+            p.unlink()
+    return path
