@@ -1,0 +1,532 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+/// @title Parsec payment channels: many two-party channels, in native ETH or in the BTC token.
+/// @notice The byte-exact protocol is docs/protocol.md. What a buyer signs off-chain (an EIP-712
+/// `Payment`, domain "Parsec" v"1") is exactly what this contract verifies.
+///
+/// Storage: a channel costs two fresh slots at open. Its immutable parameters (participants,
+/// token, challenge period) are kept as one hash and passed back in calldata by every call
+/// (as Raiden does with participant addresses); deposits, status and the settlement deadline
+/// share one slot; each participant's latest proof (total sent + sequence) has one slot; the
+/// head hash has one.
+///
+/// Evidence rule: a participant's signed payment counts only when submitted by the participant
+/// it pays (or that participant's operator). A buyer never submits its own proofs, so it cannot
+/// push a self-signed payment with an inflated sequence to freeze its recorded total.
+contract ParsecChannels {
+    // ---------------------------------------------------------------- types
+    struct ChannelParams {
+        address a; // opener
+        address b; // counterparty
+        address token; // address(0) = native ETH, else the BTC token
+        uint32 challengePeriod; // seconds
+    }
+
+    /// A signed Payment as the contract receives it. channelId, supplier (the other participant)
+    /// and currency (from the channel's token) are implied; invoiceType arrives as its keccak-256,
+    /// which is how EIP-712 encodes a string, so the digest is the same.
+    struct SignedPayment {
+        uint64 sequence;
+        bytes16 invoiceId;
+        address buyer;
+        uint128 price;
+        uint128 buyerTotal;
+        bytes32 invoiceTypeHash;
+        bytes32 previous;
+        bytes32 r;
+        bytes32 s;
+        uint8 v;
+    }
+
+    struct Channel {
+        bytes32 paramsHash; // slot 0: keccak256(abi.encode(ChannelParams)); SETTLED afterwards
+        uint96 depositA; // slot 1
+        uint96 depositB;
+        uint40 settleAt;
+        uint8 status;
+        uint128 sentA; // slot 2: A's latest proof
+        uint64 seqA;
+        uint128 sentB; // slot 3: B's latest proof
+        uint64 seqB;
+        bytes32 headHash; // slot 4: digest of the proof with the highest sequence
+    }
+
+    uint8 internal constant OPEN = 1;
+    uint8 internal constant CLOSED_BY_A = 2;
+    uint8 internal constant CLOSED_BY_B = 3;
+    bytes32 internal constant SETTLED = bytes32(uint256(1));
+
+    uint256 internal constant HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0;
+    uint256 internal constant PAYOUT_GAS = 50_000;
+
+    bytes32 internal constant DOMAIN_TYPEHASH =
+        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
+    bytes32 internal constant PAYMENT_TYPEHASH = keccak256(
+        "Payment(bytes16 channelId,uint64 sequence,bytes16 invoiceId,address buyer,address supplier,"
+        "uint256 price,uint256 buyerTotal,string currency,string invoiceType,bytes32 previous)"
+    );
+    bytes32 internal constant COOPERATIVE_CLOSE_TYPEHASH =
+        keccak256("CooperativeClose(bytes16 channelId,uint256 balanceA,uint256 balanceB,uint64 sequence)");
+    bytes32 internal constant ETH_HASH = keccak256("ETH");
+    bytes32 internal constant BTC_HASH = keccak256("BTC");
+
+    // ---------------------------------------------------------------- state
+    address public immutable btcToken;
+    uint256 internal immutable cachedChainId;
+    bytes32 internal immutable cachedDomainSeparator;
+
+    mapping(bytes16 => Channel) internal channels;
+    /// A participant's delegate for all its channels (its Parsec node acting as watchtower).
+    mapping(address => address) public operatorOf;
+    /// ETH payouts that a receiver refused (pull payments).
+    mapping(address => uint256) public withdrawable;
+
+    uint256 transient locked;
+
+    // ---------------------------------------------------------------- events
+    event ChannelOpened(
+        bytes16 indexed channelId, address indexed a, address indexed b, address token, uint32 challengePeriod, uint256 deposit
+    );
+    event Deposited(bytes16 indexed channelId, address indexed participant, uint256 amount, uint256 totalDeposit);
+    event Checkpointed(bytes16 indexed channelId, uint64 seqA, uint128 sentA, uint64 seqB, uint128 sentB, bytes32 headHash);
+    event ChannelClosed(
+        bytes16 indexed channelId, address indexed closer, uint40 settleAt, uint64 seqA, uint128 sentA, uint64 seqB, uint128 sentB, bytes32 headHash
+    );
+    event StateUpdated(bytes16 indexed channelId, uint64 seqA, uint128 sentA, uint64 seqB, uint128 sentB, bytes32 headHash);
+    event Disputed(
+        bytes16 indexed channelId, uint256 payments, uint64 seqA, uint128 sentA, uint64 seqB, uint128 sentB, bytes32 headHash
+    );
+    event ChannelSettled(bytes16 indexed channelId, uint256 balanceA, uint256 balanceB);
+    event CooperativelyClosed(bytes16 indexed channelId, uint256 balanceA, uint256 balanceB, uint64 sequence);
+    event OperatorSet(address indexed participant, address indexed operator);
+    event PayoutDeferred(address indexed to, uint256 amount);
+    event Withdrawn(address indexed to, uint256 amount);
+
+    // ---------------------------------------------------------------- errors
+    error UnsupportedToken(address token);
+    error ChannelExists(bytes16 channelId);
+    error NoSuchChannel(bytes16 channelId);
+    error AlreadySettled(bytes16 channelId);
+    error WrongParams(bytes16 channelId);
+    error InvalidCounterparty(address b);
+    error InvalidChallengePeriod();
+    error NotOpen(bytes16 channelId);
+    error NotClosed(bytes16 channelId);
+    error ChallengePeriodOver(uint40 settleAt);
+    error ChallengePeriodNotOver(uint40 settleAt);
+    error NotParticipant(address caller);
+    error NotCounterparty(address caller);
+    error WrongValue();
+    error DepositTooLarge();
+    error BuyerNotParticipant(address buyer);
+    error NotPayee(address caller, address payee);
+    error BadSignatureV(uint8 v);
+    error HighS();
+    error InvalidSignature();
+    error WrongSigner(address recovered, address expected);
+    error StaleProof(uint64 sequence, uint64 recorded);
+    error TotalDecreased(uint128 buyerTotal, uint128 recorded);
+    error NothingNew();
+    error Overdraft(uint256 deposits, uint256 sentA, uint256 sentB);
+    error BalancesDoNotMatchDeposits(uint256 sum, uint256 deposits);
+    error EmptyDispute();
+    error BrokenHashLink(uint256 index);
+    error BadSequence(uint256 index, uint64 expected, uint64 got);
+    error BadBuyerTotal(uint256 index);
+    error ZeroPrice(uint256 index);
+    error Reentrancy();
+    error TransferFailed();
+    error NothingToWithdraw();
+
+    // ---------------------------------------------------------------- setup
+    constructor(address btcToken_) {
+        btcToken = btcToken_;
+        cachedChainId = block.chainid;
+        cachedDomainSeparator = _buildDomainSeparator();
+    }
+
+    modifier nonReentrant() {
+        if (locked != 0) revert Reentrancy();
+        locked = 1;
+        _;
+        locked = 0;
+    }
+
+    function domainSeparator() public view returns (bytes32) {
+        return block.chainid == cachedChainId ? cachedDomainSeparator : _buildDomainSeparator();
+    }
+
+    function _buildDomainSeparator() internal view returns (bytes32) {
+        return keccak256(abi.encode(DOMAIN_TYPEHASH, keccak256("Parsec"), keccak256("1"), block.chainid, address(this)));
+    }
+
+    function setOperator(address operator) external {
+        operatorOf[msg.sender] = operator;
+        emit OperatorSet(msg.sender, operator);
+    }
+
+    // ---------------------------------------------------------------- open and deposit
+    /// Open channel `id` between msg.sender (A) and `b`, depositing `amount` (ETH: msg.value).
+    function open(bytes16 id, address b, address token, uint32 challengePeriod, uint256 amount) external payable {
+        if (token != address(0) && token != btcToken) revert UnsupportedToken(token);
+        if (b == address(0) || b == msg.sender) revert InvalidCounterparty(b);
+        if (challengePeriod == 0) revert InvalidChallengePeriod();
+        Channel storage c = channels[id];
+        if (c.paramsHash != bytes32(0)) revert ChannelExists(id);
+        if (amount > type(uint96).max) revert DepositTooLarge();
+        c.paramsHash = keccak256(abi.encode(ChannelParams(msg.sender, b, token, challengePeriod)));
+        c.depositA = uint96(amount);
+        c.status = OPEN;
+        _collect(token, amount);
+        emit ChannelOpened(id, msg.sender, b, token, challengePeriod, amount);
+    }
+
+    /// Top up msg.sender's deposit (either participant).
+    function deposit(bytes16 id, ChannelParams calldata p, uint256 amount) external payable {
+        Channel storage c = _channel(id, p);
+        if (c.status != OPEN) revert NotOpen(id);
+        uint256 total;
+        if (msg.sender == p.a) {
+            total = c.depositA + amount;
+            if (total > type(uint96).max) revert DepositTooLarge();
+            c.depositA = uint96(total);
+        } else if (msg.sender == p.b) {
+            total = c.depositB + amount;
+            if (total > type(uint96).max) revert DepositTooLarge();
+            c.depositB = uint96(total);
+        } else {
+            revert NotParticipant(msg.sender);
+        }
+        _collect(p.token, amount);
+        emit Deposited(id, msg.sender, amount, total);
+    }
+
+    // ---------------------------------------------------------------- evidence
+    /// Record the latest signed payments while the channel is open.
+    function checkpoint(bytes16 id, ChannelParams calldata p, SignedPayment[] calldata proofs) external {
+        Channel storage c = _channel(id, p);
+        if (c.status != OPEN) revert NotOpen(id);
+        (uint64 seqA, uint128 sentA, uint64 seqB, uint128 sentB, bytes32 head) = _applyProofs(id, c, p, proofs);
+        emit Checkpointed(id, seqA, sentA, seqB, sentB, head);
+    }
+
+    /// Unilateral close by a participant (or its operator) with the counterparty's latest proofs.
+    function close(bytes16 id, ChannelParams calldata p, SignedPayment[] calldata proofs) external {
+        Channel storage c = _channel(id, p);
+        if (c.status != OPEN) revert NotOpen(id);
+        uint8 status;
+        address closer;
+        if (msg.sender == p.a || (msg.sender == operatorOf[p.a] && msg.sender != address(0))) {
+            (status, closer) = (CLOSED_BY_A, p.a);
+        } else if (msg.sender == p.b || (msg.sender == operatorOf[p.b] && msg.sender != address(0))) {
+            (status, closer) = (CLOSED_BY_B, p.b);
+        } else {
+            revert NotParticipant(msg.sender);
+        }
+        uint40 settleAt = uint40(block.timestamp) + p.challengePeriod;
+        c.status = status;
+        c.settleAt = settleAt;
+        (uint64 seqA, uint128 sentA, uint64 seqB, uint128 sentB, bytes32 head) =
+            proofs.length == 0 ? (c.seqA, c.sentA, c.seqB, c.sentB, c.headHash) : _applyProofs(id, c, p, proofs);
+        emit ChannelClosed(id, closer, settleAt, seqA, sentA, seqB, sentB, head);
+    }
+
+    /// During the challenge period, the non-closing participant (or its operator) submits newer proofs.
+    function update(bytes16 id, ChannelParams calldata p, SignedPayment[] calldata proofs) external {
+        Channel storage c = _channel(id, p);
+        _checkChallengeWindow(id, c);
+        address counterparty = c.status == CLOSED_BY_A ? p.b : p.a;
+        if (msg.sender != counterparty && (msg.sender != operatorOf[counterparty] || msg.sender == address(0))) {
+            revert NotCounterparty(msg.sender);
+        }
+        (uint64 seqA, uint128 sentA, uint64 seqB, uint128 sentB, bytes32 head) = _applyProofs(id, c, p, proofs);
+        emit StateUpdated(id, seqA, sentA, seqB, sentB, head);
+    }
+
+    /// The paper's disputed settlement: the signed payments since the recorded head, in order.
+    /// Allowed while open or during the challenge period. The last payment must pay the caller's
+    /// principal, so every payment of the caller's own side in the chain is acknowledged by a
+    /// later signature of the counterparty (hash links cover it).
+    function dispute(bytes16 id, ChannelParams calldata p, SignedPayment[] calldata txs) external {
+        Channel storage c = _channel(id, p);
+        uint8 status = c.status;
+        if (status != OPEN) _checkChallengeWindow(id, c);
+        uint256 n = txs.length;
+        if (n == 0) revert EmptyDispute();
+        uint256 sentA = c.sentA;
+        uint256 sentB = c.sentB;
+        uint64 seqA = c.seqA;
+        uint64 seqB = c.seqB;
+        uint64 seq = seqA > seqB ? seqA : seqB;
+        bytes32 head = c.headHash;
+        bytes32 currency = _currencyHash(p.token);
+        bytes32 sep = domainSeparator();
+        for (uint256 i = 0; i < n; ++i) {
+            SignedPayment calldata t = txs[i];
+            if (t.previous != head) revert BrokenHashLink(i);
+            unchecked {
+                ++seq;
+            }
+            if (t.sequence != seq) revert BadSequence(i, seq, t.sequence);
+            if (t.price == 0) revert ZeroPrice(i);
+            address supplier;
+            if (t.buyer == p.a) {
+                if (uint256(t.buyerTotal) != sentA + t.price) revert BadBuyerTotal(i);
+                sentA = t.buyerTotal;
+                seqA = seq;
+                supplier = p.b;
+            } else if (t.buyer == p.b) {
+                if (uint256(t.buyerTotal) != sentB + t.price) revert BadBuyerTotal(i);
+                sentB = t.buyerTotal;
+                seqB = seq;
+                supplier = p.a;
+            } else {
+                revert BuyerNotParticipant(t.buyer);
+            }
+            head = _verify(sep, id, currency, t, supplier);
+            if (i == n - 1) _checkPayee(supplier);
+        }
+        _checkSolvent(c, sentA, sentB);
+        c.sentA = uint128(sentA);
+        c.seqA = seqA;
+        c.sentB = uint128(sentB);
+        c.seqB = seqB;
+        c.headHash = head;
+        emit Disputed(id, n, seqA, uint128(sentA), seqB, uint128(sentB), head);
+    }
+
+    // ---------------------------------------------------------------- payouts
+    /// After the challenge period: pay balanceA = dA - sA + sB and balanceB = dB - sB + sA.
+    function settle(bytes16 id, ChannelParams calldata p) external nonReentrant {
+        Channel storage c = _channel(id, p);
+        uint8 status = c.status;
+        if (status == OPEN) revert NotClosed(id);
+        if (block.timestamp < c.settleAt) revert ChallengePeriodNotOver(c.settleAt);
+        uint256 dA = c.depositA;
+        uint256 total = dA + c.depositB;
+        uint256 sentA = c.sentA;
+        uint256 sentB = c.sentB;
+        // Recorded states are solvent (checked when recorded), so this cannot underflow.
+        uint256 balanceA = dA + sentB - sentA;
+        uint256 balanceB = total - balanceA;
+        _retire(c);
+        emit ChannelSettled(id, balanceA, balanceB);
+        _pay(p.token, p.a, balanceA);
+        _pay(p.token, p.b, balanceB);
+    }
+
+    /// Both participants signed the final balances: pay out at once (open or during the challenge).
+    function cooperativeClose(
+        bytes16 id,
+        ChannelParams calldata p,
+        uint256 balanceA,
+        uint256 balanceB,
+        uint64 sequence,
+        bytes calldata sigA,
+        bytes calldata sigB
+    ) external nonReentrant {
+        Channel storage c = _channel(id, p);
+        uint256 deposits = uint256(c.depositA) + c.depositB;
+        if (balanceA + balanceB != deposits) revert BalancesDoNotMatchDeposits(balanceA + balanceB, deposits);
+        bytes32 digest = keccak256(
+            abi.encodePacked(
+                "\x19\x01",
+                domainSeparator(),
+                keccak256(abi.encode(COOPERATIVE_CLOSE_TYPEHASH, id, balanceA, balanceB, sequence))
+            )
+        );
+        _checkSigner(digest, sigA, p.a);
+        _checkSigner(digest, sigB, p.b);
+        _retire(c);
+        emit CooperativelyClosed(id, balanceA, balanceB, sequence);
+        _pay(p.token, p.a, balanceA);
+        _pay(p.token, p.b, balanceB);
+    }
+
+    /// Collect ETH whose direct payout the receiver refused.
+    function withdraw() external nonReentrant {
+        uint256 amount = withdrawable[msg.sender];
+        if (amount == 0) revert NothingToWithdraw();
+        withdrawable[msg.sender] = 0;
+        emit Withdrawn(msg.sender, amount);
+        (bool ok,) = msg.sender.call{value: amount}("");
+        if (!ok) revert TransferFailed();
+    }
+
+    // ---------------------------------------------------------------- views
+    function getChannel(bytes16 id) external view returns (Channel memory) {
+        return channels[id];
+    }
+
+    function paymentDigest(bytes16 id, address token, SignedPayment calldata t, address supplier)
+        external
+        view
+        returns (bytes32)
+    {
+        return _digest(domainSeparator(), id, _currencyHash(token), t, supplier);
+    }
+
+    // ---------------------------------------------------------------- internals
+    function _channel(bytes16 id, ChannelParams calldata p) internal view returns (Channel storage c) {
+        c = channels[id];
+        bytes32 h = c.paramsHash;
+        if (h != keccak256(abi.encode(p))) {
+            if (h == bytes32(0)) revert NoSuchChannel(id);
+            if (h == SETTLED) revert AlreadySettled(id);
+            revert WrongParams(id);
+        }
+    }
+
+    function _checkChallengeWindow(bytes16 id, Channel storage c) internal view {
+        uint8 status = c.status;
+        if (status != CLOSED_BY_A && status != CLOSED_BY_B) revert NotClosed(id);
+        if (block.timestamp >= c.settleAt) revert ChallengePeriodOver(c.settleAt);
+    }
+
+    function _checkPayee(address payee) internal view {
+        if (msg.sender != payee && (msg.sender != operatorOf[payee] || msg.sender == address(0))) {
+            revert NotPayee(msg.sender, payee);
+        }
+    }
+
+    /// Apply per-participant proofs (each must pay the caller's principal); a proof replaces the
+    /// recorded one for its buyer only with a higher sequence and a total not lower.
+    function _applyProofs(bytes16 id, Channel storage c, ChannelParams calldata p, SignedPayment[] calldata proofs)
+        internal
+        returns (uint64 seqA, uint128 sentA, uint64 seqB, uint128 sentB, bytes32 head)
+    {
+        seqA = c.seqA;
+        sentA = c.sentA;
+        seqB = c.seqB;
+        sentB = c.sentB;
+        uint64 headSeq = seqA > seqB ? seqA : seqB;
+        head = c.headHash;
+        bool changedA;
+        bool changedB;
+        bytes32 currency = _currencyHash(p.token);
+        bytes32 sep = domainSeparator();
+        for (uint256 i = 0; i < proofs.length; ++i) {
+            SignedPayment calldata t = proofs[i];
+            address supplier;
+            if (t.buyer == p.a) {
+                if (t.sequence <= seqA) revert StaleProof(t.sequence, seqA);
+                if (t.buyerTotal < sentA) revert TotalDecreased(t.buyerTotal, sentA);
+                (seqA, sentA, changedA, supplier) = (t.sequence, t.buyerTotal, true, p.b);
+            } else if (t.buyer == p.b) {
+                if (t.sequence <= seqB) revert StaleProof(t.sequence, seqB);
+                if (t.buyerTotal < sentB) revert TotalDecreased(t.buyerTotal, sentB);
+                (seqB, sentB, changedB, supplier) = (t.sequence, t.buyerTotal, true, p.a);
+            } else {
+                revert BuyerNotParticipant(t.buyer);
+            }
+            _checkPayee(supplier);
+            bytes32 digest = _verify(sep, id, currency, t, supplier);
+            if (t.sequence > headSeq) (headSeq, head) = (t.sequence, digest);
+        }
+        if (!changedA && !changedB) revert NothingNew();
+        _checkSolvent(c, sentA, sentB);
+        if (changedA) (c.seqA, c.sentA) = (seqA, sentA);
+        if (changedB) (c.seqB, c.sentB) = (seqB, sentB);
+        if (head != c.headHash) c.headHash = head;
+    }
+
+    function _checkSolvent(Channel storage c, uint256 sentA, uint256 sentB) internal view {
+        uint256 dA = c.depositA;
+        uint256 dB = c.depositB;
+        if (sentA > dA + sentB || sentB > dB + sentA) revert Overdraft(dA + dB, sentA, sentB);
+    }
+
+    function _verify(bytes32 sep, bytes16 id, bytes32 currency, SignedPayment calldata t, address supplier)
+        internal
+        pure
+        returns (bytes32 digest)
+    {
+        digest = _digest(sep, id, currency, t, supplier);
+        if (t.v != 27 && t.v != 28) revert BadSignatureV(t.v);
+        if (uint256(t.s) > HALF_N) revert HighS();
+        address signer = ecrecover(digest, t.v, t.r, t.s);
+        if (signer == address(0)) revert InvalidSignature();
+        if (signer != t.buyer) revert WrongSigner(signer, t.buyer);
+    }
+
+    function _digest(bytes32 sep, bytes16 id, bytes32 currency, SignedPayment calldata t, address supplier)
+        internal
+        pure
+        returns (bytes32)
+    {
+        bytes32 structHash = keccak256(
+            abi.encode(
+                PAYMENT_TYPEHASH,
+                id,
+                t.sequence,
+                t.invoiceId,
+                t.buyer,
+                supplier,
+                t.price,
+                t.buyerTotal,
+                currency,
+                t.invoiceTypeHash,
+                t.previous
+            )
+        );
+        return keccak256(abi.encodePacked("\x19\x01", sep, structHash));
+    }
+
+    function _checkSigner(bytes32 digest, bytes calldata sig, address expected) internal pure {
+        if (sig.length != 65) revert InvalidSignature();
+        bytes32 r = bytes32(sig[0:32]);
+        bytes32 s = bytes32(sig[32:64]);
+        uint8 v = uint8(sig[64]);
+        if (v != 27 && v != 28) revert BadSignatureV(v);
+        if (uint256(s) > HALF_N) revert HighS();
+        address signer = ecrecover(digest, v, r, s);
+        if (signer == address(0)) revert InvalidSignature();
+        if (signer != expected) revert WrongSigner(signer, expected);
+    }
+
+    function _currencyHash(address token) internal pure returns (bytes32) {
+        return token == address(0) ? ETH_HASH : BTC_HASH;
+    }
+
+    /// Burn the channel id (signatures for it must never count again) and free the rest.
+    function _retire(Channel storage c) internal {
+        c.paramsHash = SETTLED;
+        c.depositA = 0;
+        c.depositB = 0;
+        c.settleAt = 0;
+        c.status = 0;
+        if (c.seqA != 0) (c.sentA, c.seqA) = (0, 0);
+        if (c.seqB != 0) (c.sentB, c.seqB) = (0, 0);
+        if (c.headHash != bytes32(0)) c.headHash = bytes32(0);
+    }
+
+    function _collect(address token, uint256 amount) internal {
+        if (token == address(0)) {
+            if (msg.value != amount) revert WrongValue();
+        } else {
+            if (msg.value != 0) revert WrongValue();
+            if (amount != 0) _tokenCall(token, abi.encodeWithSelector(0x23b872dd, msg.sender, address(this), amount));
+        }
+    }
+
+    /// Push the payout; an ETH receiver that refuses it (or tries to re-enter) gets it as a
+    /// withdrawable credit instead, so it cannot block the other side's payout.
+    function _pay(address token, address to, uint256 amount) internal {
+        if (amount == 0) return;
+        if (token == address(0)) {
+            (bool ok,) = to.call{value: amount, gas: PAYOUT_GAS}("");
+            if (!ok) {
+                withdrawable[to] += amount;
+                emit PayoutDeferred(to, amount);
+            }
+        } else {
+            _tokenCall(token, abi.encodeWithSelector(0xa9059cbb, to, amount));
+        }
+    }
+
+    function _tokenCall(address token, bytes memory data) internal {
+        (bool ok, bytes memory ret) = token.call(data);
+        if (!ok || (ret.length != 0 && !abi.decode(ret, (bool)))) revert TransferFailed();
+    }
+}
