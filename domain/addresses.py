@@ -11,7 +11,7 @@ import re
 from functools import lru_cache
 from typing import NewType
 
-from domain.crypto import decompress_public_key, compress_public_key, hash160, keccak
+from domain.crypto import compress_public_key, decompress_public_key, hash160, keccak
 from domain.errors import InvalidAddress
 from domain.money import Currency
 
@@ -37,7 +37,7 @@ def to_checksum_address(raw: bytes | str) -> Address:
     hex_addr = raw.hex()
     digest = keccak(hex_addr.encode()).hex()
     return Address(
-        "0x" + "".join(c.upper() if int(d, 16) >= 8 else c for c, d in zip(hex_addr, digest))
+        "0x" + "".join(c.upper() if int(d, 16) >= 8 else c for c, d in zip(hex_addr, digest, strict=False))
     )
 
 

@@ -15,7 +15,7 @@ DisputeRequested, ChannelClosed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
@@ -41,18 +41,18 @@ from domain.money import Currency, check_amount
 from domain.protocol import GENESIS_HASH, GENESIS_TRANSACTION_ID, SignedInvoice, SigningDomain
 
 
-class ChannelStatus(str, Enum):
+class ChannelStatus(StrEnum):
     OPEN = "open"
     SETTLING = "settling"  # a settlement was requested: no new payments
     CLOSED = "closed"
 
 
-class PaymentOutcome(str, Enum):
+class PaymentOutcome(StrEnum):
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"  # the same transaction again: an idempotent no-op
 
 
-class CheckpointReason(str, Enum):
+class CheckpointReason(StrEnum):
     INTERVAL = "interval"  # every m-th sequence number
     TIMEOUT = "timeout"  # checkpoint timeout since the last one
     REQUEST = "request"  # an unscheduled request (control topic, operator)
@@ -136,7 +136,7 @@ class Channel(Aggregate):
         self.participants = list(participants)
         self.public_keys = list(public_keys)
         self.currency = currency
-        self.deposits = {p: d for p, d in zip(participants, deposits)}
+        self.deposits = {p: d for p, d in zip(participants, deposits, strict=False)}
         self.sent = {p: 0 for p in participants}
         self.challenge_period = challenge_period
         self.checkpoint_interval = checkpoint_interval
@@ -387,7 +387,7 @@ class Channel(Aggregate):
     @event("ChannelClosed")
     def _channel_closed(self, sequence: int, balances: list[int], at: int) -> None:
         self.status = ChannelStatus.CLOSED.value
-        self.final_balances = dict(zip(self.participants, balances))
+        self.final_balances = dict(zip(self.participants, balances, strict=False))
 
     def _require_open(self) -> None:
         if self.status == ChannelStatus.CLOSED.value:

@@ -8,7 +8,7 @@ not a rounding.
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 from typing import NewType
 
 from domain.errors import AmountOutOfRange, CurrencyNotAllowed, InvalidAmount, TooManyDecimals
@@ -22,7 +22,7 @@ MAX_AMOUNT = 2**128 - 1
 """Largest amount a message may carry; the contract packs amounts in 128 bits."""
 
 
-class Currency(str, Enum):
+class Currency(StrEnum):
     ETH = "ETH"
     BTC = "BTC"
 

@@ -1,0 +1,85 @@
+"""Builders shared by the test suites: parties, channels and signed payments."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from domain.addresses import eth_address_from_public_key
+from domain.channel import Channel, ChannelParameters
+from domain.crypto import PrivateKey
+from domain.money import Currency
+from domain.protocol import GENESIS, HashPointer, Invoice, SignedInvoice, SigningDomain, sign_invoice
+
+DOMAIN = SigningDomain(chain_id=1337, verifying_contract="0x" + "c0" * 20)
+PARAMS = ChannelParameters(challenge_period=600, checkpoint_interval=5, checkpoint_timeout=60)
+T0 = 1_700_000_000
+
+ALICE = PrivateKey.from_seed("alice")
+BOB = PrivateKey.from_seed("bob")
+CAROL = PrivateKey.from_seed("carol")
+
+
+def addr(key: PrivateKey) -> str:
+    return eth_address_from_public_key(key.public_key)
+
+
+@dataclass
+class Ledger:
+    """The clients' side of one channel: who sent what, the head of the chain."""
+
+    channel_id: uuid.UUID
+    a: PrivateKey = ALICE
+    b: PrivateKey = BOB
+    currency: Currency = Currency.ETH
+    domain: SigningDomain = DOMAIN
+    sent: dict[str, int] = field(default_factory=dict)
+    sequence: int = 0
+    head: HashPointer = GENESIS
+    n: int = 0
+
+    def pay(self, payer: PrivateKey, price: int, *, advance: bool = True, **overrides) -> SignedInvoice:
+        payee = self.b if payer is self.a else self.a
+        self.n += 1
+        kwargs = dict(
+            key=payer,
+            channel=self.channel_id,
+            invoice_id=uuid.UUID(int=(self.channel_id.int + self.n) % 2**128),
+            sequence=self.sequence + 1,
+            previous=self.head,
+            buyer_total=self.sent.get(addr(payer), 0) + price,
+            domain=self.domain,
+        )
+        kwargs.update(overrides)
+        tx = sign_invoice(
+            Invoice(invoice_address=addr(payee), price=price, currency=self.currency),
+            **kwargs,
+        )
+        if advance:
+            self.sent[addr(payer)] = kwargs["buyer_total"]
+            self.sequence = kwargs["sequence"]
+            self.head = tx.pointer
+        return tx
+
+
+def open_channel(
+    deposit_a: int = 1000,
+    deposit_b: int = 500,
+    *,
+    channel_id: uuid.UUID | None = None,
+    params: ChannelParameters = PARAMS,
+    currency: Currency = Currency.ETH,
+) -> tuple[Channel, Ledger]:
+    cid = channel_id or uuid.uuid4()
+    ch = Channel.open(
+        channel_id=cid,
+        public_key_a=ALICE.public_key,
+        public_key_b=BOB.public_key,
+        currency=currency,
+        deposit_a=deposit_a,
+        deposit_b=deposit_b,
+        parameters=params,
+        domain=DOMAIN,
+        at=T0,
+    )
+    return ch, Ledger(cid, currency=currency)
