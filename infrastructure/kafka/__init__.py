@@ -1,0 +1,143 @@
+"""Kafka-backed persistence module for eventsourcing.
+
+Select it the library's way: ``PERSISTENCE_MODULE=infrastructure.kafka``.
+Events live in Kafka and nowhere else; the in-memory indexes are caches
+rebuilt from the log.
+
+Topics
+------
+* events topic (``KAFKA_EVENTS_TOPIC``, default ``parsec.<app>.events``):
+  ``KAFKA_PARTITIONS`` partitions (default 4), ``retention.ms=-1``,
+  ``cleanup.policy=delete``. Record key = originator id as text; partition =
+  ``murmur2(key) % partitions`` (the Java client's default partitioner, also
+  kafka-python's), computed explicitly and passed to ``send``. Value = the
+  stored event's state bytes; headers carry the format, originator version,
+  event topic and id type (uuid/str). All events of an aggregate are in one
+  partition, in version order.
+* snapshots topic (``<events>.snapshots``): compacted, same key, so
+  compaction keeps the latest snapshot of each aggregate.
+* tracking topic (``<events>.tracking``): compacted, one partition, key =
+  tracking name, value = notification id.
+
+Writers and optimistic concurrency
+----------------------------------
+Kafka has no conditional append, so there is one writer per partition set.
+A recorder writes through a transactional producer whose
+``transactional.id`` is derived from the topic and the owned partitions:
+``parsec-<topic>-<p>`` when it owns one partition, ``parsec-<topic>-all<N>``
+when it owns all N (the default), ``parsec-<topic>-0.2`` for a subset
+(``KAFKA_OWNED_PARTITIONS``). Writers of the same partition set must use the
+same set (a node runtime assigns sets; overlapping different sets are not
+fenced against each other).
+
+The writer is acquired lazily, on the first write (or ``recorder.acquire()``):
+``init_transactions`` fences any older writer with the same id and aborts its
+open transaction; then the writer reads its partitions to the last stable
+offset with a ``read_committed`` consumer (assign/seek/end_offsets) and builds
+the index ``{aggregate id -> versions, events, offsets}``. Versions are
+checked against that index: a duplicate ``(originator_id, version)`` is
+eventsourcing's ``IntegrityError``. While it holds the id no one else can
+commit to its partitions, so the check needs no read before each write. A
+batch (any number of aggregates, any owned partitions, plus a tracking record)
+is one Kafka transaction. A writer fenced by a newer one gets
+:class:`WriterFencedError` (an ``IntegrityError``: nothing was written; reload
+and retry); its next write re-acquires, which re-reads the partitions and
+fences the other writer in turn. Pure readers never acquire, so they never
+fence the writer.
+
+Reads: ``select_events`` catches the consumer up to the last stable offset
+(one ListOffsets round trip when nothing is new), so other writers' committed
+events are seen, then answers from the index (gt/lte/desc/limit as the
+library's recorders). Own commits are added to the index immediately (the
+consumer skips them when it reads them back).
+
+Positions (there is no global order)
+------------------------------------
+Each partition is one ordered notification log. A notification id is the
+record's Kafka offset + 1 within its partition (so "last processed id" equals
+Kafka's committed-offset convention, and a runner can seek straight to it).
+Ids are increasing but not contiguous: transaction markers and aborted records
+take offsets. The primary API is per partition:
+
+* ``recorder.select_partition_notifications(partition, start, limit, stop=None,
+  topics=(), inclusive_of_start=True)``
+* ``recorder.max_partition_notification_id(partition)``
+* ``recorder.subscribe_partition(partition, gt=None, topics=())``
+* ``recorder.partition_view(partition)`` -> a plain ``ApplicationRecorder``
+  whose notification log is that partition (for library machinery).
+
+eventsourcing's integer API (``select_notifications``,
+``max_notification_id``, ``subscribe``) works only on a one-partition topic
+(it is partition 0) and raises ``NotSupportedError`` otherwise.
+``insert_events`` returns, per event, its id within its own partition
+(``recorder.partition_of(originator_id)`` says which).
+
+Tracking
+--------
+A downstream processor tracks each upstream partition under its own name,
+``tracking_name(upstream_app, partition)`` = ``"<app>#<p>"``, so
+``max_tracking_id`` is a per-partition position. The ProcessRecorder writes
+the tracking record to the tracking topic *in the same Kafka transaction* as
+the events, so events and position commit atomically (read-process-write,
+exactly once for read_committed readers). We chose a tracking record over
+consumer-group offsets (``send_offsets_to_transaction``) because
+eventsourcing's ``Tracking`` names an application, not a topic-partition,
+tracking must work for upstreams that are not Kafka topics, and
+``max_tracking_id`` must be answerable from the log itself; a node that
+consumes a Kafka inbound topic can still add ``send_offsets_to_transaction``
+on top. The standalone TrackingRecorder uses the same topic layout with its
+own writer (``parsec-<tracking topic>-0``).
+
+Bad input and failures
+----------------------
+A record on the events topic that cannot be decoded is skipped with a report:
+logged at ERROR with topic, partition and offset, kept in
+``recorder.corrupt_records`` (:class:`CorruptRecord`), and reading the
+aggregate whose key it carries raises :class:`CorruptRecordError` (so a
+channel is never loaded with a silent gap). An unreachable or non-Kafka
+bootstrap address raises :class:`BrokerUnavailableError` (an
+``OperationalError``) within about ``KAFKA_TIMEOUT`` seconds (default 12).
+"""
+
+from infrastructure.kafka.log import (
+    BrokerUnavailableError,
+    CorruptRecord,
+    CorruptRecordError,
+    KafkaLog,
+    KafkaSettings,
+    WriterFencedError,
+    partition_for_key,
+)
+from infrastructure.kafka.recorders import (
+    KafkaAggregateRecorder,
+    KafkaApplicationRecorder,
+    KafkaFactory,
+    KafkaPartitionView,
+    KafkaProcessRecorder,
+    KafkaSnapshotRecorder,
+    KafkaSubscription,
+    KafkaTrackingRecorder,
+    tracking_name,
+)
+
+Factory = KafkaFactory
+
+__all__ = [
+    "BrokerUnavailableError",
+    "CorruptRecord",
+    "CorruptRecordError",
+    "Factory",
+    "KafkaAggregateRecorder",
+    "KafkaApplicationRecorder",
+    "KafkaFactory",
+    "KafkaLog",
+    "KafkaPartitionView",
+    "KafkaProcessRecorder",
+    "KafkaSettings",
+    "KafkaSnapshotRecorder",
+    "KafkaSubscription",
+    "KafkaTrackingRecorder",
+    "WriterFencedError",
+    "partition_for_key",
+    "tracking_name",
+]

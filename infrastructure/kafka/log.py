@@ -1,0 +1,794 @@
+"""The Kafka side of the event store: settings, record codec, indexes, and
+:class:`KafkaLog`, which owns one read_committed consumer and (lazily) one
+fenced transactional producer.
+
+See the package docstring (``infrastructure/kafka/__init__.py``) for the
+design; this module is its mechanics.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from uuid import UUID, uuid4
+
+from eventsourcing.persistence import (
+    DataError,
+    IntegrityError,
+    OperationalError,
+    ProgrammingError,
+    StoredEvent,
+)
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import errors as kerrors
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.partitioner import murmur2
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+    from eventsourcing.utils import Environment
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+DEFAULT_PARTITIONS = 4
+DEFAULT_TIMEOUT = 12.0
+FORMAT_VERSION = b"1"
+
+# Record headers of an event record (value = the stored event's state bytes).
+H_FORMAT = "parsec.format"
+H_KIND = "parsec.kind"
+H_VERSION = "es.version"
+H_TOPIC = "es.topic"
+H_ID_TYPE = "es.id_type"
+
+KIND_EVENT = b"event"
+KIND_SNAPSHOT = b"snapshot"
+KIND_TRACKING = b"tracking"
+
+
+# ---------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------
+
+
+class BrokerUnavailableError(OperationalError):
+    """The Kafka cluster could not be reached (or did not answer like Kafka)
+    within the configured timeout."""
+
+
+class WriterFencedError(IntegrityError):
+    """Another writer took over the partitions (same transactional id, newer
+    epoch). Nothing of the failed batch was written. The recorder reloads its
+    partitions (and fences the other writer back) on its next write; callers
+    must reload their aggregates and retry, exactly as for a version conflict,
+    which is why this is an ``IntegrityError``."""
+
+
+class CorruptRecordError(DataError):
+    """A record on an events topic could not be decoded."""
+
+    def __init__(self, record: CorruptRecord) -> None:
+        super().__init__(
+            f"Corrupt record on topic {record.topic!r} partition "
+            f"{record.partition} offset {record.offset}: {record.reason}"
+        )
+        self.record = record
+
+
+@dataclass(frozen=True)
+class CorruptRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    reason: str
+
+
+# ---------------------------------------------------------------------------
+# Settings
+# ---------------------------------------------------------------------------
+
+
+def _topic_safe(name: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9._-]", "_", name)
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """Settings read from an eventsourcing ``Environment`` (so per-application
+    prefixes such as ``BANK_KAFKA_EVENTS_TOPIC`` work)."""
+
+    bootstrap_servers: str = DEFAULT_BOOTSTRAP
+    events_topic: str = "parsec.events"
+    snapshots_topic: str = "parsec.events.snapshots"
+    tracking_topic: str = "parsec.events.tracking"
+    partitions: int = DEFAULT_PARTITIONS
+    replication_factor: int = -1
+    timeout: float = DEFAULT_TIMEOUT
+    transaction_timeout_ms: int = 15000
+    transactional_id_prefix: str = "parsec"
+    owned_partitions: tuple[int, ...] | None = None  # None: all partitions
+    create_topics: bool = True
+
+    KEYS = (
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "KAFKA_EVENTS_TOPIC",
+        "KAFKA_SNAPSHOTS_TOPIC",
+        "KAFKA_TRACKING_TOPIC",
+        "KAFKA_PARTITIONS",
+        "KAFKA_REPLICATION_FACTOR",
+        "KAFKA_TIMEOUT",
+        "KAFKA_TRANSACTION_TIMEOUT_MS",
+        "KAFKA_TRANSACTIONAL_ID_PREFIX",
+        "KAFKA_OWNED_PARTITIONS",
+        "CREATE_TABLE",
+    )
+
+    @classmethod
+    def from_env(cls, env: Environment) -> KafkaSettings:
+        def get(key: str) -> str | None:
+            value = env.get(key)
+            return value.strip() if value is not None and value.strip() else None
+
+        bootstrap = (
+            get("KAFKA_BOOTSTRAP_SERVERS")
+            or get("PARSEC_KAFKA_BOOTSTRAP")
+            or DEFAULT_BOOTSTRAP
+        )
+        default_events = "parsec." + _topic_safe((env.name or "app").lower()) + ".events"
+        events_topic = get("KAFKA_EVENTS_TOPIC") or default_events
+        try:
+            partitions = int(get("KAFKA_PARTITIONS") or DEFAULT_PARTITIONS)
+            replication = int(get("KAFKA_REPLICATION_FACTOR") or -1)
+            timeout = float(get("KAFKA_TIMEOUT") or DEFAULT_TIMEOUT)
+            tx_timeout = int(get("KAFKA_TRANSACTION_TIMEOUT_MS") or 15000)
+            owned_str = get("KAFKA_OWNED_PARTITIONS")
+            owned = (
+                None
+                if owned_str is None or owned_str.lower() == "all"
+                else tuple(sorted({int(p) for p in owned_str.split(",")}))
+            )
+        except ValueError as e:
+            msg = f"Invalid Kafka setting in environment: {e}"
+            raise OSError(msg) from None
+        if partitions < 1:
+            msg = f"KAFKA_PARTITIONS must be >= 1, got {partitions}"
+            raise OSError(msg)
+        if timeout <= 0:
+            msg = f"KAFKA_TIMEOUT must be > 0, got {timeout}"
+            raise OSError(msg)
+        create = (get("CREATE_TABLE") or "t").lower() not in ("f", "false", "n", "no", "0")
+        return cls(
+            bootstrap_servers=bootstrap,
+            events_topic=events_topic,
+            snapshots_topic=get("KAFKA_SNAPSHOTS_TOPIC") or events_topic + ".snapshots",
+            tracking_topic=get("KAFKA_TRACKING_TOPIC") or events_topic + ".tracking",
+            partitions=partitions,
+            replication_factor=replication,
+            timeout=timeout,
+            transaction_timeout_ms=tx_timeout,
+            transactional_id_prefix=get("KAFKA_TRANSACTIONAL_ID_PREFIX") or "parsec",
+            owned_partitions=owned,
+            create_topics=create,
+        )
+
+    @property
+    def timeout_ms(self) -> int:
+        return int(self.timeout * 1000)
+
+    def client_kwargs(self) -> dict[str, Any]:
+        t = self.timeout_ms
+        return {
+            "bootstrap_servers": self.bootstrap_servers.split(","),
+            "request_timeout_ms": max(t, 5000),
+            "bootstrap_timeout_ms": t,
+            "reconnect_backoff_max_ms": 1000,
+        }
+
+
+# ---------------------------------------------------------------------------
+# Partitioning and codec
+# ---------------------------------------------------------------------------
+
+
+def originator_key(originator_id: UUID | str) -> bytes:
+    """The record key of an aggregate: its id as text, UTF-8."""
+    return str(originator_id).encode("utf-8")
+
+
+def partition_for_key(key: bytes, num_partitions: int) -> int:
+    """Kafka's (Java client's) default partitioner: murmur2(key) % partitions."""
+    return (murmur2(key) & 0x7FFFFFFF) % num_partitions
+
+
+def encode_event(s: StoredEvent, kind: bytes = KIND_EVENT) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    id_type = b"uuid" if isinstance(s.originator_id, UUID) else b"str"
+    headers = [
+        (H_FORMAT, FORMAT_VERSION),
+        (H_KIND, kind),
+        (H_VERSION, str(int(s.originator_version)).encode()),
+        (H_TOPIC, s.topic.encode("utf-8")),
+        (H_ID_TYPE, id_type),
+    ]
+    return originator_key(s.originator_id), bytes(s.state), headers
+
+
+def decode_event(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]] | None) -> StoredEvent:
+    """Decode a record into a StoredEvent, or raise ValueError saying why not."""
+    h = dict(headers or ())
+    if h.get(H_FORMAT) != FORMAT_VERSION:
+        msg = f"missing or unknown {H_FORMAT} header: {h.get(H_FORMAT)!r}"
+        raise ValueError(msg)
+    if key is None:
+        msg = "record has no key"
+        raise ValueError(msg)
+    if value is None:
+        msg = "record has no value"
+        raise ValueError(msg)
+    try:
+        version = int(h[H_VERSION].decode("ascii"))
+        topic = h[H_TOPIC].decode("utf-8")
+        id_type = h[H_ID_TYPE]
+        key_str = key.decode("utf-8")
+    except (KeyError, UnicodeDecodeError, ValueError, AttributeError) as e:
+        msg = f"bad event headers or key: {e!r}"
+        raise ValueError(msg) from None
+    if id_type == b"uuid":
+        originator_id: UUID | str = UUID(key_str)
+    elif id_type == b"str":
+        originator_id = key_str
+    else:
+        msg = f"unknown {H_ID_TYPE} {id_type!r}"
+        raise ValueError(msg)
+    return StoredEvent(
+        originator_id=originator_id,
+        originator_version=version,
+        topic=topic,
+        state=value,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Indexes (one per topic kind)
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Sequence:
+    """One aggregate's events in one partition, sorted by version."""
+
+    versions: list[int] = field(default_factory=list)
+    events: list[StoredEvent] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+
+    def add(self, s: StoredEvent, offset: int) -> bool:
+        v = s.originator_version
+        i = bisect.bisect_left(self.versions, v)
+        if i < len(self.versions) and self.versions[i] == v:
+            return False
+        self.versions.insert(i, v)
+        self.events.insert(i, s)
+        self.offsets.insert(i, offset)
+        return True
+
+    def __contains__(self, version: int) -> bool:
+        i = bisect.bisect_left(self.versions, version)
+        return i < len(self.versions) and self.versions[i] == version
+
+    def select(
+        self, gt: int | None, lte: int | None, desc: bool, limit: int | None
+    ) -> list[StoredEvent]:
+        lo = 0 if gt is None else bisect.bisect_right(self.versions, gt)
+        hi = len(self.versions) if lte is None else bisect.bisect_right(self.versions, lte)
+        if lo >= hi:
+            return []
+        if desc:
+            start = hi if limit is None else max(lo, hi - limit)
+            return self.events[start:hi][::-1]
+        stop = hi if limit is None else min(hi, lo + limit)
+        return self.events[lo:stop]
+
+
+class TopicIndex:
+    """Base: what a KafkaLog feeds each committed record of a topic into."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.corrupt: list[CorruptRecord] = []
+        # Offsets already indexed from our own committed writes, per partition;
+        # the consumer skips them when it reads them back.
+        self._own: dict[int, set[int]] = {}
+
+    def consume(self, partition: int, offset: int, key: Any, value: Any, headers: Any) -> None:
+        own = self._own.get(partition)
+        if own and offset in own:
+            own.discard(offset)
+            return
+        self.add(partition, offset, key, value, headers)
+
+    def add_own(self, partition: int, offset: int, key: Any, value: Any, headers: Any) -> None:
+        self._own.setdefault(partition, set()).add(offset)
+        self.add(partition, offset, key, value, headers)
+
+    def add(self, partition: int, offset: int, key: Any, value: Any, headers: Any) -> None:
+        raise NotImplementedError
+
+    def report_corrupt(self, partition: int, offset: int, key: bytes | None, reason: str) -> CorruptRecord:
+        c = CorruptRecord(self.topic, partition, offset, key, reason)
+        self.corrupt.append(c)
+        logger.error(
+            "Corrupt record skipped: topic=%s partition=%d offset=%d key=%r: %s",
+            self.topic, partition, offset, key, reason,
+        )
+        return c
+
+
+class EventsIndex(TopicIndex):
+    """{partition: ordered notification log} and {aggregate id: _Sequence}."""
+
+    def __init__(self, topic: str, num_partitions: int) -> None:
+        super().__init__(topic)
+        self.num_partitions = num_partitions
+        self.log_offsets: list[list[int]] = [[] for _ in range(num_partitions)]
+        self.log_events: list[list[StoredEvent]] = [[] for _ in range(num_partitions)]
+        self.sequences: dict[str, _Sequence] = {}
+        self.corrupt_by_key: dict[str, list[CorruptRecord]] = {}
+
+    def add(self, partition: int, offset: int, key: Any, value: Any, headers: Any) -> None:
+        try:
+            s = decode_event(key, value, headers)
+        except ValueError as e:
+            c = self.report_corrupt(partition, offset, key, str(e))
+            if key is not None:
+                try:
+                    self.corrupt_by_key.setdefault(key.decode("utf-8"), []).append(c)
+                except UnicodeDecodeError:
+                    pass
+            return
+        seq = self.sequences.get(str(s.originator_id))
+        if seq is None:
+            seq = self.sequences[str(s.originator_id)] = _Sequence()
+        if not seq.add(s, offset):
+            # Cannot happen with one fenced writer per partition; if it does
+            # (e.g. a misconfigured second writer), the first record wins,
+            # deterministically for every reader replaying from offset zero.
+            logger.error(
+                "Duplicate (originator_id, version) ignored: topic=%s partition=%d "
+                "offset=%d id=%s version=%d",
+                self.topic, partition, offset, s.originator_id, s.originator_version,
+            )
+            return
+        offsets = self.log_offsets[partition]
+        if not offsets or offset > offsets[-1]:
+            offsets.append(offset)
+            self.log_events[partition].append(s)
+        else:
+            i = bisect.bisect_left(offsets, offset)
+            offsets.insert(i, offset)
+            self.log_events[partition].insert(i, s)
+
+
+class SnapshotsIndex(TopicIndex):
+    """Latest snapshot per aggregate (the topic is compacted on the same key)."""
+
+    def __init__(self, topic: str) -> None:
+        super().__init__(topic)
+        self.latest: dict[str, StoredEvent] = {}
+
+    def add(self, partition: int, offset: int, key: Any, value: Any, headers: Any) -> None:
+        try:
+            s = decode_event(key, value, headers)
+        except ValueError as e:
+            self.report_corrupt(partition, offset, key, str(e))
+            return
+        k = str(s.originator_id)
+        current = self.latest.get(k)
+        if current is None or s.originator_version > current.originator_version:
+            self.latest[k] = s
+
+
+class TrackingIndex(TopicIndex):
+    """Max tracked notification id per tracking name."""
+
+    def __init__(self, topic: str) -> None:
+        super().__init__(topic)
+        self.max_ids: dict[str, int] = {}
+
+    def add(self, partition: int, offset: int, key: Any, value: Any, headers: Any) -> None:
+        try:
+            name = key.decode("utf-8")
+            nid = int(value.decode("ascii"))
+        except (AttributeError, UnicodeDecodeError, ValueError) as e:
+            self.report_corrupt(partition, offset, key, f"bad tracking record: {e!r}")
+            return
+        if nid > self.max_ids.get(name, -1):
+            self.max_ids[name] = nid
+
+
+def encode_tracking(application_name: str, notification_id: int) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    return (
+        application_name.encode("utf-8"),
+        str(int(notification_id)).encode("ascii"),
+        [(H_FORMAT, FORMAT_VERSION), (H_KIND, KIND_TRACKING)],
+    )
+
+
+# ---------------------------------------------------------------------------
+# The log
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    configs: dict[str, str]
+
+
+@dataclass
+class OutRecord:
+    topic: str
+    partition: int
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+_FENCED_ERRORS: tuple[type[BaseException], ...] = tuple(
+    e
+    for e in (
+        getattr(kerrors, "ProducerFencedError", None),
+        getattr(kerrors, "InvalidProducerEpochError", None),
+        getattr(kerrors, "TransactionCoordinatorFencedError", None),
+    )
+    if e is not None
+)
+
+
+def _is_fenced(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, _FENCED_ERRORS):
+            return True
+        if "fenced" in str(e).lower() or "ProducerFenced" in type(e).__name__:
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _connect_error(settings: KafkaSettings, what: str, exc: BaseException) -> BrokerUnavailableError:
+    return BrokerUnavailableError(
+        f"Kafka unavailable at {settings.bootstrap_servers} ({what}, "
+        f"timeout {settings.timeout:g}s): {type(exc).__name__}: {exc}. "
+        "Is the broker running (scripts/kafka status) and are "
+        "KAFKA_BOOTSTRAP_SERVERS / PARSEC_KAFKA_BOOTSTRAP right?"
+    )
+
+
+def ensure_topics(settings: KafkaSettings, specs: Sequence[TopicSpec]) -> dict[str, int]:
+    """Create missing topics; return the actual partition count of each."""
+    try:
+        admin = KafkaAdminClient(client_id="parsec-admin", **settings.client_kwargs())
+    except Exception as e:
+        raise _connect_error(settings, "admin connect", e) from e
+    try:
+        existing = set(admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if missing and settings.create_topics:
+            new = [
+                NewTopic(
+                    name=s.name,
+                    num_partitions=s.partitions,
+                    replication_factor=settings.replication_factor,
+                    topic_configs=s.configs,
+                )
+                for s in missing
+            ]
+            try:
+                admin.create_topics(new, timeout_ms=settings.timeout_ms)
+            except kerrors.TopicAlreadyExistsError:
+                pass
+            except Exception as e:
+                # Several processes may race to create the same topic.
+                if "TopicAlreadyExists" not in repr(e):
+                    raise
+        elif missing:
+            msg = f"Kafka topics do not exist (and CREATE_TABLE is off): {[s.name for s in missing]}"
+            raise ProgrammingError(msg)
+        counts: dict[str, int] = {}
+        deadline = time.monotonic() + settings.timeout
+        while True:
+            described = admin.describe_topics([s.name for s in specs])
+            ok = True
+            for d in described:
+                name = d.get("name") or d.get("topic")
+                err = d.get("error_code", 0)
+                parts = d.get("partitions") or []
+                if err or not parts:
+                    ok = False
+                    break
+                counts[name] = len(parts)
+            if ok:
+                break
+            if time.monotonic() > deadline:
+                msg = f"Kafka topics not ready in {settings.timeout:g}s: {described}"
+                raise OperationalError(msg)
+            time.sleep(0.1)
+        for s in specs:
+            if counts[s.name] != s.partitions:
+                logger.warning(
+                    "Topic %s has %d partitions, configured %d: using %d",
+                    s.name, counts[s.name], s.partitions, counts[s.name],
+                )
+        return counts
+    except (OperationalError, ProgrammingError):
+        raise
+    except (kerrors.KafkaTimeoutError, kerrors.KafkaConnectionError) as e:
+        raise _connect_error(settings, "topic admin", e) from e
+    finally:
+        admin.close()
+
+
+class KafkaLog:
+    """One read_committed consumer over some topics, plus (once it writes)
+    one transactional producer whose id is derived from the primary topic and
+    the owned partitions. Every public method is serialised by a lock."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        primary: TopicSpec,
+        indexes: dict[str, TopicIndex],
+        specs: Sequence[TopicSpec],
+        partition_counts: dict[str, int],
+    ) -> None:
+        self.settings = settings
+        self.primary = primary.name
+        self.indexes = indexes
+        self.partition_counts = dict(partition_counts)
+        self.num_partitions = self.partition_counts[primary.name]
+        owned = settings.owned_partitions
+        if owned is None:
+            self.owned: tuple[int, ...] = tuple(range(self.num_partitions))
+        else:
+            bad = [p for p in owned if not 0 <= p < self.num_partitions]
+            if bad:
+                msg = f"KAFKA_OWNED_PARTITIONS {bad} outside 0..{self.num_partitions - 1}"
+                raise ProgrammingError(msg)
+            self.owned = owned
+        self.transactional_id = self.make_transactional_id(
+            settings.transactional_id_prefix, self.primary, self.owned, self.num_partitions
+        )
+        self._lock = threading.RLock()
+        self._producer: KafkaProducer | None = None
+        self.writer_generation = 0
+        self._closed = False
+        self._listeners: set[threading.Event] = set()
+        try:
+            self._consumer = KafkaConsumer(
+                client_id=f"parsec-reader-{self.primary}",
+                group_id=None,
+                enable_auto_commit=False,
+                isolation_level="read_committed",
+                auto_offset_reset="earliest",
+                max_poll_records=5000,
+                fetch_max_wait_ms=50,
+                **settings.client_kwargs(),
+            )
+        except Exception as e:
+            raise _connect_error(settings, "consumer connect", e) from e
+        self._tps = [
+            TopicPartition(s.name, p)
+            for s in specs
+            for p in range(self.partition_counts[s.name])
+        ]
+        self._consumer.assign(self._tps)
+        self._consumer.seek_to_beginning(*self._tps)
+
+    @staticmethod
+    def make_transactional_id(prefix: str, topic: str, owned: Sequence[int], num_partitions: int) -> str:
+        if len(owned) == 1:
+            return f"{prefix}-{topic}-{owned[0]}"
+        if tuple(owned) == tuple(range(num_partitions)):
+            return f"{prefix}-{topic}-all{num_partitions}"
+        return f"{prefix}-{topic}-" + ".".join(map(str, owned))
+
+    # -- reading ------------------------------------------------------------
+
+    def catch_up(self) -> None:
+        """Read every assigned partition up to its last stable offset."""
+        with self._lock:
+            self._check_open()
+            try:
+                end = self._consumer.end_offsets(self._tps, timeout_ms=self.settings.timeout_ms)
+            except Exception as e:
+                raise _connect_error(self.settings, "end_offsets", e) from e
+            deadline = time.monotonic() + self.settings.timeout
+            while True:
+                behind = False
+                for tp in self._tps:
+                    if end.get(tp) is None:
+                        continue
+                    if self._consumer.position(tp, timeout_ms=self.settings.timeout_ms) < end[tp]:
+                        behind = True
+                        break
+                if not behind:
+                    return
+                if time.monotonic() > deadline:
+                    msg = (
+                        f"Timed out ({self.settings.timeout:g}s) reading "
+                        f"{self.primary} up to its last stable offsets"
+                    )
+                    raise OperationalError(msg)
+                batch = self._consumer.poll(timeout_ms=100)
+                for tp, records in batch.items():
+                    index = self.indexes[tp.topic]
+                    for r in records:
+                        index.consume(tp.partition, r.offset, r.key, r.value, r.headers)
+
+    # -- writing ------------------------------------------------------------
+
+    def acquire(self) -> None:
+        """Become the writer of the owned partitions: init_transactions fences
+        any older writer (aborting its open transaction), then read the
+        partitions to the last stable offset."""
+        with self._lock:
+            self._check_open()
+            if self._producer is not None:
+                return
+            try:
+                producer = KafkaProducer(
+                    client_id=f"parsec-writer-{self.transactional_id}",
+                    transactional_id=self.transactional_id,
+                    transaction_timeout_ms=self.settings.transaction_timeout_ms,
+                    max_block_ms=self.settings.timeout_ms,
+                    linger_ms=0,
+                    acks="all",
+                    # Short backoff: AddPartitionsToTxn is retried while the
+                    # previous transaction's markers are written (100 ms default
+                    # costs ~65 ms per transaction; 10 ms gives ~15 ms).
+                    retry_backoff_ms=10,
+                    **self.settings.client_kwargs(),
+                )
+            except Exception as e:
+                raise _connect_error(self.settings, "producer connect", e) from e
+            try:
+                producer.init_transactions()
+            except Exception as e:
+                producer.close(timeout=1)
+                raise _connect_error(self.settings, "init_transactions", e) from e
+            self._producer = producer
+            self.writer_generation += 1
+            logger.info(
+                "Writer %s acquired %s partitions %s (generation %d)",
+                self.transactional_id, self.primary, self.owned, self.writer_generation,
+            )
+            self.catch_up()
+
+    def _discard_producer(self) -> None:
+        p, self._producer = self._producer, None
+        if p is not None:
+            try:
+                p.close(timeout=0, null_logger=True)
+            except Exception:
+                logger.debug("closing producer failed", exc_info=True)
+
+    def write(
+        self,
+        records: Sequence[OutRecord],
+        check: Callable[[], None] | None = None,
+    ) -> list[int]:
+        """Write records in one Kafka transaction; return their offsets.
+
+        ``check`` runs under the lock after the partitions are acquired and
+        before anything is sent; it raises IntegrityError to refuse the batch.
+        """
+        with self._lock:
+            self._check_open()
+            for r in records:
+                if r.topic == self.primary and r.partition not in self.owned:
+                    msg = (
+                        f"Partition {r.partition} of {self.primary} is not owned by "
+                        f"writer {self.transactional_id} (owns {list(self.owned)})"
+                    )
+                    raise ProgrammingError(msg)
+            self.acquire()
+            if check is not None:
+                check()
+            if not records:
+                return []
+            producer = self._producer
+            assert producer is not None
+            try:
+                producer.begin_transaction()
+                futures = [
+                    producer.send(r.topic, value=r.value, key=r.key, headers=r.headers, partition=r.partition)
+                    for r in records
+                ]
+                producer.commit_transaction()
+                metas = [f.get(timeout=self.settings.timeout) for f in futures]
+            except Exception as e:
+                if _is_fenced(e):
+                    self._discard_producer()
+                    msg = (
+                        f"Writer {self.transactional_id} was fenced by a newer writer of "
+                        f"{self.primary} partitions {list(self.owned)}; nothing was written. "
+                        "Reload the aggregate and retry (the partitions are re-read "
+                        "on the next write)."
+                    )
+                    raise WriterFencedError(msg) from e
+                self._abort_quietly()
+                if isinstance(e, kerrors.KafkaTimeoutError | kerrors.KafkaConnectionError):
+                    raise _connect_error(self.settings, "transactional write", e) from e
+                msg = f"Kafka transaction failed and was aborted: {type(e).__name__}: {e}"
+                raise OperationalError(msg) from e
+            offsets = []
+            for r, m in zip(records, metas, strict=True):
+                self.indexes[r.topic].add_own(m.partition, m.offset, r.key, r.value, r.headers)
+                offsets.append(m.offset)
+        self._notify()
+        return offsets
+
+    def _abort_quietly(self) -> None:
+        p = self._producer
+        if p is None:
+            return
+        try:
+            p.abort_transaction()
+        except Exception:
+            logger.warning("abort_transaction failed; discarding producer", exc_info=True)
+            self._discard_producer()
+
+    # -- listeners (subscriptions) -----------------------------------------
+
+    def listen(self, event: threading.Event) -> None:
+        self._listeners.add(event)
+
+    def unlisten(self, event: threading.Event) -> None:
+        self._listeners.discard(event)
+
+    def _notify(self) -> None:
+        for e in list(self._listeners):
+            e.set()
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            msg = f"Kafka log for {self.primary} is closed"
+            raise ProgrammingError(msg)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._discard_producer()
+            try:
+                self._consumer.close(autocommit=False)
+            except Exception:
+                logger.debug("closing consumer failed", exc_info=True)
+
+
+def unique_suffix() -> str:
+    return uuid4().hex[:12]
+
+
+def iter_chunks(items: Iterable[Any], n: int) -> Iterable[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
