@@ -124,3 +124,11 @@ class InvalidChannelParameters(ChannelError):
 
 class CurrencyMismatch(ChannelError):
     pass
+
+
+class OutOfWindow(ChannelError):
+    """A transaction too far ahead of its channel's head to be held for reordering."""
+
+
+class WindowExpired(ChannelError):
+    """A held transaction whose predecessors never arrived in time."""
