@@ -1,0 +1,85 @@
+"""Payment history: each channel's signed transactions in sequence order, as the log has them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from projections.model import Column, ReadModel, Rows, Table, handles
+from projections.store import ReadModelStore
+
+PAYMENTS = Table(
+    "payment_history",
+    (
+        Column("channel_id"),
+        Column("sequence", "int"),
+        Column("invoice_id"),
+        Column("currency"),
+        Column("buyer"),
+        Column("supplier"),
+        Column("price", "amount"),
+        Column("buyer_total", "amount"),
+        Column("buyer_balance", "amount"),
+        Column("supplier_balance", "amount"),
+        Column("transaction_hash"),
+        Column("previous_hash"),
+        Column("previous_id"),
+        Column("recorded_at"),
+    ),
+    key=("channel_id", "sequence"),
+    indexes=(("buyer",), ("supplier",)),
+)
+
+
+class PaymentHistory(ReadModel):
+    name = "history"
+    tables = (PAYMENTS,)
+    description = "every accepted payment per channel, in sequence order, with its hash links"
+
+    @handles("Channel.PaymentAccepted")
+    def paid(self, event: Any, rows: Rows) -> None:
+        tx = event.transaction
+        previous = tx.get("hashPointerToPrevious") or {}
+        buyer_balance, supplier_balance = event.balances
+        rows.put(
+            PAYMENTS,
+            dict(
+                channel_id=str(event.originator_id),
+                sequence=event.sequence,
+                invoice_id=event.invoice_id,
+                currency=tx.get("currency"),
+                buyer=event.buyer,
+                supplier=event.supplier,
+                price=event.price,
+                buyer_total=event.buyer_total,
+                buyer_balance=buyer_balance,
+                supplier_balance=supplier_balance,
+                transaction_hash=event.transaction_hash,
+                previous_hash=previous.get("transactionHash"),
+                previous_id=previous.get("transactionID"),
+                recorded_at=event.timestamp.isoformat() if getattr(event, "timestamp", None) else None,
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class Payment:
+    channel_id: str
+    sequence: int
+    invoice_id: str
+    currency: str
+    buyer: str
+    supplier: str
+    price: int
+    buyer_total: int
+    buyer_balance: int
+    supplier_balance: int
+    transaction_hash: str
+    previous_hash: str | None
+    previous_id: str | None
+    recorded_at: str | None
+
+
+def payment_history(store: ReadModelStore, channel_id: str, limit: int | None = None) -> list[Payment]:
+    rows = store.select(PAYMENTS, {"channel_id": str(channel_id)}, order_by=("sequence",), limit=limit)
+    return [Payment(**r) for r in rows]

@@ -1,0 +1,158 @@
+"""What a read model is: tables, and a handler per event type.
+
+Handlers are plain functions of (event, rows): they read and write rows
+through ``Rows`` and do nothing else, so they are tested without a database
+(``MemoryRows``) and run unchanged on SQLite and PostgreSQL.
+
+Rule for rows, because the log is partitioned (Kafka: all events of a channel
+in one partition, partitions followed independently, perhaps by different
+processes): key every row by something that lives in one partition — the
+channel id — and aggregate across channels when you query. A row that two
+partitions update (a per-participant total) would be a lost-update race
+between two runners.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Protocol
+
+ColumnKind = Literal["text", "int", "amount"]
+"""``int`` fits 64 bits (sequences, blocks); ``amount`` is any integer (wei up to 2**128)."""
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: ColumnKind = "text"
+
+    def __post_init__(self) -> None:
+        if not _IDENTIFIER.match(self.name):
+            raise ValueError(f"column name {self.name!r} must be lower_snake_case")
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    indexes: tuple[tuple[str, ...], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not _IDENTIFIER.match(self.name):
+            raise ValueError(f"table name {self.name!r} must be lower_snake_case")
+        names = self.column_names
+        for col in (*self.key, *(c for ix in self.indexes for c in ix)):
+            if col not in names:
+                raise ValueError(f"table {self.name}: {col!r} is not one of its columns")
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def key_of(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(row[k] for k in self.key)
+
+    def check_row(self, row: dict[str, Any]) -> None:
+        extra = set(row) - set(self.column_names)
+        if extra:
+            raise ValueError(f"table {self.name} has no column(s) {sorted(extra)}")
+        missing = [k for k in self.key if row.get(k) is None]
+        if missing:
+            raise ValueError(f"row for table {self.name} lacks key column(s) {missing}")
+
+
+class Rows(Protocol):
+    """The handlers' view of the read model's tables during one batch of events."""
+
+    def get(self, table: Table, *key: Any) -> dict[str, Any] | None:
+        """The row with this key (a copy: change it, then ``put`` it), or None."""
+
+    def put(self, table: Table, row: dict[str, Any]) -> None:
+        """Insert or replace the whole row (missing columns become NULL)."""
+
+
+Handler = Callable[[Any, Any, Rows], None]
+
+
+def handles(*event_names: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Mark a ReadModel method as the handler of these events (``"Channel.PaymentAccepted"``).
+
+    Event names are the qualified class names from the stored topic (the part
+    after ``module:``), so ``Channel.PaymentAccepted`` cannot collide with
+    another aggregate's ``PaymentAccepted``.
+    """
+
+    def mark(fn: Callable[..., None]) -> Callable[..., None]:
+        fn.__parsec_handles__ = (*getattr(fn, "__parsec_handles__", ()), *event_names)  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+class ReadModel:
+    """Subclass with ``name``, ``tables`` and ``@handles(...)`` methods ``(self, event, rows)``."""
+
+    name: ClassVar[str]
+    tables: ClassVar[tuple[Table, ...]]
+    description: ClassVar[str] = ""
+    _handlers: ClassVar[dict[str, str]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        handlers: dict[str, str] = {}
+        for klass in reversed(cls.__mro__):
+            for attr, fn in vars(klass).items():
+                for event_name in getattr(fn, "__parsec_handles__", ()):
+                    handlers[event_name] = attr
+        cls._handlers = handlers
+        if hasattr(cls, "name") and not _IDENTIFIER.match(cls.name):
+            raise ValueError(f"read model name {cls.name!r} must be lower_snake_case")
+
+    @property
+    def handled_events(self) -> frozenset[str]:
+        return frozenset(self._handlers)
+
+    def handler(self, event_name: str) -> Callable[[Any, Rows], None] | None:
+        attr = self._handlers.get(event_name)
+        return getattr(self, attr) if attr else None
+
+    def apply(self, event_name: str, event: Any, rows: Rows) -> bool:
+        """Apply one event; False if this read model does not handle its type."""
+        handler = self.handler(event_name)
+        if handler is None:
+            return False
+        handler(event, rows)
+        return True
+
+
+class MemoryRows:
+    """Rows in dictionaries: the fake for unit tests of handlers and queries."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}
+
+    def get(self, table: Table, *key: Any) -> dict[str, Any] | None:
+        row = self.tables.get(table.name, {}).get(tuple(key))
+        return dict(row) if row is not None else None
+
+    def put(self, table: Table, row: dict[str, Any]) -> None:
+        table.check_row(row)
+        full = {c: row.get(c) for c in table.column_names}
+        self.tables.setdefault(table.name, {})[table.key_of(full)] = full
+
+    def all(self, table: Table) -> list[dict[str, Any]]:
+        return [dict(r) for _, r in sorted(self.tables.get(table.name, {}).items(), key=lambda kv: str(kv[0]))]
+
+    def apply_all(self, model: ReadModel, events: Iterable[Any]) -> None:
+        for ev in events:
+            model.apply(event_name(ev), ev, self)
+
+
+def event_name(event: Any) -> str:
+    """``Channel.PaymentAccepted`` for a decoded event object (what a topic names after ``:``)."""
+    return type(event).__qualname__

@@ -1,0 +1,284 @@
+"""The projection runner: follow the log, keep read models current, exactly once.
+
+Per partition, a step reads one batch of events after the lowest position of
+the read models it runs, applies each event to every read model that has not
+seen it yet, and commits the changed rows with the new positions in one
+transaction (``ReadModelStore.commit``). After a crash, the stored positions
+say where to resume; nothing is applied twice or skipped.
+
+Events no read model handles are passed over on purpose: the position still
+moves past them, and each such type is logged once. A store that goes away
+(database restart, lock timeout, lost connection) is retried with exponential
+backoff; the runner then re-reads its positions from the database, because
+the last commit may or may not have landed.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from projections.model import ReadModel, Table
+from projections.source import EventSource, SourceEvent, SourceUnavailable
+from projections.store import PositionConflict, ReadModelStore, StoreUnavailable, TrackingUpdate
+
+log = logging.getLogger("parsec.projections")
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with jitter: 0.1 s, 0.2 s, … up to ``cap``."""
+
+    initial: float = 0.1
+    cap: float = 5.0
+    factor: float = 2.0
+    attempt: int = 0
+
+    def next_delay(self) -> float:
+        delay = min(self.cap, self.initial * self.factor**self.attempt)
+        self.attempt += 1
+        return delay * (0.5 + random.random() / 2)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class _BatchRows:
+    """``Rows`` for one batch: reads through a cache, collects the rows written."""
+
+    def __init__(self, store: ReadModelStore, cache: dict[tuple[str, tuple[Any, ...]], dict[str, Any] | None]):
+        self.store = store
+        self.cache = cache
+        self.written: dict[tuple[str, tuple[Any, ...]], tuple[Table, dict[str, Any]]] = {}
+
+    def get(self, table: Table, *key: Any) -> dict[str, Any] | None:
+        ck = (table.name, key)
+        if ck in self.written:
+            return dict(self.written[ck][1])
+        if ck not in self.cache:
+            self.cache[ck] = self.store.load(table, key)
+        row = self.cache[ck]
+        return dict(row) if row is not None else None
+
+    def put(self, table: Table, row: dict[str, Any]) -> None:
+        table.check_row(row)
+        full = {c: row.get(c) for c in table.column_names}
+        self.written[(table.name, table.key_of(full))] = (table, full)
+
+    def publish(self) -> None:
+        """After the commit: what was written is what the database now has."""
+        for ck, (_, row) in self.written.items():
+            self.cache[ck] = row
+
+
+@dataclass
+class RunnerStats:
+    events: int = 0  # events read from the log
+    applied: int = 0  # (event, read model) pairs a handler took
+    batches: int = 0
+    retries: int = 0
+    skipped: Counter = field(default_factory=Counter)  # event name → events no read model handles
+
+
+class ProjectionRunner:
+    """Runs read models over an event source into one store."""
+
+    def __init__(
+        self,
+        source: EventSource,
+        store: ReadModelStore,
+        models: Sequence[ReadModel],
+        *,
+        batch_size: int = 500,
+        cache_size: int = 100_000,
+        backoff: Backoff | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        known_events: Iterable[str] = (),
+    ) -> None:
+        """``known_events``: event names other read models handle, so not worth a warning here."""
+        if not models:
+            raise ValueError("a runner needs at least one read model")
+        names = [m.name for m in models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"read model names must be unique: {names}")
+        self.source = source
+        self.store = store
+        self.models = list(models)
+        self.batch_size = batch_size
+        self.cache_size = cache_size
+        self.backoff = backoff or Backoff()
+        self.sleep = sleep
+        self.stats = RunnerStats()
+        self._cache: dict[tuple[str, tuple[Any, ...]], dict[str, Any] | None] = {}
+        self._positions: dict[str, dict[int, int]] | None = None
+        self._handled = frozenset().union(*(m.handled_events for m in self.models))
+        self._known = self._handled | frozenset(known_events)
+        self._warned: set[str] = set()
+        store.create([t for m in self.models for t in m.tables])
+
+    # --- positions ------------------------------------------------------------
+    @property
+    def positions(self) -> dict[str, dict[int, int]]:
+        if self._positions is None:
+            self._positions = {m.name: self.store.positions(m.name) for m in self.models}
+        return self._positions
+
+    def _forget(self) -> None:
+        """After any failure: positions and cached rows come from the database again."""
+        self._positions = None
+        self._cache.clear()
+
+    # --- one step -------------------------------------------------------------
+    def step(self, partition: int) -> int:
+        """Apply the next batch of one partition; the number of events read (0: caught up)."""
+        positions = {m.name: self.positions[m.name].get(partition) for m in self.models}
+        known = [p for p in positions.values() if p is not None]
+        after = None if len(known) < len(positions) else min(known)
+        events = self.source.read(partition, after, self.batch_size)
+        if not events:
+            return 0
+        if len(self._cache) > self.cache_size:
+            self._cache.clear()
+        rows = _BatchRows(self.store, self._cache)
+        updates = []
+        for model in self.models:
+            start = positions[model.name]
+            last = None
+            for ev in events:
+                if start is not None and ev.position <= start:
+                    continue
+                if ev.name in model.handled_events:
+                    model.apply(ev.name, ev.event, rows)
+                    self.stats.applied += 1
+                last = ev.position
+            if last is not None:
+                updates.append(TrackingUpdate(model.name, partition, start, last))
+        self._note_unhandled(events)
+        self.store.commit(rows.written.values(), updates)
+        rows.publish()
+        for u in updates:
+            self.positions[u.name][partition] = u.position
+        self.stats.events += len(events)
+        self.stats.batches += 1
+        return len(events)
+
+    def _note_unhandled(self, events: Iterable[SourceEvent]) -> None:
+        for ev in events:
+            if ev.name in self._handled:
+                continue
+            self.stats.skipped[ev.name] += 1
+            if ev.name not in self._warned and ev.name not in self._known:
+                self._warned.add(ev.name)
+                log.warning(
+                    "skipping events of type %s (topic %s): no read model handles them (first at %d/%d)",
+                    ev.name, ev.topic, ev.partition, ev.position,
+                )
+
+    def step_with_retry(self, partition: int, stop: threading.Event | None = None) -> int:
+        """``step``, retried with backoff while the store or the source is unavailable."""
+        while True:
+            try:
+                n = self.step(partition)
+                self.backoff.reset()
+                return n
+            except (StoreUnavailable, SourceUnavailable, PositionConflict) as err:
+                self._forget()
+                self.stats.retries += 1
+                delay = self.backoff.next_delay()
+                log.warning("%s; retrying in %.1f s", err, delay)
+                if stop is not None:
+                    if stop.wait(delay):
+                        return 0
+                else:
+                    self.sleep(delay)
+                try:
+                    self.store.reconnect()
+                except StoreUnavailable as again:
+                    log.debug("reconnect failed: %s", again)
+
+    # --- loops ----------------------------------------------------------------
+    def catch_up(
+        self,
+        until: dict[int, int | None] | None = None,
+        on_progress: Callable[[int], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> int:
+        """Apply everything in the log now (or up to ``until`` per partition); events read."""
+        total = 0
+        for partition in self.source.partitions():
+            target = until.get(partition) if until is not None else None
+            if until is not None and target is None:
+                continue
+            while stop is None or not stop.is_set():
+                n = self.step_with_retry(partition, stop)
+                total += n
+                if on_progress and n:
+                    on_progress(n)
+                if n == 0:
+                    break
+                if target is not None and self._min_position(partition) >= target:
+                    break
+        return total
+
+    def _min_position(self, partition: int) -> int:
+        return min(self.positions[m.name].get(partition, -1) for m in self.models)
+
+    def run_forever(self, stop: threading.Event, poll_interval: float = 0.2) -> None:
+        """Follow the log until ``stop`` is set (Ctrl-C in the CLI)."""
+        while not stop.is_set():
+            if self.catch_up(stop=stop) == 0:
+                stop.wait(poll_interval)
+
+    def lag(self) -> dict[str, dict[int, int]]:
+        """Events behind the head, per read model and partition (approximate on SQLite: ids can skip)."""
+        out: dict[str, dict[int, int]] = {}
+        for p in self.source.partitions():
+            head = self.source.head(p)
+            for m in self.models:
+                pos = self.positions[m.name].get(p)
+                behind = pos if pos is not None else getattr(self.source, "first_position", 0) - 1
+                out.setdefault(m.name, {})[p] = 0 if head is None else max(0, head - behind)
+        return out
+
+
+@dataclass(frozen=True)
+class RebuildResult:
+    name: str
+    events: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+def rebuild(
+    source: EventSource,
+    store: ReadModelStore,
+    model: ReadModel,
+    *,
+    batch_size: int = 1000,
+    on_start: Callable[[int], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    known_events: Iterable[str] = (),
+) -> RebuildResult:
+    """Drop ``model`` and replay the log from the start into it, up to the head as it is now.
+
+    ``on_start`` gets the (approximate) number of events to replay.
+    """
+    store.reset(model.name, model.tables)
+    heads = {p: source.head(p) for p in source.partitions()}
+    if on_start:
+        first = getattr(source, "first_position", 0)
+        on_start(sum(h - first + 1 for h in heads.values() if h is not None))
+    runner = ProjectionRunner(source, store, [model], batch_size=batch_size, known_events=known_events)
+    started = time.perf_counter()
+    events = runner.catch_up(until=heads, on_progress=on_progress)
+    return RebuildResult(model.name, events, time.perf_counter() - started)
+

@@ -1,0 +1,123 @@
+"""Where events come from: an EventSource is a set of ordered logs (partitions).
+
+The SQLite event store has one notification log (partition 0, positions are
+notification ids, 1, 2, …). The Kafka event store has one log per partition of
+the events topic (positions are offsets, 0, 1, …); there is no order across
+partitions, so a reader keeps one position per partition. A Kafka adapter is
+just another implementation of ``EventSource``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    InterfaceError,
+    Mapper,
+    OperationalError,
+    StoredEvent,
+)
+from eventsourcing.utils import TopicError
+
+
+class SourceUnavailable(Exception):
+    """The event store cannot be read right now: retry later."""
+
+
+@dataclass
+class SourceEvent:
+    """One event at a position in one partition; decoded only when a handler needs it."""
+
+    partition: int
+    position: int
+    topic: str
+    originator_id: Any
+    originator_version: int
+    _decode: Callable[[], Any] = field(repr=False, compare=False)
+    _event: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def name(self) -> str:
+        """The qualified class name the topic names (``Channel.PaymentAccepted``)."""
+        return self.topic.partition(":")[2] or self.topic
+
+    @property
+    def event(self) -> Any:
+        if self._event is None:
+            self._event = self._decode()
+        return self._event
+
+    def decodable(self) -> bool:
+        """False when no class in this code base has the topic (an event from a newer writer)."""
+        try:
+            _ = self.event
+        except TopicError:
+            return False
+        return True
+
+
+@runtime_checkable
+class EventSource(Protocol):
+    def partitions(self) -> Sequence[int]:
+        """The partitions to follow (SQLite: ``[0]``)."""
+
+    def read(self, partition: int, after: int | None, limit: int) -> Sequence[SourceEvent]:
+        """Up to ``limit`` events of ``partition`` after position ``after`` (None: from the start),
+        in order. Raises SourceUnavailable when the store cannot be read."""
+
+    def head(self, partition: int) -> int | None:
+        """The position of the last event in ``partition`` now (None: empty); for progress.
+
+        Optional attribute ``first_position`` (default 0) says where positions start."""
+
+
+class ApplicationEventSource:
+    """An eventsourcing application's notification log (SQLite, PostgreSQL, POPO stores) as one partition."""
+
+    first_position = 1  # notification ids start at 1 (Kafka offsets at 0)
+
+    def __init__(self, recorder: ApplicationRecorder, mapper: Mapper) -> None:
+        self.recorder = recorder
+        self.mapper = mapper
+
+    @classmethod
+    def of(cls, app: Any) -> ApplicationEventSource:
+        return cls(app.recorder, app.mapper)
+
+    def partitions(self) -> Sequence[int]:
+        return [0]
+
+    def _check(self, partition: int) -> None:
+        if partition != 0:
+            raise ValueError(f"an application's notification log has one partition (0), not {partition}")
+
+    def read(self, partition: int, after: int | None, limit: int) -> Sequence[SourceEvent]:
+        self._check(partition)
+        try:
+            notifications = self.recorder.select_notifications(
+                start=after or 0, limit=limit, inclusive_of_start=False
+            )
+        except (OperationalError, InterfaceError, sqlite3.OperationalError) as err:
+            raise SourceUnavailable(f"event store: {err}") from err
+        return [self._source_event(n.id, n) for n in notifications]
+
+    def _source_event(self, position: int, stored: StoredEvent) -> SourceEvent:
+        return SourceEvent(
+            partition=0,
+            position=position,
+            topic=stored.topic,
+            originator_id=stored.originator_id,
+            originator_version=stored.originator_version,
+            _decode=lambda: self.mapper.to_domain_event(stored),
+        )
+
+    def head(self, partition: int) -> int | None:
+        self._check(partition)
+        try:
+            return self.recorder.max_notification_id()
+        except (OperationalError, InterfaceError, sqlite3.OperationalError) as err:
+            raise SourceUnavailable(f"event store: {err}") from err

@@ -1,0 +1,201 @@
+"""Where read models live: a ReadModelStore writes rows and log positions together.
+
+The tracking table holds, per read model and partition of the log, the
+position of the last event applied. ``commit`` writes a batch's rows and its
+tracking rows in one transaction, and only if the stored position is still the
+one the batch started from (optimistic concurrency, like eventsourcing's
+tracking recorders, which refuse a second tracking record for a position):
+a second runner on the same partition, or a batch already committed before a
+crash, makes the commit fail with ``PositionConflict`` instead of applying
+events twice.
+
+Two SQL dialects share everything here; ``SQLiteStore`` (``projections.sqlite``)
+and ``PostgresStore`` (``projections.postgres``) fill in connections, types
+and placeholders.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from projections.model import Column, Table
+
+TRACKING_TABLE = "projection_tracking"
+
+
+class StoreUnavailable(Exception):
+    """The read-model database cannot be reached or is busy: retry later, positions are safe."""
+
+
+class PositionConflict(Exception):
+    """The tracked position moved under this batch (another runner, or a commit already made)."""
+
+
+@dataclass(frozen=True)
+class TrackingUpdate:
+    """Move ``name``'s position in ``partition`` from ``expected`` (None: no row yet) to ``position``."""
+
+    name: str
+    partition: int
+    expected: int | None
+    position: int
+
+
+class ReadModelStore(ABC):
+    """Rows of read models plus their log positions, in one database."""
+
+    dialect: str
+    placeholder: str
+
+    # --- dialect ------------------------------------------------------------
+    @abstractmethod
+    def sql_type(self, column: Column) -> str: ...
+
+    @abstractmethod
+    def to_db(self, column: Column, value: Any) -> Any: ...
+
+    @abstractmethod
+    def from_db(self, column: Column, value: Any) -> Any: ...
+
+    @abstractmethod
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement in autocommit (or the current transaction); rows it returns."""
+
+    @abstractmethod
+    def _transaction(self) -> Any:
+        """A context manager: one database transaction; yields an object with ``execute``,
+        ``executemany`` and ``rowcount`` after execute (a DB-API cursor)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def reconnect(self) -> None:
+        """Drop the connection (if any) and open a new one (raises StoreUnavailable)."""
+
+    def describe(self) -> str:
+        return self.dialect
+
+    # --- schema -------------------------------------------------------------
+    def _create_statements(self, tables: Iterable[Table]) -> list[str]:
+        stmts = [
+            f"CREATE TABLE IF NOT EXISTS {TRACKING_TABLE} ("
+            "name TEXT NOT NULL, partition_no INTEGER NOT NULL, position BIGINT NOT NULL, "
+            "PRIMARY KEY (name, partition_no))"
+        ]
+        for t in tables:
+            cols = ", ".join(f"{c.name} {self.sql_type(c)}" for c in t.columns)
+            stmts.append(f"CREATE TABLE IF NOT EXISTS {t.name} ({cols}, PRIMARY KEY ({', '.join(t.key)}))")
+            for ix in t.indexes:
+                stmts.append(f"CREATE INDEX IF NOT EXISTS {t.name}_{'_'.join(ix)} ON {t.name} ({', '.join(ix)})")
+        return stmts
+
+    def create(self, tables: Iterable[Table] = ()) -> None:
+        with self._transaction() as cur:
+            for stmt in self._create_statements(tables):
+                cur.execute(stmt)
+
+    def reset(self, name: str, tables: Iterable[Table]) -> None:
+        """Drop a read model's tables and positions and create them empty, atomically."""
+        tables = list(tables)
+        with self._transaction() as cur:
+            for stmt in self._create_statements(()):
+                cur.execute(stmt)
+            for t in tables:
+                cur.execute(f"DROP TABLE IF EXISTS {t.name}")
+            cur.execute(f"DELETE FROM {TRACKING_TABLE} WHERE name = {self.placeholder}", (name,))
+            for stmt in self._create_statements(tables):
+                cur.execute(stmt)
+
+    # --- positions ------------------------------------------------------------
+    def positions(self, name: str) -> dict[int, int]:
+        """Partition → position of the last event applied to read model ``name``."""
+        rows = self._execute(
+            f"SELECT partition_no, position FROM {TRACKING_TABLE} WHERE name = {self.placeholder}", (name,)
+        )
+        return {int(p): int(pos) for p, pos in rows}
+
+    def all_positions(self) -> dict[str, dict[int, int]]:
+        out: dict[str, dict[int, int]] = {}
+        for name, p, pos in self._execute(f"SELECT name, partition_no, position FROM {TRACKING_TABLE}"):
+            out.setdefault(name, {})[int(p)] = int(pos)
+        return out
+
+    # --- rows -----------------------------------------------------------------
+    def load(self, table: Table, key: Sequence[Any]) -> dict[str, Any] | None:
+        cond = " AND ".join(f"{k} = {self.placeholder}" for k in table.key)
+        cols = {c.name: c for c in table.columns}
+        params = [self.to_db(cols[k], v) for k, v in zip(table.key, key, strict=True)]
+        rows = self._execute(f"SELECT {', '.join(table.column_names)} FROM {table.name} WHERE {cond}", params)
+        return self._row(table, rows[0]) if rows else None
+
+    def select(
+        self,
+        table: Table,
+        where: dict[str, Any] | None = None,
+        order_by: Sequence[str] = (),
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        cols = {c.name: c for c in table.columns}
+        sql = f"SELECT {', '.join(table.column_names)} FROM {table.name}"
+        params: list[Any] = []
+        if where:
+            sql += " WHERE " + " AND ".join(f"{k} = {self.placeholder}" for k in where)
+            params = [self.to_db(cols[k], v) for k, v in where.items()]
+        if order_by:
+            for k in order_by:
+                if k not in cols:
+                    raise ValueError(f"table {table.name} has no column {k!r}")
+            sql += " ORDER BY " + ", ".join(order_by)
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [self._row(table, r) for r in self._execute(sql, params)]
+
+    def _row(self, table: Table, values: Sequence[Any]) -> dict[str, Any]:
+        return {c.name: self.from_db(c, v) for c, v in zip(table.columns, values, strict=True)}
+
+    def _upsert_sql(self, table: Table) -> str:
+        names = table.column_names
+        values = ", ".join(self._param(c) for c in table.columns)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in names if c not in table.key)
+        conflict = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+        return (
+            f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({values}) "
+            f"ON CONFLICT ({', '.join(table.key)}) {conflict}"
+        )
+
+    def _param(self, column: Column) -> str:
+        return self.placeholder
+
+    # --- the exactly-once write ---------------------------------------------------
+    def commit(self, rows: Iterable[tuple[Table, dict[str, Any]]], tracking: Sequence[TrackingUpdate]) -> None:
+        """Write changed rows and move positions, all or nothing."""
+        by_table: dict[str, tuple[Table, list[tuple[Any, ...]]]] = {}
+        for table, row in rows:
+            params = tuple(self.to_db(c, row.get(c.name)) for c in table.columns)
+            by_table.setdefault(table.name, (table, []))[1].append(params)
+        ph = self.placeholder
+        with self._transaction() as cur:
+            for t in tracking:  # positions first: a conflict fails fast, before any row is written
+                if t.expected is None:
+                    cur.execute(
+                        f"INSERT INTO {TRACKING_TABLE} (name, partition_no, position) VALUES ({ph}, {ph}, {ph}) "
+                        "ON CONFLICT (name, partition_no) DO NOTHING",
+                        (t.name, t.partition, t.position),
+                    )
+                else:
+                    cur.execute(
+                        f"UPDATE {TRACKING_TABLE} SET position = {ph} "
+                        f"WHERE name = {ph} AND partition_no = {ph} AND position = {ph}",
+                        (t.position, t.name, t.partition, t.expected),
+                    )
+                if cur.rowcount != 1:
+                    raise PositionConflict(
+                        f"{t.name} partition {t.partition}: position is no longer {t.expected}; "
+                        "another runner applied these events"
+                    )
+            for table, params_list in by_table.values():
+                cur.executemany(self._upsert_sql(table), params_list)
