@@ -1,0 +1,247 @@
+"""The settlement process manager's core: a pure transition (state, input) -> (state, outputs).
+
+Inputs are the Channel's requests (checkpoint, settlement, dispute) and what
+the executor observed on the chain (a transaction submitted, confirmed or
+failed; a channel closed on-chain). Outputs are intents to send and commands
+back to the Channel. Nothing here does I/O: the executor in
+``infrastructure`` sends, waits for receipts, and feeds the results back in.
+
+Rules (after Raiden's pending-until-observed transfers):
+- every intent has a deterministic id (channel, kind, sequence, attempt), so a
+  restarted executor recognises what it already sent;
+- an intent is pending until a chain observation settles it;
+- a newer checkpoint of a channel supersedes an older one not yet submitted;
+- a failed intent is retried (a new attempt, a new id) up to ``max_attempts``,
+  unless the failure is final (a revert that will repeat).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any
+
+PROCESS_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:parsec:settlement-process")
+
+
+class IntentKind(str, Enum):
+    CHECKPOINT = "checkpoint"
+    CLOSE = "close"  # unilateral close with the latest evidence (starts the challenge period)
+    SETTLE = "settle"  # after the challenge period
+    DISPUTE = "dispute"  # the paper's disputed settlement: the signed chain since the last checkpoint
+
+
+class IntentStatus(str, Enum):
+    PENDING = "pending"
+    SUBMITTED = "submitted"
+    CONFIRMED = "confirmed"
+    FAILED = "failed"
+    SUPERSEDED = "superseded"
+
+
+def intent_id(kind: IntentKind, channel_id: uuid.UUID, sequence: int, attempt: int = 0) -> uuid.UUID:
+    return uuid.uuid5(PROCESS_NAMESPACE, f"{kind.value}/{channel_id}/{sequence}/{attempt}")
+
+
+@dataclass(frozen=True)
+class Intent:
+    intent_id: uuid.UUID
+    kind: IntentKind
+    channel_id: uuid.UUID
+    sequence: int
+    payload: tuple[dict[str, Any], ...] = ()  # signed payments: evidence or the disputed chain
+    not_before: int = 0  # unix seconds; SETTLE waits for the challenge period
+    attempt: int = 0
+
+
+@dataclass(frozen=True)
+class IntentRecord:
+    intent: Intent
+    status: IntentStatus = IntentStatus.PENDING
+    tx_hash: str | None = None
+    block: int | None = None
+    gas_used: int | None = None
+    error: str | None = None
+
+
+# --- inputs ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CheckpointWanted:
+    channel_id: uuid.UUID
+    sequence: int
+    evidence: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class SettlementWanted:
+    channel_id: uuid.UUID
+    sequence: int
+    evidence: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class DisputeWanted:
+    channel_id: uuid.UUID
+    to_sequence: int
+    transactions: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class Submitted:
+    intent_id: uuid.UUID
+    tx_hash: str
+
+
+@dataclass(frozen=True)
+class Confirmed:
+    intent_id: uuid.UUID
+    tx_hash: str
+    block: int
+    gas_used: int
+
+
+@dataclass(frozen=True)
+class Failed:
+    intent_id: uuid.UUID
+    reason: str
+    final: bool = False  # a revert that will repeat: do not retry
+
+
+@dataclass(frozen=True)
+class ClosedOnChain:
+    channel_id: uuid.UUID
+    sequence: int
+    settle_after: int  # unix seconds when the challenge period ends
+
+
+# --- outputs ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Send:
+    intent: Intent
+
+
+@dataclass(frozen=True)
+class ConfirmCheckpoint:
+    """Tell the Channel its state up to ``sequence`` is on-chain."""
+
+    channel_id: uuid.UUID
+    sequence: int
+    tx_hash: str
+    block: int
+
+
+@dataclass(frozen=True)
+class ChannelSettled:
+    channel_id: uuid.UUID
+    tx_hash: str
+    block: int
+
+
+@dataclass(frozen=True)
+class GaveUp:
+    intent: Intent
+    reason: str
+
+
+@dataclass(frozen=True)
+class ProcessState:
+    intents: dict[uuid.UUID, IntentRecord] = field(default_factory=dict)
+    max_attempts: int = 3
+
+    def record(self, iid: uuid.UUID) -> IntentRecord | None:
+        return self.intents.get(iid)
+
+    def open_intents(self) -> list[IntentRecord]:
+        return [r for r in self.intents.values() if r.status in (IntentStatus.PENDING, IntentStatus.SUBMITTED)]
+
+
+def _with(state: ProcessState, *records: IntentRecord) -> ProcessState:
+    intents = dict(state.intents)
+    for r in records:
+        intents[r.intent.intent_id] = r
+    return replace(state, intents=intents)
+
+
+def _new_intent(state: ProcessState, intent: Intent) -> tuple[ProcessState, list[object]]:
+    if intent.intent_id in state.intents:  # a replayed request: already known, nothing new
+        return state, []
+    return _with(state, IntentRecord(intent)), [Send(intent)]
+
+
+def transition(state: ProcessState, event: object) -> tuple[ProcessState, list[object]]:
+    """The whole process manager: one input in, the new state and the outputs out."""
+    if isinstance(event, CheckpointWanted):
+        intent = Intent(
+            intent_id(IntentKind.CHECKPOINT, event.channel_id, event.sequence),
+            IntentKind.CHECKPOINT, event.channel_id, event.sequence, event.evidence,
+        )
+        if intent.intent_id in state.intents:
+            return state, []
+        superseded = [
+            replace(r, status=IntentStatus.SUPERSEDED)
+            for r in state.intents.values()
+            if r.intent.channel_id == event.channel_id
+            and r.intent.kind is IntentKind.CHECKPOINT
+            and r.status is IntentStatus.PENDING
+            and r.intent.sequence < event.sequence
+        ]
+        return _new_intent(_with(state, *superseded), intent)
+    if isinstance(event, SettlementWanted):
+        return _new_intent(
+            state,
+            Intent(
+                intent_id(IntentKind.CLOSE, event.channel_id, event.sequence),
+                IntentKind.CLOSE, event.channel_id, event.sequence, event.evidence,
+            ),
+        )
+    if isinstance(event, DisputeWanted):
+        return _new_intent(
+            state,
+            Intent(
+                intent_id(IntentKind.DISPUTE, event.channel_id, event.to_sequence),
+                IntentKind.DISPUTE, event.channel_id, event.to_sequence, event.transactions,
+            ),
+        )
+    if isinstance(event, ClosedOnChain):
+        return _new_intent(
+            state,
+            Intent(
+                intent_id(IntentKind.SETTLE, event.channel_id, event.sequence),
+                IntentKind.SETTLE, event.channel_id, event.sequence, (), not_before=event.settle_after,
+            ),
+        )
+    if isinstance(event, Submitted):
+        rec = state.record(event.intent_id)
+        if rec is None or rec.status is not IntentStatus.PENDING:
+            return state, []
+        return _with(state, replace(rec, status=IntentStatus.SUBMITTED, tx_hash=event.tx_hash)), []
+    if isinstance(event, Confirmed):
+        rec = state.record(event.intent_id)
+        if rec is None or rec.status in (IntentStatus.CONFIRMED,):
+            return state, []
+        done = replace(
+            rec, status=IntentStatus.CONFIRMED, tx_hash=event.tx_hash, block=event.block, gas_used=event.gas_used
+        )
+        outputs: list[object] = []
+        kind = rec.intent.kind
+        if kind in (IntentKind.CHECKPOINT, IntentKind.DISPUTE):
+            outputs.append(ConfirmCheckpoint(rec.intent.channel_id, rec.intent.sequence, event.tx_hash, event.block))
+        elif kind is IntentKind.SETTLE:
+            outputs.append(ChannelSettled(rec.intent.channel_id, event.tx_hash, event.block))
+        return _with(state, done), outputs
+    if isinstance(event, Failed):
+        rec = state.record(event.intent_id)
+        if rec is None or rec.status in (IntentStatus.CONFIRMED, IntentStatus.FAILED, IntentStatus.SUPERSEDED):
+            return state, []
+        failed = replace(rec, status=IntentStatus.FAILED, error=event.reason)
+        nxt = rec.intent.attempt + 1
+        if event.final or nxt >= state.max_attempts:
+            return _with(state, failed), [GaveUp(rec.intent, event.reason)]
+        retry = replace(
+            rec.intent,
+            intent_id=intent_id(rec.intent.kind, rec.intent.channel_id, rec.intent.sequence, nxt),
+            attempt=nxt,
+        )
+        return _with(state, failed, IntentRecord(retry)), [Send(retry)]
+    raise TypeError(f"the process manager does not know {type(event).__name__}")

@@ -1,0 +1,132 @@
+"""The settlement process manager: pure transitions, given / when / then."""
+
+import uuid
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from domain.settlement import (
+    ChannelSettled,
+    CheckpointWanted,
+    ClosedOnChain,
+    ConfirmCheckpoint,
+    Confirmed,
+    DisputeWanted,
+    Failed,
+    GaveUp,
+    IntentKind,
+    IntentStatus,
+    ProcessState,
+    Send,
+    SettlementWanted,
+    Submitted,
+    intent_id,
+    transition,
+)
+
+CH = uuid.UUID(int=42)
+
+
+def run(state, *events):
+    outputs = []
+    for e in events:
+        state, out = transition(state, e)
+        outputs += out
+    return state, outputs
+
+
+def test_a_checkpoint_request_becomes_one_intent_with_a_deterministic_id():
+    state, out = run(ProcessState(), CheckpointWanted(CH, 10, ({"sequence": 10},)))
+    (send,) = out
+    assert isinstance(send, Send) and send.intent.kind is IntentKind.CHECKPOINT
+    assert send.intent.intent_id == intent_id(IntentKind.CHECKPOINT, CH, 10)
+    # the same request replayed (a restart re-reads the log): nothing new
+    state2, out2 = run(state, CheckpointWanted(CH, 10, ({"sequence": 10},)))
+    assert out2 == [] and state2 == state
+
+
+def test_confirmation_tells_the_channel():
+    iid = intent_id(IntentKind.CHECKPOINT, CH, 10)
+    state, out = run(
+        ProcessState(), CheckpointWanted(CH, 10, ()), Submitted(iid, "0xaa"), Confirmed(iid, "0xaa", 7, 51_000)
+    )
+    assert out[-1] == ConfirmCheckpoint(CH, 10, "0xaa", 7)
+    rec = state.record(iid)
+    assert (rec.status, rec.block, rec.gas_used) == (IntentStatus.CONFIRMED, 7, 51_000)
+    assert state.open_intents() == []
+
+
+def test_a_newer_checkpoint_supersedes_a_pending_older_one():
+    state, out = run(ProcessState(), CheckpointWanted(CH, 10, ()), CheckpointWanted(CH, 20, ()))
+    assert state.record(intent_id(IntentKind.CHECKPOINT, CH, 10)).status is IntentStatus.SUPERSEDED
+    assert [o.intent.sequence for o in out] == [10, 20]
+    # a submitted one is not superseded: it may already be on its way
+    iid30 = intent_id(IntentKind.CHECKPOINT, CH, 30)
+    state, _ = run(state, CheckpointWanted(CH, 30, ()), Submitted(iid30, "0x1"), CheckpointWanted(CH, 40, ()))
+    assert state.record(iid30).status is IntentStatus.SUBMITTED
+
+
+def test_failures_are_retried_then_given_up():
+    iid0 = intent_id(IntentKind.DISPUTE, CH, 5)
+    state, out = run(ProcessState(max_attempts=2), DisputeWanted(CH, 5, ()), Failed(iid0, "nonce too low"))
+    retry = out[-1]
+    assert isinstance(retry, Send) and retry.intent.attempt == 1 and retry.intent.intent_id != iid0
+    state, out = run(state, Failed(retry.intent.intent_id, "nonce too low"))
+    assert isinstance(out[-1], GaveUp)
+    state, out = run(ProcessState(), DisputeWanted(CH, 5, ()), Failed(iid0, "revert: BrokenHashLink", final=True))
+    assert isinstance(out[-1], GaveUp)
+
+
+def test_settlement_closes_then_settles_after_the_challenge_period():
+    state, out = run(ProcessState(), SettlementWanted(CH, 9, ()))
+    close = out[0].intent
+    assert close.kind is IntentKind.CLOSE
+    state, out = run(state, Confirmed(close.intent_id, "0xc", 3, 80_000), ClosedOnChain(CH, 9, settle_after=1_000))
+    settle = out[-1].intent
+    assert settle.kind is IntentKind.SETTLE and settle.not_before == 1_000
+    state, out = run(state, Confirmed(settle.intent_id, "0xd", 9, 60_000))
+    assert out == [ChannelSettled(CH, "0xd", 9)]
+
+
+class ProcessMachine(RuleBasedStateMachine):
+    """Random interleavings of requests and chain observations keep the invariants."""
+
+    def __init__(self):
+        super().__init__()
+        self.state = ProcessState()
+        self.sent: list = []
+
+    def _apply(self, event):
+        self.state, out = transition(self.state, event)
+        self.sent += [o.intent.intent_id for o in out if isinstance(o, Send)]
+
+    @rule(seq=st.integers(1, 30), kind=st.sampled_from(["checkpoint", "settle", "dispute"]))
+    def request(self, seq, kind):
+        cls = {"checkpoint": CheckpointWanted, "settle": SettlementWanted, "dispute": DisputeWanted}[kind]
+        self._apply(cls(CH, seq, ()))
+
+    @rule(data=st.data(), what=st.sampled_from(["submit", "confirm", "fail"]))
+    def observe(self, data, what):
+        if not self.state.intents:
+            return
+        iid = data.draw(st.sampled_from(sorted(self.state.intents)))
+        event = {"submit": Submitted(iid, "0x1"), "confirm": Confirmed(iid, "0x1", 1, 1), "fail": Failed(iid, "x")}[what]
+        before = self.state.record(iid).status
+        self._apply(event)
+        if before is IntentStatus.CONFIRMED:
+            assert self.state.record(iid).status is IntentStatus.CONFIRMED  # confirmed is final
+
+    @invariant()
+    def each_intent_is_sent_once(self):
+        assert len(self.sent) == len(set(self.sent))
+
+    @invariant()
+    def superseded_intents_were_never_submitted(self):
+        for r in self.state.intents.values():
+            if r.status is IntentStatus.SUPERSEDED:
+                assert r.tx_hash is None
+
+
+TestProcessMachine = ProcessMachine.TestCase
+TestProcessMachine.settings = settings(max_examples=50, stateful_step_count=30, deadline=None)
