@@ -19,20 +19,20 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field, replace
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 PROCESS_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:parsec:settlement-process")
 
 
-class IntentKind(str, Enum):
+class IntentKind(StrEnum):
     CHECKPOINT = "checkpoint"
     CLOSE = "close"  # unilateral close with the latest evidence (starts the challenge period)
     SETTLE = "settle"  # after the challenge period
     DISPUTE = "dispute"  # the paper's disputed settlement: the signed chain since the last checkpoint
 
 
-class IntentStatus(str, Enum):
+class IntentStatus(StrEnum):
     PENDING = "pending"
     SUBMITTED = "submitted"
     CONFIRMED = "confirmed"
