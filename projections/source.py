@@ -80,13 +80,14 @@ class ApplicationEventSource:
 
     first_position = 1  # notification ids start at 1 (Kafka offsets at 0)
 
-    def __init__(self, recorder: ApplicationRecorder, mapper: Mapper) -> None:
+    def __init__(self, recorder: ApplicationRecorder, mapper: Mapper, app: Any = None) -> None:
         self.recorder = recorder
         self.mapper = mapper
+        self._app = app  # an Application closes its recorder when collected: keep it alive
 
     @classmethod
     def of(cls, app: Any) -> ApplicationEventSource:
-        return cls(app.recorder, app.mapper)
+        return cls(app.recorder, app.mapper, app)
 
     def partitions(self) -> Sequence[int]:
         return [0]
