@@ -106,9 +106,9 @@ class ApplicationEventSource:
             raise SourceUnavailable(f"event store: {err}") from err
         return [self._source_event(n.id, n) for n in notifications]
 
-    def _source_event(self, position: int, stored: StoredEvent) -> SourceEvent:
+    def _source_event(self, position: int, stored: StoredEvent, partition: int = 0) -> SourceEvent:
         return SourceEvent(
-            partition=0,
+            partition=partition,
             position=position,
             topic=stored.topic,
             originator_id=stored.originator_id,
@@ -122,3 +122,46 @@ class ApplicationEventSource:
             return self.recorder.max_notification_id()
         except (OperationalError, InterfaceError, sqlite3.OperationalError) as err:
             raise SourceUnavailable(f"event store: {err}") from err
+
+
+class PartitionedEventSource(ApplicationEventSource):
+    """A recorder with one notification log per partition (the Kafka event store).
+
+    Duck-typed on the Kafka recorder's per-partition API
+    (``num_partitions``, ``select_partition_notifications``,
+    ``max_partition_notification_id``) so projections need not import
+    infrastructure. Positions are its notification ids (Kafka offset + 1):
+    increasing, not contiguous.
+    """
+
+    @staticmethod
+    def supports(recorder: Any) -> bool:
+        return hasattr(recorder, "select_partition_notifications") and hasattr(recorder, "num_partitions")
+
+    def partitions(self) -> Sequence[int]:
+        try:
+            return list(range(self.recorder.num_partitions))  # type: ignore[attr-defined]
+        except (OperationalError, InterfaceError) as err:
+            raise SourceUnavailable(f"event store: {err}") from err
+
+    def read(self, partition: int, after: int | None, limit: int) -> Sequence[SourceEvent]:
+        try:
+            notifications = self.recorder.select_partition_notifications(  # type: ignore[attr-defined]
+                partition, after, limit, inclusive_of_start=False
+            )
+        except (OperationalError, InterfaceError) as err:
+            raise SourceUnavailable(f"event store partition {partition}: {err}") from err
+        return [self._source_event(n.id, n, partition) for n in notifications]
+
+    def head(self, partition: int) -> int | None:
+        try:
+            return self.recorder.max_partition_notification_id(partition)  # type: ignore[attr-defined]
+        except (OperationalError, InterfaceError) as err:
+            raise SourceUnavailable(f"event store partition {partition}: {err}") from err
+
+
+def source_for(app: Any) -> ApplicationEventSource:
+    """The right EventSource for an eventsourcing application's recorder."""
+    if PartitionedEventSource.supports(app.recorder):
+        return PartitionedEventSource.of(app)
+    return ApplicationEventSource.of(app)

@@ -2,8 +2,9 @@
 
 ``projections`` may not import ``infrastructure`` (import-linter), so the
 settings object is used by its attributes (``data_dir``, ``event_store``,
-``postgres_dsn``, ``application_env``) and the Kafka event source is plugged
-in from outside: ``SOURCE_FACTORIES["kafka"] = factory`` where
+``postgres_dsn``, ``application_env``). The Kafka event store is read through
+its recorder's per-partition API (``PartitionedEventSource``); any other source
+can be plugged in from outside: ``SOURCE_FACTORIES[name] = factory`` where
 ``factory(settings) -> EventSource``.
 """
 
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from projections.source import ApplicationEventSource, EventSource
+from projections.source import EventSource, PartitionedEventSource, source_for
 from projections.store import ReadModelStore
 
 SOURCE_FACTORIES: dict[str, Callable[[Any], EventSource]] = {}
@@ -36,7 +37,14 @@ def event_source(settings: Any, events_db: str | None = None) -> EventSource:
         path = events_path(settings, events_db)
         if not path.exists():
             raise FileNotFoundError(f"no event store at {path}; run `parsec demo` or pass --events-db")
-        return ApplicationEventSource.of(ChannelService(env=settings.application_env(sqlite_path=path)))
+        return source_for(ChannelService(env=settings.application_env(sqlite_path=path)))
+    if settings.event_store == "kafka":
+        from domain.application import ChannelService
+
+        app = ChannelService(env=settings.application_env())
+        if not PartitionedEventSource.supports(app.recorder):
+            raise NotWired("the Kafka event store's recorder has no per-partition notification API")
+        return source_for(app)
     raise NotWired(
         f"no event source for the {settings.event_store!r} event store is plugged in "
         "(projections.wiring.SOURCE_FACTORIES)"
