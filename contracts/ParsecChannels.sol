@@ -8,8 +8,11 @@ pragma solidity 0.8.30;
 /// Storage: a channel costs two fresh slots at open. Its immutable parameters (participants,
 /// token, challenge period) are kept as one hash and passed back in calldata by every call
 /// (as Raiden does with participant addresses); deposits, status and the settlement deadline
-/// share one slot; each participant's latest proof (total sent + sequence) has one slot; the
-/// head hash has one.
+/// share one slot; each participant's latest proof (total sent + sequence) has one slot. The
+/// head is the recorded proof with the highest sequence; its digest is not stored (a fresh
+/// 32-byte slot would cost 22,100 gas on the first close): a disputed settlement re-supplies
+/// the head payment, which must carry the recorded buyer, sequence and total and be signed by
+/// that buyer; its digest is then the hash the first disputed payment must point to.
 ///
 /// Evidence rule: a participant's signed payment counts only when submitted by the participant
 /// it pays (or that participant's operator). A buyer never submits its own proofs, so it cannot
@@ -49,7 +52,6 @@ contract ParsecChannels {
         uint64 seqA;
         uint128 sentB; // slot 3: B's latest proof
         uint64 seqB;
-        bytes32 headHash; // slot 4: digest of the proof with the highest sequence
     }
 
     uint8 internal constant OPEN = 1;
@@ -131,6 +133,7 @@ contract ParsecChannels {
     error Overdraft(uint256 deposits, uint256 sentA, uint256 sentB);
     error BalancesDoNotMatchDeposits(uint256 sum, uint256 deposits);
     error EmptyDispute();
+    error HeadMismatch();
     error BrokenHashLink(uint256 index);
     error BadSequence(uint256 index, uint64 expected, uint64 got);
     error BadBuyerTotal(uint256 index);
@@ -217,9 +220,13 @@ contract ParsecChannels {
         if (c.status != OPEN) revert NotOpen(id);
         uint8 status;
         address closer;
-        if (msg.sender == p.a || (msg.sender == operatorOf[p.a] && msg.sender != address(0))) {
+        if (msg.sender == p.a) {
             (status, closer) = (CLOSED_BY_A, p.a);
-        } else if (msg.sender == p.b || (msg.sender == operatorOf[p.b] && msg.sender != address(0))) {
+        } else if (msg.sender == p.b) {
+            (status, closer) = (CLOSED_BY_B, p.b);
+        } else if (msg.sender == operatorOf[p.a]) {
+            (status, closer) = (CLOSED_BY_A, p.a);
+        } else if (msg.sender == operatorOf[p.b]) {
             (status, closer) = (CLOSED_BY_B, p.b);
         } else {
             revert NotParticipant(msg.sender);
@@ -228,7 +235,7 @@ contract ParsecChannels {
         c.status = status;
         c.settleAt = settleAt;
         (uint64 seqA, uint128 sentA, uint64 seqB, uint128 sentB, bytes32 head) =
-            proofs.length == 0 ? (c.seqA, c.sentA, c.seqB, c.sentB, c.headHash) : _applyProofs(id, c, p, proofs);
+            proofs.length == 0 ? (c.seqA, c.sentA, c.seqB, c.sentB, bytes32(0)) : _applyProofs(id, c, p, proofs);
         emit ChannelClosed(id, closer, settleAt, seqA, sentA, seqB, sentB, head);
     }
 
@@ -237,7 +244,7 @@ contract ParsecChannels {
         Channel storage c = _channel(id, p);
         _checkChallengeWindow(id, c);
         address counterparty = c.status == CLOSED_BY_A ? p.b : p.a;
-        if (msg.sender != counterparty && (msg.sender != operatorOf[counterparty] || msg.sender == address(0))) {
+        if (msg.sender != counterparty && msg.sender != operatorOf[counterparty]) {
             revert NotCounterparty(msg.sender);
         }
         (uint64 seqA, uint128 sentA, uint64 seqB, uint128 sentB, bytes32 head) = _applyProofs(id, c, p, proofs);
@@ -245,10 +252,13 @@ contract ParsecChannels {
     }
 
     /// The paper's disputed settlement: the signed payments since the recorded head, in order.
+    /// `head` is the recorded head payment (ignored while nothing is recorded: genesis).
     /// Allowed while open or during the challenge period. The last payment must pay the caller's
     /// principal, so every payment of the caller's own side in the chain is acknowledged by a
     /// later signature of the counterparty (hash links cover it).
-    function dispute(bytes16 id, ChannelParams calldata p, SignedPayment[] calldata txs) external {
+    function dispute(bytes16 id, ChannelParams calldata p, SignedPayment calldata head, SignedPayment[] calldata txs)
+        external
+    {
         Channel storage c = _channel(id, p);
         uint8 status = c.status;
         if (status != OPEN) _checkChallengeWindow(id, c);
@@ -259,12 +269,12 @@ contract ParsecChannels {
         uint64 seqA = c.seqA;
         uint64 seqB = c.seqB;
         uint64 seq = seqA > seqB ? seqA : seqB;
-        bytes32 head = c.headHash;
         bytes32 currency = _currencyHash(p.token);
         bytes32 sep = domainSeparator();
+        bytes32 link = seq == 0 ? bytes32(0) : _authenticateHead(sep, id, currency, p, head, seq, seqA, sentA, sentB);
         for (uint256 i = 0; i < n; ++i) {
             SignedPayment calldata t = txs[i];
-            if (t.previous != head) revert BrokenHashLink(i);
+            if (t.previous != link) revert BrokenHashLink(i);
             unchecked {
                 ++seq;
             }
@@ -284,7 +294,7 @@ contract ParsecChannels {
             } else {
                 revert BuyerNotParticipant(t.buyer);
             }
-            head = _verify(sep, id, currency, t, supplier);
+            link = _verify(sep, id, currency, t, supplier);
             if (i == n - 1) _checkPayee(supplier);
         }
         _checkSolvent(c, sentA, sentB);
@@ -292,8 +302,34 @@ contract ParsecChannels {
         c.seqA = seqA;
         c.sentB = uint128(sentB);
         c.seqB = seqB;
-        c.headHash = head;
-        emit Disputed(id, n, seqA, uint128(sentA), seqB, uint128(sentB), head);
+        emit Disputed(id, n, seqA, uint128(sentA), seqB, uint128(sentB), link);
+    }
+
+    /// The recorded head re-supplied: it must be the recorded proof of its buyer at the head
+    /// sequence (same sequence and total) and carry that buyer's signature. Returns its digest.
+    function _authenticateHead(
+        bytes32 sep,
+        bytes16 id,
+        bytes32 currency,
+        ChannelParams calldata p,
+        SignedPayment calldata h,
+        uint64 seq,
+        uint64 seqA,
+        uint256 sentA,
+        uint256 sentB
+    ) internal pure returns (bytes32) {
+        if (h.sequence != seq) revert HeadMismatch();
+        address supplier;
+        if (h.buyer == p.a && seqA == seq) {
+            if (h.buyerTotal != sentA) revert HeadMismatch();
+            supplier = p.b;
+        } else if (h.buyer == p.b && seqA != seq) {
+            if (h.buyerTotal != sentB) revert HeadMismatch();
+            supplier = p.a;
+        } else {
+            revert HeadMismatch();
+        }
+        return _verify(sep, id, currency, h, supplier);
     }
 
     // ---------------------------------------------------------------- payouts
@@ -385,13 +421,14 @@ contract ParsecChannels {
     }
 
     function _checkPayee(address payee) internal view {
-        if (msg.sender != payee && (msg.sender != operatorOf[payee] || msg.sender == address(0))) {
+        if (msg.sender != payee && msg.sender != operatorOf[payee]) {
             revert NotPayee(msg.sender, payee);
         }
     }
 
     /// Apply per-participant proofs (each must pay the caller's principal); a proof replaces the
-    /// recorded one for its buyer only with a higher sequence and a total not lower.
+    /// recorded one for its buyer only with a higher sequence and a total not lower. Returns the
+    /// new state and the digest of the new head (zero when this call did not move the head).
     function _applyProofs(bytes16 id, Channel storage c, ChannelParams calldata p, SignedPayment[] calldata proofs)
         internal
         returns (uint64 seqA, uint128 sentA, uint64 seqB, uint128 sentB, bytes32 head)
@@ -401,7 +438,6 @@ contract ParsecChannels {
         seqB = c.seqB;
         sentB = c.sentB;
         uint64 headSeq = seqA > seqB ? seqA : seqB;
-        head = c.headHash;
         bool changedA;
         bool changedB;
         bytes32 currency = _currencyHash(p.token);
@@ -428,7 +464,6 @@ contract ParsecChannels {
         _checkSolvent(c, sentA, sentB);
         if (changedA) (c.seqA, c.sentA) = (seqA, sentA);
         if (changedB) (c.seqB, c.sentB) = (seqB, sentB);
-        if (head != c.headHash) c.headHash = head;
     }
 
     function _checkSolvent(Channel storage c, uint256 sentA, uint256 sentB) internal view {
@@ -498,7 +533,6 @@ contract ParsecChannels {
         c.status = 0;
         if (c.seqA != 0) (c.sentA, c.seqA) = (0, 0);
         if (c.seqB != 0) (c.sentB, c.seqB) = (0, 0);
-        if (c.headHash != bytes32(0)) c.headHash = bytes32(0);
     }
 
     function _collect(address token, uint256 amount) internal {

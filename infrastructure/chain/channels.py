@@ -1,0 +1,363 @@
+"""A typed proxy over the ParsecChannels contract.
+
+Every write returns a ``Receipt`` (hash, block, gas used, decoded events); every revert becomes
+``ContractReverted`` carrying the contract's custom error. Domain objects go in (``SignedInvoice``,
+UUIDs, integer amounts) and typed values come out; nothing web3-shaped leaks past this module
+except the ``Web3`` instance the caller chose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, NewType
+from uuid import UUID
+
+from eth_utils import to_checksum_address
+from web3 import Web3
+from web3.contract import Contract
+from web3.exceptions import ContractLogicError
+
+from domain.crypto import keccak
+from domain.protocol import SignedInvoice, SigningDomain
+from infrastructure.chain.artifacts import load_artifact
+from infrastructure.chain.connection import Wallet
+from infrastructure.chain.errors import ContractReverted, RevertDecoder, TransactionFailed, revert_data
+from infrastructure.chain.events import ChainEvent, decode_events
+
+try:  # the embedded chain raises its own error type on a revert
+    from eth_tester.exceptions import TransactionFailed as _TesterTransactionFailed
+
+    _TESTER_ERRORS: tuple[type[BaseException], ...] = (_TesterTransactionFailed,)
+except ImportError:  # pragma: no cover - eth-tester is optional with a JSON-RPC node
+    _TESTER_ERRORS = ()
+
+TxHash = NewType("TxHash", str)
+ETH = "0x0000000000000000000000000000000000000000"
+SETTLED_MARKER = (1).to_bytes(32, "big")
+
+
+class ChannelStatus(IntEnum):
+    NONE = 0
+    OPEN = 1
+    CLOSED_BY_A = 2
+    CLOSED_BY_B = 3
+    SETTLED = 4
+
+
+@dataclass(frozen=True)
+class ChannelParams:
+    """A channel's immutable parameters; the contract keeps only their hash."""
+
+    a: str
+    b: str
+    token: str
+    challenge_period: int
+
+    def as_tuple(self) -> tuple[str, str, str, int]:
+        return (self.a, self.b, self.token, self.challenge_period)
+
+    def other(self, participant: str) -> str:
+        return self.b if participant == self.a else self.a
+
+
+@dataclass(frozen=True)
+class OnChainChannel:
+    """What the contract records for one channel."""
+
+    channel_id: UUID
+    status: ChannelStatus
+    deposit_a: int
+    deposit_b: int
+    settle_at: int
+    sent_a: int
+    seq_a: int
+    sent_b: int
+    seq_b: int
+
+    @property
+    def head_sequence(self) -> int:
+        return max(self.seq_a, self.seq_b)
+
+    @property
+    def balance_a(self) -> int:
+        return self.deposit_a - self.sent_a + self.sent_b
+
+    @property
+    def balance_b(self) -> int:
+        return self.deposit_b - self.sent_b + self.sent_a
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status in (ChannelStatus.CLOSED_BY_A, ChannelStatus.CLOSED_BY_B)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    tx_hash: TxHash
+    block_number: int
+    gas_used: int
+    events: tuple[ChainEvent, ...] = field(default=())
+
+
+PaymentTuple = tuple[int, bytes, str, int, int, bytes, bytes, bytes, bytes, int]
+_EMPTY_PAYMENT: PaymentTuple = (0, b"\0" * 16, ETH, 0, 0, b"\0" * 32, b"\0" * 32, b"\0" * 32, b"\0" * 32, 0)
+
+
+def payment_tuple(invoice: SignedInvoice) -> PaymentTuple:
+    """The contract's ``SignedPayment`` for a domain ``SignedInvoice`` (the one conversion point).
+
+    channelId, supplier and currency are implied on-chain by the channel; the invoice type
+    travels as its keccak-256, which is exactly how EIP-712 hashes a string.
+    """
+    sig = invoice.invoice_signature
+    return (
+        invoice.sequence,
+        invoice.invoice_id.bytes,
+        str(invoice.buyer),
+        invoice.price,
+        invoice.buyer_total,
+        keccak(invoice.invoice_type.encode("utf-8")),
+        invoice.hash_pointer_to_previous.transaction_hash,
+        sig[:32],
+        sig[32:64],
+        sig[64],
+    )
+
+
+class ChannelContract:
+    """One deployed ParsecChannels contract."""
+
+    def __init__(self, w3: Web3, address: str) -> None:
+        artifact = load_artifact("ParsecChannels")
+        self.w3 = w3
+        self.address = to_checksum_address(address)
+        self.contract: Contract = w3.eth.contract(address=self.address, abi=artifact.abi)
+        self._decoder = RevertDecoder(artifact.abi)
+        self._params: dict[UUID, ChannelParams] = {}
+
+    # ------------------------------------------------------------ deployment
+    @classmethod
+    def deploy(cls, w3: Web3, deployer: Wallet, btc_token: str) -> ChannelContract:
+        artifact = load_artifact("ParsecChannels")
+        factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+        receipt = _transact(w3, deployer, factory.constructor(to_checksum_address(btc_token)), 0, None, "deploy")
+        return cls(w3, receipt["contractAddress"])
+
+    @property
+    def domain(self) -> SigningDomain:
+        """What off-chain signatures for this contract must be bound to."""
+        return SigningDomain(chain_id=self.w3.eth.chain_id, verifying_contract=self.address)
+
+    @property
+    def btc_token(self) -> str:
+        return self.contract.functions.btcToken().call()
+
+    # ------------------------------------------------------------ writes
+    def open_channel(
+        self,
+        sender: Wallet,
+        channel_id: UUID,
+        counterparty: str,
+        *,
+        deposit: int,
+        challenge_period: int,
+        token: str = ETH,
+    ) -> Receipt:
+        token = to_checksum_address(token)
+        fn = self.contract.functions.open(
+            channel_id.bytes, to_checksum_address(counterparty), token, challenge_period, deposit
+        )
+        receipt = self._send(sender, fn, value=deposit if token == ETH else 0, operation="open")
+        self._params[channel_id] = ChannelParams(
+            sender.address, to_checksum_address(counterparty), token, challenge_period
+        )
+        return receipt
+
+    def deposit(self, sender: Wallet, channel_id: UUID, amount: int) -> Receipt:
+        params = self.params(channel_id)
+        fn = self.contract.functions.deposit(channel_id.bytes, params.as_tuple(), amount)
+        return self._send(sender, fn, value=amount if params.token == ETH else 0, operation="deposit")
+
+    def set_operator(self, sender: Wallet, operator: str) -> Receipt:
+        fn = self.contract.functions.setOperator(to_checksum_address(operator))
+        return self._send(sender, fn, operation="setOperator")
+
+    def checkpoint(self, sender: Wallet, channel_id: UUID, proofs: Sequence[SignedInvoice]) -> Receipt:
+        return self._evidence("checkpoint", sender, channel_id, proofs)
+
+    def close(self, sender: Wallet, channel_id: UUID, proofs: Sequence[SignedInvoice] = ()) -> Receipt:
+        return self._evidence("close", sender, channel_id, proofs)
+
+    def update(self, sender: Wallet, channel_id: UUID, proofs: Sequence[SignedInvoice]) -> Receipt:
+        return self._evidence("update", sender, channel_id, proofs)
+
+    def dispute(
+        self,
+        sender: Wallet,
+        channel_id: UUID,
+        payments: Sequence[SignedInvoice],
+        *,
+        head: SignedInvoice | None = None,
+    ) -> Receipt:
+        """The paper's disputed settlement: ``payments`` follow the recorded ``head`` payment.
+
+        ``head`` is the recorded head (the recorded proof with the highest sequence); leave it
+        out when nothing is recorded yet and ``payments`` start at sequence 1.
+        """
+        fn = self.contract.functions.dispute(
+            channel_id.bytes,
+            self.params(channel_id).as_tuple(),
+            payment_tuple(head) if head is not None else _EMPTY_PAYMENT,
+            [payment_tuple(p) for p in payments],
+        )
+        return self._send(sender, fn, operation="dispute")
+
+    def settle(self, sender: Wallet, channel_id: UUID) -> Receipt:
+        fn = self.contract.functions.settle(channel_id.bytes, self.params(channel_id).as_tuple())
+        return self._send(sender, fn, operation="settle")
+
+    def cooperative_close(
+        self,
+        sender: Wallet,
+        channel_id: UUID,
+        *,
+        balance_a: int,
+        balance_b: int,
+        sequence: int,
+        signature_a: bytes,
+        signature_b: bytes,
+    ) -> Receipt:
+        fn = self.contract.functions.cooperativeClose(
+            channel_id.bytes,
+            self.params(channel_id).as_tuple(),
+            balance_a,
+            balance_b,
+            sequence,
+            signature_a,
+            signature_b,
+        )
+        return self._send(sender, fn, operation="cooperativeClose")
+
+    def withdraw(self, sender: Wallet) -> Receipt:
+        return self._send(sender, self.contract.functions.withdraw(), operation="withdraw")
+
+    # ------------------------------------------------------------ reads
+    def params(self, channel_id: UUID) -> ChannelParams:
+        """The channel's parameters, from memory or from its ChannelOpened event."""
+        known = self._params.get(channel_id)
+        if known is not None:
+            return known
+        logs = self.contract.events.ChannelOpened.get_logs(
+            from_block=0, argument_filters={"channelId": channel_id.bytes}
+        )
+        if not logs:
+            raise ContractReverted("NoSuchChannel", {"channelId": channel_id.bytes}, b"", "params")
+        args = logs[-1]["args"]
+        params = ChannelParams(args["a"], args["b"], args["token"], args["challengePeriod"])
+        self._params[channel_id] = params
+        return params
+
+    def channel(self, channel_id: UUID) -> OnChainChannel:
+        raw = self.contract.functions.getChannel(channel_id.bytes).call()
+        params_hash, dep_a, dep_b, settle_at, status, sent_a, seq_a, sent_b, seq_b = raw
+        state = ChannelStatus.SETTLED if params_hash == SETTLED_MARKER else ChannelStatus(status)
+        return OnChainChannel(
+            channel_id=channel_id,
+            status=state,
+            deposit_a=dep_a,
+            deposit_b=dep_b,
+            settle_at=settle_at,
+            sent_a=sent_a,
+            seq_a=seq_a,
+            sent_b=sent_b,
+            seq_b=seq_b,
+        )
+
+    def withdrawable(self, address: str) -> int:
+        return self.contract.functions.withdrawable(to_checksum_address(address)).call()
+
+    def events(self, from_block: int = 0, to_block: int | str = "latest") -> list[ChainEvent]:
+        """Every event of this contract in a block range, decoded and in chain order."""
+        logs = self.w3.eth.get_logs({"address": self.address, "fromBlock": from_block, "toBlock": to_block})
+        return decode_events(self.contract, logs)
+
+    # ------------------------------------------------------------ plumbing
+    def _evidence(
+        self, name: str, sender: Wallet, channel_id: UUID, proofs: Sequence[SignedInvoice]
+    ) -> Receipt:
+        fn = getattr(self.contract.functions, name)(
+            channel_id.bytes, self.params(channel_id).as_tuple(), [payment_tuple(p) for p in proofs]
+        )
+        return self._send(sender, fn, operation=name)
+
+    def _send(self, sender: Wallet, fn: Any, *, value: int = 0, operation: str) -> Receipt:
+        raw = _transact(self.w3, sender, fn, value, self._decoder, operation)
+        return Receipt(
+            tx_hash=TxHash(raw["transactionHash"].to_0x_hex()),
+            block_number=raw["blockNumber"],
+            gas_used=raw["gasUsed"],
+            events=tuple(decode_events(self.contract, raw["logs"])),
+        )
+
+
+def _transact(
+    w3: Web3, sender: Wallet, fn: Any, value: int, decoder: RevertDecoder | None, operation: str
+) -> Any:
+    """Estimate (which surfaces a revert with its data), sign locally, send, wait."""
+    try:
+        tx = fn.build_transaction(
+            {
+                "from": sender.address,
+                "value": value,
+                "nonce": w3.eth.get_transaction_count(sender.address, "pending"),
+                "chainId": w3.eth.chain_id,
+            }
+        )
+    except (ContractLogicError, *_TESTER_ERRORS) as exc:
+        data = revert_data(exc)
+        if decoder is not None and data:
+            raise decoder.decode(data, operation) from None
+        raise ContractReverted("Error", {"reason": str(exc)}, data or b"", operation) from None
+    signed = sender.sign_transaction(tx)
+    tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
+    if receipt["status"] != 1:
+        raise TransactionFailed(f"{operation}: transaction {tx_hash.to_0x_hex()} failed (status 0)")
+    return receipt
+
+
+class TestToken:
+    """The ERC20 standing for BTC in tests (8 decimals, open mint)."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, w3: Web3, address: str) -> None:
+        artifact = load_artifact("TestToken")
+        self.w3 = w3
+        self.address = to_checksum_address(address)
+        self.contract: Contract = w3.eth.contract(address=self.address, abi=artifact.abi)
+        self._decoder = RevertDecoder(artifact.abi)
+
+    @classmethod
+    def deploy(cls, w3: Web3, deployer: Wallet) -> TestToken:
+        artifact = load_artifact("TestToken")
+        factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+        receipt = _transact(w3, deployer, factory.constructor(), 0, None, "deploy TestToken")
+        return cls(w3, receipt["contractAddress"])
+
+    def _send(self, sender: Wallet, fn: Any, operation: str) -> Receipt:
+        raw = _transact(self.w3, sender, fn, 0, self._decoder, operation)
+        return Receipt(TxHash(raw["transactionHash"].to_0x_hex()), raw["blockNumber"], raw["gasUsed"])
+
+    def mint(self, sender: Wallet, to: str, amount: int) -> Receipt:
+        return self._send(sender, self.contract.functions.mint(to_checksum_address(to), amount), "mint")
+
+    def approve(self, sender: Wallet, spender: str, amount: int) -> Receipt:
+        fn = self.contract.functions.approve(to_checksum_address(spender), amount)
+        return self._send(sender, fn, "approve")
+
+    def balance_of(self, address: str) -> int:
+        return self.contract.functions.balanceOf(to_checksum_address(address)).call()
+

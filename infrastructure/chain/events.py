@@ -1,0 +1,192 @@
+"""The contract's events as typed, frozen values, for a chain watcher.
+
+``ChannelClosed``, ``Checkpointed``, ``StateUpdated`` and ``Disputed`` all carry the evidence
+the contract recorded (each participant's latest sequence and total, and the head hash), so a
+watcher can follow a channel's on-chain state from events alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eth_utils import event_abi_to_log_topic
+from web3.contract import Contract
+
+
+@dataclass(frozen=True)
+class ChainEvent:
+    block_number: int
+    tx_hash: str
+    log_index: int
+
+
+@dataclass(frozen=True)
+class ChannelOpened(ChainEvent):
+    channel_id: UUID
+    a: str
+    b: str
+    token: str
+    challenge_period: int
+    deposit: int
+
+
+@dataclass(frozen=True)
+class Deposited(ChainEvent):
+    channel_id: UUID
+    participant: str
+    amount: int
+    total_deposit: int
+
+
+@dataclass(frozen=True)
+class RecordedState(ChainEvent):
+    channel_id: UUID
+    seq_a: int
+    sent_a: int
+    seq_b: int
+    sent_b: int
+    head_hash: bytes
+
+
+@dataclass(frozen=True)
+class Checkpointed(RecordedState):
+    pass
+
+
+@dataclass(frozen=True)
+class StateUpdated(RecordedState):
+    pass
+
+
+@dataclass(frozen=True)
+class ChannelClosed(RecordedState):
+    closer: str
+    settle_at: int
+
+
+@dataclass(frozen=True)
+class Disputed(RecordedState):
+    payments: int
+
+
+@dataclass(frozen=True)
+class ChannelSettled(ChainEvent):
+    channel_id: UUID
+    balance_a: int
+    balance_b: int
+
+
+@dataclass(frozen=True)
+class CooperativelyClosed(ChainEvent):
+    channel_id: UUID
+    balance_a: int
+    balance_b: int
+    sequence: int
+
+
+@dataclass(frozen=True)
+class OperatorSet(ChainEvent):
+    participant: str
+    operator: str
+
+
+@dataclass(frozen=True)
+class PayoutDeferred(ChainEvent):
+    to: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class Withdrawn(ChainEvent):
+    to: str
+    amount: int
+
+
+def _state(a: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "channel_id": UUID(bytes=bytes(a["channelId"])),
+        "seq_a": a["seqA"],
+        "sent_a": a["sentA"],
+        "seq_b": a["seqB"],
+        "sent_b": a["sentB"],
+        "head_hash": bytes(a["headHash"]),
+    }
+
+
+_DECODERS: dict[str, tuple[type[ChainEvent], Any]] = {
+    "ChannelOpened": (
+        ChannelOpened,
+        lambda a: {
+            "channel_id": UUID(bytes=bytes(a["channelId"])),
+            "a": a["a"],
+            "b": a["b"],
+            "token": a["token"],
+            "challenge_period": a["challengePeriod"],
+            "deposit": a["deposit"],
+        },
+    ),
+    "Deposited": (
+        Deposited,
+        lambda a: {
+            "channel_id": UUID(bytes=bytes(a["channelId"])),
+            "participant": a["participant"],
+            "amount": a["amount"],
+            "total_deposit": a["totalDeposit"],
+        },
+    ),
+    "Checkpointed": (Checkpointed, _state),
+    "StateUpdated": (StateUpdated, _state),
+    "ChannelClosed": (ChannelClosed, lambda a: {**_state(a), "closer": a["closer"], "settle_at": a["settleAt"]}),
+    "Disputed": (Disputed, lambda a: {**_state(a), "payments": a["payments"]}),
+    "ChannelSettled": (
+        ChannelSettled,
+        lambda a: {
+            "channel_id": UUID(bytes=bytes(a["channelId"])),
+            "balance_a": a["balanceA"],
+            "balance_b": a["balanceB"],
+        },
+    ),
+    "CooperativelyClosed": (
+        CooperativelyClosed,
+        lambda a: {
+            "channel_id": UUID(bytes=bytes(a["channelId"])),
+            "balance_a": a["balanceA"],
+            "balance_b": a["balanceB"],
+            "sequence": a["sequence"],
+        },
+    ),
+    "OperatorSet": (OperatorSet, lambda a: {"participant": a["participant"], "operator": a["operator"]}),
+    "PayoutDeferred": (PayoutDeferred, lambda a: {"to": a["to"], "amount": a["amount"]}),
+    "Withdrawn": (Withdrawn, lambda a: {"to": a["to"], "amount": a["amount"]}),
+}
+
+
+def decode_events(contract: Contract, logs: Iterable[Any]) -> list[ChainEvent]:
+    """Decode this contract's logs (others are skipped) into typed events, in log order."""
+    by_topic = {
+        event_abi_to_log_topic(item): item["name"]
+        for item in contract.abi
+        if item.get("type") == "event" and item["name"] in _DECODERS
+    }
+    decoded: list[ChainEvent] = []
+    for log in logs:
+        if log["address"] != contract.address or not log["topics"]:
+            continue
+        name = by_topic.get(bytes(log["topics"][0]))
+        if name is None:
+            continue
+        cls, convert = _DECODERS[name]
+        entry = getattr(contract.events, name)().process_log(log)
+        decoded.append(
+            cls(
+                block_number=entry["blockNumber"],
+                tx_hash=entry["transactionHash"].to_0x_hex(),
+                log_index=entry["logIndex"],
+                **convert(entry["args"]),
+            )
+        )
+    decoded.sort(key=lambda e: (e.block_number, e.log_index))
+    return decoded
