@@ -290,7 +290,7 @@ class _Sequence:
         if lo >= hi:
             return []
         if desc:
-            start = hi if limit is None else max(lo, hi - limit)
+            start = lo if limit is None else max(lo, hi - limit)
             return self.events[start:hi][::-1]
         stop = hi if limit is None else min(hi, lo + limit)
         return self.events[lo:stop]
