@@ -23,7 +23,7 @@ from domain.channel import (
     CheckpointReason,
     PaymentOutcome,
 )
-from domain.errors import ChannelAlreadyExists, UnknownChannel
+from domain.errors import ChannelAlreadyExists, ParsecError, UnknownChannel
 from domain.money import Currency
 from domain.protocol import SignedInvoice, SigningDomain
 
@@ -150,6 +150,35 @@ class ChannelService(Application[UUID]):
             outcome=outcome,
             checkpoint_requested=channel.checkpoint_sequence != before,
         )
+
+    def accept_payments(
+        self, messages: Iterable[SignedInvoice | bytes | str], at: int
+    ) -> list[PaymentResult | ParsecError]:
+        """Apply a batch in order and save every changed channel in one transaction.
+
+        Each message gets its own result: a PaymentResult, or the ParsecError that
+        refused it (refusals change nothing). If the save itself fails, nothing of
+        the batch is stored and the exception propagates; the caller retries.
+        """
+        results: list[PaymentResult | ParsecError] = []
+        changed: dict[UUID, Channel] = {}
+        for message in messages:
+            try:
+                tx = message if isinstance(message, SignedInvoice) else SignedInvoice.from_json(message)
+                channel = changed.get(tx.channel) or self.get_channel_aggregate(tx.channel)
+                before = channel.checkpoint_sequence
+                outcome = channel.accept_payment(tx, at)
+            except ParsecError as err:
+                results.append(err)
+                continue
+            if outcome is PaymentOutcome.ACCEPTED:
+                changed[channel.id] = channel
+            results.append(
+                PaymentResult(channel.id, tx.sequence, outcome, channel.checkpoint_sequence != before)
+            )
+        if changed:
+            self.save(*changed.values())
+        return results
 
     def request_checkpoint(self, channel_id: UUID, at: int) -> bool:
         channel = self.get_channel_aggregate(channel_id)

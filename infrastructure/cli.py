@@ -72,17 +72,17 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         duplicate_rate=args.duplicates,
         invalid_rate=args.invalid,
         checkpoint_interval=args.checkpoint_interval,
+        batch_size=args.batch,
     )
     with _progress() as progress:
         task = progress.add_task("payments", total=args.payments, rate="")
         count = 0
 
-        def tick() -> None:
+        def tick(n: int) -> None:
             nonlocal count
-            count += 1
-            if count % 100 == 0 or count == args.payments:
-                elapsed = progress.tasks[0].elapsed or 1e-9
-                progress.update(task, completed=count, rate=f"{count / elapsed:,.0f}/s")
+            count += n
+            elapsed = progress.tasks[0].elapsed or 1e-9
+            progress.update(task, completed=count, rate=f"{count / elapsed:,.0f}/s")
 
         result = demo.run(progress=tick)
 
@@ -210,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--duplicates", type=float, default=0.02, help="fraction of payments sent twice (default 0.02)")
     demo.add_argument("--invalid", type=float, default=0.01, help="fraction with an invalid variant (default 0.01)")
     demo.add_argument("--checkpoint-interval", type=int, default=50, help="m: checkpoint every m-th sequence (default 50)")
+    demo.add_argument("--batch", type=int, default=100, help="payments applied per store transaction (default 100)")
     demo.add_argument("--show", type=int, default=20, help="channels to list in the table (default 20)")
     demo.add_argument("--json", action="store_true", help="also print the run's figures as JSON")
     demo.set_defaults(func=cmd_demo)

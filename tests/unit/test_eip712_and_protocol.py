@@ -223,3 +223,14 @@ def test_cooperative_close_signatures_bind_the_balances():
         ALICE.public_key
     )
     assert cooperative_close_digest(DOMAIN, cid, 10, 20, 3) != cooperative_close_digest(DOMAIN, cid, 11, 19, 3)
+
+
+def test_signing_without_self_verification_gives_the_same_message():
+    from domain.protocol import sign_invoice
+
+    cid, iid = uuid.uuid4(), uuid.uuid4()
+    inv = Invoice(invoice_address=addr(BOB), price=7, currency="ETH")
+    kw = dict(key=ALICE, channel=cid, invoice_id=iid, sequence=1, previous=GENESIS, buyer_total=7, domain=DOMAIN)
+    fast, checked = sign_invoice(inv, verify=False, **kw), sign_invoice(inv, **kw)
+    assert fast == checked and fast.transaction_hash == checked.transaction_hash and fast.buyer == checked.buyer
+    assert SignedInvoice.from_json(fast.to_json()).transaction_hash == fast.transaction_hash
