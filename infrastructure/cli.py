@@ -249,6 +249,7 @@ EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 def _load_extra_commands() -> None:
     import importlib
 
+    EXTRA_COMMANDS.clear()
     for name in ("projections.cli", "infrastructure.node_cli", "infrastructure.bench_cli"):
         try:
             module = importlib.import_module(name)
