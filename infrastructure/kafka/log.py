@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from eventsourcing.persistence import (
     DataError,
@@ -30,7 +30,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.partitioner import murmur2
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable, Sequence
 
     from eventsourcing.utils import Environment
 
@@ -625,11 +625,14 @@ class KafkaLog:
                     return
                 if time.monotonic() > deadline:
                     msg = (
-                        f"Timed out ({self.settings.timeout:g}s) reading "
+                        f"No progress for {self.settings.timeout:g}s reading "
                         f"{self.primary} up to its last stable offsets"
                     )
                     raise OperationalError(msg)
                 batch = self._consumer.poll(timeout_ms=100)
+                if batch:
+                    # The bound is on lack of progress, not on the log's size.
+                    deadline = time.monotonic() + self.settings.timeout
                 for tp, records in batch.items():
                     index = self.indexes[tp.topic]
                     for r in records:
@@ -777,18 +780,3 @@ class KafkaLog:
                 self._consumer.close(autocommit=False)
             except Exception:
                 logger.debug("closing consumer failed", exc_info=True)
-
-
-def unique_suffix() -> str:
-    return uuid4().hex[:12]
-
-
-def iter_chunks(items: Iterable[Any], n: int) -> Iterable[list[Any]]:
-    chunk: list[Any] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == n:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
