@@ -105,12 +105,18 @@ PaymentTuple = tuple[int, bytes, str, int, int, bytes, bytes, bytes, bytes, int]
 _EMPTY_PAYMENT: PaymentTuple = (0, b"\0" * 16, ETH, 0, 0, b"\0" * 32, b"\0" * 32, b"\0" * 32, b"\0" * 32, 0)
 
 
-def payment_tuple(invoice: SignedInvoice) -> PaymentTuple:
+Proof = SignedInvoice | PaymentTuple
+"""A domain SignedInvoice, or a raw contract tuple (tools and adversarial tests only)."""
+
+
+def payment_tuple(invoice: Proof) -> PaymentTuple:
     """The contract's ``SignedPayment`` for a domain ``SignedInvoice`` (the one conversion point).
 
     channelId, supplier and currency are implied on-chain by the channel; the invoice type
     travels as its keccak-256, which is exactly how EIP-712 hashes a string.
     """
+    if isinstance(invoice, tuple):
+        return invoice
     sig = invoice.invoice_signature
     return (
         invoice.sequence,
@@ -184,22 +190,22 @@ class ChannelContract:
         fn = self.contract.functions.setOperator(to_checksum_address(operator))
         return self._send(sender, fn, operation="setOperator")
 
-    def checkpoint(self, sender: Wallet, channel_id: UUID, proofs: Sequence[SignedInvoice]) -> Receipt:
+    def checkpoint(self, sender: Wallet, channel_id: UUID, proofs: Sequence[Proof]) -> Receipt:
         return self._evidence("checkpoint", sender, channel_id, proofs)
 
-    def close(self, sender: Wallet, channel_id: UUID, proofs: Sequence[SignedInvoice] = ()) -> Receipt:
+    def close(self, sender: Wallet, channel_id: UUID, proofs: Sequence[Proof] = ()) -> Receipt:
         return self._evidence("close", sender, channel_id, proofs)
 
-    def update(self, sender: Wallet, channel_id: UUID, proofs: Sequence[SignedInvoice]) -> Receipt:
+    def update(self, sender: Wallet, channel_id: UUID, proofs: Sequence[Proof]) -> Receipt:
         return self._evidence("update", sender, channel_id, proofs)
 
     def dispute(
         self,
         sender: Wallet,
         channel_id: UUID,
-        payments: Sequence[SignedInvoice],
+        payments: Sequence[Proof],
         *,
-        head: SignedInvoice | None = None,
+        head: Proof | None = None,
     ) -> Receipt:
         """The paper's disputed settlement: ``payments`` follow the recorded ``head`` payment.
 
@@ -285,7 +291,7 @@ class ChannelContract:
 
     # ------------------------------------------------------------ plumbing
     def _evidence(
-        self, name: str, sender: Wallet, channel_id: UUID, proofs: Sequence[SignedInvoice]
+        self, name: str, sender: Wallet, channel_id: UUID, proofs: Sequence[Proof]
     ) -> Receipt:
         fn = getattr(self.contract.functions, name)(
             channel_id.bytes, self.params(channel_id).as_tuple(), [payment_tuple(p) for p in proofs]

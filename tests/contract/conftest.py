@@ -1,0 +1,98 @@
+"""One contract test suite, two backends: the in-process py-evm chain and a real anvil node.
+
+The anvil backend is marked ``integration`` + ``chain``; it reuses a node already answering on
+``PARSEC_ANVIL_PORT`` (default 8545) or starts one with ``scripts/anvil start`` (and stops it
+again at the end of the session only if it started it).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from web3 import Web3
+
+from domain.crypto import PrivateKey
+from infrastructure.chain import ChannelContract, TestToken, Wallet, connect, fund, wallet
+
+ROOT = Path(__file__).resolve().parents[2]
+ANVIL_URL = f"http://127.0.0.1:{os.environ.get('PARSEC_ANVIL_PORT', '8545')}"
+ETHER = 10**18
+BTC = 10**8
+
+
+@dataclass
+class Party:
+    key: PrivateKey
+    wallet: Wallet
+
+    @property
+    def address(self) -> str:
+        return self.wallet.address
+
+
+@dataclass
+class Chain:
+    """A deployed set of contracts on one backend, with funded parties."""
+
+    name: str
+    w3: Web3
+    channels: ChannelContract
+    token: TestToken
+    deployer: Party
+    alice: Party
+    bob: Party
+    carol: Party  # neither participant: third parties, operators, attackers
+
+
+def _anvil_w3() -> Iterator[Web3]:
+    started = False
+    try:
+        w3 = connect(ANVIL_URL, timeout=10)
+    except Exception:
+        subprocess.run([str(ROOT / "scripts" / "anvil"), "start"], check=True)
+        started = True
+        w3 = connect(ANVIL_URL, timeout=10)
+    try:
+        yield w3
+    finally:
+        if started:
+            subprocess.run([str(ROOT / "scripts" / "anvil"), "stop"], check=False)
+
+
+def _party(w3: Web3, seed: str) -> Party:
+    key = PrivateKey.from_seed(seed)
+    party = Party(key, wallet(key))
+    fund(w3, party.address, 1000 * ETHER)
+    return party
+
+
+@pytest.fixture(
+    scope="session",
+    params=["eth-tester", pytest.param("anvil", marks=[pytest.mark.integration, pytest.mark.chain])],
+)
+def chain(request: pytest.FixtureRequest) -> Iterator[Chain]:
+    if request.param == "eth-tester":
+        generator: Iterator[Web3] = iter([connect(None)])
+    else:
+        generator = _anvil_w3()
+    w3 = next(generator)
+    deployer = _party(w3, "parsec-contract-tests/deployer")
+    token = TestToken.deploy(w3, deployer.wallet)
+    channels = ChannelContract.deploy(w3, deployer.wallet, token.address)
+    yield Chain(
+        name=request.param,
+        w3=w3,
+        channels=channels,
+        token=token,
+        deployer=deployer,
+        alice=_party(w3, "parsec-contract-tests/alice"),
+        bob=_party(w3, "parsec-contract-tests/bob"),
+        carol=_party(w3, "parsec-contract-tests/carol"),
+    )
+    for _ in generator:  # runs the generator's cleanup (stops anvil if we started it)
+        pass
