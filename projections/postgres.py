@@ -87,14 +87,18 @@ class PostgresStore(ReadModelStore):
         return value
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        try:
-            cur = self.conn.execute(sql, params)
-            return cur.fetchall() if cur.description else []
-        except psycopg.errors.UndefinedTable as err:
-            raise LookupError(f"read model table missing ({err}); rebuild the read model") from err
-        except _UNAVAILABLE as err:
-            self.close()
-            raise StoreUnavailable(f"PostgreSQL: {err}") from err
+        """A read, retried once on a fresh connection: an idle connection may have been cut."""
+        for attempt in (1, 2):
+            try:
+                cur = self.conn.execute(sql, params)
+                return cur.fetchall() if cur.description else []
+            except psycopg.errors.UndefinedTable as err:
+                raise LookupError(f"read model table missing ({err}); rebuild the read model") from err
+            except _UNAVAILABLE as err:
+                self.close()
+                if attempt == 2:
+                    raise StoreUnavailable(f"PostgreSQL: {err}") from err
+        raise AssertionError("unreachable")
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Cursor]:

@@ -1,0 +1,41 @@
+"""The read-model suite on SQLite (embedded; fast, no marker)."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+import time
+
+import pytest
+from projections_suite import ReadModelBackendSuite
+
+from projections.sqlite import SQLiteStore
+
+
+class TestSQLiteReadModels(ReadModelBackendSuite):
+    backend = "sqlite"
+
+    @pytest.fixture
+    def make_store(self, tmp_path):
+        counter = itertools.count()
+        stores = []
+
+        def make():
+            store = SQLiteStore(tmp_path / f"readmodels-{next(counter)}.sqlite", timeout=0.2)
+            stores.append(store)
+            return store
+
+        yield make
+        for s in stores:
+            s.close()
+
+    def cli_args(self, store):
+        return ["--backend", "sqlite", "--db", store.path]
+
+    def interrupt(self, store, seconds):
+        """Another process holds the write lock: the runner's writes time out (database is locked)."""
+        conn = sqlite3.connect(store.path, timeout=5, isolation_level=None)
+        conn.execute("BEGIN EXCLUSIVE")
+        time.sleep(seconds)
+        conn.execute("ROLLBACK")
+        conn.close()
