@@ -1,0 +1,51 @@
+"""Rebuild throughput: events/s per read model and backend, on a given log.
+
+``scripts/bench-projections`` generates a log and calls ``bench_rebuild``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from projections.model import ReadModel
+from projections.runner import ProjectionRunner, rebuild
+from projections.source import EventSource
+from projections.store import ReadModelStore
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    backend: str
+    read_model: str  # a read model's name, or "all" (one pass running every read model)
+    events: int
+    seconds: float
+    batch_size: int
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+def bench_rebuild(
+    source: EventSource,
+    stores: dict[str, ReadModelStore],
+    models: Sequence[ReadModel],
+    *,
+    batch_size: int = 1000,
+) -> list[BenchResult]:
+    """Rebuild each read model alone, then all together in one pass, on every store."""
+    known = set().union(*(m.handled_events for m in models))
+    results = []
+    for backend, store in stores.items():
+        for m in models:
+            r = rebuild(source, store, m, batch_size=batch_size, known_events=known)
+            results.append(BenchResult(backend, m.name, r.events, r.seconds, batch_size))
+        for m in models:
+            store.reset(m.name, m.tables)
+        runner = ProjectionRunner(source, store, models, batch_size=batch_size)
+        started = time.perf_counter()
+        events = runner.catch_up()
+        results.append(BenchResult(backend, "all", events, time.perf_counter() - started, batch_size))
+    return results
