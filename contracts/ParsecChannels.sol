@@ -91,11 +91,11 @@ contract ParsecChannels {
         bytes16 indexed channelId, address indexed a, address indexed b, address token, uint32 challengePeriod, uint256 deposit
     );
     event Deposited(bytes16 indexed channelId, address indexed participant, uint256 amount, uint256 totalDeposit);
-    event Checkpointed(bytes16 indexed channelId, uint64 seqA, uint128 sentA, uint64 seqB, uint128 sentB, bytes32 headHash);
-    event ChannelClosed(
-        bytes16 indexed channelId, address indexed closer, uint40 settleAt, uint64 seqA, uint128 sentA, uint64 seqB, uint128 sentB, bytes32 headHash
-    );
-    event StateUpdated(bytes16 indexed channelId, uint64 seqA, uint128 sentA, uint64 seqB, uint128 sentB, bytes32 headHash);
+    /// One per proof recorded by checkpoint(): the buyer's latest sequence and total.
+    event Checkpointed(bytes16 indexed channelId, address indexed buyer, uint64 sequence, uint128 buyerTotal);
+    event ChannelClosed(bytes16 indexed channelId, address indexed closer, uint40 settleAt);
+    /// One per proof recorded by close() or update(): the buyer's latest sequence and total.
+    event StateUpdated(bytes16 indexed channelId, address indexed buyer, uint64 sequence, uint128 buyerTotal);
     event Disputed(
         bytes16 indexed channelId, uint256 payments, uint64 seqA, uint128 sentA, uint64 seqB, uint128 sentB, bytes32 headHash
     );
@@ -210,8 +210,7 @@ contract ParsecChannels {
     function checkpoint(bytes16 id, ChannelParams calldata p, SignedPayment[] calldata proofs) external {
         Channel storage c = _channel(id, p);
         if (c.status != OPEN) revert NotOpen(id);
-        (uint64 seqA, uint128 sentA, uint64 seqB, uint128 sentB, bytes32 head) = _applyProofs(id, c, p, proofs);
-        emit Checkpointed(id, seqA, sentA, seqB, sentB, head);
+        _applyProofs(id, c, p, proofs, true);
     }
 
     /// Unilateral close by a participant (or its operator) with the counterparty's latest proofs.
@@ -234,9 +233,8 @@ contract ParsecChannels {
         uint40 settleAt = uint40(block.timestamp) + p.challengePeriod;
         c.status = status;
         c.settleAt = settleAt;
-        (uint64 seqA, uint128 sentA, uint64 seqB, uint128 sentB, bytes32 head) =
-            proofs.length == 0 ? (c.seqA, c.sentA, c.seqB, c.sentB, bytes32(0)) : _applyProofs(id, c, p, proofs);
-        emit ChannelClosed(id, closer, settleAt, seqA, sentA, seqB, sentB, head);
+        emit ChannelClosed(id, closer, settleAt);
+        if (proofs.length != 0) _applyProofs(id, c, p, proofs, false);
     }
 
     /// During the challenge period, the non-closing participant (or its operator) submits newer proofs.
@@ -247,8 +245,7 @@ contract ParsecChannels {
         if (msg.sender != counterparty && msg.sender != operatorOf[counterparty]) {
             revert NotCounterparty(msg.sender);
         }
-        (uint64 seqA, uint128 sentA, uint64 seqB, uint128 sentB, bytes32 head) = _applyProofs(id, c, p, proofs);
-        emit StateUpdated(id, seqA, sentA, seqB, sentB, head);
+        _applyProofs(id, c, p, proofs, false);
     }
 
     /// The paper's disputed settlement: the signed payments since the recorded head, in order.
@@ -427,43 +424,58 @@ contract ParsecChannels {
     }
 
     /// Apply per-participant proofs (each must pay the caller's principal); a proof replaces the
-    /// recorded one for its buyer only with a higher sequence and a total not lower. Returns the
-    /// new state and the digest of the new head (zero when this call did not move the head).
-    function _applyProofs(bytes16 id, Channel storage c, ChannelParams calldata p, SignedPayment[] calldata proofs)
-        internal
-        returns (uint64 seqA, uint128 sentA, uint64 seqB, uint128 sentB, bytes32 head)
-    {
-        seqA = c.seqA;
-        sentA = c.sentA;
-        seqB = c.seqB;
-        sentB = c.sentB;
-        uint64 headSeq = seqA > seqB ? seqA : seqB;
-        bool changedA;
-        bool changedB;
+    /// recorded one for its buyer only with a higher sequence and a total not lower. Only the
+    /// slots of the buyers concerned are touched; the other side's total is read only when a
+    /// buyer's total exceeds its own deposit (the only case where solvency depends on it).
+    function _applyProofs(
+        bytes16 id,
+        Channel storage c,
+        ChannelParams calldata p,
+        SignedPayment[] calldata proofs,
+        bool isCheckpoint
+    ) internal {
+        if (proofs.length == 0) revert NothingNew();
         bytes32 currency = _currencyHash(p.token);
         bytes32 sep = domainSeparator();
+        bool changedA;
+        bool changedB;
         for (uint256 i = 0; i < proofs.length; ++i) {
             SignedPayment calldata t = proofs[i];
             address supplier;
             if (t.buyer == p.a) {
-                if (t.sequence <= seqA) revert StaleProof(t.sequence, seqA);
-                if (t.buyerTotal < sentA) revert TotalDecreased(t.buyerTotal, sentA);
-                (seqA, sentA, changedA, supplier) = (t.sequence, t.buyerTotal, true, p.b);
+                uint64 seq = c.seqA;
+                if (t.sequence <= seq) revert StaleProof(t.sequence, seq);
+                uint128 sent = c.sentA;
+                if (t.buyerTotal < sent) revert TotalDecreased(t.buyerTotal, sent);
+                (c.sentA, c.seqA) = (t.buyerTotal, t.sequence);
+                (changedA, supplier) = (true, p.b);
             } else if (t.buyer == p.b) {
-                if (t.sequence <= seqB) revert StaleProof(t.sequence, seqB);
-                if (t.buyerTotal < sentB) revert TotalDecreased(t.buyerTotal, sentB);
-                (seqB, sentB, changedB, supplier) = (t.sequence, t.buyerTotal, true, p.a);
+                uint64 seq = c.seqB;
+                if (t.sequence <= seq) revert StaleProof(t.sequence, seq);
+                uint128 sent = c.sentB;
+                if (t.buyerTotal < sent) revert TotalDecreased(t.buyerTotal, sent);
+                (c.sentB, c.seqB) = (t.buyerTotal, t.sequence);
+                (changedB, supplier) = (true, p.a);
             } else {
                 revert BuyerNotParticipant(t.buyer);
             }
             _checkPayee(supplier);
-            bytes32 digest = _verify(sep, id, currency, t, supplier);
-            if (t.sequence > headSeq) (headSeq, head) = (t.sequence, digest);
+            _verify(sep, id, currency, t, supplier);
+            if (isCheckpoint) emit Checkpointed(id, t.buyer, t.sequence, t.buyerTotal);
+            else emit StateUpdated(id, t.buyer, t.sequence, t.buyerTotal);
         }
-        if (!changedA && !changedB) revert NothingNew();
-        _checkSolvent(c, sentA, sentB);
-        if (changedA) (c.seqA, c.sentA) = (seqA, sentA);
-        if (changedB) (c.seqB, c.sentB) = (seqB, sentB);
+        if (changedA) {
+            uint256 sentA = c.sentA;
+            if (sentA > c.depositA && sentA > uint256(c.depositA) + c.sentB) {
+                revert Overdraft(uint256(c.depositA) + c.depositB, sentA, c.sentB);
+            }
+        }
+        if (changedB) {
+            uint256 sentB = c.sentB;
+            if (sentB > c.depositB && sentB > uint256(c.depositB) + c.sentA) {
+                revert Overdraft(uint256(c.depositA) + c.depositB, c.sentA, sentB);
+            }
+        }
     }
 
     function _checkSolvent(Channel storage c, uint256 sentA, uint256 sentB) internal view {

@@ -148,7 +148,9 @@ class ChannelContract:
     def deploy(cls, w3: Web3, deployer: Wallet, btc_token: str) -> ChannelContract:
         artifact = load_artifact("ParsecChannels")
         factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
-        receipt = _transact(w3, deployer, factory.constructor(to_checksum_address(btc_token)), 0, None, "deploy")
+        receipt = _transact(
+            w3, deployer, factory.constructor(to_checksum_address(btc_token)), 0, None, "deploy"
+        )
         return cls(w3, receipt["contractAddress"])
 
     @property
@@ -290,9 +292,7 @@ class ChannelContract:
         return decode_events(self.contract, logs)
 
     # ------------------------------------------------------------ plumbing
-    def _evidence(
-        self, name: str, sender: Wallet, channel_id: UUID, proofs: Sequence[Proof]
-    ) -> Receipt:
+    def _evidence(self, name: str, sender: Wallet, channel_id: UUID, proofs: Sequence[Proof]) -> Receipt:
         fn = getattr(self.contract.functions, name)(
             channel_id.bytes, self.params(channel_id).as_tuple(), [payment_tuple(p) for p in proofs]
         )
@@ -366,4 +366,3 @@ class TestToken:
 
     def balance_of(self, address: str) -> int:
         return self.contract.functions.balanceOf(to_checksum_address(address)).call()
-

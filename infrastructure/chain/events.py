@@ -1,8 +1,8 @@
 """The contract's events as typed, frozen values, for a chain watcher.
 
-``ChannelClosed``, ``Checkpointed``, ``StateUpdated`` and ``Disputed`` all carry the evidence
-the contract recorded (each participant's latest sequence and total, and the head hash), so a
-watcher can follow a channel's on-chain state from events alone.
+``Checkpointed`` and ``StateUpdated`` are emitted once per recorded proof (the buyer's new
+sequence and total); ``Disputed`` carries the whole recorded state and the new head's digest.
+Together with ``ChannelOpened``/``Deposited`` a watcher can follow a channel from events alone.
 """
 
 from __future__ import annotations
@@ -42,34 +42,39 @@ class Deposited(ChainEvent):
 
 
 @dataclass(frozen=True)
-class RecordedState(ChainEvent):
+class ProofRecorded(ChainEvent):
     channel_id: UUID
-    seq_a: int
-    sent_a: int
-    seq_b: int
-    sent_b: int
-    head_hash: bytes
+    buyer: str
+    sequence: int
+    buyer_total: int
 
 
 @dataclass(frozen=True)
-class Checkpointed(RecordedState):
-    pass
+class Checkpointed(ProofRecorded):
+    """A proof recorded by a checkpoint while the channel is open."""
 
 
 @dataclass(frozen=True)
-class StateUpdated(RecordedState):
-    pass
+class StateUpdated(ProofRecorded):
+    """A proof recorded by a unilateral close or by the counterparty's update."""
 
 
 @dataclass(frozen=True)
-class ChannelClosed(RecordedState):
+class ChannelClosed(ChainEvent):
+    channel_id: UUID
     closer: str
     settle_at: int
 
 
 @dataclass(frozen=True)
-class Disputed(RecordedState):
+class Disputed(ChainEvent):
+    channel_id: UUID
     payments: int
+    seq_a: int
+    sent_a: int
+    seq_b: int
+    sent_b: int
+    head_hash: bytes
 
 
 @dataclass(frozen=True)
@@ -105,9 +110,19 @@ class Withdrawn(ChainEvent):
     amount: int
 
 
-def _state(a: dict[str, Any]) -> dict[str, Any]:
+def _proof(a: dict[str, Any]) -> dict[str, Any]:
     return {
         "channel_id": UUID(bytes=bytes(a["channelId"])),
+        "buyer": a["buyer"],
+        "sequence": a["sequence"],
+        "buyer_total": a["buyerTotal"],
+    }
+
+
+def _disputed(a: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "channel_id": UUID(bytes=bytes(a["channelId"])),
+        "payments": a["payments"],
         "seq_a": a["seqA"],
         "sent_a": a["sentA"],
         "seq_b": a["seqB"],
@@ -137,10 +152,17 @@ _DECODERS: dict[str, tuple[type[ChainEvent], Any]] = {
             "total_deposit": a["totalDeposit"],
         },
     ),
-    "Checkpointed": (Checkpointed, _state),
-    "StateUpdated": (StateUpdated, _state),
-    "ChannelClosed": (ChannelClosed, lambda a: {**_state(a), "closer": a["closer"], "settle_at": a["settleAt"]}),
-    "Disputed": (Disputed, lambda a: {**_state(a), "payments": a["payments"]}),
+    "Checkpointed": (Checkpointed, _proof),
+    "StateUpdated": (StateUpdated, _proof),
+    "ChannelClosed": (
+        ChannelClosed,
+        lambda a: {
+            "channel_id": UUID(bytes=bytes(a["channelId"])),
+            "closer": a["closer"],
+            "settle_at": a["settleAt"],
+        },
+    ),
+    "Disputed": (Disputed, _disputed),
     "ChannelSettled": (
         ChannelSettled,
         lambda a: {

@@ -25,7 +25,9 @@ class PaymentChain:
     def head(self) -> HashPointer:
         return self.payments[-1].pointer if self.payments else GENESIS
 
-    def pay(self, buyer: PrivateKey, supplier: str, price: int, *, domain: SigningDomain | None = None) -> SignedInvoice:
+    def pay(
+        self, buyer: PrivateKey, supplier: str, price: int, *, domain: SigningDomain | None = None
+    ) -> SignedInvoice:
         from domain.addresses import eth_address_bytes, to_checksum_address
 
         address = to_checksum_address(eth_address_bytes(buyer.public_key))

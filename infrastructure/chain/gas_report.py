@@ -1,0 +1,188 @@
+"""Gas per channel operation on the in-process chain, beside Raiden's TokenNetwork figures.
+
+    python -m infrastructure.chain.gas_report        (or scripts/gas-report)
+
+Prints JSON. Raiden's figures are raiden-contracts ``data/gas.json`` (an ERC20 token network),
+quoted in /work/shared/design/benchmarks.md. Each Parsec figure is the ``gasUsed`` of a receipt
+(after refunds), measured on fresh storage the way a first use of each operation pays it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from typing import Any
+
+from domain.crypto import PrivateKey
+from domain.protocol import GENESIS, Invoice, SignedInvoice, sign_cooperative_close, sign_invoice
+from infrastructure.chain.artifacts import load_artifact
+from infrastructure.chain.channels import ETH, ChannelContract, TestToken
+from infrastructure.chain.connection import advance_time, connect, fund, wallet
+
+RAIDEN = {
+    "openChannel": 104_256,
+    "setTotalDeposit": 57_368,
+    "closeChannel": 122_682,
+    "updateNonClosingBalanceProof": 91_696,
+    "settleChannel": 116_222,
+}
+TARGET_SAVING = 30.0
+PERIOD = 3600
+
+
+class _Payments:
+    def __init__(self, channel: uuid.UUID, contract: ChannelContract, currency: str) -> None:
+        self.channel, self.domain, self.currency = channel, contract.domain, currency
+        self.items: list[SignedInvoice] = []
+        self.totals: dict[str, int] = {}
+
+    def pay(self, buyer: PrivateKey, buyer_address: str, supplier: str, price: int) -> SignedInvoice:
+        total = self.totals.get(buyer_address, 0) + price
+        signed = sign_invoice(
+            Invoice(invoice_address=supplier, price=price, currency=self.currency, invoice_type="api-call"),
+            key=buyer,
+            channel=self.channel,
+            invoice_id=uuid.uuid4(),
+            sequence=len(self.items) + 1,
+            previous=self.items[-1].pointer if self.items else GENESIS,
+            buyer_total=total,
+            domain=self.domain,
+        )
+        self.items.append(signed)
+        self.totals[buyer_address] = total
+        return signed
+
+
+def measure() -> dict[str, Any]:
+    w3 = connect(None)
+    keys = {name: PrivateKey.from_seed(f"parsec-gas-report/{name}") for name in ("deployer", "a", "b", "c")}
+    wallets = {name: wallet(k) for name, k in keys.items()}
+    for w in wallets.values():
+        fund(w3, w.address, 10**22)
+    dep, A, B, C = wallets["deployer"], wallets["a"], wallets["b"], wallets["c"]
+    token = TestToken.deploy(w3, dep)
+    channels = ChannelContract.deploy(w3, dep, token.address)
+    for w in (A, B):
+        token.mint(dep, w.address, 10**12)
+        token.approve(w, channels.address, 2**256 - 1)
+    gas: dict[str, int] = {}
+
+    def lifecycle(currency: str, token_address: str, unit: int) -> None:
+        cid = uuid.uuid4()
+        suffix = "" if currency == "ETH" else "_btc"
+        gas[f"open{suffix}"] = channels.open_channel(
+            A, cid, B.address, deposit=10 * unit, challenge_period=PERIOD, token=token_address
+        ).gas_used
+        gas[f"deposit_first{suffix}"] = channels.deposit(B, cid, 5 * unit).gas_used
+        gas[f"deposit_topup{suffix}"] = channels.deposit(A, cid, unit).gas_used
+        p = _Payments(cid, channels, currency)
+        for _ in range(3):
+            p.pay(keys["a"], A.address, B.address, unit // 100)
+            p.pay(keys["b"], B.address, A.address, unit // 300)
+        last_a = p.pay(keys["a"], A.address, B.address, unit // 50)
+        last_b = p.items[-2]
+        # A closes with B's latest proof (first record of B's side: fresh slot)
+        gas[f"close{suffix}"] = channels.close(A, cid, [last_b]).gas_used
+        # B answers with A's latest proof (first record of A's side: fresh slot)
+        gas[f"update{suffix}"] = channels.update(B, cid, [last_a]).gas_used
+        advance_time(w3, PERIOD)
+        gas[f"settle{suffix}"] = channels.settle(C, cid).gas_used
+
+    lifecycle("ETH", ETH, 10**18)
+    lifecycle("BTC", token.address, 10**8)
+
+    # checkpoints while open (first record of each side, then a later one)
+    cid = uuid.uuid4()
+    channels.open_channel(A, cid, B.address, deposit=10**18, challenge_period=PERIOD)
+    channels.deposit(B, cid, 10**18)
+    p = _Payments(cid, channels, "ETH")
+    p.pay(keys["a"], A.address, B.address, 1000)
+    gas["checkpoint_first"] = channels.checkpoint(B, cid, [p.items[-1]]).gas_used
+    p.pay(keys["a"], A.address, B.address, 1000)
+    gas["checkpoint_next"] = channels.checkpoint(B, cid, [p.items[-1]]).gas_used
+    domain = channels.domain
+    balance_a, balance_b = 10**18 - 2000, 10**18 + 2000
+    gas["cooperative_close"] = channels.cooperative_close(
+        C,
+        cid,
+        balance_a=balance_a,
+        balance_b=balance_b,
+        sequence=2,
+        signature_a=sign_cooperative_close(keys["a"], domain, cid, balance_a, balance_b, 2),
+        signature_b=sign_cooperative_close(keys["b"], domain, cid, balance_a, balance_b, 2),
+    ).gas_used
+
+    # the paper's disputed settlement: n payments after a recorded head
+    dispute: dict[str, int] = {}
+    for n in (1, 10, 50):
+        cid = uuid.uuid4()
+        channels.open_channel(A, cid, B.address, deposit=10**18, challenge_period=PERIOD)
+        channels.deposit(B, cid, 10**18)
+        p = _Payments(cid, channels, "ETH")
+        p.pay(keys["b"], B.address, A.address, 10)
+        p.pay(keys["a"], A.address, B.address, 10)
+        channels.checkpoint(A, cid, [p.items[0]])
+        channels.checkpoint(B, cid, [p.items[1]])
+        head = p.items[-1]
+        for i in range(n):
+            if i % 2 == 0:
+                p.pay(keys["b"], B.address, A.address, 7)
+            else:
+                p.pay(keys["a"], A.address, B.address, 5)
+        last = p.items[-1]
+        submitter = A if last.supplier_address == A.address else B
+        dispute[str(n)] = channels.dispute(submitter, cid, p.items[2:], head=head).gas_used
+
+    def compare(ours: int, raiden: int) -> dict[str, Any]:
+        saving = round(100 * (raiden - ours) / raiden, 1)
+        return {
+            "parsec": ours,
+            "raiden": raiden,
+            "saving_pct": saving,
+            "meets_30pct": saving >= TARGET_SAVING,
+        }
+
+    return {
+        "backend": "eth-tester (py-evm), evm prague",
+        "compiler": load_artifact("ParsecChannels").compiler,
+        "raiden_source": "raiden-contracts data/gas.json (TokenNetwork, ERC20), per docs/benchmarks.md",
+        "comparison": {
+            "open (ETH, deposit included) vs openChannel": compare(gas["open"], RAIDEN["openChannel"]),
+            "open (BTC token, deposit included) vs openChannel + setTotalDeposit": compare(
+                gas["open_btc"], RAIDEN["openChannel"] + RAIDEN["setTotalDeposit"]
+            ),
+            "deposit (ETH, counterparty's first) vs setTotalDeposit": compare(
+                gas["deposit_first"], RAIDEN["setTotalDeposit"]
+            ),
+            "deposit (BTC token, counterparty's first) vs setTotalDeposit": compare(
+                gas["deposit_first_btc"], RAIDEN["setTotalDeposit"]
+            ),
+            "close (ETH) vs closeChannel": compare(gas["close"], RAIDEN["closeChannel"]),
+            "close (BTC token) vs closeChannel": compare(gas["close_btc"], RAIDEN["closeChannel"]),
+            "update (ETH) vs updateNonClosingBalanceProof": compare(
+                gas["update"], RAIDEN["updateNonClosingBalanceProof"]
+            ),
+            "update (BTC token) vs updateNonClosingBalanceProof": compare(
+                gas["update_btc"], RAIDEN["updateNonClosingBalanceProof"]
+            ),
+            "settle (ETH) vs settleChannel": compare(gas["settle"], RAIDEN["settleChannel"]),
+            "settle (BTC token) vs settleChannel": compare(gas["settle_btc"], RAIDEN["settleChannel"]),
+        },
+        "operations": dict(sorted(gas.items())),
+        "disputed_settlement": {
+            "gas_by_payments": dispute,
+            "marginal_gas_per_payment": round((dispute["50"] - dispute["10"]) / 40),
+            "note": "payments after a checkpointed head; the head is re-supplied and verified once",
+        },
+    }
+
+
+def main() -> int:
+    json.dump(measure(), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
