@@ -96,7 +96,7 @@ def cmd_list(args: argparse.Namespace, settings: Any) -> int:
     try:
         source = event_source(settings, args.events_db)
         heads = {p: source.head(p) for p in source.partitions()}
-    except (FileNotFoundError, Exception) as err:  # listing works without a log
+    except Exception as err:  # listing works without a log
         log.debug("no event source: %s", err)
         heads = {}
     table = RichTable(title=f"Read models ({store.describe()})")
@@ -111,9 +111,10 @@ def cmd_list(args: argparse.Namespace, settings: Any) -> int:
             ", ".join(f"{p}: {v}" for p, v in sorted(pos.items())) or "not built",
             ", ".join(f"{p}: {h}" for p, h in sorted(heads.items())) or "?",
         )
-    console.print(table)
     if args.json:
         print(json.dumps({m.name: {str(p): v for p, v in positions.get(m.name, {}).items()} for m in models}))
+    else:
+        console.print(table)
     return 0
 
 

@@ -18,6 +18,10 @@ from projections.settlements import Settlements
 _MODELS: dict[str, ReadModel] = {}
 
 
+class UnknownReadModel(ValueError):
+    """No read model by that name is registered."""
+
+
 def register(model: ReadModel) -> ReadModel:
     existing = _MODELS.get(model.name)
     if existing is not None and type(existing) is not type(model):
@@ -49,4 +53,4 @@ def get(name: str) -> ReadModel:
     try:
         return _MODELS[name]
     except KeyError:
-        raise KeyError(f"no read model {name!r}; known: {', '.join(sorted(_MODELS))}") from None
+        raise UnknownReadModel(f"no read model {name!r}; known: {', '.join(sorted(_MODELS))}") from None
