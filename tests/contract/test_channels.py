@@ -74,6 +74,12 @@ def test_open_and_deposit_record_state_and_events(chain: Chain) -> None:
     with reverts("NotParticipant"):
         chain.channels.deposit(chain.carol.wallet, cid, 1)
 
+    # a fresh proxy (a restarted node) finds the parameters and the history from events alone
+    watcher = ChannelContract(chain.w3, chain.channels.address)
+    assert watcher.params(cid).as_tuple() == (chain.alice.address, chain.bob.address, ETH, PERIOD)
+    history = [e for e in watcher.events(opened.block_number) if getattr(e, "channel_id", None) == cid]
+    assert history == [opened.events[0], deposited.events[0]]
+
 
 def test_checkpoint_records_each_participants_latest_signed_payment(chain: Chain) -> None:
     cid, payments = open_eth(chain, ETHER, ETHER)
