@@ -101,6 +101,7 @@ bootstrap address raises :class:`BrokerUnavailableError` (an
 
 from infrastructure.kafka.log import (
     BrokerUnavailableError,
+    CommitOutcomeUnknownError,
     CorruptRecord,
     CorruptRecordError,
     KafkaLog,
@@ -124,6 +125,7 @@ Factory = KafkaFactory
 
 __all__ = [
     "BrokerUnavailableError",
+    "CommitOutcomeUnknownError",
     "CorruptRecord",
     "CorruptRecordError",
     "Factory",

@@ -71,6 +71,11 @@ class WriterFencedError(IntegrityError):
     which is why this is an ``IntegrityError``."""
 
 
+class CommitOutcomeUnknownError(OperationalError):
+    """The broker did not confirm a commit in time: the batch may or may not
+    be in the log. Reload before deciding to retry."""
+
+
 class CorruptRecordError(DataError):
     """A record on an events topic could not be decoded."""
 
@@ -711,16 +716,25 @@ class KafkaLog:
                 return []
             producer = self._producer
             assert producer is not None
+            futures: list[Any] = []
             try:
                 producer.begin_transaction()
                 futures = [
                     producer.send(r.topic, value=r.value, key=r.key, headers=r.headers, partition=r.partition)
                     for r in records
                 ]
-                producer.commit_transaction()
+                self._bounded_commit(producer)
                 metas = [f.get(timeout=self.settings.timeout) for f in futures]
+            except CommitOutcomeUnknownError:
+                self._discard_producer()
+                raise
             except Exception as e:
-                if _is_fenced(e):
+                causes = [e] + [
+                    f.exception
+                    for f in futures
+                    if f.is_done and f.failed() and f.exception is not None
+                ]
+                if any(_is_fenced(c) for c in causes):
                     self._discard_producer()
                     msg = (
                         f"Writer {self.transactional_id} was fenced by a newer writer of "
@@ -729,10 +743,14 @@ class KafkaLog:
                         "on the next write)."
                     )
                     raise WriterFencedError(msg) from e
-                self._abort_quietly()
+                # Whatever went wrong, the transaction did not commit; start
+                # afresh: the next write re-acquires (init_transactions aborts
+                # anything left open) and re-reads the partitions. (No
+                # abort_transaction here: kafka-python waits for it unbounded.)
+                self._discard_producer()
                 if isinstance(e, kerrors.KafkaTimeoutError | kerrors.KafkaConnectionError):
                     raise _connect_error(self.settings, "transactional write", e) from e
-                msg = f"Kafka transaction failed and was aborted: {type(e).__name__}: {e}"
+                msg = f"Kafka transaction failed (nothing committed): {type(e).__name__}: {e}"
                 raise OperationalError(msg) from e
             offsets = []
             for r, m in zip(records, metas, strict=True):
@@ -741,15 +759,24 @@ class KafkaLog:
         self._notify()
         return offsets
 
-    def _abort_quietly(self) -> None:
-        p = self._producer
-        if p is None:
+    def _bounded_commit(self, producer: KafkaProducer) -> None:
+        """commit_transaction, but bounded by the timeout (kafka-python's
+        waits forever when the broker goes away mid-commit)."""
+        tm = getattr(producer, "_transaction_manager", None)
+        sender = getattr(producer, "_sender", None)
+        if tm is None or sender is None or not hasattr(tm, "begin_commit"):  # pragma: no cover
+            producer.commit_transaction()
             return
-        try:
-            p.abort_transaction()
-        except Exception:
-            logger.warning("abort_transaction failed; discarding producer", exc_info=True)
-            self._discard_producer()
+        result = tm.begin_commit()
+        sender.wakeup()
+        if not result.wait(timeout_ms=self.settings.timeout_ms):
+            msg = (
+                f"Commit of a transaction on {self.primary} did not complete in "
+                f"{self.settings.timeout:g}s; its outcome is unknown. The writer was "
+                "discarded; the next write re-acquires the partitions and re-reads "
+                "them, so the index shows the outcome."
+            )
+            raise CommitOutcomeUnknownError(msg)
 
     # -- listeners (subscriptions) -----------------------------------------
 
