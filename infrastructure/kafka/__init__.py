@@ -97,6 +97,16 @@ aggregate whose key it carries raises :class:`CorruptRecordError` (so a
 channel is never loaded with a silent gap). An unreachable or non-Kafka
 bootstrap address raises :class:`BrokerUnavailableError` (an
 ``OperationalError``) within about ``KAFKA_TIMEOUT`` seconds (default 12).
+A commit the broker does not confirm within ``KAFKA_TIMEOUT`` raises
+:class:`CommitOutcomeUnknownError` (the batch may or may not be in the log;
+reload before retrying). After any failed transaction the writer is discarded;
+the next write re-acquires, which aborts anything left open and re-reads.
+
+Limits: the index holds every event of the topic in memory (snapshots and
+ownership of a partition subset bound it in production); a read costs one
+ListOffsets round trip (~1 ms) to reach the last stable offset; two processes
+contending for the same partitions keep fencing each other (correct but slow),
+so partition ownership belongs to the node runtime, not to per-write races.
 """
 
 from infrastructure.kafka.log import (

@@ -95,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     bootstrap = (
-        os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or os.environ.get("PARSEC_KAFKA_BOOTSTRAP") or "127.0.0.1:9092"
+        os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        or os.environ.get("PARSEC_KAFKA_BOOTSTRAP")
+        or "127.0.0.1:9092"
     )
     result: dict[str, Any] = {
         "params": {
@@ -122,7 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         result["kafka"]["topic"] = topic
     if args.only in (None, "sqlite"):
         with tempfile.TemporaryDirectory() as tmp:
-            env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": os.path.join(tmp, "bench.db")}
+            env = {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": os.path.join(tmp, "bench.db"),
+            }
             result["sqlite"] = run(env, args.events, args.aggregates, args.events_per_save)
     print(json.dumps(result, indent=2))
     return 0

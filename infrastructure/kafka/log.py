@@ -142,11 +142,7 @@ class KafkaSettings:
             value = env.get(key)
             return value.strip() if value is not None and value.strip() else None
 
-        bootstrap = (
-            get("KAFKA_BOOTSTRAP_SERVERS")
-            or get("PARSEC_KAFKA_BOOTSTRAP")
-            or DEFAULT_BOOTSTRAP
-        )
+        bootstrap = get("KAFKA_BOOTSTRAP_SERVERS") or get("PARSEC_KAFKA_BOOTSTRAP") or DEFAULT_BOOTSTRAP
         default_events = "parsec." + _topic_safe((env.name or "app").lower()) + ".events"
         events_topic = get("KAFKA_EVENTS_TOPIC") or default_events
         try:
@@ -225,7 +221,9 @@ def encode_event(s: StoredEvent, kind: bytes = KIND_EVENT) -> tuple[bytes, bytes
     return originator_key(s.originator_id), bytes(s.state), headers
 
 
-def decode_event(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]] | None) -> StoredEvent:
+def decode_event(
+    key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]] | None
+) -> StoredEvent:
     """Decode a record into a StoredEvent, or raise ValueError saying why not."""
     h = dict(headers or ())
     if h.get(H_FORMAT) != FORMAT_VERSION:
@@ -287,9 +285,7 @@ class _Sequence:
         i = bisect.bisect_left(self.versions, version)
         return i < len(self.versions) and self.versions[i] == version
 
-    def select(
-        self, gt: int | None, lte: int | None, desc: bool, limit: int | None
-    ) -> list[StoredEvent]:
+    def select(self, gt: int | None, lte: int | None, desc: bool, limit: int | None) -> list[StoredEvent]:
         lo = 0 if gt is None else bisect.bisect_right(self.versions, gt)
         hi = len(self.versions) if lte is None else bisect.bisect_right(self.versions, lte)
         if lo >= hi:
@@ -330,7 +326,11 @@ class TopicIndex:
         self.corrupt.append(c)
         logger.error(
             "Corrupt record skipped: topic=%s partition=%d offset=%d key=%r: %s",
-            self.topic, partition, offset, key, reason,
+            self.topic,
+            partition,
+            offset,
+            key,
+            reason,
         )
         return c
 
@@ -367,7 +367,11 @@ class EventsIndex(TopicIndex):
             logger.error(
                 "Duplicate (originator_id, version) ignored: topic=%s partition=%d "
                 "offset=%d id=%s version=%d",
-                self.topic, partition, offset, s.originator_id, s.originator_version,
+                self.topic,
+                partition,
+                offset,
+                s.originator_id,
+                s.originator_version,
             )
             return
         offsets = self.log_offsets[partition]
@@ -417,7 +421,9 @@ class TrackingIndex(TopicIndex):
             self.max_ids[name] = nid
 
 
-def encode_tracking(application_name: str, notification_id: int) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+def encode_tracking(
+    application_name: str, notification_id: int
+) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     return (
         application_name.encode("utf-8"),
         str(int(notification_id)).encode("ascii"),
@@ -532,7 +538,10 @@ def ensure_topics(settings: KafkaSettings, specs: Sequence[TopicSpec]) -> dict[s
             if counts[s.name] != s.partitions:
                 logger.warning(
                     "Topic %s has %d partitions, configured %d: using %d",
-                    s.name, counts[s.name], s.partitions, counts[s.name],
+                    s.name,
+                    counts[s.name],
+                    s.partitions,
+                    counts[s.name],
                 )
         return counts
     except (OperationalError, ProgrammingError):
@@ -591,11 +600,7 @@ class KafkaLog:
             )
         except Exception as e:
             raise _connect_error(settings, "consumer connect", e) from e
-        self._tps = [
-            TopicPartition(s.name, p)
-            for s in specs
-            for p in range(self.partition_counts[s.name])
-        ]
+        self._tps = [TopicPartition(s.name, p) for s in specs for p in range(self.partition_counts[s.name])]
         self._consumer.assign(self._tps)
         self._consumer.seek_to_beginning(*self._tps)
 
@@ -678,7 +683,10 @@ class KafkaLog:
             self.writer_generation += 1
             logger.info(
                 "Writer %s acquired %s partitions %s (generation %d)",
-                self.transactional_id, self.primary, self.owned, self.writer_generation,
+                self.transactional_id,
+                self.primary,
+                self.owned,
+                self.writer_generation,
             )
             self.catch_up()
 
@@ -730,9 +738,7 @@ class KafkaLog:
                 raise
             except Exception as e:
                 causes = [e] + [
-                    f.exception
-                    for f in futures
-                    if f.is_done and f.failed() and f.exception is not None
+                    f.exception for f in futures if f.is_done and f.failed() and f.exception is not None
                 ]
                 if any(_is_fenced(c) for c in causes):
                     self._discard_producer()

@@ -109,9 +109,7 @@ class KafkaAggregateRecorder(AggregateRecorder):
         """Take over the owned partitions now (fencing any older writer)."""
         self.log.acquire()
 
-    def _insert(
-        self, stored_events: Sequence[StoredEvent], tracking: Tracking | None = None
-    ) -> list[int]:
+    def _insert(self, stored_events: Sequence[StoredEvent], tracking: Tracking | None = None) -> list[int]:
         n = self.num_partitions
         records = []
         for s in stored_events:
@@ -121,9 +119,7 @@ class KafkaAggregateRecorder(AggregateRecorder):
             if self.tracking_topic is None:
                 msg = "This recorder does not record tracking objects"
                 raise NotSupportedError(msg)
-            key, value, headers = encode_tracking(
-                tracking.application_name, tracking.notification_id
-            )
+            key, value, headers = encode_tracking(tracking.application_name, tracking.notification_id)
             records.append(OutRecord(self.tracking_topic, 0, key, value, headers))
         if not records:
             return []
@@ -148,9 +144,7 @@ class KafkaAggregateRecorder(AggregateRecorder):
         offsets = self.log.write(records, check)
         return [o + 1 for o in offsets[: len(stored_events)]]
 
-    def insert_events(
-        self, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         self._insert(stored_events, kwargs.get("tracking"))
         return None
 
@@ -189,9 +183,7 @@ class KafkaApplicationRecorder(KafkaAggregateRecorder, ApplicationRecorder):
 
     poll_interval = 0.2
 
-    def insert_events(
-        self, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         """Returns, for each stored event, its notification id *within its
         own partition* (Kafka offset + 1); ``partition_of(originator_id)``
         says which partition."""
@@ -285,7 +277,11 @@ class KafkaApplicationRecorder(KafkaAggregateRecorder, ApplicationRecorder):
         inclusive_of_start: bool = True,
     ) -> Sequence[Notification]:
         return self.select_partition_notifications(
-            self._single_partition(), start, limit, stop, topics,
+            self._single_partition(),
+            start,
+            limit,
+            stop,
+            topics,
             inclusive_of_start=inclusive_of_start,
         )
 
@@ -305,9 +301,7 @@ class KafkaPartitionView(ApplicationRecorder):
         self.recorder = recorder
         self.partition = partition
 
-    def insert_events(
-        self, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         return self.recorder.insert_events(stored_events, **kwargs)
 
     def select_events(
@@ -435,9 +429,7 @@ class KafkaSnapshotRecorder(AggregateRecorder):
         assert isinstance(index, SnapshotsIndex)
         self.index: SnapshotsIndex = index
 
-    def insert_events(
-        self, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if not stored_events:
             return None
         n = self.log.num_partitions
@@ -543,9 +535,7 @@ class KafkaFactory(InfrastructureFactory[KafkaTrackingRecorder]):
             elif which == "tracking":
                 tracking = TopicSpec(s.tracking_topic, 1, COMPACTED_TOPIC_CONFIG)
                 counts = ensure_topics(s, [tracking])
-                log = KafkaLog(
-                    s, tracking, {tracking.name: TrackingIndex(tracking.name)}, [tracking], counts
-                )
+                log = KafkaLog(s, tracking, {tracking.name: TrackingIndex(tracking.name)}, [tracking], counts)
             else:  # pragma: no cover
                 raise ValueError(which)
             self._logs[which] = log

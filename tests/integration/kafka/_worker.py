@@ -31,7 +31,9 @@ def recorder(bootstrap: str, topic: str, partitions: int) -> KafkaApplicationRec
     return r
 
 
-def contend(bootstrap: str, topic: str, partitions: str, agg: str, name: str, n: str, start_file: str) -> None:
+def contend(
+    bootstrap: str, topic: str, partitions: str, agg: str, name: str, n: str, start_file: str
+) -> None:
     r = recorder(bootstrap, topic, int(partitions))
     aggregate_id = UUID(agg)
     r.acquire()
@@ -56,8 +58,12 @@ def contend(bootstrap: str, topic: str, partitions: str, agg: str, name: str, n:
             written.append(version)
             continue
         time.sleep(rnd.random() * 0.004)
-    print(json.dumps({"name": name, "written": written, "conflicts": conflicts, "fenced": fenced,
-                      "attempts": attempts}), flush=True)
+    print(
+        json.dumps(
+            {"name": name, "written": written, "conflicts": conflicts, "fenced": fenced, "attempts": attempts}
+        ),
+        flush=True,
+    )
 
 
 def hang(bootstrap: str, topic: str, partitions: str, agg: str, other: str) -> None:
@@ -77,8 +83,9 @@ def hang(bootstrap: str, topic: str, partitions: str, agg: str, other: str) -> N
         StoredEvent(other_id, 1, "Uncommitted", b"{}")
     ]:
         key, value, headers = encode_event(s)
-        producer.send(r.topic, value=value, key=key, headers=headers,
-                      partition=partition_for_key(key, r.num_partitions))
+        producer.send(
+            r.topic, value=value, key=key, headers=headers, partition=partition_for_key(key, r.num_partitions)
+        )
     producer.flush(timeout=15)
     print("READY", flush=True)
     time.sleep(600)

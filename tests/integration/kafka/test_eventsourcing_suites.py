@@ -112,9 +112,7 @@ def check_insert_select_with_offsets(tc: Any, recorder: ApplicationRecorder) -> 
     self.assertEqual(
         ids(recorder.select_notifications(start=n1, limit=10, inclusive_of_start=False)), [n2, n3]
     )
-    self.assertEqual(
-        ids(recorder.select_notifications(start=n2, limit=10, inclusive_of_start=False)), [n3]
-    )
+    self.assertEqual(ids(recorder.select_notifications(start=n2, limit=10, inclusive_of_start=False)), [n3])
     self.assertEqual(
         ids(recorder.select_notifications(start=None, limit=10, topics=["topic1", "topic2", "topic3"])),
         [n1, n2, n3],

@@ -155,7 +155,10 @@ def test_partitioner_matches_java_client(tmp_path: Path) -> None:
     keys = [str(uuid4()) for _ in range(40)] + ["channel-1", "ä", ""]
     out = subprocess.run(
         ["java", "-cp", f"{libs[-1]}/*", str(src), "7", *keys],
-        capture_output=True, text=True, timeout=120, check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     ).stdout.split()
     assert [int(x) for x in out] == [partition_for_key(k.encode(), 7) for k in keys]
 
@@ -202,7 +205,9 @@ def test_eventsourcing_application_with_snapshots(kafka_env_factory) -> None:
         app.close()
 
 
-def test_corrupt_record_is_reported_with_partition_and_offset(kafka_bootstrap, kafka_env_factory, caplog) -> None:
+def test_corrupt_record_is_reported_with_partition_and_offset(
+    kafka_bootstrap, kafka_env_factory, caplog
+) -> None:
     env = kafka_env_factory(partitions=4)
     f, r = _open(env)
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
@@ -212,8 +217,9 @@ def test_corrupt_record_is_reported_with_partition_and_offset(kafka_bootstrap, k
         key = originator_key(bad)
         p = partition_for_key(key, 4)
         meta = producer.send(r.topic, key=key, value=b"\xff\x00 not an event", partition=p).get(timeout=10)
-        meta2 = producer.send(r.topic, key=None, value=b"garbage", partition=0,
-                              headers=[("parsec.format", b"1")]).get(timeout=10)
+        meta2 = producer.send(
+            r.topic, key=None, value=b"garbage", partition=0, headers=[("parsec.format", b"1")]
+        ).get(timeout=10)
         producer.flush()
         f2, reader = _open(env)
         try:
@@ -242,8 +248,12 @@ def test_corrupt_record_is_reported_with_partition_and_offset(kafka_bootstrap, k
 
 
 def test_unreachable_broker_fails_clearly_within_bound() -> None:
-    env = {"PERSISTENCE_MODULE": "infrastructure.kafka", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
-           "KAFKA_EVENTS_TOPIC": "never.created", "KAFKA_TIMEOUT": "5"}
+    env = {
+        "PERSISTENCE_MODULE": "infrastructure.kafka",
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+        "KAFKA_EVENTS_TOPIC": "never.created",
+        "KAFKA_TIMEOUT": "5",
+    }
     f = InfrastructureFactory.construct(Environment(env=env))
     t0 = time.monotonic()
     with pytest.raises(BrokerUnavailableError, match=r"127\.0\.0\.1:1"):
@@ -273,8 +283,12 @@ def test_silent_non_kafka_port_fails_clearly_within_bound() -> None:
     t = threading.Thread(target=accept, daemon=True)
     t.start()
     try:
-        env = {"PERSISTENCE_MODULE": "infrastructure.kafka", "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
-               "KAFKA_EVENTS_TOPIC": "never.created", "KAFKA_TIMEOUT": "5"}
+        env = {
+            "PERSISTENCE_MODULE": "infrastructure.kafka",
+            "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
+            "KAFKA_EVENTS_TOPIC": "never.created",
+            "KAFKA_TIMEOUT": "5",
+        }
         f = InfrastructureFactory.construct(Environment(env=env))
         t0 = time.monotonic()
         with pytest.raises(BrokerUnavailableError):

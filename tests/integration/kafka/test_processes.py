@@ -26,7 +26,11 @@ def _spawn(*args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
         [sys.executable, "-m", "tests.integration.kafka._worker", *args],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -40,15 +44,23 @@ def _recorder(env: dict[str, str]) -> tuple[KafkaFactory, KafkaApplicationRecord
 
 def test_two_processes_append_to_one_aggregate(kafka_bootstrap: str) -> None:
     topic = new_topic()
-    env = {"PERSISTENCE_MODULE": "infrastructure.kafka", "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-           "KAFKA_EVENTS_TOPIC": topic, "KAFKA_PARTITIONS": "4"}
+    env = {
+        "PERSISTENCE_MODULE": "infrastructure.kafka",
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "KAFKA_EVENTS_TOPIC": topic,
+        "KAFKA_PARTITIONS": "4",
+    }
     factory, reader = _recorder(env)  # creates the topics; a pure reader never fences
     aggregate_id = uuid4()
     per_worker = 40
     with tempfile.TemporaryDirectory() as tmp:
         start = Path(tmp) / "go"
-        workers = [_spawn("contend", kafka_bootstrap, topic, "4", str(aggregate_id), name, str(per_worker),
-                          str(start)) for name in ("A", "B")]
+        workers = [
+            _spawn(
+                "contend", kafka_bootstrap, topic, "4", str(aggregate_id), name, str(per_worker), str(start)
+            )
+            for name in ("A", "B")
+        ]
         time.sleep(3)  # let both connect and acquire before the race starts
         start.touch()
         results = []
@@ -76,8 +88,12 @@ def test_two_processes_append_to_one_aggregate(kafka_bootstrap: str) -> None:
 
 def test_sigkilled_writer_leaves_nothing_visible(kafka_bootstrap: str) -> None:
     topic = new_topic()
-    env = {"PERSISTENCE_MODULE": "infrastructure.kafka", "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-           "KAFKA_EVENTS_TOPIC": topic, "KAFKA_PARTITIONS": "4"}
+    env = {
+        "PERSISTENCE_MODULE": "infrastructure.kafka",
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "KAFKA_EVENTS_TOPIC": topic,
+        "KAFKA_PARTITIONS": "4",
+    }
     factory, _ = _recorder(env)
     factory.close()
     agg, other = uuid4(), uuid4()
@@ -108,18 +124,24 @@ def test_sigkilled_writer_leaves_nothing_visible(kafka_bootstrap: str) -> None:
         writer.acquire()
         assert [e.originator_version for e in writer.select_events(agg)] == [1, 2, 3]
         assert writer.select_events(other) == []
-        writer.insert_events([StoredEvent(agg, 4, "AfterRestart", b"{}"), StoredEvent(other, 1, "AfterRestart", b"{}")])
+        writer.insert_events(
+            [StoredEvent(agg, 4, "AfterRestart", b"{}"), StoredEvent(other, 1, "AfterRestart", b"{}")]
+        )
         # State equals a replay from offset zero by a fresh reader.
         f3, replay = _recorder(env)
         try:
             for oid in (agg, other):
                 assert replay.select_events(oid) == writer.select_events(oid)
             for p in range(writer.num_partitions):
-                assert replay.select_partition_notifications(p, None, 1000) == \
-                    writer.select_partition_notifications(p, None, 1000)
+                assert replay.select_partition_notifications(
+                    p, None, 1000
+                ) == writer.select_partition_notifications(p, None, 1000)
             assert [e.topic for e in replay.select_events(agg)] == ["Committed"] * 3 + ["AfterRestart"]
-            assert all(n.topic != "Uncommitted" for p in range(4)
-                       for n in replay.select_partition_notifications(p, None, 1000))
+            assert all(
+                n.topic != "Uncommitted"
+                for p in range(4)
+                for n in replay.select_partition_notifications(p, None, 1000)
+            )
         finally:
             f3.close()
     finally:
@@ -128,8 +150,12 @@ def test_sigkilled_writer_leaves_nothing_visible(kafka_bootstrap: str) -> None:
 
 def test_fenced_writer_gets_clear_error_and_recovers(kafka_bootstrap: str) -> None:
     topic = new_topic()
-    env = {"PERSISTENCE_MODULE": "infrastructure.kafka", "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-           "KAFKA_EVENTS_TOPIC": topic, "KAFKA_PARTITIONS": "2"}
+    env = {
+        "PERSISTENCE_MODULE": "infrastructure.kafka",
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "KAFKA_EVENTS_TOPIC": topic,
+        "KAFKA_PARTITIONS": "2",
+    }
     f1, r1 = _recorder(env)
     f2, r2 = _recorder(env)
     try:
