@@ -30,6 +30,7 @@ class IntentKind(StrEnum):
     CLOSE = "close"  # unilateral close with the latest evidence (starts the challenge period)
     SETTLE = "settle"  # after the challenge period
     DISPUTE = "dispute"  # the paper's disputed settlement: the signed chain since the last checkpoint
+    UPDATE = "update"  # watchtower: answer a counterparty's stale close with a newer proof of the closer
 
 
 class IntentStatus(StrEnum):
@@ -88,6 +89,15 @@ class DisputeWanted:
 
 
 @dataclass(frozen=True)
+class UpdateWanted:
+    """The counterparty closed with a stale state; ``evidence`` holds the closer's newer proof(s)."""
+
+    channel_id: uuid.UUID
+    sequence: int
+    evidence: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
 class Submitted:
     intent_id: uuid.UUID
     tx_hash: str
@@ -99,6 +109,7 @@ class Confirmed:
     tx_hash: str
     block: int
     gas_used: int
+    payouts: tuple[int, int] | None = None  # a settle: what the chain paid (A, B)
 
 
 @dataclass(frozen=True)
@@ -136,6 +147,7 @@ class ChannelSettled:
     channel_id: uuid.UUID
     tx_hash: str
     block: int
+    payouts: tuple[int, int] | None = None  # what the chain paid (A, B)
 
 
 @dataclass(frozen=True)
@@ -154,6 +166,22 @@ class ProcessState:
 
     def open_intents(self) -> list[IntentRecord]:
         return [r for r in self.intents.values() if r.status in (IntentStatus.PENDING, IntentStatus.SUBMITTED)]
+
+
+def wanted(event: Any) -> CheckpointWanted | SettlementWanted | DisputeWanted | None:
+    """The process manager's input for a Channel event (None: the event asks nothing of the chain).
+
+    Events are recognised by class name (``Channel.CheckpointRequested``), so events decoded
+    from any store or topic work without importing the aggregate.
+    """
+    name = type(event).__qualname__.rpartition(".")[2]
+    if name == "CheckpointRequested":
+        return CheckpointWanted(event.originator_id, event.sequence, tuple(event.evidence))
+    if name == "SettlementRequested":
+        return SettlementWanted(event.originator_id, event.sequence, tuple(event.evidence))
+    if name == "DisputeRequested":
+        return DisputeWanted(event.originator_id, event.to_sequence, tuple(event.transactions))
+    return None
 
 
 def _with(state: ProcessState, *records: IntentRecord) -> ProcessState:
@@ -203,6 +231,14 @@ def transition(state: ProcessState, event: object) -> tuple[ProcessState, list[o
                 IntentKind.DISPUTE, event.channel_id, event.to_sequence, event.transactions,
             ),
         )
+    if isinstance(event, UpdateWanted):
+        return _new_intent(
+            state,
+            Intent(
+                intent_id(IntentKind.UPDATE, event.channel_id, event.sequence),
+                IntentKind.UPDATE, event.channel_id, event.sequence, event.evidence,
+            ),
+        )
     if isinstance(event, ClosedOnChain):
         return _new_intent(
             state,
@@ -228,7 +264,7 @@ def transition(state: ProcessState, event: object) -> tuple[ProcessState, list[o
         if kind in (IntentKind.CHECKPOINT, IntentKind.DISPUTE):
             outputs.append(ConfirmCheckpoint(rec.intent.channel_id, rec.intent.sequence, event.tx_hash, event.block))
         elif kind is IntentKind.SETTLE:
-            outputs.append(ChannelSettled(rec.intent.channel_id, event.tx_hash, event.block))
+            outputs.append(ChannelSettled(rec.intent.channel_id, event.tx_hash, event.block, event.payouts))
         return _with(state, done), outputs
     if isinstance(event, Failed):
         rec = state.record(event.intent_id)

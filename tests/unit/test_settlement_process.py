@@ -21,8 +21,10 @@ from domain.settlement import (
     Send,
     SettlementWanted,
     Submitted,
+    UpdateWanted,
     intent_id,
     transition,
+    wanted,
 )
 
 CH = uuid.UUID(int=42)
@@ -130,3 +132,42 @@ class ProcessMachine(RuleBasedStateMachine):
 
 TestProcessMachine = ProcessMachine.TestCase
 TestProcessMachine.settings = settings(max_examples=50, stateful_step_count=30, deadline=None)
+
+
+def test_a_stale_close_is_answered_with_one_update_intent():
+    state, out = run(ProcessState(), UpdateWanted(CH, 12, ({"sequence": 12},)))
+    (send,) = out
+    assert send.intent.kind is IntentKind.UPDATE
+    assert send.intent.intent_id == intent_id(IntentKind.UPDATE, CH, 12)
+    # the watcher sees the close again after a restart: nothing new
+    assert run(state, UpdateWanted(CH, 12, ({"sequence": 12},)))[1] == []
+    state, out = run(state, Confirmed(send.intent.intent_id, "0xu", 4, 63_000))
+    assert out == [] and state.open_intents() == []
+
+
+def test_a_settle_carries_the_chains_payouts_to_the_channel():
+    state, out = run(ProcessState(), ClosedOnChain(CH, 0, settle_after=50))
+    settle = out[0].intent
+    _, out = run(state, Confirmed(settle.intent_id, "0xs", 8, 40_000, payouts=(700, 300)))
+    assert out == [ChannelSettled(CH, "0xs", 8, (700, 300))]
+
+
+def test_channel_events_map_to_process_inputs():
+    from tests.support import ALICE, T0, open_channel
+
+    channel, ledger = open_channel(1000, 500)
+    for _ in range(5):  # the 5th is the checkpoint interval
+        channel.accept_payment(ledger.pay(ALICE, 10), T0)
+    channel.request_settlement(T0 + 1)
+    channel.request_dispute(T0 + 2)
+    inputs = [w for w in (wanted(e) for e in channel.collect_events()) if w is not None]
+    checkpoint, settlement, dispute = inputs
+    assert checkpoint == CheckpointWanted(channel.id, 5, (channel.latest[ledger_addr(ledger)],))
+    assert isinstance(settlement, SettlementWanted) and settlement.sequence == 5
+    assert isinstance(dispute, DisputeWanted) and [t["sequence"] for t in dispute.transactions] == [1, 2, 3, 4, 5]
+
+
+def ledger_addr(ledger):
+    from tests.support import addr
+
+    return addr(ledger.a)
