@@ -1,0 +1,517 @@
+"""The process manager's executor: Channel events in, contract transactions out.
+
+Loop (after Raiden's WAL + event handlers): read the Channel events after the stored position,
+run them through ``domain.settlement.transition``, save what changed (intent aggregates and the
+cursor, one store transaction), and only then act: send transactions, turn receipts back into
+``Confirmed``/``Failed``, tell the Channel what the chain did.
+
+Nothing is sent twice:
+- intent ids are deterministic, so a re-read request is recognised;
+- the signed transaction (hash, nonce, raw bytes) is saved as ``TransactionSubmitted`` before it
+  is broadcast; after a crash a submitted intent is looked up by hash and, if the node does not
+  know it, the same bytes are broadcast again (same hash: at most one of them can be mined);
+- before sending a pending intent the executor reads the contract: a state that already holds the
+  intent's proofs (someone else's transaction, or ours before a crash) confirms it without a new
+  transaction, and proofs the contract already has are left out (they would revert as stale).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+
+from domain.application import ChannelService
+from domain.channel import ChannelStatus as DomainStatus
+from domain.errors import ParsecError, UnknownChannel
+from domain.protocol import SignedInvoice
+from domain.settlement import (
+    ChannelSettled,
+    ClosedOnChain,
+    ConfirmCheckpoint,
+    Confirmed,
+    Failed,
+    GaveUp,
+    IntentKind,
+    IntentRecord,
+    IntentStatus,
+    ProcessState,
+    Submitted,
+    UpdateWanted,
+    transition,
+    wanted,
+)
+from infrastructure.chain import events as ev
+from infrastructure.chain.channels import ChannelContract, ChannelStatus, OnChainChannel, payment_tuple
+from infrastructure.chain.connection import Wallet, latest_timestamp
+from infrastructure.chain.errors import ContractReverted
+from infrastructure.settlement.records import ProcessCursor, SettlementIntent, cursor_id
+from infrastructure.settlement.sender import NonceTooLow, PreparedTransaction, TransactionSender
+
+log = logging.getLogger("parsec.settlement")
+
+CHANNEL_REQUESTS = ("Channel.CheckpointRequested", "Channel.SettlementRequested", "Channel.DisputeRequested")
+TRANSIENT_REVERTS = frozenset({"ChallengePeriodNotOver"})  # time will fix these; every other revert repeats
+_OPEN = (IntentStatus.PENDING, IntentStatus.SUBMITTED)
+_CONTRACT_CALL = {
+    IntentKind.CHECKPOINT: "checkpoint",
+    IntentKind.CLOSE: "close",
+    IntentKind.UPDATE: "update",
+    IntentKind.SETTLE: "settle",
+    IntentKind.DISPUTE: "dispute",
+}
+
+
+@dataclass(frozen=True)
+class GasUse:
+    """One confirmed transaction of the executor (for reports)."""
+
+    kind: str
+    channel_id: UUID
+    tx_hash: str
+    block: int
+    gas_used: int
+
+
+@dataclass
+class TickReport:
+    sent: int = 0
+    confirmed: int = 0
+    failed: int = 0
+    waiting: int = 0  # not yet due (a settle before the challenge period ends)
+
+
+@dataclass
+class _Plan:
+    """What to do with a pending intent, decided from the contract's current state."""
+
+    fn: Any = None  # a contract call to send
+    done: tuple[str, int, tuple[int, int] | None] | None = None  # already on-chain: tx, block, payouts
+    fail: tuple[str, bool] | None = None  # reason, final
+    wait: bool = False
+
+
+@dataclass
+class ExecutorStats:
+    gas: list[GasUse] = field(default_factory=list)
+    gave_up: list[GaveUp] = field(default_factory=list)
+    reverts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+class SettlementExecutor:
+    """Turns a ChannelService's settlement requests into contract transactions.
+
+    ``service``: the channels (any persistence module). ``store``: where intents and the cursor
+    are saved (default: the same application, so they share its event store). ``wallet``: the
+    node's operator wallet (``setOperator`` of every participant it serves).
+    """
+
+    def __init__(
+        self,
+        service: ChannelService,
+        contract: ChannelContract,
+        wallet: Wallet,
+        *,
+        name: str = "settlement",
+        store: Application | None = None,
+        max_attempts: int = 3,
+        snapshot_every: int = 500,
+    ) -> None:
+        self.service = service
+        self.store: Application = store or service
+        self.contract = contract
+        self.sender = TransactionSender(contract, wallet)
+        self.name = name
+        self.snapshot_every = snapshot_every
+        self.state = ProcessState(max_attempts=max_attempts)
+        self.stats = ExecutorStats()
+        self._intents: dict[UUID, SettlementIntent] = {}
+        self._positions: dict[str, int] = {}
+        self._saved_positions: dict[str, int] = {}
+        self._cursor = self._load_cursor()
+        self._now = 0
+        self.recover()
+
+    # ------------------------------------------------------------------ startup
+    def _load_cursor(self) -> ProcessCursor:
+        try:
+            cursor: ProcessCursor = self.store.repository.get(cursor_id(self.name))
+        except AggregateNotFoundError:
+            return ProcessCursor(name=self.name)
+        self._positions = dict(cursor.positions)
+        self._saved_positions = dict(cursor.positions)
+        return cursor
+
+    def recover(self) -> None:
+        """Reload the open intents; settle what the chain already decided about submitted ones."""
+        records = {}
+        for iid in sorted(self._cursor.open):
+            agg: SettlementIntent = self.store.repository.get(UUID(iid))
+            self._intents[agg.id] = agg
+            records[agg.id] = agg.record()
+        self.state = replace(self.state, intents=records)
+        submitted = sorted(
+            (self._intents[r.intent.intent_id] for r in records.values() if r.status is IntentStatus.SUBMITTED),
+            key=lambda a: a.nonce if a.nonce is not None else -1,
+        )
+        for agg in submitted:
+            if self.sender.receipt(agg.tx_hash) is None and agg.raw_tx and not self.sender.is_known(agg.tx_hash):
+                log.info("re-broadcasting %s %s (nonce %s) after a restart", agg.kind, agg.tx_hash, agg.nonce)
+                self._broadcast(agg.id, bytes.fromhex(agg.raw_tx.removeprefix("0x")))
+        self.sender.resync()
+        if submitted:
+            self._poll()
+
+    # ------------------------------------------------------------------ following the log
+    def position(self, partition: int = 0) -> int | None:
+        return self._positions.get(str(partition))
+
+    def catch_up(self, source: Any = None, *, limit: int = 1000) -> int:
+        """Follow the channel log (an ``projections.source.EventSource``) to its end; events read."""
+        if source is None:
+            from projections.source import source_for
+
+            source = source_for(self.service)
+        count = 0
+        for partition in source.partitions():
+            while True:
+                batch = source.read(partition, self.position(partition), limit)
+                if not batch:
+                    break
+                count += len(batch)
+                events = [e.event for e in batch if e.name in CHANNEL_REQUESTS]
+                self.handle(events, partition=partition, position=batch[-1].position)
+                if len(batch) < limit:
+                    break
+        return count
+
+    def handle(self, events: Iterable[Any], *, partition: int = 0, position: int | None = None) -> None:
+        """Feed Channel events (decoded domain events) directly, e.g. from a node's consumer.
+
+        ``position`` is that of the last event given in ``partition``; it is saved with the
+        intents the events raise, so a restart resumes after it.
+        """
+        inputs = [w for w in (wanted(e) for e in events) if w is not None]
+        if position is not None:
+            self._positions[str(partition)] = position
+        self._apply(inputs)
+
+    # ------------------------------------------------------------------ the pure core, made durable
+    def _apply(
+        self, inputs: Sequence[object], submissions: dict[UUID, PreparedTransaction] | None = None,
+        payouts: dict[UUID, tuple[int, int]] | None = None,
+    ) -> None:
+        old = self.state
+        state, outputs = old, []
+        for item in inputs:
+            state, out = transition(state, item)
+            outputs += out
+        self._persist(old, state, submissions or {}, payouts or {})
+        self._perform(outputs)
+
+    def _persist(
+        self, old: ProcessState, new: ProcessState,
+        submissions: dict[UUID, PreparedTransaction], payouts: dict[UUID, tuple[int, int]],
+    ) -> None:
+        changed: list[SettlementIntent] = []
+        for iid, rec in new.intents.items():
+            if old.intents.get(iid) == rec:
+                continue
+            agg = self._intents.get(iid)
+            if agg is None:
+                agg = SettlementIntent.raised(rec.intent)
+                self._intents[iid] = agg
+            p = submissions.get(iid)
+            if rec.status is IntentStatus.CONFIRMED and agg.status != IntentStatus.CONFIRMED.value:
+                po = payouts.get(iid)
+                agg.confirmed(rec.tx_hash or "", rec.block or 0, rec.gas_used or 0, list(po) if po else None)
+            elif rec.status is IntentStatus.FAILED and agg.status != IntentStatus.FAILED.value:
+                agg.failed(rec.error or "", final=False)
+            else:
+                agg.follow(rec, (p.sender, p.nonce, "0x" + p.raw.hex()) if p else None)
+            changed.append(agg)
+        open_now = {str(iid) for iid, r in new.intents.items() if r.status in _OPEN}
+        opened = sorted(open_now - set(self._cursor.open))
+        closed = sorted(set(self._cursor.open) - open_now)
+        moved = {k: v for k, v in self._positions.items() if self._saved_positions.get(k) != v}
+        if not (changed or opened or closed):
+            if not moved or sum(v - self._saved_positions.get(k, 0) for k, v in moved.items()) < 5000:
+                self.state = new
+                return  # only the position moved, a little: saved with the next change
+        self._cursor.moved(moved, opened, closed)
+        self.store.save(*changed, self._cursor)
+        self._saved_positions.update(moved)
+        if self.snapshot_every and self._cursor.version % self.snapshot_every == 0 and self.store.snapshots:
+            self.store.take_snapshot(self._cursor.id)
+        # keep only open intents in memory: a closed one is never needed again
+        for iid in [i for i, r in new.intents.items() if r.status not in _OPEN]:
+            self._intents.pop(iid, None)
+        self.state = replace(new, intents={i: r for i, r in new.intents.items() if r.status in _OPEN})
+
+    def _perform(self, outputs: Sequence[object]) -> None:
+        for out in outputs:
+            if isinstance(out, ConfirmCheckpoint):
+                self._confirm_channel(out.channel_id, out.sequence, out.tx_hash, out.block)
+            elif isinstance(out, ChannelSettled):
+                self._close_channel(out.channel_id, out.payouts)
+            elif isinstance(out, GaveUp):
+                log.warning("gave up %s of channel %s: %s", out.intent.kind, out.intent.channel_id, out.reason)
+                self.stats.gave_up.append(out)
+            # Send: the intent is pending in the state; tick() sends it when it is due
+
+    # ------------------------------------------------------------------ effects on the channels
+    def _confirm_channel(self, channel_id: UUID, sequence: int, tx_hash: str, block: int) -> None:
+        try:
+            if self.service.get_channel_aggregate(channel_id).confirmed_sequence >= sequence:
+                return  # seen already (our receipt, then the watcher's event)
+            self.service.confirm_checkpoint(channel_id, sequence, tx_hash, block)
+        except UnknownChannel:
+            pass
+        except ParsecError as err:
+            log.warning("channel %s: on-chain sequence %s not confirmed: %s", channel_id, sequence, err)
+
+    def _close_channel(self, channel_id: UUID, payouts: tuple[int, int] | None) -> None:
+        try:
+            channel = self.service.get_channel_aggregate(channel_id)
+        except UnknownChannel:
+            return
+        if channel.status == DomainStatus.CLOSED.value:
+            return
+        self.service.close_channel(channel_id, at=self._now, payouts=list(payouts) if payouts else None)
+
+    # ------------------------------------------------------------------ chain observations
+    def observe(self, chain_events: Iterable[ev.ChainEvent], now: int | None = None) -> None:
+        """What the chain did (from receipts or the watcher), turned into domain inputs."""
+        if now is not None:
+            self._now = now
+        inputs: list[object] = []
+        confirmed: dict[tuple[UUID, str], tuple[int, int]] = {}
+        for e in chain_events:
+            if isinstance(e, ev.Checkpointed):
+                key = (e.channel_id, e.tx_hash)
+                seq, _ = confirmed.get(key, (0, 0))
+                confirmed[key] = (max(seq, e.sequence), e.block_number)
+            elif isinstance(e, ev.Disputed):
+                confirmed[(e.channel_id, e.tx_hash)] = (max(e.seq_a, e.seq_b), e.block_number)
+            elif isinstance(e, ev.ChannelClosed):
+                inputs += self._closed_on_chain(e)
+            elif isinstance(e, ev.ChannelSettled | ev.CooperativelyClosed):
+                self._close_channel(e.channel_id, (e.balance_a, e.balance_b))
+        for (cid, tx_hash), (seq, block) in confirmed.items():
+            self._confirm_channel(cid, seq, tx_hash, block)
+        if inputs:
+            self._apply(inputs)
+
+    def _closed_on_chain(self, e: ev.ChannelClosed) -> list[object]:
+        try:
+            channel = self.service.get_channel_aggregate(e.channel_id)
+        except UnknownChannel:
+            return []
+        if channel.status == DomainStatus.OPEN.value:  # closed by someone else: stop taking payments
+            self.service.request_settlement(e.channel_id, self._now, requested_by=f"chain: closed by {e.closer}")
+        inputs: list[object] = [ClosedOnChain(e.channel_id, 0, e.settle_at)]  # a channel closes once
+        # watchtower: the closer may have left out its own newer payments to the counterparty
+        latest = channel.latest.get(e.closer)
+        if latest is not None:
+            onchain = self.contract.channel(e.channel_id)
+            params = self.contract.params(e.channel_id)
+            recorded = onchain.seq_a if e.closer == params.a else onchain.seq_b
+            if latest["sequence"] > recorded and onchain.is_closed:
+                log.info(
+                    "watchtower: %s closed channel %s at its sequence %d; answering with its %d",
+                    e.closer, e.channel_id, recorded, latest["sequence"],
+                )
+                inputs.append(UpdateWanted(e.channel_id, latest["sequence"], (latest,)))
+        return inputs
+
+    # ------------------------------------------------------------------ sending
+    def tick(self, now: int, chain_time: int | None = None) -> TickReport:
+        """Collect receipts, then send every due pending intent (one in flight per channel)."""
+        self._now = now
+        report = TickReport()
+        self._poll(report)
+        if chain_time is None:
+            chain_time = latest_timestamp(self.contract.w3)
+        busy = {r.intent.channel_id for r in self.state.intents.values() if r.status is IntentStatus.SUBMITTED}
+        pending = sorted(
+            (r for r in self.state.intents.values() if r.status is IntentStatus.PENDING),
+            key=lambda r: (r.intent.not_before, str(r.intent.channel_id), r.intent.sequence),
+        )
+        for rec in pending:
+            cid = rec.intent.channel_id
+            if cid in busy:
+                continue
+            if rec.intent.not_before > chain_time:
+                report.waiting += 1
+                continue
+            if self._send(rec, chain_time, report):
+                busy.add(cid)
+        self._poll(report)
+        return report
+
+    def _send(self, rec: IntentRecord, chain_time: int, report: TickReport) -> bool:
+        intent = rec.intent
+        iid = intent.intent_id
+        plan = self._plan(rec, chain_time)
+        if plan.wait:
+            report.waiting += 1
+            return False
+        if plan.done is not None:
+            tx_hash, block, payouts = plan.done
+            self._apply([Confirmed(iid, tx_hash, block, 0, payouts)], payouts={iid: payouts} if payouts else None)
+            report.confirmed += 1
+            return False
+        if plan.fail is not None:
+            reason, final = plan.fail
+            self._apply([Failed(iid, reason, final)])
+            report.failed += 1
+            return False
+        try:
+            prepared = self.sender.prepare(plan.fn, _CONTRACT_CALL[intent.kind])
+        except ContractReverted as err:
+            self.stats.reverts[err.name] += 1
+            self._apply([Failed(iid, str(err), final=err.name not in TRANSIENT_REVERTS)])
+            report.failed += 1
+            return False
+        self._apply([Submitted(iid, prepared.tx_hash)], submissions={iid: prepared})  # durable first
+        self._broadcast(iid, prepared.raw)
+        report.sent += 1
+        return True
+
+    def _broadcast(self, iid: UUID, raw: bytes) -> None:
+        try:
+            self.sender.broadcast(raw)
+        except NonceTooLow as err:
+            rec = self.state.record(iid)
+            if rec is not None and rec.tx_hash and self.sender.receipt(rec.tx_hash) is not None:
+                return  # it was mined after all
+            self.sender.resync()
+            self._apply([Failed(iid, f"nonce already used, will resend: {err}")])
+
+    def _poll(self, report: TickReport | None = None) -> None:
+        """Receipts of submitted intents become Confirmed or Failed (in one save)."""
+        inputs: list[object] = []
+        payouts: dict[UUID, tuple[int, int]] = {}
+        observed: list[ev.ChainEvent] = []
+        for rec in list(self.state.intents.values()):
+            if rec.status is not IntentStatus.SUBMITTED or not rec.tx_hash:
+                continue
+            receipt = self.sender.receipt(rec.tx_hash)
+            if receipt is None:
+                continue
+            iid = rec.intent.intent_id
+            if receipt["status"] != 1:
+                inputs.append(Failed(iid, f"{rec.intent.kind}: transaction {rec.tx_hash} reverted when mined"))
+                if report:
+                    report.failed += 1
+                continue
+            events = ev.decode_events(self.contract.contract, receipt["logs"])
+            settled = [e for e in events if isinstance(e, ev.ChannelSettled)]
+            po = (settled[0].balance_a, settled[0].balance_b) if settled else None
+            if po:
+                payouts[iid] = po
+            inputs.append(Confirmed(iid, rec.tx_hash, receipt["blockNumber"], receipt["gasUsed"], po))
+            self.stats.gas.append(
+                GasUse(rec.intent.kind.value, rec.intent.channel_id, rec.tx_hash, receipt["blockNumber"], receipt["gasUsed"])
+            )
+            observed += events
+            if report:
+                report.confirmed += 1
+        if inputs:
+            self._apply(inputs, payouts=payouts)
+        if observed:
+            self.observe(observed)
+
+    # ------------------------------------------------------------------ reading the contract first
+    def _plan(self, rec: IntentRecord, chain_time: int) -> _Plan:
+        intent = rec.intent
+        cid = intent.channel_id
+        onchain = self.contract.channel(cid)
+        kind = intent.kind
+        if kind is IntentKind.SETTLE:
+            if onchain.status is ChannelStatus.SETTLED:
+                return _Plan(done=self._find(cid, "ChannelSettled"))
+            if not onchain.is_closed:
+                return _Plan(fail=(f"channel {cid} is not closed on-chain ({onchain.status.name})", True))
+            if chain_time < onchain.settle_at:
+                return _Plan(wait=True)
+            return _Plan(fn=self._call("settle", cid))
+        if kind is IntentKind.CLOSE and onchain.status is not ChannelStatus.OPEN:
+            return _Plan(done=self._find(cid, "ChannelClosed"))
+        if kind is IntentKind.CHECKPOINT and onchain.status is not ChannelStatus.OPEN:
+            return _Plan(fail=(f"channel {cid} is no longer open on-chain ({onchain.status.name})", True))
+        if kind is IntentKind.UPDATE:
+            if not onchain.is_closed:
+                return _Plan(fail=(f"channel {cid} is not closed on-chain ({onchain.status.name})", True))
+            if chain_time >= onchain.settle_at:
+                return _Plan(fail=(f"the challenge period of channel {cid} is over", True))
+        if kind is IntentKind.DISPUTE:
+            return self._plan_dispute(intent.payload, cid, onchain)
+        proofs = self._new_proofs(intent.payload, cid, onchain)
+        if not proofs:
+            if kind is IntentKind.CLOSE:
+                return _Plan(fn=self._call("close", cid, []))
+            return _Plan(done=self._find(cid, "Checkpointed", "StateUpdated", "Disputed"))
+        return _Plan(fn=self._call(_CONTRACT_CALL[kind], cid, [payment_tuple(p) for p in proofs]))
+
+    def _plan_dispute(self, payload: Sequence[dict[str, Any]], cid: UUID, onchain: OnChainChannel) -> _Plan:
+        head = onchain.head_sequence
+        payments = [SignedInvoice.parse(d) for d in payload]
+        payments = [p for p in payments if p.sequence > head]
+        if not payments:
+            return _Plan(done=self._find(cid, "Disputed", "Checkpointed", "StateUpdated"))
+        if payments[0].sequence != head + 1:
+            return _Plan(fail=(f"the disputed chain starts at {payments[0].sequence}, the chain's head is {head}", True))
+        head_payment = self._payment_at(cid, head) if head else None
+        from infrastructure.chain.channels import _EMPTY_PAYMENT
+
+        fn = self.contract.contract.functions.dispute(
+            cid.bytes,
+            self.contract.params(cid).as_tuple(),
+            payment_tuple(head_payment) if head_payment is not None else _EMPTY_PAYMENT,
+            [payment_tuple(p) for p in payments],
+        )
+        return _Plan(fn=fn)
+
+    def _payment_at(self, cid: UUID, sequence: int) -> SignedInvoice | None:
+        for e in self.service.channel_events(cid):
+            if type(e).__qualname__.endswith("PaymentAccepted") and e.sequence == sequence:
+                return SignedInvoice.parse(e.transaction)
+        return None
+
+    def _new_proofs(self, payload: Sequence[dict[str, Any]], cid: UUID, onchain: OnChainChannel) -> list[SignedInvoice]:
+        a = self.contract.params(cid).a
+        proofs = [SignedInvoice.parse(d) for d in payload]
+        return [p for p in proofs if p.sequence > (onchain.seq_a if p.buyer == a else onchain.seq_b)]
+
+    def _call(self, name: str, cid: UUID, proofs: list[Any] | None = None) -> Any:
+        fn = getattr(self.contract.contract.functions, name)
+        params = self.contract.params(cid).as_tuple()
+        return fn(cid.bytes, params) if proofs is None else fn(cid.bytes, params, proofs)
+
+    def _find(self, cid: UUID, *names: str) -> tuple[str, int, tuple[int, int] | None]:
+        """The latest contract event of these kinds for the channel: whose transaction did it."""
+        found: list[Any] = []
+        for name in names:
+            found += getattr(self.contract.contract.events, name).get_logs(
+                from_block=0, argument_filters={"channelId": cid.bytes}
+            )
+        if not found:
+            return "", int(self.contract.w3.eth.block_number), None
+        last = max(found, key=lambda log: (log["blockNumber"], log["logIndex"]))
+        args = last["args"]
+        payouts = (args["balanceA"], args["balanceB"]) if "balanceA" in args else None
+        return last["transactionHash"].to_0x_hex(), last["blockNumber"], payouts
+
+    # ------------------------------------------------------------------ queries
+    def open_intents(self) -> list[IntentRecord]:
+        return self.state.open_intents()
+
+    def intent(self, iid: UUID) -> SettlementIntent:
+        """A stored intent with its whole history (open or closed)."""
+        return self.store.repository.get(iid)
