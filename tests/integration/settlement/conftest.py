@@ -16,11 +16,11 @@ import pytest
 from domain.application import ChannelService
 from domain.channel import ChannelParameters
 from domain.crypto import PrivateKey
-from infrastructure.chain import advance_time
+from infrastructure.chain import advance_time, fund, wallet
 from infrastructure.chain.connection import latest_timestamp
 from infrastructure.config import Settings
 from infrastructure.settlement import ChainWatcher, SettlementExecutor
-from tests.contract.conftest import ETHER, Chain, Party, _party, chain  # noqa: F401  (fixture)
+from tests.contract.conftest import ETHER, Chain, Party, chain  # noqa: F401  (fixture)
 from tests.support import Ledger
 
 PERIOD = 600
@@ -92,10 +92,17 @@ class Node:
         advance_time(self.chain.w3, seconds)
 
 
+def _party(on: Chain, seed: str) -> Party:
+    key = PrivateKey.from_seed(seed)
+    party = Party(key, wallet(key))
+    fund(on.w3, party.address, 5 * ETHER)  # the dev account is shared by every test
+    return party
+
+
 @pytest.fixture
 def node(chain: Chain, tmp_path: Path) -> Node:  # noqa: F811
     tag = uuid.uuid4().hex[:8]  # fresh parties per test: operators are per participant, contract-wide
-    operator, a, b = (_party(chain.w3, f"parsec-settlement-tests/{tag}/{n}") for n in ("node", "a", "b"))
+    operator, a, b = (_party(chain, f"parsec-settlement-tests/{tag}/{n}") for n in ("node", "a", "b"))
     chain.channels.set_operator(a.wallet, operator.address)
     chain.channels.set_operator(b.wallet, operator.address)
     n = Node(chain, tmp_path / "events.sqlite", operator, a, b, start_block=int(chain.w3.eth.block_number) + 1)
