@@ -211,12 +211,14 @@ class SettlementExecutor:
         for item in inputs:
             state, out = transition(state, item)
             outputs += out
-        self._persist(old, state, submissions or {}, payouts or {})
+        finals = {i.intent_id: i.final for i in inputs if isinstance(i, Failed)}
+        self._persist(old, state, submissions or {}, payouts or {}, finals)
         self._perform(outputs)
 
     def _persist(
         self, old: ProcessState, new: ProcessState,
         submissions: dict[UUID, PreparedTransaction], payouts: dict[UUID, tuple[int, int]],
+        finals: dict[UUID, bool],
     ) -> None:
         changed: list[SettlementIntent] = []
         for iid, rec in new.intents.items():
@@ -231,7 +233,7 @@ class SettlementExecutor:
                 po = payouts.get(iid)
                 agg.confirmed(rec.tx_hash or "", rec.block or 0, rec.gas_used or 0, list(po) if po else None)
             elif rec.status is IntentStatus.FAILED and agg.status != IntentStatus.FAILED.value:
-                agg.failed(rec.error or "", final=False)
+                agg.failed(rec.error or "", final=finals.get(iid, False))
             else:
                 agg.follow(rec, (p.sender, p.nonce, "0x" + p.raw.hex()) if p else None)
             changed.append(agg)

@@ -70,23 +70,42 @@ class SettlementIntent(Aggregate):
         self.payouts: list[int] | None = None
         self.error: str | None = None
 
-    @event("TransactionSubmitted")
+    # Each later event repeats the intent's channel, kind and sequence, so a read model can
+    # place it without having seen IntentRaised.
     def submitted(self, tx_hash: str, sender: str, nonce: int, raw_tx: str) -> None:
+        self._submitted(self.channel_id, self.kind, self.sequence, tx_hash, sender, nonce, raw_tx)
+
+    @event("TransactionSubmitted")
+    def _submitted(
+        self, channel_id: uuid.UUID, kind: str, sequence: int, tx_hash: str, sender: str, nonce: int, raw_tx: str
+    ) -> None:
         self.status = IntentStatus.SUBMITTED.value
         self.tx_hash, self.sender, self.nonce, self.raw_tx = tx_hash, sender, nonce, raw_tx
 
-    @event("TransactionConfirmed")
     def confirmed(self, tx_hash: str, block: int, gas_used: int, payouts: list[int] | None) -> None:
+        self._confirmed(self.channel_id, self.kind, self.sequence, tx_hash, block, gas_used, payouts)
+
+    @event("TransactionConfirmed")
+    def _confirmed(
+        self, channel_id: uuid.UUID, kind: str, sequence: int, tx_hash: str, block: int, gas_used: int,
+        payouts: list[int] | None,
+    ) -> None:
         self.status = IntentStatus.CONFIRMED.value
         self.tx_hash, self.block, self.gas_used, self.payouts = tx_hash, block, gas_used, payouts
 
-    @event("TransactionFailed")
     def failed(self, reason: str, final: bool) -> None:
+        self._failed(self.channel_id, self.kind, self.sequence, reason, final)
+
+    @event("TransactionFailed")
+    def _failed(self, channel_id: uuid.UUID, kind: str, sequence: int, reason: str, final: bool) -> None:
         self.status = IntentStatus.FAILED.value
         self.error = reason
 
-    @event("IntentSuperseded")
     def superseded(self) -> None:
+        self._superseded(self.channel_id, self.kind, self.sequence)
+
+    @event("IntentSuperseded")
+    def _superseded(self, channel_id: uuid.UUID, kind: str, sequence: int) -> None:
         self.status = IntentStatus.SUPERSEDED.value
 
     @property
