@@ -1,0 +1,253 @@
+"""``parsec bench``: Parsec's figures beside the machine's limits, measured in one run.
+
+Every figure is a rate measured here and now, so a result reads as a ratio to
+the limits of the same machine (secp256k1 recoveries per second per core,
+the raw rate of the same Kafka client on the same messages). Sections that
+need a service the run cannot reach say so under ``skipped`` instead of
+failing the whole run.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import platform
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from domain.application import ChannelService
+from domain.channel import ChannelParameters
+from domain.crypto import PrivateKey, keccak, recover_public_key
+from domain.protocol import GENESIS, Invoice, SignedInvoice, SigningDomain, sign_invoice
+from infrastructure.config import Settings
+from infrastructure.parties import make_parties
+
+BENCH_DOMAIN = SigningDomain(chain_id=131277322940537, verifying_contract="0xF2E246BB76DF876Cef8b38ae84130F4F55De395b")
+
+
+class SkipSection(Exception):
+    """A section that cannot run here (say why)."""
+
+
+def machine() -> dict[str, Any]:
+    model = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    libs = {}
+    for name in ("eventsourcing", "kafka-python", "web3", "py-ecc", "pydantic", "psycopg", "coincurve",
+                 "safe-pysha3", "eth-tester", "py-evm"):
+        try:
+            libs[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return {
+        "cores": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "libraries": libs,
+    }
+
+
+def _rate(fn: Callable[[], None], seconds: float = 1.0) -> float:
+    n, start = 0, time.perf_counter()
+    while True:
+        for _ in range(200):
+            fn()
+        n += 200
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return n / elapsed
+
+
+def crypto_limits(seconds: float = 1.0) -> dict[str, float]:
+    key = PrivateKey.from_seed("bench")
+    digest = keccak(b"parsec")
+    sig = key.sign_digest(digest)
+    payload = b"\x11" * 200
+    return {
+        "recover_per_s_per_core": round(_rate(lambda: recover_public_key(digest, sig), seconds)),
+        "sign_per_s_per_core": round(_rate(lambda: key.sign_digest(digest), seconds)),
+        "keccak_200B_per_s_per_core": round(_rate(lambda: keccak(payload), seconds)),
+    }
+
+
+def make_workload(channels: int, payments: int, seed: int = 1) -> tuple[list[dict[str, Any]], list[bytes]]:
+    """Pre-signed payments (JSON bytes) over ``channels`` ETH channels, round-robin, always affordable."""
+    parties = make_parties(f"bench-{seed}", channels * 2)
+    opens, state = [], []
+    for i in range(channels):
+        a, b = parties[2 * i], parties[2 * i + 1]
+        cid = uuid.UUID(int=(seed << 64) + i + 1, version=4)
+        opens.append(dict(channel_id=cid, public_key_a=a.public_key, public_key_b=b.public_key,
+                          currency="ETH", deposit_a=10**24, deposit_b=0))
+        state.append([cid, a, b, 0, GENESIS, 0])
+    messages = []
+    for n in range(payments):
+        st = state[n % channels]
+        cid, a, b, seq, head, sent = st
+        tx = sign_invoice(
+            Invoice(invoice_address=b.address, price=10**12, currency="ETH"),
+            key=a.key, channel=cid, invoice_id=uuid.UUID(int=n + 1, version=4), sequence=seq + 1,
+            previous=head, buyer_total=sent + 10**12, domain=BENCH_DOMAIN, verify=False,
+        )
+        st[3], st[4], st[5] = seq + 1, tx.pointer, sent + 10**12
+        messages.append(tx.to_json())
+    return opens, messages
+
+
+def open_all(service: ChannelService, opens: list[dict[str, Any]], checkpoint_interval: int = 1000) -> None:
+    params = ChannelParameters(challenge_period=3600, checkpoint_interval=checkpoint_interval, checkpoint_timeout=3600)
+    for o in opens:
+        service.open_channel(**o, parameters=params, domain=BENCH_DOMAIN, at=int(time.time()))
+
+
+def embedded_payments(channels: int = 100, payments: int = 20_000, batch: int = 200) -> dict[str, Any]:
+    """Verified payments applied end to end on the embedded store (SQLite), one process."""
+    opens, messages = make_workload(channels, payments)
+    with tempfile.TemporaryDirectory() as tmp:
+        env = Settings(data_dir=Path(tmp), event_store="sqlite").application_env()
+        service = ChannelService(env=env)
+        open_all(service, opens)
+        start = time.perf_counter()
+        accepted = 0
+        for i in range(0, len(messages), batch):
+            for r in service.accept_payments(messages[i : i + batch], at=int(time.time())):
+                accepted += not isinstance(r, Exception)
+        elapsed = time.perf_counter() - start
+        service.close()
+    if accepted != payments:
+        raise RuntimeError(f"only {accepted} of {payments} benchmark payments were accepted")
+    return {"payments": payments, "channels": channels, "batch": batch, "seconds": round(elapsed, 3),
+            "payments_per_s": round(payments / elapsed)}
+
+
+def _verify_chunk(chunk: list[bytes]) -> int:
+    return sum(1 for raw in chunk if SignedInvoice.from_json(raw))
+
+
+def parallel_verification(payments: int = 20_000) -> dict[str, Any]:
+    """Message parsing + signature verification alone, 1 process vs all cores."""
+    _, messages = make_workload(50, payments)
+    start = time.perf_counter()
+    _verify_chunk(messages)
+    one = payments / (time.perf_counter() - start)
+    cores = os.cpu_count() or 1
+    chunks = [messages[i::cores] for i in range(cores)]
+    with multiprocessing.get_context("fork").Pool(cores) as pool:
+        start = time.perf_counter()
+        pool.map(_verify_chunk, chunks)
+        many = payments / (time.perf_counter() - start)
+    return {"verify_per_s_1_process": round(one), f"verify_per_s_{cores}_processes": round(many)}
+
+
+def kafka_raw(bootstrap: str, messages: int = 20_000, size: int | None = None) -> dict[str, Any]:
+    """The Kafka client alone: produce then consume ``messages`` of a signed invoice's size."""
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.admin import NewTopic
+
+    if size is None:
+        size = len(make_workload(1, 1)[1][0])
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000, bootstrap_timeout_ms=5000)
+    except Exception as exc:
+        raise SkipSection(f"no Kafka broker at {bootstrap}: {exc}") from None
+    topic = f"parsec.bench.raw.{uuid.uuid4().hex[:8]}"
+    try:
+        admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+        payload = b"x" * size
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=256 * 1024)
+        start = time.perf_counter()
+        for i in range(messages):
+            producer.send(topic, key=str(i % 100).encode(), value=payload, partition=0)
+        producer.flush()
+        produce_s = time.perf_counter() - start
+        producer.close()
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=5000,
+                                 fetch_max_bytes=64 * 1024 * 1024)
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        got, start = 0, time.perf_counter()
+        while got < messages:
+            for records in consumer.poll(timeout_ms=1000).values():
+                got += len(records)
+        consume_s = time.perf_counter() - start
+        consumer.close()
+    finally:
+        try:
+            admin.delete_topics([topic])
+        except Exception:
+            pass
+        admin.close()
+    return {
+        "message_bytes": size,
+        "messages": messages,
+        "produce_per_s": round(messages / produce_s),
+        "consume_per_s": round(messages / consume_s),
+        "produce_then_consume_per_s": round(messages / (produce_s + consume_s)),
+    }
+
+
+def gas() -> dict[str, Any]:
+    from infrastructure.chain.gas_report import measure
+
+    return measure()
+
+
+SECTIONS: dict[str, Callable[..., dict[str, Any]]] = {}
+
+
+def run(sections: list[str] | None = None, quick: bool = False, kafka_bootstrap: str | None = None) -> dict[str, Any]:
+    """Run the benchmark; returns the JSON document."""
+    result: dict[str, Any] = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine()}
+    skipped: dict[str, str] = {}
+    want = set(sections) if sections else None
+
+    def section(name: str, fn: Callable[[], Any]) -> Any:
+        if want is not None and name not in want:
+            return None
+        try:
+            return fn()
+        except SkipSection as why:
+            skipped[name] = str(why)
+            return None
+
+    limits = section("limits", lambda: crypto_limits(0.5 if quick else 1.5)) or {}
+    limits["cores"] = os.cpu_count()
+    n = 4_000 if quick else 20_000
+    embedded = section("embedded", lambda: embedded_payments(payments=n))
+    verify = section("verify", lambda: parallel_verification(n))
+    if kafka_bootstrap:
+        raw = section("kafka_raw", lambda: kafka_raw(kafka_bootstrap, 5_000 if quick else 20_000))
+        if raw:
+            limits["kafka_raw_msgs_per_s"] = raw["produce_then_consume_per_s"]
+            result["kafka_raw"] = raw
+    else:
+        skipped["kafka_raw"] = "no Kafka bootstrap given (--kafka or PARSEC_KAFKA_BOOTSTRAP)"
+    gas_figures = section("gas", gas)
+    if gas_figures:
+        result["gas"] = gas_figures
+    for name, fn in SECTIONS.items():
+        value = section(name, lambda fn=fn: fn(quick=quick))
+        if value is not None:
+            result[name] = value
+    result["limits"] = limits
+    result["payments_per_s"] = {"embedded": embedded["payments_per_s"] if embedded else None}
+    if embedded:
+        result["embedded_run"] = embedded
+    if verify:
+        result["verification"] = verify
+    if skipped:
+        result["skipped"] = skipped
+    return result

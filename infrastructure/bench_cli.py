@@ -1,0 +1,87 @@
+"""``parsec bench``: run the benchmark suite, write JSON, print a table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from infrastructure.config import Settings
+
+RAIDEN_NOTE = "Raiden TokenNetwork (raiden-contracts data/gas.json)"
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from infrastructure import bench
+    from infrastructure.cli import console, err_console
+
+    sections = args.sections.split(",") if args.sections else None
+    bootstrap = None if args.no_kafka else settings.kafka_bootstrap
+    err_console.print("[bold]parsec bench[/]: measuring (limits first, then Parsec's figures)…")
+    result = bench.run(sections=sections, quick=args.quick, kafka_bootstrap=bootstrap)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+        err_console.print(f"wrote {args.json}")
+    console.print(render(result))
+    return 0
+
+
+def render(result: dict[str, Any]) -> Table:
+    table = Table(title=f"Parsec benchmark, {result['machine']['cores']} cores, {result['date']}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_column("beside", justify="left")
+    limits = result.get("limits", {})
+    recover = limits.get("recover_per_s_per_core")
+    cores = limits.get("cores") or 1
+    pps = result.get("payments_per_s", {})
+    for where in ("embedded", "kafka"):
+        value = pps.get(where)
+        if value is not None:
+            ratio = f"{value / (recover * cores):.0%} of recover × cores" if recover else ""
+            table.add_row(f"payments/s ({where})", f"{value:,}", ratio)
+    lat = result.get("latency_ms")
+    if lat:
+        table.add_row("latency p50 / p99 (ms)", f"{lat.get('p50')} / {lat.get('p99')}", str(lat.get("offered_load", "")))
+    if recover:
+        table.add_row("limit: secp256k1 recover/s per core", f"{recover:,}", f"× {cores} cores")
+    for key, label in (("sign_per_s_per_core", "limit: sign/s per core"),
+                       ("keccak_200B_per_s_per_core", "limit: keccak(200 B)/s per core"),
+                       ("kafka_raw_msgs_per_s", "limit: Kafka client produce→consume msgs/s")):
+        if limits.get(key):
+            table.add_row(key if not label else label, f"{limits[key]:,}", "")
+    verify = result.get("verification", {})
+    for k, v in verify.items():
+        table.add_row(k.replace("_", " "), f"{v:,}", "")
+    for backend, rate in (result.get("replay_events_per_s") or {}).items():
+        table.add_row(f"read-model rebuild events/s ({backend})", f"{rate:,}", "target 200,000")
+    gas = (result.get("gas") or {}).get("comparison", {})
+    for op, row in gas.items():
+        table.add_row(f"gas: {op}", f"{row['parsec']:,}", f"Raiden {row['raiden']:,} ({row['saving_pct']}% less)")
+    dispute = (result.get("gas") or {}).get("disputed_settlement")
+    if dispute:
+        table.add_row("gas: disputed settlement per payment", f"{dispute['marginal_gas_per_payment']:,}", "")
+    for name, why in (result.get("skipped") or {}).items():
+        table.add_row(f"skipped: {name}", "", why)
+    return table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="measure payments/s, latency, replay and gas beside the machine's limits (JSON)",
+        description=(
+            "Run the benchmark suite and print a table; --json writes the document. Limits are measured "
+            "in the same run: secp256k1 recoveries/s per core with the library the node uses, the raw "
+            "produce/consume rate of the same Kafka client on messages of the same size. Sections whose "
+            "service is unreachable are listed under 'skipped'."
+        ),
+    )
+    p.add_argument("--json", metavar="FILE", help="write the JSON document to FILE")
+    p.add_argument("--quick", action="store_true", help="smaller workloads (a smoke run, figures are noisier)")
+    p.add_argument("--sections", help="comma-separated subset, e.g. limits,embedded,gas")
+    p.add_argument("--no-kafka", action="store_true", help="skip the sections that need a Kafka broker")
+    p.set_defaults(func=cmd_bench)
