@@ -5,6 +5,10 @@ signed transaction goes through the command handlers exactly as a node would
 receive it (JSON bytes, verified, ordered, applied) on the embedded SQLite
 event store. A few duplicates and invalid messages are mixed in to show that a
 repeat is a no-op and a bad message is refused with its reason.
+
+With a chain (``DemoChain``, the default of ``parsec demo``) the channels are also opened on the
+in-process Ethereum chain, every checkpoint request is sent to the contract by the settlement
+executor after each batch, and ``settle`` settles a few channels at the end.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from domain.application import ChannelService
 from domain.channel import ChannelParameters, PaymentOutcome
@@ -24,6 +29,9 @@ from domain.errors import ParsecError
 from domain.money import Currency
 from domain.protocol import GENESIS, HashPointer, Invoice, SignedInvoice, SigningDomain, sign_invoice
 from infrastructure.parties import Party, make_parties
+
+if TYPE_CHECKING:
+    from infrastructure.demo_chain import DemoChain
 
 log = logging.getLogger("parsec.demo")
 
@@ -57,6 +65,7 @@ class DemoResult:
     rejected: Counter = field(default_factory=Counter)
     checkpoints: int = 0
     seconds: float = 0.0
+    settled: list[ChannelPlan] = field(default_factory=list)
 
     @property
     def payments_per_s(self) -> float:
@@ -76,6 +85,7 @@ class Demo:
         checkpoint_interval: int = 50,
         batch_size: int = 100,
         domain: SigningDomain | None = None,
+        chain: DemoChain | None = None,
     ) -> None:
         if channels < 1 or payments < 0:
             raise ValueError("--channels must be >= 1 and --payments >= 0")
@@ -90,6 +100,14 @@ class Demo:
         self.parameters = ChannelParameters(
             challenge_period=3600, checkpoint_interval=checkpoint_interval, checkpoint_timeout=600
         )
+        self.chain = chain
+        if chain is not None:
+            domain = chain.domain
+            self.parameters = ChannelParameters(
+                challenge_period=chain.challenge_period,
+                checkpoint_interval=checkpoint_interval,
+                checkpoint_timeout=600,
+            )
         self.domain = domain or SigningDomain(chain_id=DEMO_CHAIN_ID, verifying_contract=DEMO_CONTRACT)
 
     def open_channels(self) -> list[ChannelPlan]:
@@ -115,6 +133,8 @@ class Demo:
             )
             plans.append(ChannelPlan(cid, a, b, currency, deposits))
         log.info("opened %d channels between %d parties", len(plans), len(parties))
+        if self.chain is not None:
+            self.chain.open_channels(plans)
         return plans
 
     def next_payment(self, plan: ChannelPlan) -> SignedInvoice | None:
@@ -197,11 +217,23 @@ class Demo:
             if len(batch) >= self.batch_size or i == self.n_payments - 1:
                 self._apply(batch, result)
                 batch = []
+                if self.chain is not None:
+                    self.chain.step()
                 if progress is not None:
                     progress(i + 1 - done)
                     done = i + 1
+        if self.chain is not None:
+            self.chain.step()
         result.seconds = time.perf_counter() - start
         return result
+
+    def settle(self, result: DemoResult, count: int) -> None:
+        """Settle the first ``count`` channels on-chain (close, challenge period, settle)."""
+        if self.chain is None or count <= 0:
+            return
+        result.settled = result.channels[:count]
+        self.chain.settle(result.settled)
+        self.chain.finish()
 
     def _apply(self, batch: list[bytes], result: DemoResult) -> None:
         result.sent += len(batch)

@@ -30,6 +30,19 @@ def test_demo_runs_on_the_embedded_defaults(tmp_path):
     figures = json.loads(out.strip().splitlines()[-1])
     assert figures["accepted"] == 300 and figures["sent"] >= 300
     assert (tmp_path / "demo" / "events.sqlite").exists()
+    # the chain: every checkpoint requested is confirmed on-chain; the settled channels pay out
+    chain = figures["chain"]
+    assert chain["checkpoints_confirmed"] == figures["checkpoints"] > 0
+    assert chain["settled"] == 3 and chain["gave_up"] == 0
+    assert {"open", "setOperator", "checkpoint", "close", "settle"} <= set(chain["gas"])
+    assert "Gas used per operation" in out and "✗" not in out
+
+
+def test_demo_without_a_chain_is_the_event_store_alone(tmp_path):
+    proc = run("demo", "--no-chain", "--channels", "4", "--payments", "200", "--json", env_dir=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    figures = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    assert figures["accepted"] == 200 and "chain" not in figures
 
 
 def test_demo_is_deterministic_for_a_seed(tmp_path, capsys):
@@ -38,7 +51,7 @@ def test_demo_is_deterministic_for_a_seed(tmp_path, capsys):
         assert main(["--data-dir", str(tmp_path), "demo", "--channels", "3", "--payments", "60", "--json", "--seed", "3"]) == 0
         last = capsys.readouterr().out.strip().splitlines()[-1]
         figures = json.loads(last)
-        figures.pop("seconds"), figures.pop("payments_per_s")
+        figures.pop("seconds"), figures.pop("payments_per_s"), figures.pop("chain_seconds")
         results.append(figures)
     assert results[0] == results[1]
 
