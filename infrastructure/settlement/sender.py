@@ -7,6 +7,7 @@ re-broadcast the very same bytes), explicit nonces, and receipts looked up later
 
 from __future__ import annotations
 
+import ast
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,19 @@ from infrastructure.chain.connection import Wallet
 from infrastructure.chain.errors import ChainError, ContractReverted, RevertDecoder, revert_data
 
 log = logging.getLogger("parsec.settlement")
+
+
+def _literal_revert_data(exc: BaseException) -> bytes | None:
+    """eth-tester's ``eth_call`` puts the revert data in its message as a bytes literal."""
+    text = str(exc.args[0]) if exc.args else ""
+    start = max(text.find('b"'), text.find("b'"))
+    if start < 0:
+        return None
+    try:
+        value = ast.literal_eval(text[start:])
+    except (ValueError, SyntaxError):
+        return None
+    return value if isinstance(value, bytes) else None
 
 
 class NonceTooLow(ChainError):
@@ -57,21 +71,28 @@ class TransactionSender:
         self._next_nonce = self.w3.eth.get_transaction_count(self.address, "pending")
         return self._next_nonce
 
-    def prepare(self, fn: Any, operation: str) -> PreparedTransaction:
-        """Estimate (a revert surfaces here as ContractReverted), take a nonce, sign."""
+    def prepare(self, fn: Any, operation: str, gas: int | None = None) -> PreparedTransaction:
+        """Check the call (a revert surfaces here as ContractReverted), take a nonce, sign.
+
+        With ``gas`` the call is simulated once (``eth_call``) and ``gas`` is the limit; without
+        it the node estimates, which on the embedded chain is a binary search of a dozen runs.
+        Only the gas used is paid, so a generous limit costs nothing.
+        """
         if self._next_nonce is None:
             self.resync()
         if self._chain_id is None:
             self._chain_id = self.w3.eth.chain_id
         for retry in (True, False):
             nonce = self._next_nonce
+            fields = {"from": self.address, "value": 0, "nonce": nonce, "chainId": self._chain_id}
             try:
-                tx = fn.build_transaction(
-                    {"from": self.address, "value": 0, "nonce": nonce, "chainId": self._chain_id}
-                )
+                if gas is not None:
+                    fn.call({"from": self.address})
+                    fields["gas"] = gas
+                tx = fn.build_transaction(fields)
                 break
             except (ContractLogicError, *_TESTER_ERRORS) as exc:
-                data = revert_data(exc)
+                data = revert_data(exc) or _literal_revert_data(exc)
                 if data:
                     raise self._decoder.decode(data, operation) from None
                 raise ContractReverted("Error", {"reason": str(exc)}, b"", operation) from None
