@@ -121,6 +121,9 @@ class KafkaSettings:
     transactional_id_prefix: str = "parsec"
     owned_partitions: tuple[int, ...] | None = None  # None: all partitions
     create_topics: bool = True
+    # Read (index) only the owned partitions of the primary topic: a node's
+    # per-partition writer needs no one else's events.
+    read_owned_only: bool = False
 
     KEYS = (
         "KAFKA_BOOTSTRAP_SERVERS",
@@ -134,6 +137,7 @@ class KafkaSettings:
         "KAFKA_TRANSACTIONAL_ID_PREFIX",
         "KAFKA_OWNED_PARTITIONS",
         "CREATE_TABLE",
+        "KAFKA_READ_OWNED_ONLY",
     )
 
     @classmethod
@@ -166,6 +170,7 @@ class KafkaSettings:
             msg = f"KAFKA_TIMEOUT must be > 0, got {timeout}"
             raise OSError(msg)
         create = (get("CREATE_TABLE") or "t").lower() not in ("f", "false", "n", "no", "0")
+        read_owned_only = (get("KAFKA_READ_OWNED_ONLY") or "n").lower() in ("t", "true", "y", "yes", "1")
         return cls(
             bootstrap_servers=bootstrap,
             events_topic=events_topic,
@@ -178,6 +183,7 @@ class KafkaSettings:
             transactional_id_prefix=get("KAFKA_TRANSACTIONAL_ID_PREFIX") or "parsec",
             owned_partitions=owned,
             create_topics=create,
+            read_owned_only=read_owned_only,
         )
 
     @property
@@ -450,6 +456,7 @@ class OutRecord:
     key: bytes
     value: bytes
     headers: list[tuple[str, bytes]]
+    offset: int | None = None  # set by KafkaLog.write once committed
 
 
 _FENCED_ERRORS: tuple[type[BaseException], ...] = tuple(
@@ -600,7 +607,12 @@ class KafkaLog:
             )
         except Exception as e:
             raise _connect_error(settings, "consumer connect", e) from e
-        self._tps = [TopicPartition(s.name, p) for s in specs for p in range(self.partition_counts[s.name])]
+        self._tps = [
+            TopicPartition(s.name, p)
+            for s in specs
+            for p in range(self.partition_counts[s.name])
+            if not (settings.read_owned_only and s.name == self.primary and p not in self.owned)
+        ]
         self._consumer.assign(self._tps)
         self._consumer.seek_to_beginning(*self._tps)
 
@@ -760,7 +772,10 @@ class KafkaLog:
                 raise OperationalError(msg) from e
             offsets = []
             for r, m in zip(records, metas, strict=True):
-                self.indexes[r.topic].add_own(m.partition, m.offset, r.key, r.value, r.headers)
+                index = self.indexes.get(r.topic)  # records for other topics are not indexed
+                if index is not None:
+                    index.add_own(m.partition, m.offset, r.key, r.value, r.headers)
+                r.offset = m.offset
                 offsets.append(m.offset)
         self._notify()
         return offsets

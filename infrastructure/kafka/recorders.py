@@ -109,18 +109,34 @@ class KafkaAggregateRecorder(AggregateRecorder):
         """Take over the owned partitions now (fencing any older writer)."""
         self.log.acquire()
 
-    def _insert(self, stored_events: Sequence[StoredEvent], tracking: Tracking | None = None) -> list[int]:
+    def _insert(
+        self,
+        stored_events: Sequence[StoredEvent],
+        tracking: Tracking | None = None,
+        *,
+        trackings: Sequence[Tracking] = (),
+        out_records: Sequence[OutRecord] = (),
+    ) -> list[int]:
+        """Events, tracking records and any other records in one Kafka transaction.
+
+        ``trackings`` lets one transaction advance several positions (a node
+        consuming two upstream partitions); ``out_records`` are written as
+        given (any topic, e.g. a node's rejected-messages topic) and get their
+        ``offset`` set once committed.
+        """
         n = self.num_partitions
         records = []
         for s in stored_events:
             key, value, headers = encode_event(s)
             records.append(OutRecord(self.topic, partition_for_key(key, n), key, value, headers))
-        if tracking is not None:
-            if self.tracking_topic is None:
-                msg = "This recorder does not record tracking objects"
-                raise NotSupportedError(msg)
-            key, value, headers = encode_tracking(tracking.application_name, tracking.notification_id)
-            records.append(OutRecord(self.tracking_topic, 0, key, value, headers))
+        all_trackings = ([tracking] if tracking is not None else []) + list(trackings)
+        if all_trackings and self.tracking_topic is None:
+            msg = "This recorder does not record tracking objects"
+            raise NotSupportedError(msg)
+        for t in all_trackings:
+            key, value, headers = encode_tracking(t.application_name, t.notification_id)
+            records.append(OutRecord(self.tracking_topic, 0, key, value, headers))  # type: ignore[arg-type]
+        records += out_records
         if not records:
             return []
 
@@ -136,10 +152,15 @@ class KafkaAggregateRecorder(AggregateRecorder):
                 if seq is not None and s.originator_version in seq:
                     msg = f"Stored event already recorded: {k}"
                     raise IntegrityError(msg)
-            if tracking is not None:
+            if all_trackings:
                 index = self.log.indexes[self.tracking_topic]  # type: ignore[index]
                 assert isinstance(index, TrackingIndex)
-                _check_tracking(index, tracking)
+                names = [t.application_name for t in all_trackings]
+                if len(set(names)) != len(names):
+                    msg = f"Several tracking records for the same name in one batch: {names}"
+                    raise IntegrityError(msg)
+                for t in all_trackings:
+                    _check_tracking(index, t)
 
         offsets = self.log.write(records, check)
         return [o + 1 for o in offsets[: len(stored_events)]]
@@ -186,8 +207,18 @@ class KafkaApplicationRecorder(KafkaAggregateRecorder, ApplicationRecorder):
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         """Returns, for each stored event, its notification id *within its
         own partition* (Kafka offset + 1); ``partition_of(originator_id)``
-        says which partition."""
-        return self._insert(stored_events, kwargs.get("tracking"))
+        says which partition.
+
+        Besides eventsourcing's ``tracking``, accepts ``trackings`` (several
+        Tracking objects) and ``out_records`` (OutRecords for other topics),
+        all committed in the same Kafka transaction as the events; an
+        application passes them as keyword arguments of ``save()``."""
+        return self._insert(
+            stored_events,
+            kwargs.get("tracking"),
+            trackings=kwargs.get("trackings", ()),
+            out_records=kwargs.get("out_records", ()),
+        )
 
     # -- per partition (primary API) ----------------------------------------
 

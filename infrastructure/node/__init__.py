@@ -1,0 +1,48 @@
+"""The Parsec node: the paper's job instance that owns Kafka partitions.
+
+Topics (all with the events topic's partition count; record key = channel id,
+so inbound p, control p, events p and rejected p hold the same channels):
+
+* inbound (``parsec.inbound``): signed payments, ``SignedInvoice`` JSON;
+* control (``parsec.control``): open, deposit, checkpoint, settle, dispute
+  requests (:mod:`infrastructure.node.messages`);
+* events (the event store's topic): what the channels decided;
+* rejected (``parsec.rejected``): every refused message, raw, with its reason
+  code and message and its source topic/partition/offset in headers.
+
+A node joins a consumer group on inbound + control with the Range assignor, so
+inbound p and control p go to the same member; for each partition it owns, a
+:class:`~infrastructure.node.partition.PartitionWorker` applies each poll batch
+and commits the channels' events, the rejected records and the positions in
+one Kafka transaction. See ``partition`` for positions and the reorder window,
+``runner`` for rebalancing.
+"""
+
+from infrastructure.node.config import NodeConfig
+from infrastructure.node.messages import (
+    CheckpointRequest,
+    DepositRequest,
+    DisputeRequest,
+    OpenChannelRequest,
+    Rejection,
+    SettlementRequest,
+    WrongPartition,
+)
+from infrastructure.node.partition import BatchReport, PartitionWorker
+from infrastructure.node.runner import Node
+from infrastructure.node.send import Sender
+
+__all__ = [
+    "BatchReport",
+    "CheckpointRequest",
+    "DepositRequest",
+    "DisputeRequest",
+    "Node",
+    "NodeConfig",
+    "OpenChannelRequest",
+    "PartitionWorker",
+    "Rejection",
+    "SettlementRequest",
+    "Sender",
+    "WrongPartition",
+]

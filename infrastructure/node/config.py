@@ -1,0 +1,107 @@
+"""A node's settings: topics, consumer group, reorder window, timers.
+
+Flags win over environment variables (``PARSEC_*``), which win over the
+defaults here. The events topic defaults to the event store's own default for
+the ``parsec`` application (what ``PARSEC_EVENT_STORE=kafka`` reads), so the
+read models and ``parsec balances`` follow what a node writes.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+
+from eventsourcing.utils import Environment
+
+from infrastructure.config import DEFAULT_KAFKA_BOOTSTRAP
+from infrastructure.kafka import KafkaSettings
+
+
+def default_events_topic(environ: dict[str, str] | None = None) -> str:
+    env = dict(os.environ if environ is None else environ)
+    return KafkaSettings.from_env(Environment("parsec", env)).events_topic
+
+
+def _default_node_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass
+class NodeConfig:
+    bootstrap: str = DEFAULT_KAFKA_BOOTSTRAP
+    events_topic: str = field(default_factory=default_events_topic)
+    inbound_topic: str = "parsec.inbound"
+    control_topic: str = "parsec.control"
+    rejected_topic: str = "parsec.rejected"
+    partitions: int = 4  # used when the node creates the topics
+    group: str = "parsec-node"
+    node_id: str = field(default_factory=_default_node_id)
+    window: int = 64  # n: transactions held per channel to restore order
+    max_wait: int = 30  # seconds a held transaction waits for its predecessors
+    tick_interval: float = 1.0  # seconds between timer passes (window expiry) per partition
+    timeout_check_interval: float = 5.0  # seconds between checkpoint-timeout passes
+    max_poll_records: int = 2000
+    session_timeout_ms: int = 10000
+    kafka_timeout: float = 12.0
+
+    ENV = {
+        "bootstrap": "PARSEC_KAFKA_BOOTSTRAP",
+        "events_topic": "PARSEC_EVENTS_TOPIC",
+        "inbound_topic": "PARSEC_INBOUND_TOPIC",
+        "control_topic": "PARSEC_CONTROL_TOPIC",
+        "rejected_topic": "PARSEC_REJECTED_TOPIC",
+        "partitions": "PARSEC_PARTITIONS",
+        "group": "PARSEC_NODE_GROUP",
+        "node_id": "PARSEC_NODE_ID",
+        "window": "PARSEC_WINDOW",
+        "max_wait": "PARSEC_MAX_WAIT",
+        "tick_interval": "PARSEC_TICK_INTERVAL",
+        "timeout_check_interval": "PARSEC_TIMEOUT_CHECK_INTERVAL",
+        "max_poll_records": "PARSEC_MAX_POLL_RECORDS",
+        "session_timeout_ms": "PARSEC_SESSION_TIMEOUT_MS",
+        "kafka_timeout": "PARSEC_KAFKA_TIMEOUT",
+    }
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> NodeConfig:
+        env = os.environ if environ is None else environ
+        c = cls(events_topic=default_events_topic(dict(env)))
+        for name, var in cls.ENV.items():
+            raw = env.get(var)
+            if raw:
+                setattr(c, name, type(getattr(c, name))(raw))
+        for name, value in overrides.items():
+            if value is not None:
+                setattr(c, name, value)
+        c.validate()
+        return c
+
+    def validate(self) -> None:
+        topics = [self.events_topic, self.inbound_topic, self.control_topic, self.rejected_topic]
+        if len(set(topics)) != len(topics):
+            raise ValueError(f"the node's topics must be four different topics, got {topics}")
+        if self.window < 1:
+            raise ValueError(f"the reorder window must hold at least 1 transaction, got {self.window}")
+        if self.max_wait < 0 or self.partitions < 1:
+            raise ValueError("max wait must be >= 0 and partitions >= 1")
+
+    def store_env(self, partition: int | None) -> dict[str, str]:
+        """The ChannelService environment of the writer of ``partition`` (None: a reader of all)."""
+        env = {
+            "PERSISTENCE_MODULE": "infrastructure.kafka",
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "KAFKA_EVENTS_TOPIC": self.events_topic,
+            "KAFKA_PARTITIONS": str(self.partitions),
+            "KAFKA_TIMEOUT": str(self.kafka_timeout),
+        }
+        if partition is not None:
+            # The only writer of its partition may cache its channels (a reader may not).
+            env["AGGREGATE_CACHE_MAXSIZE"] = "20000"
+            env["AGGREGATE_CACHE_FASTFORWARD"] = "n"
+            env["DEEPCOPY_FROM_AGGREGATE_CACHE"] = "n"
+            env["KAFKA_OWNED_PARTITIONS"] = str(partition)
+            env["KAFKA_READ_OWNED_ONLY"] = "y"
+            # the process recorder: it also answers max_tracking_id (the positions)
+            env["APPLICATION_RECORDER_TOPIC"] = "infrastructure.kafka.recorders:KafkaProcessRecorder"
+        return env

@@ -1,0 +1,408 @@
+"""One owned partition p: its writer, its reorder window, its positions.
+
+A worker is built when the consumer group assigns p to this node. Building it
+acquires the Kafka writer of events partition p (transactional id
+``parsec-<events>-<p>``: ``init_transactions`` fences the previous owner and
+aborts its open transaction), reads the partition, and takes the positions
+from the tracking records that the previous owner committed with its last
+batch. Each poll batch then becomes one Kafka transaction: the channels'
+events, the rejected records, and the positions.
+
+Positions (tracking names, value = next offset to read)
+-------------------------------------------------------
+* ``<control>#p``: the next control offset (control requests are applied at once).
+* ``<inbound>#p``: the *safe* inbound position: the offset of the oldest
+  payment still held in the reorder window, or the next offset when nothing
+  is held. A held payment is only in memory; if the node dies, the next owner
+  reads it again from there. What it re-reads between the safe position and
+  where this node had got to was either applied (the Channel answers
+  DUPLICATE: a no-op), held (it is held again), or rejected: those are found
+  by scanning the rejected partition p from ``<rejected>#p`` (a lower bound
+  of the rejected offset of anything at or after the safe position) and are
+  skipped, so a rejection is published exactly once. Rejected records also
+  carry their source topic/partition/offset, so they are deduplicable anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from uuid import UUID
+
+from eventsourcing.persistence import Tracking
+from kafka import KafkaConsumer, TopicPartition
+
+from domain.channel import ChannelParameters, PaymentOutcome
+from domain.errors import MalformedMessage, ParsecError, UnknownChannel
+from domain.protocol import SignedInvoice, SigningDomain
+from domain.reorder import Refused, ReorderWindow
+from infrastructure.kafka import tracking_name
+from infrastructure.kafka.log import OutRecord
+from infrastructure.node.config import NodeConfig
+from infrastructure.node.messages import (
+    CheckpointRequest,
+    DepositRequest,
+    DisputeRequest,
+    OpenChannelRequest,
+    Rejection,
+    SettlementRequest,
+    WrongPartition,
+    parse_control,
+    partition_of,
+)
+from infrastructure.node.service import NodeChannelService
+
+log = logging.getLogger("parsec.node")
+
+SETTLEMENT_EVENTS = ("CheckpointRequested", "SettlementRequested", "DisputeRequested")
+
+
+class Executor(Protocol):
+    """The settlement process manager's executor, as the node drives it (one per partition)."""
+
+    def handle(self, events: Sequence[Any], *, partition: int, position: int | None) -> None: ...
+
+    def tick(self, now: int) -> Any: ...
+
+
+ExecutorFactory = Callable[[int, NodeChannelService], Executor]
+
+
+@dataclass
+class _Held:
+    """Where a held payment came from: enough to reject it later, or to re-read it."""
+
+    offset: int
+    rejected_mark: int
+    key: bytes | None
+    raw: bytes
+
+
+@dataclass
+class BatchReport:
+    partition: int
+    control: int = 0
+    inbound: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    held: int = 0
+    rejected: Counter = field(default_factory=Counter)
+    events: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    @property
+    def anything(self) -> bool:
+        return bool(self.control or self.inbound or self.rejected or self.events)
+
+    def describe(self) -> str:
+        parts = [f"p{self.partition}: {self.inbound} payments, {self.control} control"]
+        parts.append(f"{self.accepted} accepted, {self.duplicates} duplicate, {self.held} held")
+        if self.rejected:
+            parts.append("rejected " + ", ".join(f"{r}={n}" for r, n in sorted(self.rejected.items())))
+        interesting = {k: v for k, v in self.events.items() if k in SETTLEMENT_EVENTS}
+        if interesting:
+            parts.append(", ".join(f"{k}={v}" for k, v in sorted(interesting.items())))
+        return "; ".join(parts) + f" ({self.seconds * 1000:.0f} ms)"
+
+
+class PartitionWorker:
+    def __init__(
+        self,
+        partition: int,
+        config: NodeConfig,
+        *,
+        executor_factory: ExecutorFactory | None = None,
+    ) -> None:
+        self.partition = partition
+        self.config = config
+        self.service = NodeChannelService(env=config.store_env(partition))
+        try:
+            self.recorder: Any = self.service.recorder
+            self.recorder.acquire()  # fence the previous owner, read partition p
+            self.t_inbound = tracking_name(config.inbound_topic, partition)
+            self.t_control = tracking_name(config.control_topic, partition)
+            self.t_rejected = tracking_name(config.rejected_topic, partition)
+            self.committed = {
+                t: self.recorder.max_tracking_id(t) or 0 for t in (self.t_inbound, self.t_control, self.t_rejected)
+            }
+            self.next_inbound = self.committed[self.t_inbound]
+            self.next_control = self.committed[self.t_control]
+            self.window = ReorderWindow(config.window, config.max_wait)
+            self.held: dict[tuple[UUID, bytes], _Held] = {}
+            self.skip, self.next_rejected = self._already_rejected()
+            self.executor = executor_factory(partition, self.service) if executor_factory else None
+        except BaseException:
+            self.service.close()
+            raise
+        self.next_tick = 0.0
+        self.next_timeout_check = time.monotonic() + config.timeout_check_interval
+        log.info(
+            "p%d: writer acquired (%s); resuming inbound at %d, control at %d%s",
+            partition,
+            self.recorder.log.transactional_id,
+            self.next_inbound,
+            self.next_control,
+            f"; {len(self.skip)} already-rejected offsets to skip" if self.skip else "",
+        )
+
+    # ------------------------------------------------------------------ startup
+    def _already_rejected(self) -> tuple[set[int], int]:
+        """Inbound offsets at or after the safe position that were already rejected, and
+        the end of rejected partition p (a lower bound for the next rejected offset)."""
+        c = self.config
+        tp = TopicPartition(c.rejected_topic, self.partition)
+        consumer = KafkaConsumer(
+            bootstrap_servers=c.bootstrap.split(","),
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            client_id=f"parsec-node-rejected-scan-{self.partition}",
+        )
+        try:
+            consumer.assign([tp])
+            end = consumer.end_offsets([tp])[tp]
+            start = self.committed[self.t_rejected]
+            found: set[int] = set()
+            if start >= end:
+                return found, end
+            consumer.seek(tp, start)
+            deadline = time.monotonic() + c.kafka_timeout
+            while consumer.position(tp) < end:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"could not read {c.rejected_topic} partition {self.partition} to {end}")
+                for records in consumer.poll(timeout_ms=200).values():
+                    deadline = time.monotonic() + c.kafka_timeout
+                    for r in records:
+                        try:
+                            rej = Rejection.of(r.key, r.value, r.headers)
+                        except (KeyError, ValueError):
+                            continue
+                        if rej.source_topic == c.inbound_topic and rej.source_offset >= self.next_inbound:
+                            found.add(rej.source_offset)
+            return found, end
+        finally:
+            consumer.close(autocommit=False)
+
+    # ------------------------------------------------------------------ one batch
+    def process(self, control: Sequence[Any], inbound: Sequence[Any], now: float | None = None) -> BatchReport:
+        """Apply one poll's records of partition p (and the timers) as one Kafka transaction.
+
+        On any exception nothing of the batch is in the log; the caller drops this
+        worker and builds a new one, which resumes from the committed positions.
+        """
+        started = time.perf_counter()
+        wall = time.time() if now is None else now
+        at = int(wall)
+        report = BatchReport(self.partition)
+        out: list[OutRecord] = []
+        self.service.begin()
+        try:
+            for r in control:
+                if r.offset < self.next_control:
+                    continue  # already processed (a re-delivery after a seek)
+                self.next_control = r.offset + 1
+                report.control += 1
+                self._control(r, at, out, report)
+            for r in inbound:
+                if r.offset < self.next_inbound:
+                    continue
+                self.next_inbound = r.offset + 1
+                report.inbound += 1
+                if r.offset in self.skip:
+                    self.skip.discard(r.offset)  # rejected before a restart: published already
+                    continue
+                self._payment(r, at, out, report)
+            mono = time.monotonic()
+            if mono >= self.next_tick:
+                self.next_tick = mono + self.config.tick_interval
+                for refused in self.window.expire(at):
+                    self._reject_held(refused, at, out, report)
+            if mono >= self.next_timeout_check:
+                self.next_timeout_check = mono + self.config.timeout_check_interval
+                self._check_timeouts(at)
+            trackings = self._trackings()
+            recordings = self.service.commit(trackings, out)
+        except BaseException:
+            self.service.abort()
+            raise
+        for t in trackings:
+            self.committed[t.application_name] = t.notification_id
+        written = [r.offset for r in out if r.offset is not None]
+        if written:
+            self.next_rejected = max(self.next_rejected, max(written) + 1)
+        events = [rec.domain_event for rec in recordings]
+        for e in events:
+            report.events[type(e).__name__] += 1
+        report.held = len(self.window)
+        report.seconds = time.perf_counter() - started
+        if self.executor is not None and events:
+            self.executor.handle(events, partition=self.partition, position=recordings[-1].notification.id)
+        return report
+
+    def tick_executor(self, now: int) -> None:
+        if self.executor is not None:
+            self.executor.tick(now)
+
+    def _trackings(self) -> list[Tracking]:
+        if self.held:
+            oldest = min(self.held.values(), key=lambda h: h.offset)
+            safe, mark = oldest.offset, oldest.rejected_mark
+        else:
+            safe, mark = self.next_inbound, self.next_rejected
+        wanted = {self.t_inbound: safe, self.t_control: self.next_control, self.t_rejected: mark}
+        return [Tracking(name, pos) for name, pos in wanted.items() if pos > self.committed[name]]
+
+    # ------------------------------------------------------------------ payments
+    def _payment(self, r: Any, at: int, out: list[OutRecord], report: BatchReport) -> None:
+        def reject(err: ParsecError) -> None:
+            self._reject(err, self.config.inbound_topic, r.offset, r.key, r.value, at, out, report)
+
+        try:
+            tx = SignedInvoice.from_json(r.value if r.value is not None else b"")
+        except ParsecError as err:
+            reject(err)
+            return
+        except Exception as err:  # anything a hostile byte string can provoke
+            reject(MalformedMessage(f"{type(err).__name__}: {err}"))
+            return
+        if partition_of(tx.channel, self.recorder.num_partitions) != self.partition:
+            reject(WrongPartition(f"channel {tx.channel} is not in partition {self.partition}; key by channel id"))
+            return
+        key = (tx.channel, tx.transaction_hash)
+        if key in self.held:
+            return  # the same early arrival again: it is held once (the window says so too)
+        try:
+            head = self.service.get_channel_aggregate(tx.channel).sequence
+        except ParsecError as err:
+            reject(err)
+            return
+        ready, refused = self.window.offer(tx, head, at)
+        for rf in refused:
+            if rf.transaction is tx:
+                reject(rf.error)
+            else:
+                self._reject_held(rf, at, out, report)
+        if not ready and not any(rf.transaction is tx for rf in refused):
+            self.held[key] = _Held(r.offset, self.next_rejected, r.key, r.value or b"")
+            return
+        for t in ready:
+            self._apply(t, (r.offset, r.key, r.value), at, out, report)
+
+    def _apply(
+        self, tx: SignedInvoice, source: tuple[int, Any, Any], at: int, out: list[OutRecord], report: BatchReport
+    ) -> None:
+        """Apply one payment, then whatever the window can release behind it."""
+        queue = [(tx, source)]
+        while queue:
+            t, (offset, key, raw) = queue.pop(0)
+            (result,) = self.service.accept_payments([t], at)
+            if isinstance(result, ParsecError):
+                self._reject(result, self.config.inbound_topic, offset, key, raw, at, out, report)
+                continue
+            if result.outcome is PaymentOutcome.DUPLICATE:
+                report.duplicates += 1
+                continue
+            report.accepted += 1
+            head = self.service.get_channel_aggregate(t.channel).sequence
+            for nxt in self.window.release(t.channel, head):
+                h = self.held.pop((nxt.channel, nxt.transaction_hash))
+                queue.append((nxt, (h.offset, h.key, h.raw)))
+
+    def _reject_held(self, refused: Refused, at: int, out: list[OutRecord], report: BatchReport) -> None:
+        t = refused.transaction
+        h = self.held.pop((t.channel, t.transaction_hash))
+        self._reject(refused.error, self.config.inbound_topic, h.offset, h.key, h.raw, at, out, report)
+
+    def _reject(
+        self,
+        err: ParsecError,
+        topic: str,
+        offset: int,
+        key: bytes | None,
+        raw: bytes | None,
+        at: int,
+        out: list[OutRecord],
+        report: BatchReport,
+    ) -> None:
+        rej = Rejection.from_error(err, topic, self.partition, offset, key, raw, at)
+        out.append(rej.record(self.config.rejected_topic))
+        report.rejected[err.reason] += 1
+        log.debug("p%d: rejected %s@%d: %s: %s", self.partition, topic, offset, err.reason, err)
+
+    # ------------------------------------------------------------------ control
+    def _control(self, r: Any, at: int, out: list[OutRecord], report: BatchReport) -> None:
+        try:
+            req = parse_control(r.value)
+            if partition_of(req.channel, self.recorder.num_partitions) != self.partition:
+                raise WrongPartition(f"channel {req.channel} is not in partition {self.partition}; key by channel id")
+            self._command(req, at)
+        except ParsecError as err:
+            self._reject(err, self.config.control_topic, r.offset, r.key, r.value, at, out, report)
+
+    def _command(self, req: Any, at: int) -> None:
+        s = self.service
+        if isinstance(req, OpenChannelRequest):
+            s.open_channel(
+                channel_id=req.channel,
+                public_key_a=bytes.fromhex(req.public_key_a),
+                public_key_b=bytes.fromhex(req.public_key_b),
+                currency=req.currency,
+                deposit_a=req.deposit_a,
+                deposit_b=req.deposit_b,
+                parameters=ChannelParameters(req.challenge_period, req.checkpoint_interval, req.checkpoint_timeout),
+                domain=SigningDomain(chain_id=req.chain_id, verifying_contract=req.contract),
+                at=req.at if req.at is not None else at,
+            )
+            log.info("p%d: channel %s opened", self.partition, req.channel)
+        elif isinstance(req, DepositRequest):
+            s.deposit(req.channel, req.participant, req.amount)
+        elif isinstance(req, CheckpointRequest):
+            if not s.request_checkpoint(req.channel, at):
+                log.info("p%d: checkpoint of %s requested: nothing new since the last one", self.partition, req.channel)
+        elif isinstance(req, SettlementRequest):
+            s.request_settlement(req.channel, at, req.requested_by)
+            log.info("p%d: settlement of %s requested by %s", self.partition, req.channel, req.requested_by)
+        elif isinstance(req, DisputeRequest):
+            s.request_dispute(req.channel, at, req.requested_by)
+            log.info("p%d: dispute of %s requested by %s", self.partition, req.channel, req.requested_by)
+        else:  # pragma: no cover - the parser knows only the types above
+            raise MalformedMessage(f"unknown control request {req!r}")
+
+    # ------------------------------------------------------------------ timers
+    def channel_ids(self) -> list[UUID]:
+        with self.recorder.log._lock:
+            keys = list(self.recorder.index.sequences)
+        out = []
+        for k in keys:
+            try:
+                out.append(UUID(k))
+            except ValueError:
+                continue
+        return out
+
+    def _check_timeouts(self, at: int) -> None:
+        ids = self.channel_ids()
+        due = []
+        for cid in ids:
+            try:
+                due += self.service.check_timeouts([cid], at)
+            except UnknownChannel:
+                continue
+        if due:
+            log.info("p%d: checkpoint timeout passed on %d channel(s): checkpoints requested", self.partition, len(due))
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        dropped = self.window.clear()
+        if dropped:
+            log.info(
+                "p%d: %d held payment(s) dropped from memory; the next owner re-reads them from offset %d",
+                self.partition,
+                len(dropped),
+                self.committed[self.t_inbound],
+            )
+        self.service.close()

@@ -1,0 +1,92 @@
+"""Producing to a node: signed payments to the inbound topic, requests to the control topic."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from kafka import KafkaProducer
+
+from domain.application import ChannelService
+from domain.errors import NotAParticipant
+from domain.money import Currency, parse_amount
+from domain.protocol import HashPointer, Invoice, SignedInvoice, sign_invoice
+from infrastructure.kafka.log import ensure_topics
+from infrastructure.node.config import NodeConfig
+from infrastructure.node.messages import channel_key, encode_control, partition_of
+from infrastructure.node.topics import node_topic_specs, store_settings
+from infrastructure.parties import Party
+
+
+@dataclass(frozen=True)
+class Sent:
+    topic: str
+    partition: int
+    offset: int
+    key: str
+
+
+class Sender:
+    """One idempotent producer; records keyed by channel id, partitioned like the events."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        counts = ensure_topics(store_settings(config), node_topic_specs(config))
+        self.partitions = counts[config.inbound_topic]
+        self.producer = KafkaProducer(
+            bootstrap_servers=config.bootstrap.split(","), acks="all", linger_ms=5, client_id="parsec-send"
+        )
+
+    def _send(self, topic: str, channel: UUID, value: bytes) -> Any:
+        return self.producer.send(topic, key=channel_key(channel), value=value,
+                                  partition=partition_of(channel, self.partitions))
+
+    def payment(self, tx: SignedInvoice | bytes, channel: UUID | None = None) -> Any:
+        """Queue one payment (a SignedInvoice, or raw JSON with ``channel`` given); returns a future."""
+        if isinstance(tx, SignedInvoice):
+            return self._send(self.config.inbound_topic, tx.channel, tx.to_json())
+        assert channel is not None
+        return self._send(self.config.inbound_topic, channel, tx)
+
+    def control(self, request: Any) -> Any:
+        return self._send(self.config.control_topic, request.channel, encode_control(request))
+
+    def raw(self, topic: str, partition: int, key: bytes | None, value: bytes) -> Any:
+        return self.producer.send(topic, key=key, value=value, partition=partition)
+
+    @staticmethod
+    def sent(future: Any, timeout: float = 15) -> Sent:
+        m = future.get(timeout=timeout)
+        return Sent(m.topic, m.partition, m.offset, "")
+
+    def flush(self) -> None:
+        self.producer.flush()
+
+    def close(self) -> None:
+        self.producer.close()
+
+
+def next_payment(reader: ChannelService, channel_id: UUID, buyer: Party, amount: str, invoice_type: str = "") -> SignedInvoice:
+    """Sign the payment that extends ``channel_id``'s head as the event store has it now.
+
+    (A payment still in flight on the inbound topic is not seen: send one at a time,
+    or sign a chain yourself and send the files.)"""
+    ch = reader.get_channel_aggregate(channel_id)
+    if buyer.address not in ch.participants:
+        raise NotAParticipant(f"{buyer.address} is not a participant of channel {channel_id}")
+    supplier = ch.counterparty(buyer.address)
+    cur = Currency.parse(ch.currency)
+    price = parse_amount(amount, cur)
+    previous = HashPointer(transaction_id=UUID(ch.head_id), transaction_hash=bytes.fromhex(ch.head_hash[2:]))
+    return sign_invoice(
+        Invoice(invoice_address=supplier, price=price, currency=cur, invoice_type=invoice_type),
+        key=buyer.key,
+        channel=channel_id,
+        invoice_id=uuid.uuid4(),
+        sequence=ch.sequence + 1,
+        previous=previous,
+        buyer_total=ch.sent[buyer.address] + price,
+        domain=ch.domain,
+    )

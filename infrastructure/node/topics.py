@@ -1,0 +1,27 @@
+"""The node's topics and the Kafka settings used to create them."""
+
+from __future__ import annotations
+
+from infrastructure.kafka.log import KafkaSettings, TopicSpec
+from infrastructure.kafka.recorders import EVENTS_TOPIC_CONFIG
+from infrastructure.node.config import NodeConfig
+
+# Inbound and control keep the broker's retention: once a batch is committed its
+# effect is in the events topic. Rejections are kept for audit like the events.
+INBOUND_TOPIC_CONFIG: dict[str, str] = {}
+REJECTED_TOPIC_CONFIG = dict(EVENTS_TOPIC_CONFIG)
+
+
+def store_settings(c: NodeConfig) -> KafkaSettings:
+    return KafkaSettings(bootstrap_servers=c.bootstrap, events_topic=c.events_topic, partitions=c.partitions,
+                         timeout=c.kafka_timeout)
+
+
+def node_topic_specs(c: NodeConfig) -> list[TopicSpec]:
+    n = c.partitions
+    return [
+        TopicSpec(c.events_topic, n, EVENTS_TOPIC_CONFIG),
+        TopicSpec(c.inbound_topic, n, INBOUND_TOPIC_CONFIG),
+        TopicSpec(c.control_topic, n, INBOUND_TOPIC_CONFIG),
+        TopicSpec(c.rejected_topic, n, REJECTED_TOPIC_CONFIG),
+    ]

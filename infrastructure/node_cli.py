@@ -1,0 +1,233 @@
+"""``parsec node`` and ``parsec send``: run a node, produce to one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import uuid
+from typing import Any
+
+from infrastructure.config import Settings
+
+log = logging.getLogger("parsec.node")
+
+DEMO_CHAIN_ID = 131277322940537
+DEMO_CONTRACT = "0xF2E246BB76DF876Cef8b38ae84130F4F55De395b"
+
+NODE_EPILOG = """\
+environment variables (flags win over them):
+  PARSEC_KAFKA_BOOTSTRAP      Kafka bootstrap servers (default 127.0.0.1:9092)
+  PARSEC_EVENTS_TOPIC         events topic (default: the event store's, parsec.parsec.events)
+  PARSEC_INBOUND_TOPIC        signed payments (default parsec.inbound)
+  PARSEC_CONTROL_TOPIC        control requests (default parsec.control)
+  PARSEC_REJECTED_TOPIC       refused messages with reasons (default parsec.rejected)
+  PARSEC_PARTITIONS           partitions when the node creates the topics (default 4)
+  PARSEC_NODE_GROUP           consumer group (default parsec-node)
+  PARSEC_NODE_ID              this member's name in logs (default host-pid)
+  PARSEC_WINDOW               n: transactions held per channel to restore order (default 64)
+  PARSEC_MAX_WAIT             seconds a held transaction waits for its predecessors (default 30)
+  PARSEC_TICK_INTERVAL        seconds between window-expiry passes (default 1)
+  PARSEC_TIMEOUT_CHECK_INTERVAL  seconds between checkpoint-timeout passes (default 5)
+  PARSEC_MAX_POLL_RECORDS     records per poll, i.e. per transaction at most (default 2000)
+  PARSEC_SESSION_TIMEOUT_MS   group session timeout (default 10000)
+"""
+
+
+def _add_topic_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--events-topic", help="events topic (env PARSEC_EVENTS_TOPIC)")
+    p.add_argument("--inbound-topic", help="inbound payments topic (env PARSEC_INBOUND_TOPIC)")
+    p.add_argument("--control-topic", help="control requests topic (env PARSEC_CONTROL_TOPIC)")
+    p.add_argument("--rejected-topic", help="rejected messages topic (env PARSEC_REJECTED_TOPIC)")
+    p.add_argument("--partitions", type=int, help="partitions of topics the node creates (env PARSEC_PARTITIONS)")
+
+
+def _quiet_kafka() -> None:
+    """kafka-python logs every connection at INFO: keep the node's own story readable."""
+    if logging.getLogger("parsec").getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("kafka").setLevel(logging.WARNING)
+
+
+def node_config(args: argparse.Namespace, settings: Settings) -> Any:
+    from infrastructure.node.config import NodeConfig
+
+    _quiet_kafka()
+
+    return NodeConfig.from_env(
+        bootstrap=settings.kafka_bootstrap,
+        events_topic=args.events_topic,
+        inbound_topic=args.inbound_topic,
+        control_topic=args.control_topic,
+        rejected_topic=args.rejected_topic,
+        partitions=args.partitions,
+        group=getattr(args, "group", None),
+        node_id=getattr(args, "node_id", None),
+        window=getattr(args, "window", None),
+        max_wait=getattr(args, "max_wait", None),
+        tick_interval=getattr(args, "tick_interval", None),
+        timeout_check_interval=getattr(args, "timeout_check_interval", None),
+        max_poll_records=getattr(args, "max_poll_records", None),
+        session_timeout_ms=getattr(args, "session_timeout_ms", None),
+    )
+
+
+# --- node --------------------------------------------------------------------------
+def cmd_node(args: argparse.Namespace, settings: Settings) -> int:
+    from infrastructure.node.runner import Node
+
+    config = node_config(args, settings)
+    node = Node(config)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("%s: stopping after the current batch", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    node.run(stop)
+    return 0
+
+
+# --- send --------------------------------------------------------------------------
+def _print_sent(what: str, future: Any, extra: dict[str, Any] | None = None) -> None:
+    m = future.get(timeout=15)
+    out = {"sent": what, "topic": m.topic, "partition": m.partition, "offset": m.offset, **(extra or {})}
+    print(json.dumps(out))
+
+
+def _party(seed: str, who: str) -> Any:
+    from infrastructure.parties import make_parties
+
+    a, b = make_parties(seed, 2)
+    if who.lower() in ("a", "0"):
+        return a
+    if who.lower() in ("b", "1"):
+        return b
+    raise ValueError(f"--from is A or B (the seeded parties), got {who!r}")
+
+
+def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
+    from domain.money import Currency, parse_amount
+    from domain.protocol import SignedInvoice
+    from infrastructure.node import messages as m
+    from infrastructure.node.send import Sender, next_payment
+    from infrastructure.parties import make_parties
+
+    config = node_config(args, settings)
+    sender = Sender(config)
+    try:
+        kind = args.kind
+        if kind == "pay":
+            if args.file:
+                raw = sys.stdin.buffer.read() if args.file == "-" else open(args.file, "rb").read()
+                tx = SignedInvoice.from_json(raw)  # refuse locally what the node would refuse
+                _print_sent("payment", sender.payment(raw, tx.channel),
+                            {"channel": str(tx.channel), "sequence": tx.sequence})
+                return 0
+            if not (args.seed and args.channel and args.amount):
+                raise ValueError("send pay needs --file, or --seed, --channel, --from and --amount")
+            from domain.application import ChannelService
+
+            reader = ChannelService(env=config.store_env(None))
+            try:
+                tx = next_payment(reader, uuid.UUID(args.channel), _party(args.seed, args.sender), args.amount)
+            finally:
+                reader.close()
+            _print_sent("payment", sender.payment(tx),
+                        {"channel": str(tx.channel), "sequence": tx.sequence, "price": str(tx.price)})
+            return 0
+        channel = uuid.UUID(args.channel) if args.channel else None
+        if kind == "open":
+            if not args.seed:
+                raise ValueError("send open needs --seed (the two parties' keys)")
+            a, b = make_parties(args.seed, 2)
+            cur = Currency.parse(args.currency)
+            req = m.OpenChannelRequest(
+                channel=channel or uuid.uuid4(),
+                public_key_a="0x" + a.public_key.hex(),
+                public_key_b="0x" + b.public_key.hex(),
+                currency=cur.value,
+                deposit_a=parse_amount(args.deposit_a, cur),
+                deposit_b=parse_amount(args.deposit_b, cur),
+                challenge_period=args.challenge_period,
+                checkpoint_interval=args.checkpoint_interval,
+                checkpoint_timeout=args.checkpoint_timeout,
+                chain_id=args.chain_id,
+                contract=args.contract,
+            )
+        else:
+            if channel is None:
+                raise ValueError(f"send {kind} needs --channel")
+            if kind == "deposit":
+                cur = Currency.parse(args.currency)
+                req = m.DepositRequest(channel=channel, participant=_party(args.seed, args.sender).address,
+                                       amount=parse_amount(args.amount, cur))
+            elif kind == "checkpoint":
+                req = m.CheckpointRequest(channel=channel)
+            elif kind == "settle":
+                req = m.SettlementRequest(channel=channel, requested_by=args.requested_by)
+            else:
+                req = m.DisputeRequest(channel=channel, requested_by=args.requested_by)
+        _print_sent(kind, sender.control(req), {"channel": str(req.channel)})
+        return 0
+    finally:
+        sender.close()
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    node = sub.add_parser(
+        "node",
+        help="run a Parsec node: own partitions, verify, order and apply payments exactly once",
+        description=(
+            "Join the consumer group on the inbound and control topics (Range assignor: inbound p and "
+            "control p go to the same node). For each owned partition: verify each payment, restore each "
+            "channel's order with a reorder window of n, apply it to its channel, checkpoint every m-th "
+            "sequence and on the checkpoint timeout, honour control requests; commit the events, the "
+            "rejected messages and the positions in one Kafka transaction. SIGTERM or Ctrl-C stops it "
+            "cleanly; a node started in the same group takes half the partitions."
+        ),
+        epilog=NODE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_topic_flags(node)
+    node.add_argument("--group", help="consumer group (env PARSEC_NODE_GROUP, default parsec-node)")
+    node.add_argument("--node-id", help="this member's name (env PARSEC_NODE_ID)")
+    node.add_argument("--window", type=int, help="n: held transactions per channel (env PARSEC_WINDOW, default 64)")
+    node.add_argument("--max-wait", type=int, help="seconds a held transaction waits (env PARSEC_MAX_WAIT, default 30)")
+    node.add_argument("--tick-interval", type=float, help="seconds between window-expiry passes (default 1)")
+    node.add_argument("--timeout-check-interval", type=float,
+                      help="seconds between checkpoint-timeout passes (default 5)")
+    node.add_argument("--max-poll-records", type=int, help="records per poll / transaction (default 2000)")
+    node.add_argument("--session-timeout-ms", type=int, help="group session timeout (default 10000)")
+    node.set_defaults(func=cmd_node)
+
+    send = sub.add_parser(
+        "send",
+        help="produce a signed payment or a control request to the cluster",
+        description=(
+            "pay: a signed payment from a JSON file (or - for stdin), or signed here with a seeded party's "
+            "key as the next transaction of the channel's head in the event store. open, deposit, "
+            "checkpoint, settle, dispute: a control request. Prints topic, partition and offset."
+        ),
+    )
+    send.add_argument("kind", choices=("pay", "open", "deposit", "checkpoint", "settle", "dispute"))
+    _add_topic_flags(send)
+    send.add_argument("--channel", help="channel id (open: generated when omitted)")
+    send.add_argument("--file", help="pay: a signed invoice JSON file, or - for stdin")
+    send.add_argument("--seed", help="seed of the two parties' keys (A = party 0, B = party 1)")
+    send.add_argument("--from", dest="sender", default="A", help="pay/deposit: A or B (default A)")
+    send.add_argument("--amount", help="pay/deposit: decimal amount, e.g. 0.01")
+    send.add_argument("--currency", default="ETH", help="open/deposit: ETH or BTC (default ETH)")
+    send.add_argument("--deposit-a", default="1", help="open: A's deposit (decimal, default 1)")
+    send.add_argument("--deposit-b", default="0", help="open: B's deposit (decimal, default 0)")
+    send.add_argument("--checkpoint-interval", type=int, default=100, help="open: m (default 100)")
+    send.add_argument("--checkpoint-timeout", type=int, default=3600, help="open: seconds (default 3600)")
+    send.add_argument("--challenge-period", type=int, default=3600, help="open: seconds (default 3600)")
+    send.add_argument("--chain-id", type=int, default=DEMO_CHAIN_ID, help="open: chain id signed for")
+    send.add_argument("--contract", default=DEMO_CONTRACT, help="open: channel contract address")
+    send.add_argument("--requested-by", default="operator", help="settle/dispute: who asks (default operator)")
+    send.set_defaults(func=cmd_send)
