@@ -1,0 +1,76 @@
+"""A partition changing hands: the new owner fences the old one, resumes from the
+oldest payment still held in the reorder window, re-holds it, and does not
+publish a rejection twice."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from infrastructure.kafka import WriterFencedError
+from infrastructure.node import PartitionWorker, Sender
+from infrastructure.node.messages import channel_key, partition_of
+from tests.integration.node.conftest import make_channels, open_channels, read_rejected
+
+pytestmark = [pytest.mark.integration, pytest.mark.kafka]
+
+
+def fetch(config, topic: str, partition: int, start: int) -> list:
+    c = KafkaConsumer(bootstrap_servers=config.bootstrap.split(","), group_id=None, enable_auto_commit=False,
+                      isolation_level="read_committed")
+    tp = TopicPartition(topic, partition)
+    try:
+        c.assign([tp])
+        c.seek(tp, start)
+        end = c.end_offsets([tp])[tp]
+        out: list = []
+        deadline = time.monotonic() + 15
+        while c.position(tp) < end and time.monotonic() < deadline:
+            for records in c.poll(timeout_ms=200).values():
+                out += records
+        return out
+    finally:
+        c.close(autocommit=False)
+
+
+def test_new_owner_resumes_from_the_oldest_held_payment_and_rejects_once(node_config):
+    config = node_config(window=8, max_wait=3600)
+    (plan,) = make_channels("restart", 1)
+    p = partition_of(plan.channel_id, config.partitions)
+    sender = Sender(config)
+    open_channels(sender, [plan])
+    t1, t2, t3 = (plan.sign_next(10**12) for _ in range(3))
+    for f in (sender.payment(t2), sender.raw(config.inbound_topic, p, channel_key(plan.channel_id), b"garbage"),
+              sender.payment(t3)):
+        f.get(timeout=15)
+
+    old = PartitionWorker(p, config)
+    control = fetch(config, config.control_topic, p, old.next_control)
+    inbound = fetch(config, config.inbound_topic, p, old.next_inbound)
+    report = old.process(control, inbound)
+    assert (report.accepted, report.held, dict(report.rejected)) == (0, 2, {"MalformedMessage": 1})
+    assert old.committed[old.t_inbound] == inbound[0].offset  # the safe position: t2, still held
+    assert old.next_inbound == inbound[-1].offset + 1
+
+    new = PartitionWorker(p, config)  # the next owner: fences the old writer
+    assert new.next_inbound == inbound[0].offset
+    assert new.skip == {inbound[1].offset}
+    again = fetch(config, config.inbound_topic, p, new.next_inbound)
+    report = new.process([], again)
+    assert (report.accepted, report.held, dict(report.rejected)) == (0, 2, {})
+
+    sender.payment(t1).get(timeout=15)
+    last = fetch(config, config.inbound_topic, p, new.next_inbound)
+    report = new.process([], last)
+    assert (report.accepted, report.held) == (3, 0)
+    assert new.service.get_channel(plan.channel_id).sequence == 3
+    assert new.committed[new.t_inbound] == last[-1].offset + 1
+
+    with pytest.raises(WriterFencedError):
+        old.process([], last)  # the old owner cannot commit anything any more
+    old.close()
+    new.close()
+    assert [r.reason for r in read_rejected(config)] == ["MalformedMessage"]
+    sender.close()
