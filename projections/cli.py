@@ -174,6 +174,9 @@ def cmd_run(args: argparse.Namespace, settings: Any) -> int:
         for s, handler in previous.items():
             signal.signal(s, handler)
         store.close()
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
     log.info("stopped after %d event(s), %d batch(es), %d retry(ies); skipped: %s",
              runner.stats.events, runner.stats.batches, runner.stats.retries, dict(runner.stats.skipped) or "none")
     return 0

@@ -92,6 +92,11 @@ class ApplicationEventSource:
     def partitions(self) -> Sequence[int]:
         return [0]
 
+    def close(self) -> None:
+        """Close the application (and its recorder's connections or Kafka clients)."""
+        if self._app is not None:
+            self._app.close()
+
     def _check(self, partition: int) -> None:
         if partition != 0:
             raise ValueError(f"an application's notification log has one partition (0), not {partition}")

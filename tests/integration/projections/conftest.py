@@ -41,3 +41,18 @@ def pg_schemas(pg_dsn):
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         for s in made:
             conn.execute(f"DROP SCHEMA IF EXISTS {s} CASCADE")
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> str:
+    """A Kafka broker that answers (PARSEC_KAFKA_BOOTSTRAP, default 127.0.0.1:9092); `scripts/kafka start` first."""
+    from kafka.admin import KafkaAdminClient
+
+    bootstrap = os.environ.get("PARSEC_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), request_timeout_ms=5000)
+        admin.list_topics()
+        admin.close()
+    except Exception as err:
+        pytest.skip(f"no Kafka broker at {bootstrap} ({err}); run scripts/kafka start")
+    return bootstrap

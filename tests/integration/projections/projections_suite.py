@@ -28,12 +28,16 @@ from projections import registry
 from projections.balances import CHANNELS, Balances, channel_balances
 from projections.model import Column, Table
 from projections.runner import Backoff, ProjectionRunner, rebuild
-from projections.source import ApplicationEventSource
+from projections.source import ApplicationEventSource, source_for
 from projections.store import PositionConflict, ReadModelStore, TrackingUpdate
 
 ROOT = Path(__file__).resolve().parents[3]
 MODELS = list(registry.read_models().values())
 BIG = 2**128 - 1  # the largest amount a message may carry
+EVENT_STORES = [
+    "sqlite",
+    pytest.param("kafka", marks=[pytest.mark.integration, pytest.mark.kafka]),
+]
 
 
 KNOWN = set().union(*(m.handled_events for m in MODELS))
@@ -191,13 +195,21 @@ class ReadModelBackendSuite:
         assert dump(store) == dump(fresh)
 
     @pytest.mark.slow
-    @pytest.mark.parametrize("event_store", ["sqlite"])
-    def test_sigkilled_runner_restarts_to_the_same_rows_as_a_rebuild(self, make_store, tmp_path, event_store):
+    @pytest.mark.parametrize("event_store", EVENT_STORES)
+    def test_sigkilled_runner_restarts_to_the_same_rows_as_a_rebuild(self, make_store, tmp_path, event_store, request):
+        """A writer subprocess keeps writing payments; the runner subprocess is SIGKILLed at random
+        points and restarted; at the end its rows equal a fresh rebuild."""
         events = tmp_path / "events.sqlite"
         store = make_store()
-        env = {**os.environ, **self.cli_env(), "PARSEC_DATA_DIR": str(tmp_path), "PARSEC_LOG_LEVEL": "WARNING"}
+        env = {**os.environ, **self.cli_env(), "PARSEC_DATA_DIR": str(tmp_path), "PARSEC_LOG_LEVEL": "WARNING",
+               "PARSEC_EVENT_STORE": event_store}
+        payments, rounds = ("400", "12") if event_store == "sqlite" else ("300", "8")
+        if event_store == "kafka":
+            env.update(PARSEC_KAFKA_BOOTSTRAP=request.getfixturevalue("kafka_broker"),
+                       KAFKA_EVENTS_TOPIC=f"test.{uuid.uuid4().hex[:12]}.events", KAFKA_PARTITIONS="3")
+        os.environ.update({k: v for k, v in env.items() if k.startswith("KAFKA_")})  # for this process's reader
         writer = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("workload.py")), str(events), "400", "11", "12"],
+            [sys.executable, str(Path(__file__).with_name("workload.py")), str(events), payments, "11", rounds],
             env={**env, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
         )
         runner_cmd = [sys.executable, "-m", "infrastructure.cli", "projections", "run",
@@ -205,30 +217,34 @@ class ReadModelBackendSuite:
         rng = random.Random()
         kills = 0
         killed_at: list[int] = []  # how far the runner had got when it was killed
+        source = None
         try:
-            _wait_until(lambda: events.exists() and events.stat().st_size > 0, 30)
-            time.sleep(0.5)
-            while writer.poll() is None and kills < 3:
+            if event_store == "sqlite":
+                _wait_until(lambda: events.exists() and events.stat().st_size > 0, 30)
+            time.sleep(1.0)
+            # kill until one kill lands mid-run (the runner had applied some, not all, of the log)
+            while writer.poll() is None and kills < 6 and (kills < 2 or not any(killed_at)):
                 runner = subprocess.Popen(runner_cmd, env=env, cwd=ROOT)
-                time.sleep(rng.uniform(0.8, 2.5))
+                time.sleep(rng.uniform(0.8, 2.5) + (1.5 if event_store == "kafka" else 0))  # Kafka start-up
                 runner.send_signal(signal.SIGKILL)
                 runner.wait(10)
                 kills += 1
-                killed_at.append(store.positions("history").get(0, 0))
-            assert writer.wait(120) == 0
+                killed_at.append(sum(store.positions("history").values()))
+            assert writer.wait(300) == 0
             runner = subprocess.Popen(runner_cmd, env=env, cwd=ROOT)
             started = time.monotonic()
-            source = ApplicationEventSource.of(workload.service(events))
-            head = source.head(0)
-            _wait_until(lambda: all(store.positions(m.name) == {0: head} for m in MODELS), 60)
+            source = source_for(workload.service(events, event_store))
+            heads = {p: h for p in source.partitions() if (h := source.head(p)) is not None}
+            _wait_until(lambda: all(store.positions(m.name) == heads for m in MODELS), 120)
             time.sleep(max(0.0, started + 3 - time.monotonic()))  # past start-up: its signal handler is in place
             runner.send_signal(signal.SIGTERM)
             assert runner.wait(20) == 0  # a clean stop
         finally:
-            for p in (writer,):
-                if p.poll() is None:
-                    p.kill()
-        assert kills >= 1 and any(0 < p < head for p in killed_at), (killed_at, head)
+            for k in [k for k in os.environ if k.startswith("KAFKA_")]:
+                del os.environ[k]
+            if writer.poll() is None:
+                writer.kill()
+        assert kills >= 1 and any(0 < p < sum(heads.values()) for p in killed_at), (killed_at, heads)
         fresh = make_store()
         rebuild_all(source, fresh)
         assert dump(store) == dump(fresh)

@@ -7,6 +7,7 @@ SQLite event store: the busy subprocess writer of the SIGKILL test.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -16,7 +17,9 @@ from infrastructure.demo import Demo
 
 
 def service(events_db: Path, event_store: str = "sqlite", env: dict[str, str] | None = None) -> ChannelService:
+    """ChannelService on the SQLite file, or on Kafka (bootstrap and topic from the environment)."""
     settings = Settings(data_dir=events_db.parent, event_store=event_store)
+    settings.kafka_bootstrap = os.environ.get("PARSEC_KAFKA_BOOTSTRAP", settings.kafka_bootstrap)
     return ChannelService(env={**settings.application_env(sqlite_path=events_db), **(env or {})})
 
 
@@ -39,6 +42,10 @@ def write(app: ChannelService, payments: int, seed: int = 7, channels: int = 6) 
 
 if __name__ == "__main__":
     events_db, n, seed, rounds = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-    app = service(events_db)
+    app = service(events_db, os.environ.get("PARSEC_EVENT_STORE", "sqlite"))
     for i in range(rounds):
         write(app, n, seed * 1000 + i)
+    sys.stdout.flush()
+    # Every write above is committed already. Leave without the interpreter's finalisation:
+    # closing a Kafka consumer from Application.__del__ at exit can hang (reported).
+    os._exit(0)
