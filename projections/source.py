@@ -24,7 +24,7 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import TopicError
 
 
-class SourceUnavailable(Exception):
+class SourceUnavailable(ConnectionError):
     """The event store cannot be read right now: retry later."""
 
 

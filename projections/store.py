@@ -26,7 +26,7 @@ from projections.model import Column, Table
 TRACKING_TABLE = "projection_tracking"
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(ConnectionError):
     """The read-model database cannot be reached or is busy: retry later, positions are safe."""
 
 

@@ -20,7 +20,7 @@ from projections.store import ReadModelStore
 SOURCE_FACTORIES: dict[str, Callable[[Any], EventSource]] = {}
 
 
-class NotWired(Exception):
+class NotWired(ValueError):
     """The chosen event store has no event source plugged in."""
 
 
