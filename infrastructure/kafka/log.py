@@ -465,6 +465,10 @@ _FENCED_ERRORS: tuple[type[BaseException], ...] = tuple(
         getattr(kerrors, "ProducerFencedError", None),
         getattr(kerrors, "InvalidProducerEpochError", None),
         getattr(kerrors, "TransactionCoordinatorFencedError", None),
+        # Seen under contention when another producer with our transactional id
+        # bumped the epoch between our AddPartitionsToTxn and EndTxn: the same
+        # situation as fenced (nothing of ours committed; reload and retry).
+        getattr(kerrors, "InvalidTxnStateError", None),
     )
     if e is not None
 )
