@@ -203,13 +203,13 @@ class ReadModelBackendSuite:
         store = make_store()
         env = {**os.environ, **self.cli_env(), "PARSEC_DATA_DIR": str(tmp_path), "PARSEC_LOG_LEVEL": "WARNING",
                "PARSEC_EVENT_STORE": event_store}
-        payments, rounds = ("400", "12") if event_store == "sqlite" else ("300", "8")
+        payments, rounds = ("100", "30") if event_store == "sqlite" else ("100", "30")
         if event_store == "kafka":
             env.update(PARSEC_KAFKA_BOOTSTRAP=request.getfixturevalue("kafka_broker"),
                        KAFKA_EVENTS_TOPIC=f"test.{uuid.uuid4().hex[:12]}.events", KAFKA_PARTITIONS="3")
         os.environ.update({k: v for k, v in env.items() if k.startswith("KAFKA_")})  # for this process's reader
         writer = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("workload.py")), str(events), payments, "11", rounds],
+            [sys.executable, str(Path(__file__).with_name("workload.py")), str(events), payments, "11", rounds, "0.25"],
             env={**env, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
         )
         runner_cmd = [sys.executable, "-m", "infrastructure.cli", "projections", "run",
@@ -222,14 +222,17 @@ class ReadModelBackendSuite:
             if event_store == "sqlite":
                 _wait_until(lambda: events.exists() and events.stat().st_size > 0, 30)
             time.sleep(1.0)
-            # kill until one kill lands mid-run (the runner had applied some, not all, of the log)
-            while writer.poll() is None and kills < 6 and (kills < 2 or not any(killed_at)):
+            progress = 0
+            while writer.poll() is None and kills < 3:
                 runner = subprocess.Popen(runner_cmd, env=env, cwd=ROOT)
-                time.sleep(rng.uniform(0.8, 2.5) + (1.5 if event_store == "kafka" else 0))  # Kafka start-up
+                # once it has applied something new, kill it at a random moment
+                _wait_until(lambda: sum(store.positions("history").values()) > progress, 60)  # noqa: B023
+                time.sleep(rng.uniform(0.0, 0.7))
                 runner.send_signal(signal.SIGKILL)
                 runner.wait(10)
                 kills += 1
-                killed_at.append(sum(store.positions("history").values()))
+                progress = sum(store.positions("history").values())
+                killed_at.append(progress)
             assert writer.wait(300) == 0
             runner = subprocess.Popen(runner_cmd, env=env, cwd=ROOT)
             started = time.monotonic()

@@ -1,6 +1,6 @@
 """A busy log for the read-model tests: channels, payments, checkpoints, a settlement, a dispute.
 
-Also a script: ``python workload.py EVENTS_DB PAYMENTS SEED ROUNDS`` writes
+Also a script: ``python workload.py EVENTS_DB PAYMENTS SEED ROUNDS [PAUSE]`` writes
 ROUNDS workloads (new channels each round) through ChannelService on the
 SQLite event store: the busy subprocess writer of the SIGKILL test.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 from domain.application import ChannelService
@@ -42,9 +43,11 @@ def write(app: ChannelService, payments: int, seed: int = 7, channels: int = 6) 
 
 if __name__ == "__main__":
     events_db, n, seed, rounds = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    pause = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0
     app = service(events_db, os.environ.get("PARSEC_EVENT_STORE", "sqlite"))
     for i in range(rounds):
         write(app, n, seed * 1000 + i)
+        time.sleep(pause)  # keep the log busy for a while, whatever the machine's speed
     sys.stdout.flush()
     # Every write above is committed already. Leave without the interpreter's finalisation:
     # closing a Kafka consumer from Application.__del__ at exit can hang (reported).
