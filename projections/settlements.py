@@ -1,10 +1,13 @@
 """Settlements: every checkpoint, settlement and dispute a channel asked the chain for.
 
 One row per (channel, kind, sequence), moving through
-requested → submitted → confirmed | failed. Today the log has the requests
-and CheckpointConfirmed; the process manager's submitted/failed events land
-through ``advance`` (add a ``@handles`` method that calls it) without a
-schema change: the row already has tx hash, block, gas and error columns.
+requested → submitted → confirmed | failed. The Channel's events give the
+requests and the confirmed checkpoints and closes; the settlement process
+manager's ``SettlementIntent`` events give each transaction's hash, block,
+gas and failure reason. A close transaction only submits a settlement (the
+challenge period follows); ``ChannelClosed`` confirms it, and the settle
+transaction itself is its own row (kind ``settle``). A watchtower's
+``update`` is a row too.
 """
 
 from __future__ import annotations
@@ -39,7 +42,10 @@ SETTLEMENTS = Table(
     indexes=(("state",),),
 )
 
-KINDS = ("checkpoint", "settlement", "dispute")
+KINDS = ("checkpoint", "settlement", "dispute", "settle", "update")
+# the process manager's intent kinds -> the row they move
+_ROW_OF_INTENT = {"checkpoint": "checkpoint", "close": "settlement", "dispute": "dispute",
+                  "settle": "settle", "update": "update"}
 STATES = ("requested", "submitted", "confirmed", "failed")
 _ORDER = {s: i for i, s in enumerate(STATES)}
 
@@ -104,6 +110,43 @@ class Settlements(ReadModel):
         if rows.get(SETTLEMENTS, cid, "settlement", event.sequence) is not None:
             a, b = event.balances
             advance(rows, cid, "settlement", event.sequence, "confirmed", confirmed_at=event.at, balance_a=a, balance_b=b)
+
+
+    # --- the process manager's transactions -------------------------------------
+    @staticmethod
+    def _intent_row(event: Any) -> tuple[str, str, int] | None:
+        kind = _ROW_OF_INTENT.get(str(event.kind))
+        if kind is None:
+            return None
+        return str(event.channel_id), kind, int(event.sequence)
+
+    @staticmethod
+    def _when(event: Any) -> int | None:
+        ts = getattr(event, "timestamp", None)
+        return int(ts.timestamp()) if ts is not None else None
+
+    @handles("SettlementIntent.TransactionSubmitted")
+    def transaction_submitted(self, event: Any, rows: Rows) -> None:
+        key = self._intent_row(event)
+        if key:
+            advance(rows, *key, "submitted", tx_hash=event.tx_hash, submitted_at=self._when(event))
+
+    @handles("SettlementIntent.TransactionConfirmed")
+    def transaction_confirmed(self, event: Any, rows: Rows) -> None:
+        key = self._intent_row(event)
+        if not key:
+            return
+        fields = dict(tx_hash=event.tx_hash, block=event.block, gas=event.gas_used)
+        if key[1] == "settlement":  # the close is mined; the settlement ends with ChannelClosed
+            advance(rows, *key, "submitted", **fields)
+        else:
+            advance(rows, *key, "confirmed", confirmed_at=self._when(event), **fields)
+
+    @handles("SettlementIntent.TransactionFailed")
+    def transaction_failed(self, event: Any, rows: Rows) -> None:
+        key = self._intent_row(event)
+        if key:  # a retried failure keeps the row moving; a final one ends it
+            advance(rows, *key, "failed" if event.final else "submitted", error=event.reason)
 
 
 @dataclass(frozen=True)

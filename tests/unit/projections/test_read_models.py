@@ -80,6 +80,38 @@ def test_settlement_states_only_move_forward():
         advance(rows, "c", "checkpoint", 3, "lost")
 
 
+def test_the_process_managers_transactions_move_the_rows():
+    from types import SimpleNamespace
+
+    def ev(name, **kw):  # the handlers read attributes only; dispatch by name is checked below
+        assert f"SettlementIntent.{name}" in Settlements().handled_events
+        return SimpleNamespace(**kw)
+
+    d = Driver.open()
+    for _ in range(3):  # checkpoint_interval = 3
+        d.pay(0, 1000)
+    d.channel.request_settlement(at=3_000)
+    d.collect()
+    rows = MemoryRows()
+    rows.apply_all(Settlements(), d.events)
+    cid = d.channel.id
+    model = Settlements()
+    model.transaction_submitted(ev("TransactionSubmitted", channel_id=cid, kind="checkpoint", sequence=3, tx_hash="0x1"), rows)
+    model.transaction_confirmed(
+        ev("TransactionConfirmed", channel_id=cid, kind="checkpoint", sequence=3, tx_hash="0x1", block=5, gas_used=62_000),
+        rows,
+    )
+    model.transaction_confirmed(
+        ev("TransactionConfirmed", channel_id=cid, kind="close", sequence=3, tx_hash="0x2", block=6, gas_used=68_000),
+        rows,
+    )
+    model.transaction_failed(ev("TransactionFailed", channel_id=cid, kind="update", sequence=3, reason="NotPayee", final=True), rows)
+    by_kind = {r["kind"]: r for r in rows.all(SETTLEMENTS)}
+    assert (by_kind["checkpoint"]["state"], by_kind["checkpoint"]["gas"], by_kind["checkpoint"]["block"]) == ("confirmed", 62_000, 5)
+    assert (by_kind["settlement"]["state"], by_kind["settlement"]["tx_hash"]) == ("submitted", "0x2")  # until ChannelClosed
+    assert (by_kind["update"]["state"], by_kind["update"]["error"]) == ("failed", "NotPayee")
+
+
 def test_history_keeps_the_hash_chain_in_sequence_order():
     d = Driver.open()
     d.pay(0, 10)
