@@ -35,6 +35,8 @@ environment variables (flags win over them):
   PARSEC_POSTGRES_DSN     PostgreSQL for read models (default: SQLite in the data dir)
   PARSEC_ETH_RPC          Ethereum JSON-RPC URL (default: the in-process chain)
   PARSEC_LOG_LEVEL        DEBUG | INFO | WARNING (default INFO)
+  PARSEC_PROJECTION_PLUGINS  modules with read models of your own (see docs/projections.md)
+node and topic settings: parsec node --help
 """
 
 
