@@ -372,7 +372,7 @@ def _load_extra_commands() -> None:
     import importlib
 
     EXTRA_COMMANDS.clear()
-    for name in ("projections.cli", "infrastructure.node_cli", "infrastructure.bench_cli"):
+    for name in ("projections.cli", "infrastructure.node_cli", "infrastructure.bench_cli", "infrastructure.simulate_cli"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
