@@ -199,6 +199,162 @@ def kafka_raw(bootstrap: str, messages: int = 20_000, size: int | None = None) -
     }
 
 
+def kafka_payments(bootstrap: str, quick: bool = False, nodes: int | None = None) -> dict[str, Any]:
+    """Signature-verified payments end to end on Kafka, and latency at a stated offered load.
+
+    Node processes (one per core unless ``nodes``) on fresh private topics. Throughput: the nodes
+    are paused (SIGSTOP) while a backlog of payments is produced to the inbound topic, then resumed;
+    the clock runs from the resume until the balances read model, following the events topic in this
+    process, has applied the last PaymentAccepted event. Latency: then a paced stream at the offered
+    load; each payment from its hand-over to the producer to a read_committed consumer receiving its
+    PaymentAccepted event (the node's transaction committed)."""
+    from kafka import KafkaAdminClient
+
+    from infrastructure import simulate
+    from infrastructure.node.send import Sender
+
+    try:
+        KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000).close()
+    except Exception as exc:
+        raise SkipSection(f"no Kafka broker at {bootstrap}: {exc}") from None
+    nodes = nodes or os.cpu_count() or 1
+    prefix = f"parsec.bench.{uuid.uuid4().hex[:8]}"
+    config = simulate.kafka_config(bootstrap, prefix=prefix, partitions=4)
+    Sender(config).close()  # the topics, before the nodes race to create them
+    payments = 4_000 if quick else 20_000
+    channels = 100
+    spawned = simulate.SpawnedNodes(nodes, config)
+    try:
+        thr = simulate.run_kafka(simulate.Workload(channels, seed=11), config, payments=payments,
+                                 checkpoint_interval=1000, nodes=spawned, preproduce=True, follow_balances=True)
+        rate = max(100, min(1000, round(thr.payments_per_s * 0.5, -2)))
+        seconds = 3 if quick else 8
+        lat = simulate.run_kafka(simulate.Workload(channels, seed=12), config, payments=int(rate * seconds),
+                                 rate=rate, checkpoint_interval=1000, nodes=spawned)
+    finally:
+        spawned.stop()
+        _delete_topics(bootstrap, [config.inbound_topic, config.control_topic, config.events_topic,
+                                   config.rejected_topic])
+    if not thr.complete or thr.accepted != payments:
+        raise RuntimeError(f"Kafka run incomplete: {thr.accepted} of {payments} accepted ({thr.notes})")
+    return {
+        "throughput": {"payments": payments, "channels": channels, "nodes": nodes, "partitions": config.partitions,
+                       "seconds": round(thr.seconds, 3), "payments_per_s": round(thr.payments_per_s),
+                       "produce_seconds": round(thr.send_seconds, 3),
+                       "method": "backlog pre-produced while the nodes are paused; clock from resume to the "
+                                 "balances read model (SQLite, following the events topic) having the last payment"},
+        "latency": {"offered_load_per_s": rate, "payments": lat.accepted, "seconds": round(lat.seconds, 3),
+                    **lat.percentiles(),
+                    "method": "producer hand-over -> PaymentAccepted received by a read_committed consumer"},
+    }
+
+
+def _delete_topics(bootstrap: str, topics: list[str]) -> None:
+    from kafka import KafkaAdminClient
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        try:
+            admin.delete_topics(topics)
+        finally:
+            admin.close()
+    except Exception:
+        pass
+
+
+def confluent_raw(bootstrap: str, messages: int = 20_000, size: int | None = None) -> dict[str, Any]:
+    """confluent-kafka (librdkafka) on the same messages as ``kafka_raw``, for comparison."""
+    try:
+        import confluent_kafka as ck
+        import confluent_kafka.admin  # makes ck.admin available
+    except ImportError:
+        raise SkipSection("confluent-kafka is not installed (pip install confluent-kafka)") from None
+    if size is None:
+        size = len(make_workload(1, 1)[1][0])
+    topic = f"parsec.bench.ckraw.{uuid.uuid4().hex[:8]}"
+    admin = ck.admin.AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        admin.create_topics([ck.admin.NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(10)
+    except Exception as exc:
+        raise SkipSection(f"no Kafka broker at {bootstrap}: {exc}") from None
+    try:
+        payload = b"x" * size
+        producer = ck.Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+        start = time.perf_counter()
+        for i in range(messages):
+            while True:
+                try:
+                    producer.produce(topic, key=str(i % 100).encode(), value=payload, partition=0)
+                    if i % 1000 == 0:
+                        producer.poll(0)  # serve delivery reports
+                    break
+                except BufferError:
+                    producer.poll(0.01)
+        producer.flush(30)
+        produce_s = time.perf_counter() - start
+        consumer = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex[:6]}",
+                                "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                                "isolation.level": "read_committed"})
+        consumer.assign([ck.TopicPartition(topic, 0, ck.OFFSET_BEGINNING)])
+        got, start = 0, time.perf_counter()
+        deadline = time.monotonic() + 60
+        while got < messages and time.monotonic() < deadline:
+            got += sum(1 for m in consumer.consume(num_messages=5_000, timeout=0.1) if m.error() is None)
+        consume_s = time.perf_counter() - start
+        consumer.close()
+    finally:
+        admin.delete_topics([topic])
+    return {
+        "client": f"confluent-kafka {ck.version()[0]} (librdkafka {ck.libversion()[0]})",
+        "message_bytes": size, "messages": messages,
+        "produce_per_s": round(messages / produce_s), "consume_per_s": round(got / consume_s),
+        "produce_then_consume_per_s": round(messages / (produce_s + consume_s)),
+    }
+
+
+def replay(postgres_dsn: str | None, quick: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]], str | None]:
+    """Read-model rebuild rate (events/s) per backend, on a log made by the demo workload."""
+    from infrastructure.demo import Demo
+    from projections import registry
+    from projections.bench import bench_rebuild
+    from projections.source import ApplicationEventSource
+    from projections.sqlite import SQLiteStore
+
+    payments = 4_000 if quick else 20_000
+    skipped = None
+    with tempfile.TemporaryDirectory(prefix="parsec-bench-replay-") as tmp:
+        settings = Settings(data_dir=Path(tmp), event_store="sqlite")
+        app = ChannelService(env=settings.application_env(sqlite_path=Path(tmp) / "events.sqlite"))
+        Demo(app, channels=50, payments=payments, seed=7).run()
+        source = ApplicationEventSource.of(app)
+        models = list(registry.read_models().values())
+        stores: dict[str, Any] = {"sqlite": SQLiteStore(Path(tmp) / "readmodels.sqlite")}
+        schema = None
+        if postgres_dsn:
+            try:
+                from projections.postgres import PostgresStore
+
+                schema = f"bench_{uuid.uuid4().hex[:8]}"
+                stores["postgres"] = PostgresStore(postgres_dsn, schema=schema)
+            except Exception as exc:
+                skipped = f"PostgreSQL at the DSN is unreachable: {type(exc).__name__}: {exc}"
+                schema = None
+        else:
+            skipped = "no PostgreSQL DSN (--postgres or PARSEC_POSTGRES_DSN)"
+        try:
+            results = bench_rebuild(source, stores, models, batch_size=1000)
+        finally:
+            if schema:
+                stores["postgres"].drop_schema()
+            for st in stores.values():
+                st.close()
+            app.close()
+    rates = {r.backend: round(r.rate) for r in results if r.read_model == "all"}
+    detail = [{"backend": r.backend, "read_model": r.read_model, "events": r.events, "seconds": round(r.seconds, 3),
+               "events_per_s": round(r.rate)} for r in results]
+    return rates, detail, skipped
+
+
 def gas() -> dict[str, Any]:
     from infrastructure.chain.gas_report import measure
 
@@ -208,7 +364,8 @@ def gas() -> dict[str, Any]:
 SECTIONS: dict[str, Callable[..., dict[str, Any]]] = {}
 
 
-def run(sections: list[str] | None = None, quick: bool = False, kafka_bootstrap: str | None = None) -> dict[str, Any]:
+def run(sections: list[str] | None = None, quick: bool = False, kafka_bootstrap: str | None = None,
+        postgres_dsn: str | None = None) -> dict[str, Any]:
     """Run the benchmark; returns the JSON document."""
     result: dict[str, Any] = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine()}
     skipped: dict[str, str] = {}
@@ -233,8 +390,24 @@ def run(sections: list[str] | None = None, quick: bool = False, kafka_bootstrap:
         if raw:
             limits["kafka_raw_msgs_per_s"] = raw["produce_then_consume_per_s"]
             result["kafka_raw"] = raw
+        ck = section("confluent_raw", lambda: confluent_raw(kafka_bootstrap, 5_000 if quick else 20_000))
+        if ck:
+            limits["confluent_kafka_raw_msgs_per_s"] = ck["produce_then_consume_per_s"]
+            result["confluent_raw"] = ck
+        kafka = section("kafka", lambda: kafka_payments(kafka_bootstrap, quick))
+        if kafka:
+            result["kafka_run"] = kafka
+            lat = kafka["latency"]
+            result["latency_ms"] = {"p50": lat.get("p50"), "p99": lat.get("p99"),
+                                    "offered_load": f"{lat['offered_load_per_s']}/s"}
     else:
-        skipped["kafka_raw"] = "no Kafka bootstrap given (--kafka or PARSEC_KAFKA_BOOTSTRAP)"
+        for name in ("kafka_raw", "kafka"):
+            skipped[name] = "no Kafka bootstrap given (--kafka or PARSEC_KAFKA_BOOTSTRAP)"
+    replayed = section("replay", lambda: replay(postgres_dsn, quick))
+    if replayed:
+        result["replay_events_per_s"], result["replay"], why = replayed
+        if why:
+            skipped["replay_postgres"] = why
     gas_figures = section("gas", gas)
     if gas_figures:
         result["gas"] = gas_figures
@@ -243,7 +416,9 @@ def run(sections: list[str] | None = None, quick: bool = False, kafka_bootstrap:
         if value is not None:
             result[name] = value
     result["limits"] = limits
-    result["payments_per_s"] = {"embedded": embedded["payments_per_s"] if embedded else None}
+    result["payments_per_s"] = {"embedded": embedded["payments_per_s"] if embedded else None,
+                                "kafka": result["kafka_run"]["throughput"]["payments_per_s"]
+                                if "kafka_run" in result else None}
     if embedded:
         result["embedded_run"] = embedded
     if verify:

@@ -21,7 +21,11 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     sections = args.sections.split(",") if args.sections else None
     bootstrap = None if args.no_kafka else settings.kafka_bootstrap
     err_console.print("[bold]parsec bench[/]: measuring (limits first, then Parsec's figures)…")
-    result = bench.run(sections=sections, quick=args.quick, kafka_bootstrap=bootstrap)
+    import logging
+
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    result = bench.run(sections=sections, quick=args.quick, kafka_bootstrap=bootstrap,
+                       postgres_dsn=settings.postgres_dsn)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
         err_console.print(f"wrote {args.json}")
@@ -45,19 +49,25 @@ def render(result: dict[str, Any]) -> Table:
             table.add_row(f"payments/s ({where})", f"{value:,}", ratio)
     lat = result.get("latency_ms")
     if lat:
-        table.add_row("latency p50 / p99 (ms)", f"{lat.get('p50')} / {lat.get('p99')}", str(lat.get("offered_load", "")))
+        table.add_row("latency p50 / p99 (ms), Kafka", f"{lat.get('p50')} / {lat.get('p99')}",
+                      f"at an offered load of {lat.get('offered_load', '?')}")
+    run = (result.get("kafka_run") or {}).get("throughput")
+    if run:
+        table.add_row("Kafka run", f"{run['payments']:,} payments",
+                      f"{run['nodes']} node process(es), {run['partitions']} partitions, {run['seconds']} s")
     if recover:
         table.add_row("limit: secp256k1 recover/s per core", f"{recover:,}", f"× {cores} cores")
     for key, label in (("sign_per_s_per_core", "limit: sign/s per core"),
                        ("keccak_200B_per_s_per_core", "limit: keccak(200 B)/s per core"),
-                       ("kafka_raw_msgs_per_s", "limit: Kafka client produce→consume msgs/s")):
+                       ("kafka_raw_msgs_per_s", "limit: Kafka client produce→consume msgs/s"),
+                       ("confluent_kafka_raw_msgs_per_s", "confluent-kafka produce→consume msgs/s")):
         if limits.get(key):
             table.add_row(key if not label else label, f"{limits[key]:,}", "")
     verify = result.get("verification", {})
     for k, v in verify.items():
         table.add_row(k.replace("_", " "), f"{v:,}", "")
     for backend, rate in (result.get("replay_events_per_s") or {}).items():
-        table.add_row(f"read-model rebuild events/s ({backend})", f"{rate:,}", "target 200,000")
+        table.add_row(f"read-model rebuild events/s ({backend}, all models)", f"{rate:,}", "target 200,000")
     gas = (result.get("gas") or {}).get("comparison", {})
     for op, row in gas.items():
         table.add_row(f"gas: {op}", f"{row['parsec']:,}", f"Raiden {row['raiden']:,} ({row['saving_pct']}% less)")

@@ -362,7 +362,9 @@ def run_embedded(
                 flush()
         if pending:
             flush()
-        result.rejected["WindowExpired"] += len(window.clear())
+        expired = len(window.clear())
+        if expired:
+            result.rejected["WindowExpired"] += expired
         result.seconds = result.send_seconds = time.perf_counter() - start
         service.close()
     return result
@@ -527,7 +529,7 @@ def run_kafka(
     workload: Workload, config: Any, *, payments: int | None, duration: float | None = None, rate: float = 0.0,
     checkpoint_interval: int = 100, spawn: int = 0, preproduce: bool = False, follow_balances: bool = False,
     drain_timeout: float = 60.0, open_timeout: float = 90.0, progress: Callable[[int], None] | None = None,
-    max_poll_records: int | None = None,
+    max_poll_records: int | None = None, nodes: SpawnedNodes | None = None,
 ) -> SimResult:
     """The stream into the inbound topic; outcomes read back from the events and rejected topics.
 
@@ -540,10 +542,12 @@ def run_kafka(
     from infrastructure.node.send import Sender
 
     logging.getLogger("kafka").setLevel(logging.WARNING)
-    if preproduce and not spawn:
+    if preproduce and not (spawn or nodes):
         raise ValueError("preproduce needs spawned nodes (they are paused while the stream is produced)")
-    result = SimResult("kafka", len(workload.channels), offered_rate=rate, nodes=spawn)
-    nodes = SpawnedNodes(spawn, config, max_poll_records=max_poll_records) if spawn else None
+    own_nodes = nodes is None
+    if nodes is None and spawn:
+        nodes = SpawnedNodes(spawn, config, max_poll_records=max_poll_records)
+    result = SimResult("kafka", len(workload.channels), offered_rate=rate, nodes=len(nodes.procs) if nodes else 0)
     sender = collector = follower = None
     tmp = Path(tempfile.mkdtemp(prefix="parsec-sim-"))
     try:
@@ -648,7 +652,7 @@ def run_kafka(
             follower.close()
         if sender is not None:
             sender.close()
-        if nodes is not None:
+        if nodes is not None and own_nodes:
             nodes.stop()
 
 
