@@ -37,7 +37,7 @@ from eventsourcing.persistence import Tracking
 from kafka import KafkaConsumer, TopicPartition
 
 from domain.channel import ChannelParameters, PaymentOutcome
-from domain.errors import MalformedMessage, ParsecError, UnknownChannel
+from domain.errors import MalformedMessage, ParsecError, UnknownChannel, WindowExpired
 from domain.protocol import SignedInvoice, SigningDomain
 from domain.reorder import Refused, ReorderWindow
 from infrastructure.kafka import tracking_name
@@ -58,6 +58,7 @@ from infrastructure.node.service import NodeChannelService
 
 log = logging.getLogger("parsec.node")
 
+UNOPENED = -1  # the head of a channel whose open has not been applied yet: its open is "transaction 0"
 SETTLEMENT_EVENTS = ("CheckpointRequested", "SettlementRequested", "DisputeRequested")
 
 
@@ -277,6 +278,11 @@ class PartitionWorker:
             return  # the same early arrival again: it is held once (the window says so too)
         try:
             head = self.service.get_channel_aggregate(tx.channel).sequence
+        except UnknownChannel:
+            # Its open may still be on the control topic (Kafka does not order across
+            # topics): the open is the channel's transaction 0, so hold it like any
+            # early arrival; it is refused as UnknownChannel if the open never comes.
+            head = UNOPENED
         except ParsecError as err:
             reject(err)
             return
@@ -315,7 +321,19 @@ class PartitionWorker:
     def _reject_held(self, refused: Refused, at: int, out: list[OutRecord], report: BatchReport) -> None:
         t = refused.transaction
         h = self.held.pop((t.channel, t.transaction_hash))
-        self._reject(refused.error, self.config.inbound_topic, h.offset, h.key, h.raw, at, out, report)
+        err = refused.error
+        if isinstance(err, WindowExpired):
+            try:
+                self.service.get_channel_aggregate(t.channel)
+            except UnknownChannel:
+                err = UnknownChannel(f"no channel {t.channel}: it was not opened within {self.window.max_wait}s")
+        self._reject(err, self.config.inbound_topic, h.offset, h.key, h.raw, at, out, report)
+
+    def _release_opened(self, channel: UUID, at: int, out: list[OutRecord], report: BatchReport) -> None:
+        """Payments that arrived before their channel's open: apply them now."""
+        for nxt in self.window.release(channel, 0):
+            h = self.held.pop((nxt.channel, nxt.transaction_hash))
+            self._apply(nxt, (h.offset, h.key, h.raw), at, out, report)
 
     def _reject(
         self,
@@ -340,6 +358,8 @@ class PartitionWorker:
             if partition_of(req.channel, self.recorder.num_partitions) != self.partition:
                 raise WrongPartition(f"channel {req.channel} is not in partition {self.partition}; key by channel id")
             self._command(req, at)
+            if isinstance(req, OpenChannelRequest):
+                self._release_opened(req.channel, at, out, report)
         except ParsecError as err:
             self._reject(err, self.config.control_topic, r.offset, r.key, r.value, at, out, report)
 
