@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,8 +57,8 @@ def node_config(kafka_bootstrap: str) -> Callable[..., NodeConfig]:
 
 
 @contextlib.contextmanager
-def running_node(config: NodeConfig) -> Iterator[Node]:
-    node = Node(config)
+def running_node(config: NodeConfig, **kwargs: Any) -> Iterator[Node]:
+    node = Node(config, **kwargs)
     stop = threading.Event()
     errors: list[BaseException] = []
 
@@ -107,6 +108,23 @@ def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: flo
             proc.kill()
             proc.wait(10)
     return proc.returncode
+
+
+class RecordingExecutor:
+    """Stands in for the settlement executor: what the node hands it, per partition."""
+
+    seen: list[tuple[int, str, Any, int | None]] = []
+    ticks: Counter = Counter()
+
+    def __init__(self, partition: int, service: Any) -> None:
+        self.partition = partition
+
+    def handle(self, events: Any, *, partition: int, position: int | None) -> None:
+        assert partition == self.partition
+        RecordingExecutor.seen += [(partition, type(e).__name__, e.originator_id, position) for e in events]
+
+    def tick(self, now: int) -> None:
+        RecordingExecutor.ticks[self.partition] += 1
 
 
 # --- workload ----------------------------------------------------------------------

@@ -18,6 +18,7 @@ from domain.protocol import HashPointer
 from infrastructure.node import CheckpointRequest, DisputeRequest, Sender, SettlementRequest
 from infrastructure.node.messages import channel_key, partition_of
 from tests.integration.node.conftest import (
+    RecordingExecutor,
     disorder,
     make_channels,
     make_payments,
@@ -48,7 +49,23 @@ def _check_exactly_once(service, plans) -> None:
         assert [e.originator_version for e in events] == list(range(1, len(events) + 1))
 
 
-def test_shuffled_and_repeated_payments_end_in_the_expected_balances(node_config):
+def _check_balances_read_model(service, plans, path) -> None:
+    """The balances read model, rebuilt from the events topic's partitions, agrees too."""
+    from projections.balances import Balances, channel_balances
+    from projections.runner import rebuild
+    from projections.source import source_for
+    from projections.sqlite import SQLiteStore
+
+    store = SQLiteStore(path)
+    rebuild(source_for(service), store, Balances())
+    rows = {row.channel_id: row for row in channel_balances(store)}
+    for p in plans:
+        row = rows[str(p.channel_id)]
+        assert (row.balances, row.sequence) == (p.expected_balances(), len(p.txs))
+    store.close()
+
+
+def test_shuffled_and_repeated_payments_end_in_the_expected_balances(node_config, tmp_path):
     config = node_config(window=64)
     plans = make_channels("stream", 40)
     txs = make_payments(plans, 3000, "stream")
@@ -70,6 +87,7 @@ def test_shuffled_and_repeated_payments_end_in_the_expected_balances(node_config
               f"{len(stream) / elapsed:,.0f} messages/s; node totals {dict(node.totals)}")
         sender.close()
     _check_exactly_once(service, plans)
+    _check_balances_read_model(service, plans, tmp_path / "balances.sqlite")
     assert read_rejected(config) == []
     service.close()
 
@@ -139,7 +157,8 @@ def test_control_requests_and_the_checkpoint_timeout(node_config):
     config = node_config(timeout_check_interval=0.5)
     plans = make_channels("control", 3)
     settle, dispute, idle = plans
-    with running_node(config):
+    RecordingExecutor.seen = []
+    with running_node(config, executor_factory=RecordingExecutor):
         sender = Sender(config)
         open_channels(sender, [settle, dispute], checkpoint_interval=2)
         open_channels(sender, [idle], checkpoint_timeout=1, checkpoint_interval=1000)
@@ -173,6 +192,13 @@ def test_control_requests_and_the_checkpoint_timeout(node_config):
     assert [t["sequence"] for t in disputed[0].transactions] == [1, 2, 3]
     cps = [e for e in service.channel_events(dispute.channel_id) if type(e).__name__ == "CheckpointRequested"]
     assert [(e.reason, e.sequence) for e in cps] == [("interval", 2), ("request", 3)]
+    # the settlement executor's hook got every request, from the partition that owns the channel
+    handed = {(name, cid) for _, name, cid, _ in RecordingExecutor.seen}
+    assert ("SettlementRequested", settle.channel_id) in handed
+    assert ("DisputeRequested", dispute.channel_id) in handed
+    assert ("CheckpointRequested", idle.channel_id) in handed
+    assert all(p == partition_of(cid, config.partitions) for p, _, cid, _ in RecordingExecutor.seen)
+    assert RecordingExecutor.ticks
     service.close()
 
 
