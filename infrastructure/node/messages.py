@@ -128,6 +128,10 @@ class WrongPartition(ParsecError):
     """A message on a partition that does not hold its channel (the producer's key was wrong)."""
 
 
+class ProcessingError(ParsecError):
+    """A request the node failed to carry out for a reason of its own (a bug): kept for a human."""
+
+
 H_REASON = "parsec.reason"
 H_MESSAGE = "parsec.message"
 H_SOURCE_TOPIC = "parsec.source.topic"

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
 
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import PersistenceError, Tracking
 from kafka import KafkaConsumer, TopicPartition
 
 from domain.channel import ChannelParameters, PaymentOutcome
@@ -48,6 +48,7 @@ from infrastructure.node.messages import (
     DepositRequest,
     DisputeRequest,
     OpenChannelRequest,
+    ProcessingError,
     Rejection,
     SettlementRequest,
     WrongPartition,
@@ -267,6 +268,8 @@ class PartitionWorker:
         except ParsecError as err:
             reject(err)
             return
+        except PersistenceError:
+            raise
         except Exception as err:  # anything a hostile byte string can provoke
             reject(MalformedMessage(f"{type(err).__name__}: {err}"))
             return
@@ -362,6 +365,14 @@ class PartitionWorker:
                 self._release_opened(req.channel, at, out, report)
         except ParsecError as err:
             self._reject(err, self.config.control_topic, r.offset, r.key, r.value, at, out, report)
+        except PersistenceError:
+            raise  # the store, not the request: the batch is retried by a rebuilt worker
+        except Exception as err:
+            # A request the handlers choke on must not stop the partition forever (it
+            # would fail again on every retry): refuse it, loudly.
+            log.exception("p%d: control request at offset %d failed", self.partition, r.offset)
+            self._reject(ProcessingError(f"{type(err).__name__}: {err}"), self.config.control_topic,
+                         r.offset, r.key, r.value, at, out, report)
 
     def _command(self, req: Any, at: int) -> None:
         s = self.service
