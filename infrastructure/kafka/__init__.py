@@ -88,6 +88,14 @@ consumes a Kafka inbound topic can still add ``send_offsets_to_transaction``
 on top. The standalone TrackingRecorder uses the same topic layout with its
 own writer (``parsec-<tracking topic>-0``).
 
+A consumer of several upstream partitions (a node: inbound p and control p)
+passes ``trackings=[Tracking, ...]`` to ``save()`` (so to ``insert_events``),
+and records for other topics as ``out_records=[OutRecord, ...]`` (a node's
+rejected messages); all of them commit in the events' Kafka transaction, and
+each OutRecord gets its ``offset`` once committed. ``KAFKA_READ_OWNED_ONLY=y``
+makes a writer read (index) only its owned partitions of the events and
+snapshots topics: a node's per-partition writer needs no one else's events.
+
 Bad input and failures
 ----------------------
 A record on the events topic that cannot be decoded is skipped with a report:
