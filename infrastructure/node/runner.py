@@ -157,7 +157,7 @@ class Node:
         self.consumer.subscribe([c.inbound_topic, c.control_topic], listener=_Listener(self))
         log.info("node %s joined group %s on %s + %s (events %s, rejected %s)", c.node_id, c.group,
                  c.inbound_topic, c.control_topic, c.events_topic, c.rejected_topic)
-        last_summary = time.monotonic()
+        last_summary, last_count = time.monotonic(), 0
         try:
             while not stop.is_set():
                 batch = self.consumer.poll(timeout_ms=200)
@@ -167,9 +167,11 @@ class Node:
                     batch = {tp: rs for tp, rs in batch.items() if tp.partition not in built}
                 self._process(batch)
                 if time.monotonic() - last_summary >= 10:
-                    last_summary = time.monotonic()
+                    rate = (self.totals["payments"] - last_count) / (time.monotonic() - last_summary)
+                    last_summary, last_count = time.monotonic(), self.totals["payments"]
                     if self.totals:
-                        log.info("so far: %s; partitions %s", dict(self.totals), sorted(self.workers))
+                        log.info("so far: %s; %.0f payments/s over the last interval; partitions %s",
+                                 dict(self.totals), rate, sorted(self.workers))
         finally:
             self.close()
 

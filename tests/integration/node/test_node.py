@@ -220,15 +220,22 @@ def test_two_nodes_share_partitions_and_a_killed_node_loses_nothing(node_config,
                  or "partitions assigned: [0, 1]" in (tmp_path / "b.log").read_text(), 60,
                  "node B takes half the partitions")
         cut = len(stream) // 3
-        for tx in stream[:cut]:
-            sender.payment(tx)
-        sender.flush()
+        garbage = 0
+
+        def send(part):
+            nonlocal garbage
+            for i, tx in enumerate(part):
+                sender.payment(tx)
+                if i % 150 == 0:  # a malformed message now and then: rejected exactly once, kill or not
+                    sender.raw(config.inbound_topic, partition_of(tx.channel, 4), channel_key(tx.channel), b"{oops")
+                    garbage += 1
+            sender.flush()
+
+        send(stream[:cut])
         wait_for(lambda: sum(max(s, 0) for s in sequences(service, plans).values()) > cut // 4, 60,
                  "both nodes applying")
         stop_process(first, signal_kill())
-        for tx in stream[cut:]:
-            sender.payment(tx)
-        sender.flush()
+        send(stream[cut:])
         want = {p.channel_id: len(p.txs) for p in plans}
         wait_for(lambda: sequences(service, plans) == want, 180, "every payment applied after the kill")
         b_log = (tmp_path / "b.log").read_text()
@@ -240,7 +247,9 @@ def test_two_nodes_share_partitions_and_a_killed_node_loses_nothing(node_config,
             if proc is not None:
                 stop_process(proc, signal_kill())
     _check_exactly_once(service, plans)
-    assert read_rejected(config) == []
+    rejected = read_rejected(config)
+    assert [r.reason for r in rejected] == ["MalformedMessage"] * garbage
+    assert len({(r.source_partition, r.source_offset) for r in rejected}) == garbage
     service.close()
 
 
