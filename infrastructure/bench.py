@@ -45,7 +45,7 @@ def machine() -> dict[str, Any]:
         pass
     libs = {}
     for name in ("eventsourcing", "kafka-python", "web3", "py-ecc", "pydantic", "psycopg", "coincurve",
-                 "safe-pysha3", "eth-tester", "py-evm"):
+                 "safe-pysha3", "eth-tester", "py-evm", "confluent-kafka", "crc32c"):
         try:
             libs[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -227,7 +227,7 @@ def kafka_payments(bootstrap: str, quick: bool = False, nodes: int | None = None
     try:
         thr = simulate.run_kafka(simulate.Workload(channels, seed=11), config, payments=payments,
                                  checkpoint_interval=1000, nodes=spawned, preproduce=True, follow_balances=True)
-        rate = max(100, min(1000, round(thr.payments_per_s * 0.5, -2)))
+        rate = int(max(100, min(1000, round(thr.payments_per_s * 0.5, -2))))
         seconds = 3 if quick else 8
         lat = simulate.run_kafka(simulate.Workload(channels, seed=12), config, payments=int(rate * seconds),
                                  rate=rate, checkpoint_interval=1000, nodes=spawned)
