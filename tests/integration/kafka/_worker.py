@@ -12,7 +12,7 @@ import sys
 import time
 from uuid import UUID
 
-from eventsourcing.persistence import InfrastructureFactory, IntegrityError, StoredEvent
+from eventsourcing.persistence import InfrastructureFactory, IntegrityError, OperationalError, StoredEvent
 from eventsourcing.utils import Environment
 
 from infrastructure.kafka import KafkaApplicationRecorder, WriterFencedError
@@ -41,7 +41,7 @@ def contend(
     while not os.path.exists(start_file):
         time.sleep(0.005)
     written: list[int] = []
-    conflicts = fenced = attempts = 0
+    conflicts = fenced = unknown = attempts = 0
     deadline = time.monotonic() + 240
     while len(written) < int(n) and time.monotonic() < deadline:
         attempts += 1
@@ -54,13 +54,22 @@ def contend(
             fenced += 1
         except IntegrityError:
             conflicts += 1
+        except OperationalError:
+            # Outcome unknown (e.g. EndTxn answered UnknownError while another writer
+            # fenced us): read the log, as a real client must, to learn whether it landed.
+            unknown += 1
+            ours = [e for e in r.select_events(aggregate_id, gt=version - 1, lte=version) if e.state == state]
+            if ours:
+                written.append(version)
+                continue
         else:
             written.append(version)
             continue
         time.sleep(rnd.random() * 0.004)
     print(
         json.dumps(
-            {"name": name, "written": written, "conflicts": conflicts, "fenced": fenced, "attempts": attempts}
+            {"name": name, "written": written, "conflicts": conflicts, "fenced": fenced, "unknown": unknown,
+             "attempts": attempts}
         ),
         flush=True,
     )
