@@ -52,6 +52,27 @@ def _progress() -> Progress:
     )
 
 
+class RateProgress:
+    """A progress bar with the running rate: ``with RateProgress("payments", total) as tick: tick(n)``."""
+
+    def __init__(self, description: str, total: int | None) -> None:
+        self.progress = _progress()
+        self.description, self.total, self.count = description, total, 0
+
+    def __enter__(self) -> Callable[[int], None]:
+        self.progress.__enter__()
+        self.task = self.progress.add_task(self.description, total=self.total, rate="")
+        return self.tick
+
+    def tick(self, n: int) -> None:
+        self.count += n
+        elapsed = self.progress.tasks[0].elapsed or 1e-9
+        self.progress.update(self.task, completed=self.count, rate=f"{self.count / elapsed:,.0f}/s")
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+
 def short(value: object, n: int = 10) -> str:
     text = str(value)
     return text if len(text) <= n + 2 else text[: n + 2] + "…"
@@ -86,16 +107,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         batch_size=args.batch,
         chain=chain,
     )
-    with _progress() as progress:
-        task = progress.add_task("payments", total=args.payments, rate="")
-        count = 0
-
-        def tick(n: int) -> None:
-            nonlocal count
-            count += n
-            elapsed = progress.tasks[0].elapsed or 1e-9
-            progress.update(task, completed=count, rate=f"{count / elapsed:,.0f}/s")
-
+    with RateProgress("payments", args.payments) as tick:
         result = demo.run(progress=tick)
     demo.settle(result, args.settle)
 

@@ -14,7 +14,7 @@ from infrastructure.config import Settings
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from infrastructure import simulate
-    from infrastructure.cli import _progress, console, err_console
+    from infrastructure.cli import RateProgress, console, err_console
 
     if args.payments is None and args.duration is None:
         args.payments = 2000
@@ -27,16 +27,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     err_console.print(f"[bold]parsec simulate[/]: {args.channels} channels → {what}"
                       + (f", {args.rate:,.0f}/s" if args.rate else ", as fast as possible")
                       + (f", spawning {args.spawn_node} node(s)" if args.spawn_node else ""))
-    with _progress() as progress:
-        task = progress.add_task("payments sent", total=total, rate="")
-        count = 0
-
-        def tick(n: int) -> None:
-            nonlocal count
-            count += n
-            elapsed = progress.tasks[0].elapsed or 1e-9
-            progress.update(task, completed=count, rate=f"{count / elapsed:,.0f}/s")
-
+    with RateProgress("payments sent", total) as tick:
         if args.embedded:
             result = simulate.run_embedded(
                 workload, payments=args.payments, duration=args.duration, rate=args.rate, batch=args.batch,
