@@ -384,7 +384,8 @@ def _load_extra_commands() -> None:
     import importlib
 
     EXTRA_COMMANDS.clear()
-    for name in ("projections.cli", "infrastructure.node_cli", "infrastructure.bench_cli", "infrastructure.simulate_cli"):
+    for name in ("projections.cli", "infrastructure.node_cli", "infrastructure.settler_cli", "infrastructure.bench_cli",
+                 "infrastructure.simulate_cli"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:

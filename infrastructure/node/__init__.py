@@ -5,7 +5,8 @@ so inbound p, control p, events p and rejected p hold the same channels):
 
 * inbound (``parsec.inbound``): signed payments, ``SignedInvoice`` JSON;
 * control (``parsec.control``): open, deposit, checkpoint, settle, dispute
-  requests (:mod:`infrastructure.node.messages`);
+  requests, and the settler's notices of what the chain did (checkpoint
+  confirmed, closed with payouts) (:mod:`infrastructure.node.messages`);
 * events (the event store's topic): what the channels decided;
 * rejected (``parsec.rejected``): every refused message, raw, with its reason
   code and message and its source topic/partition/offset in headers.
@@ -20,7 +21,9 @@ one Kafka transaction. See ``partition`` for positions and the reorder window,
 
 from infrastructure.node.config import NodeConfig
 from infrastructure.node.messages import (
+    CheckpointConfirmedNotice,
     CheckpointRequest,
+    ClosedOnChainNotice,
     DepositRequest,
     DisputeRequest,
     OpenChannelRequest,
@@ -34,7 +37,9 @@ from infrastructure.node.send import Sender
 
 __all__ = [
     "BatchReport",
+    "CheckpointConfirmedNotice",
     "CheckpointRequest",
+    "ClosedOnChainNotice",
     "DepositRequest",
     "DisputeRequest",
     "Node",

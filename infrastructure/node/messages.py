@@ -95,8 +95,26 @@ class DisputeRequest(_Request):
     requested_by: str = Field("control", alias="requestedBy")
 
 
+class CheckpointConfirmedNotice(_Request):
+    """The settler saw a checkpoint (or dispute) of the channel land on-chain."""
+
+    type: Literal["checkpoint-confirmed"] = "checkpoint-confirmed"
+    sequence: int
+    tx_hash: str = Field(alias="txHash")
+    block: int
+
+
+class ClosedOnChainNotice(_Request):
+    """The settler saw the channel settled (or cooperatively closed) on-chain, with its payouts."""
+
+    type: Literal["closed"] = "closed"
+    payouts: list[int] | None = None
+    at: int | None = None
+
+
 ControlRequest = Annotated[
-    OpenChannelRequest | DepositRequest | CheckpointRequest | SettlementRequest | DisputeRequest,
+    OpenChannelRequest | DepositRequest | CheckpointRequest | SettlementRequest | DisputeRequest
+    | CheckpointConfirmedNotice | ClosedOnChainNotice,
     Field(discriminator="type"),
 ]
 _CONTROL = TypeAdapter(ControlRequest)

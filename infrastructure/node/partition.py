@@ -36,7 +36,7 @@ from uuid import UUID
 from eventsourcing.persistence import PersistenceError, Tracking
 from kafka import KafkaConsumer, TopicPartition
 
-from domain.channel import ChannelParameters, PaymentOutcome
+from domain.channel import ChannelParameters, ChannelStatus, PaymentOutcome
 from domain.errors import MalformedMessage, ParsecError, UnknownChannel, WindowExpired
 from domain.protocol import SignedInvoice, SigningDomain
 from domain.reorder import Refused, ReorderWindow
@@ -44,7 +44,9 @@ from infrastructure.kafka import tracking_name
 from infrastructure.kafka.log import OutRecord
 from infrastructure.node.config import NodeConfig
 from infrastructure.node.messages import (
+    CheckpointConfirmedNotice,
     CheckpointRequest,
+    ClosedOnChainNotice,
     DepositRequest,
     DisputeRequest,
     OpenChannelRequest,
@@ -400,6 +402,16 @@ class PartitionWorker:
         elif isinstance(req, DisputeRequest):
             s.request_dispute(req.channel, at, req.requested_by)
             log.info("p%d: dispute of %s requested by %s", self.partition, req.channel, req.requested_by)
+        elif isinstance(req, CheckpointConfirmedNotice):
+            # from the settler; repeated notices (receipt, then the watcher's event) are no-ops
+            if s.get_channel_aggregate(req.channel).confirmed_sequence < req.sequence:
+                s.confirm_checkpoint(req.channel, req.sequence, req.tx_hash, req.block)
+                log.info("p%d: checkpoint %d of %s confirmed on-chain (block %d)", self.partition, req.sequence,
+                         req.channel, req.block)
+        elif isinstance(req, ClosedOnChainNotice):
+            if s.get_channel_aggregate(req.channel).status != ChannelStatus.CLOSED.value:
+                s.close_channel(req.channel, at=req.at if req.at is not None else at, payouts=req.payouts)
+                log.info("p%d: channel %s closed on-chain, payouts %s", self.partition, req.channel, req.payouts)
         else:  # pragma: no cover - the parser knows only the types above
             raise MalformedMessage(f"unknown control request {req!r}")
 

@@ -16,13 +16,21 @@ A node drives both::
         watcher.poll(now)            # chain events -> domain
 """
 
-from infrastructure.settlement.executor import GasUse, SettlementExecutor, TickReport
+from infrastructure.settlement.executor import (
+    ChannelCommands,
+    DirectChannelCommands,
+    GasUse,
+    SettlementExecutor,
+    TickReport,
+)
 from infrastructure.settlement.records import ProcessCursor, SettlementIntent
 from infrastructure.settlement.sender import NonceTooLow, PreparedTransaction, TransactionSender
 from infrastructure.settlement.watcher import ChainWatcher
 
 __all__ = [
     "ChainWatcher",
+    "ChannelCommands",
+    "DirectChannelCommands",
     "GasUse",
     "NonceTooLow",
     "PreparedTransaction",

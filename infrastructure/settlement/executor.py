@@ -21,7 +21,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -103,12 +103,44 @@ class ExecutorStats:
     reverts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
+class ChannelCommands(Protocol):
+    """What the executor tells the channels about the chain (a port with two adapters).
+
+    ``DirectChannelCommands`` calls the ChannelService (embedded store: one process owns every
+    channel); ``infrastructure.settlement.control.ControlTopicCommands`` sends control messages
+    so that the node owning the channel's partition applies them (Kafka).
+    """
+
+    def confirm_checkpoint(self, channel_id: UUID, sequence: int, tx_hash: str, block: int) -> None: ...
+
+    def request_settlement(self, channel_id: UUID, at: int, requested_by: str) -> None: ...
+
+    def close_channel(self, channel_id: UUID, at: int, payouts: list[int] | None) -> None: ...
+
+
+class DirectChannelCommands:
+    """The channels' own command handlers, called in this process."""
+
+    def __init__(self, service: ChannelService) -> None:
+        self.service = service
+
+    def confirm_checkpoint(self, channel_id: UUID, sequence: int, tx_hash: str, block: int) -> None:
+        self.service.confirm_checkpoint(channel_id, sequence, tx_hash, block)
+
+    def request_settlement(self, channel_id: UUID, at: int, requested_by: str) -> None:
+        self.service.request_settlement(channel_id, at, requested_by=requested_by)
+
+    def close_channel(self, channel_id: UUID, at: int, payouts: list[int] | None) -> None:
+        self.service.close_channel(channel_id, at=at, payouts=payouts)
+
+
 class SettlementExecutor:
     """Turns a ChannelService's settlement requests into contract transactions.
 
     ``service``: the channels (any persistence module). ``store``: where intents and the cursor
     are saved (default: the same application, so they share its event store). ``wallet``: the
-    node's operator wallet (``setOperator`` of every participant it serves).
+    node's operator wallet (``setOperator`` of every participant it serves). ``commands``:
+    where confirmations, settlement requests and closes go (default: ``service`` itself).
     """
 
     def __init__(
@@ -122,8 +154,10 @@ class SettlementExecutor:
         max_attempts: int = 3,
         snapshot_every: int = 500,
         fixed_gas: bool = True,
+        commands: ChannelCommands | None = None,
     ) -> None:
         self.service = service
+        self.commands: ChannelCommands = commands or DirectChannelCommands(service)
         self.store: Application = store or service
         self.contract = contract
         self.sender = TransactionSender(contract, wallet)
@@ -276,7 +310,7 @@ class SettlementExecutor:
         try:
             if self.service.get_channel_aggregate(channel_id).confirmed_sequence >= sequence:
                 return  # seen already (our receipt, then the watcher's event)
-            self.service.confirm_checkpoint(channel_id, sequence, tx_hash, block)
+            self.commands.confirm_checkpoint(channel_id, sequence, tx_hash, block)
         except UnknownChannel:
             pass
         except ParsecError as err:
@@ -289,7 +323,7 @@ class SettlementExecutor:
             return
         if channel.status == DomainStatus.CLOSED.value:
             return
-        self.service.close_channel(channel_id, at=self._now, payouts=list(payouts) if payouts else None)
+        self.commands.close_channel(channel_id, self._now, list(payouts) if payouts else None)
 
     # ------------------------------------------------------------------ chain observations
     def observe(self, chain_events: Iterable[ev.ChainEvent], now: int | None = None) -> None:
@@ -320,7 +354,7 @@ class SettlementExecutor:
         except UnknownChannel:
             return []
         if channel.status == DomainStatus.OPEN.value:  # closed by someone else: stop taking payments
-            self.service.request_settlement(e.channel_id, self._now, requested_by=f"chain: closed by {e.closer}")
+            self.commands.request_settlement(e.channel_id, self._now, f"chain: closed by {e.closer}")
         inputs: list[object] = [ClosedOnChain(e.channel_id, 0, e.settle_at)]  # a channel closes once
         # watchtower: the closer may have left out its own newer payments to the counterparty
         latest = channel.latest.get(e.closer)

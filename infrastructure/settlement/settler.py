@@ -1,0 +1,136 @@
+"""``parsec settler``: the one settlement process of a Kafka deployment.
+
+On Kafka a node's writer owns only events partition p, so the settlement executor cannot run
+inside the node (it would write its intents and channel commands on partitions it does not own,
+and several nodes would share one operator wallet's nonces). The settler is a separate process:
+
+- it follows the events topic read-only, every partition, with one position per partition
+  (``projections.source.PartitionedEventSource`` over a reading ``ChannelService``);
+- it keeps its intents and cursors (``SettlementIntent``, ``ProcessCursor``) in its own Kafka
+  store on a one-partition topic (default ``parsec.settlement.events``), whose writer is fenced
+  by its transactional id: starting a second settler fences the first, whose next save fails
+  with ``WriterFencedError`` and which then stops (active/passive; nothing is broadcast
+  without being saved first, so a fenced settler cannot send a transaction);
+- it sends contract transactions with one operator wallet and one nonce counter;
+- it tells the channels what the chain did through the control topic
+  (:class:`~infrastructure.settlement.control.ControlTopicCommands`), so the owning node
+  applies it;
+- it runs the chain watcher (watchtower) too.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from eventsourcing.application import Application
+
+from domain.application import ChannelService
+from infrastructure.chain.channels import ChannelContract
+from infrastructure.chain.connection import Wallet, latest_timestamp
+from infrastructure.kafka.log import WriterFencedError
+from infrastructure.node.config import NodeConfig
+from infrastructure.node.send import Sender
+from infrastructure.settlement.control import ControlTopicCommands
+from infrastructure.settlement.executor import SettlementExecutor
+from infrastructure.settlement.watcher import ChainWatcher
+
+log = logging.getLogger("parsec.settlement")
+
+DEFAULT_STORE_TOPIC = "parsec.settlement.events"
+
+
+class SettlerStore(Application):
+    """Where the settler's intents and cursors live (their own event store)."""
+
+    name = "settler"
+
+
+def settler_store_env(config: NodeConfig, topic: str) -> dict[str, str]:
+    return {
+        "PERSISTENCE_MODULE": "infrastructure.kafka",
+        "KAFKA_BOOTSTRAP_SERVERS": config.bootstrap,
+        "KAFKA_EVENTS_TOPIC": topic,
+        "KAFKA_PARTITIONS": "1",
+        "KAFKA_OWNED_PARTITIONS": "0",
+        "KAFKA_READ_OWNED_ONLY": "y",
+        "KAFKA_TIMEOUT": str(config.kafka_timeout),
+        "AGGREGATE_CACHE_MAXSIZE": "0",
+    }
+
+
+class Settler:
+    def __init__(
+        self,
+        config: NodeConfig,
+        contract: ChannelContract,
+        wallet: Wallet,
+        *,
+        store_topic: str = DEFAULT_STORE_TOPIC,
+        start_block: int = 0,
+        interval: float = 1.0,
+    ) -> None:
+        self.config = config
+        self.interval = interval
+        self.sender = Sender(config)  # creates the node's topics if they are missing
+        self.reader = ChannelService(env=config.store_env(None))
+        self.store = SettlerStore(env=settler_store_env(config, store_topic))
+        try:
+            self.store.recorder.acquire()  # fence any previous settler; read its intents
+            self.commands = ControlTopicCommands(self.sender, self.reader)
+            self.executor = SettlementExecutor(self.reader, contract, wallet, store=self.store, commands=self.commands)
+            self.watcher = ChainWatcher(self.executor, start_block=start_block)
+        except BaseException:
+            self.close()
+            raise
+        from projections.source import source_for
+
+        self.source = source_for(self.reader)
+        self.contract = contract
+        self.stopped = threading.Event()
+        self.fenced = False
+        log.info("settler: operator %s, store %s, following %s (%d partitions)", wallet.address, store_topic,
+                 config.events_topic, len(self.source.partitions()))
+
+    def step(self, now: int | None = None) -> None:
+        """One pass: follow the log, send due intents and collect receipts, watch the chain."""
+        chain_now = latest_timestamp(self.contract.w3)
+        now = max(int(time.time()), chain_now) if now is None else now
+        self.executor.catch_up(self.source)
+        self.executor.tick(now, chain_time=chain_now)
+        self.watcher.poll(now)
+        self.executor.tick(now, chain_time=chain_now)
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        stop = stop or self.stopped
+        try:
+            while not stop.is_set():
+                try:
+                    self.step()
+                except WriterFencedError:
+                    self.fenced = True
+                    log.error("settler: fenced by a newer settler (same store topic); stopping")
+                    return
+                except Exception as exc:
+                    log.error("settler: pass failed (%s: %s); retrying", type(exc).__name__, exc)
+                    stop.wait(max(self.interval, 2.0))
+                    continue
+                stop.wait(self.interval)
+        finally:
+            self.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    def close(self) -> None:
+        for closing in (getattr(self, "sender", None), getattr(self, "reader", None), getattr(self, "store", None)):
+            if closing is None:
+                continue
+            try:
+                closing.close()
+            except Exception:
+                log.debug("closing", exc_info=True)
+
+
+__all__ = ["DEFAULT_STORE_TOPIC", "Settler", "SettlerStore", "settler_store_env"]

@@ -1,0 +1,92 @@
+"""``parsec settler``: the settlement process of a Kafka deployment (one per deployment)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+from typing import Any
+
+from infrastructure.config import Settings
+from infrastructure.node_cli import _add_topic_flags, node_config
+
+log = logging.getLogger("parsec.settlement")
+
+SETTLER_EPILOG = """\
+environment variables (flags win over them):
+  PARSEC_OPERATOR_KEY         the operator wallet's private key (hex); or --operator-seed
+  PARSEC_ETH_RPC              the Ethereum node (or --eth-rpc)
+  PARSEC_CONTRACT             the ParsecChannels contract address (or --contract)
+  PARSEC_SETTLEMENT_TOPIC     the settler's own one-partition store (default parsec.settlement.events)
+  and the node's topic variables (PARSEC_EVENTS_TOPIC, PARSEC_CONTROL_TOPIC, ...)
+"""
+
+
+def _operator(args: argparse.Namespace) -> Any:
+    from domain.crypto import PrivateKey
+    from infrastructure.chain import wallet
+
+    raw = os.environ.get("PARSEC_OPERATOR_KEY")
+    if args.operator_seed:
+        key = PrivateKey.from_seed(args.operator_seed)
+    elif raw:
+        key = PrivateKey.from_hex(raw)
+    else:
+        raise ValueError("the operator wallet: set PARSEC_OPERATOR_KEY or pass --operator-seed")
+    return wallet(key)
+
+
+def cmd_settler(args: argparse.Namespace, settings: Settings) -> int:
+    from infrastructure.chain import ChannelContract, connect
+    from infrastructure.settlement.settler import DEFAULT_STORE_TOPIC, Settler
+
+    config = node_config(args, settings)
+    rpc = args.eth_rpc or settings.eth_rpc
+    address = args.contract or os.environ.get("PARSEC_CONTRACT")
+    if not rpc or not address:
+        raise ValueError("the settler needs an Ethereum node (--eth-rpc / PARSEC_ETH_RPC) and the contract "
+                         "address (--contract / PARSEC_CONTRACT)")
+    w3 = connect(rpc)
+    settler = Settler(
+        config,
+        ChannelContract(w3, address),
+        _operator(args),
+        store_topic=args.store_topic or os.environ.get("PARSEC_SETTLEMENT_TOPIC") or DEFAULT_STORE_TOPIC,
+        start_block=args.start_block,
+        interval=args.interval,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("%s: stopping after the current pass", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    settler.run(stop)
+    return 3 if settler.fenced else 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "settler",
+        help="settle on-chain for a Kafka deployment: checkpoints, closes, settles, disputes, watchtower",
+        description=(
+            "Follow the events topic (read-only, every partition), turn checkpoint, settlement and dispute "
+            "requests into contract transactions sent with one operator wallet, watch the contract, and send "
+            "what the chain did back to the owning nodes on the control topic. Run one per deployment: its "
+            "intents live on a one-partition topic whose writer is fenced, so a newer settler stops an older one."
+        ),
+        epilog=SETTLER_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_topic_flags(p)
+    p.add_argument("--eth-rpc", help="Ethereum JSON-RPC URL (env PARSEC_ETH_RPC)")
+    p.add_argument("--contract", help="ParsecChannels address (env PARSEC_CONTRACT)")
+    p.add_argument("--operator-seed", help="derive the operator key from a seed (tests, demos)")
+    p.add_argument("--store-topic", help="the settler's store (env PARSEC_SETTLEMENT_TOPIC)")
+    p.add_argument("--start-block", type=int, default=0, help="first block the watcher reads (default 0)")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between passes (default 1)")
+    p.set_defaults(func=cmd_settler)

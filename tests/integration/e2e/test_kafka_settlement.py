@@ -1,0 +1,233 @@
+"""End to end on a real broker, anvil and PostgreSQL: node + ``parsec settler`` + read models.
+
+Channels are opened on-chain (the operator is each participant's ``setOperator``) and on the
+control topic; a node (thread) applies a few hundred shuffled, partly duplicated payments; the
+settler (thread) follows the events topic and checkpoints on-chain, sending the confirmations
+back on the control topic; a projection runner (thread) keeps balances and settlements in
+PostgreSQL. Then: every checkpoint on-chain carries the read models' balances at its sequence;
+a control-topic settle closes the channel on-chain, anvil's clock passes the challenge period,
+the settler settles, and the payouts equal the read model's balances.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from domain.application import ChannelService
+from domain.protocol import GENESIS, Invoice, SignedInvoice, SigningDomain, sign_invoice
+from infrastructure.chain import ChannelContract, advance_time, connect, fund, wallet
+from infrastructure.chain import events as ev
+from infrastructure.node import OpenChannelRequest, Sender, SettlementRequest
+from infrastructure.parties import make_parties
+from infrastructure.settlement.settler import Settler
+from projections.balances import Balances, channel_balances
+from projections.postgres import PostgresStore
+from projections.runner import ProjectionRunner
+from projections.settlements import Settlements, settlements
+from projections.source import source_for
+from tests.contract.conftest import ANVIL_URL, ETHER, _party
+from tests.integration.node.conftest import disorder, running_node, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.chain, pytest.mark.postgres]
+
+PERIOD = 120  # challenge period (s)
+INTERVAL = 20  # checkpoint every 20th sequence
+CHANNELS = 4
+PAYMENTS = 300
+DEPOSIT_A = 10**18
+
+
+class Plan:
+    def __init__(self, seed: str, domain: SigningDomain) -> None:
+        self.a, self.b = make_parties(seed, 2)
+        self.channel_id = uuid.uuid4()
+        self.domain = domain
+        self.txs: list[SignedInvoice] = []
+        self.sent = [0, 0]
+
+    def sign_next(self, price: int, from_b: bool = False) -> SignedInvoice:
+        i = 1 if from_b else 0
+        payer, payee = (self.b, self.a) if from_b else (self.a, self.b)
+        tx = sign_invoice(
+            Invoice(invoice_address=payee.address, price=price, currency="ETH"),
+            key=payer.key, channel=self.channel_id, invoice_id=uuid.uuid4(), sequence=len(self.txs) + 1,
+            previous=self.txs[-1].pointer if self.txs else GENESIS, buyer_total=self.sent[i] + price,
+            domain=self.domain, verify=False,
+        )
+        self.txs.append(tx)
+        self.sent[i] += price
+        return tx
+
+
+@pytest.fixture
+def anvil() -> Iterator[Any]:
+    try:
+        w3 = connect(ANVIL_URL, timeout=10)
+    except Exception as err:  # pragma: no cover - depends on the machine
+        pytest.skip(f"anvil not available: {err}")
+    yield w3
+
+
+@pytest.fixture
+def pg_store(pg_dsn: str) -> Iterator[PostgresStore]:
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    store = PostgresStore(pg_dsn, schema=schema)
+    yield store
+    try:
+        store.close()
+    except Exception:
+        pass
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _thread(target: Any, *args: Any) -> threading.Thread:
+    t = threading.Thread(target=target, args=args, daemon=True)
+    t.start()
+    return t
+
+
+def test_node_settler_and_read_models_agree_with_the_chain(anvil: Any, node_config: Any, pg_store: Any) -> None:
+    w3 = anvil
+    tag = uuid.uuid4().hex[:8]
+    deployer = _party(w3, f"parsec-e2e/{tag}/deployer")
+    operator = _party(w3, f"parsec-e2e/{tag}/operator")
+    contract = ChannelContract.deploy(w3, deployer.wallet, deployer.address)
+    plans = [Plan(f"parsec-e2e/{tag}/{i}", contract.domain) for i in range(CHANNELS)]
+    for p in plans:
+        wa, wb = wallet(p.a.key), wallet(p.b.key)
+        fund(w3, wa.address, 5 * ETHER)
+        fund(w3, wb.address, 1 * ETHER)
+        contract.set_operator(wa, operator.address)
+        contract.set_operator(wb, operator.address)
+        contract.open_channel(wa, p.channel_id, p.b.address, deposit=DEPOSIT_A, challenge_period=PERIOD)
+
+    config = node_config(tick_interval=0.2, timeout_check_interval=3600.0)
+    sender = Sender(config)
+    for p in plans:
+        sender.control(OpenChannelRequest(
+            channel=p.channel_id, public_key_a="0x" + p.a.public_key.hex(), public_key_b="0x" + p.b.public_key.hex(),
+            deposit_a=DEPOSIT_A, deposit_b=0, challenge_period=PERIOD, checkpoint_interval=INTERVAL,
+            checkpoint_timeout=10**6, chain_id=contract.domain.chain_id, contract=contract.domain.verifying_contract,
+        )).get(timeout=15)
+
+    import random
+
+    rng = random.Random(tag)
+    txs = []
+    for _ in range(PAYMENTS):
+        p = rng.choice(plans)
+        from_b = p.sent[0] > p.sent[1] + 10**15 and rng.random() < 0.3
+        txs.append(p.sign_next(rng.randint(1, 1000) * 10**12, from_b=from_b))
+    stream = disorder(txs, tag, spread=8, duplicates=0.1)
+
+    reader = ChannelService(env=config.store_env(None))
+    stop = threading.Event()
+    threads = []
+    started = time.monotonic()
+    with running_node(config):
+        settler = Settler(config, ChannelContract(w3, contract.address), operator.wallet,
+                          store_topic=f"{config.events_topic}.settlement", interval=0.3,
+                          start_block=int(w3.eth.block_number))
+        runner = ProjectionRunner(source_for(reader), pg_store, [Balances(), Settlements()])
+        threads.append(_thread(settler.run, stop))
+        threads.append(_thread(runner.run_forever, stop))
+        try:
+            for tx in stream:
+                sender.payment(tx)
+            sender.flush()
+
+            def rows() -> dict[str, Any]:
+                return {b.channel_id: b for b in channel_balances(pg_store)}
+
+            def all_applied_and_checkpointed() -> bool:
+                r = rows()
+                return len(r) == CHANNELS and all(
+                    r[str(p.channel_id)].sequence == len(p.txs)
+                    and r[str(p.channel_id)].confirmed_sequence == len(p.txs) // INTERVAL * INTERVAL
+                    for p in plans
+                )
+
+            wait_for(all_applied_and_checkpointed, 60, "payments applied and checkpoints confirmed in the read models")
+
+            # every checkpoint on-chain carries the read models' balances at its sequence
+            confirmed = [s for s in settlements(pg_store) if s.kind == "checkpoint" and s.state == "confirmed"]
+            requested = [s for s in settlements(pg_store) if s.kind == "checkpoint"]
+            assert {(s.channel_id, s.sequence) for s in requested} == {
+                (str(p.channel_id), k * INTERVAL) for p in plans for k in range(1, len(p.txs) // INTERVAL + 1)
+            }
+            # the settler sends the newest checkpoint of a channel (it supersedes older pending ones),
+            # so each channel's last one is confirmed, and possibly some before it
+            assert {(str(p.channel_id), len(p.txs) // INTERVAL * INTERVAL) for p in plans} <= {
+                (s.channel_id, s.sequence) for s in confirmed
+            }
+            by_id = {str(p.channel_id): p for p in plans}
+            for s in confirmed:
+                p = by_id[s.channel_id]
+                receipt = w3.eth.get_transaction_receipt(s.tx_hash)
+                proofs = [e for e in ev.decode_events(contract.contract, receipt["logs"])
+                          if isinstance(e, ev.Checkpointed)]
+                assert proofs and max(e.sequence for e in proofs) == s.sequence
+                onchain_sent = {e.buyer: e.buyer_total for e in proofs}
+                # a proof the contract already had is left out: fill in from the plan's history
+                head = p.txs[: s.sequence]
+                sent_a = onchain_sent.get(p.a.address, sum(t.price for t in head if t.buyer == p.a.address))
+                sent_b = onchain_sent.get(p.b.address, sum(t.price for t in head if t.buyer == p.b.address))
+                assert (DEPOSIT_A - sent_a + sent_b, sent_a - sent_b) == s.balances, s
+            for p in plans:
+                on = contract.channel(p.channel_id)
+                r = rows()[str(p.channel_id)]
+                assert on.head_sequence == r.confirmed_sequence
+
+            # settle one channel through the control topic: close, challenge period, settle
+            target = plans[0]
+            sender.control(SettlementRequest(channel=target.channel_id, requested_by="e2e")).get(timeout=15)
+            wait_for(lambda: contract.channel(target.channel_id).is_closed, 30, "the close on-chain")
+            advance_time(w3, PERIOD + 5)
+            wait_for(lambda: rows()[str(target.channel_id)].status == "closed", 30, "the settle, back in the read model")
+            final = rows()[str(target.channel_id)]
+            logs = contract.contract.events.ChannelSettled.get_logs(
+                from_block=0, argument_filters={"channelId": target.channel_id.bytes})
+            assert len(logs) == 1
+            payouts = (logs[0]["args"]["balanceA"], logs[0]["args"]["balanceB"])
+            assert payouts == final.balances
+            assert payouts == (DEPOSIT_A - target.sent[0] + target.sent[1], target.sent[0] - target.sent[1])
+            assert time.monotonic() - started < 90
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=20)
+            reader.close()
+            sender.close()
+
+
+def test_a_second_settler_fences_the_first(anvil: Any, node_config: Any) -> None:
+    w3 = anvil
+    tag = uuid.uuid4().hex[:8]
+    deployer = _party(w3, f"parsec-e2e/{tag}/deployer")
+    operator = _party(w3, f"parsec-e2e/{tag}/operator")
+    contract = ChannelContract.deploy(w3, deployer.wallet, deployer.address)
+    config = node_config()
+    topic = f"{config.events_topic}.settlement"
+    first = Settler(config, contract, operator.wallet, store_topic=topic, start_block=int(w3.eth.block_number))
+    first.step()
+    second = Settler(config, contract, operator.wallet, store_topic=topic, start_block=int(w3.eth.block_number))
+    try:
+        advance_time(w3, 1)  # a new block: the first settler's watcher saves its position, and is fenced
+        stop = threading.Event()
+        t = _thread(first.run, stop)
+        t.join(timeout=30)
+        assert not t.is_alive()
+        assert first.fenced
+        second.step()  # the newer one goes on
+        assert not second.fenced
+    finally:
+        second.close()
