@@ -13,6 +13,7 @@ import logging
 import re
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -28,6 +29,11 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka import errors as kerrors
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.partitioner import murmur2
+
+try:  # librdkafka: the default writer client when installed (see KAFKA_CLIENT)
+    import confluent_kafka as ck
+except ImportError:  # pragma: no cover - confluent-kafka is a dependency
+    ck = None
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -51,6 +57,26 @@ H_ID_TYPE = "es.id_type"
 KIND_EVENT = b"event"
 KIND_SNAPSHOT = b"snapshot"
 KIND_TRACKING = b"tracking"
+
+# The client library of the transactional writer (KAFKA_CLIENT). Reads always
+# use kafka-python's consumer.
+CLIENT_CONFLUENT = "confluent"
+CLIENT_KAFKA_PYTHON = "kafka-python"
+_CLIENT_ALIASES = {
+    "confluent": CLIENT_CONFLUENT,
+    "confluent-kafka": CLIENT_CONFLUENT,
+    "confluent_kafka": CLIENT_CONFLUENT,
+    "librdkafka": CLIENT_CONFLUENT,
+    "kafka-python": CLIENT_KAFKA_PYTHON,
+    "kafka_python": CLIENT_KAFKA_PYTHON,
+    "kafkapython": CLIENT_KAFKA_PYTHON,
+}
+
+
+def default_client() -> str:
+    """confluent-kafka when it is installed (librdkafka produces ~8x faster
+    than kafka-python on the node's hot path), else kafka-python."""
+    return CLIENT_CONFLUENT if ck is not None else CLIENT_KAFKA_PYTHON
 
 
 # ---------------------------------------------------------------------------
@@ -124,6 +150,8 @@ class KafkaSettings:
     # Read (index) only the owned partitions of the primary topic: a node's
     # per-partition writer needs no one else's events.
     read_owned_only: bool = False
+    # Writer client: "confluent" (librdkafka) or "kafka-python".
+    client: str = field(default_factory=default_client)
 
     KEYS = (
         "KAFKA_BOOTSTRAP_SERVERS",
@@ -138,6 +166,7 @@ class KafkaSettings:
         "KAFKA_OWNED_PARTITIONS",
         "CREATE_TABLE",
         "KAFKA_READ_OWNED_ONLY",
+        "KAFKA_CLIENT",
     )
 
     @classmethod
@@ -171,6 +200,17 @@ class KafkaSettings:
             raise OSError(msg)
         create = (get("CREATE_TABLE") or "t").lower() not in ("f", "false", "n", "no", "0")
         read_owned_only = (get("KAFKA_READ_OWNED_ONLY") or "n").lower() in ("t", "true", "y", "yes", "1")
+        client_str = get("KAFKA_CLIENT")
+        if client_str is None:
+            client = default_client()
+        else:
+            client = _CLIENT_ALIASES.get(client_str.lower(), "")
+            if not client:
+                msg = f"KAFKA_CLIENT must be 'confluent' or 'kafka-python', got {client_str!r}"
+                raise OSError(msg)
+            if client == CLIENT_CONFLUENT and ck is None:
+                msg = "KAFKA_CLIENT=confluent but confluent-kafka is not installed (pip install confluent-kafka)"
+                raise OSError(msg)
         return cls(
             bootstrap_servers=bootstrap,
             events_topic=events_topic,
@@ -184,6 +224,7 @@ class KafkaSettings:
             owned_partitions=owned,
             create_topics=create,
             read_owned_only=read_owned_only,
+            client=client,
         )
 
     @property
@@ -474,12 +515,47 @@ _FENCED_ERRORS: tuple[type[BaseException], ...] = tuple(
 )
 
 
+# confluent-kafka (librdkafka) error codes that mean another writer took the
+# transactional id (a fatal error of the producer means the same for us: it is
+# unusable and nothing of the open transaction commits).
+_CK_FENCED_CODES: frozenset[int] = (
+    frozenset()
+    if ck is None
+    else frozenset(
+        getattr(ck.KafkaError, name)
+        for name in (
+            "_FENCED",
+            "PRODUCER_FENCED",
+            "INVALID_PRODUCER_EPOCH",
+            "INVALID_TXN_STATE",
+            "TRANSACTION_COORDINATOR_FENCED",
+        )
+        if hasattr(ck.KafkaError, name)
+    )
+)
+
+
+def _ck_error(exc: BaseException) -> Any:
+    """The ``KafkaError`` of a confluent-kafka ``KafkaException``, else None."""
+    if (
+        ck is not None
+        and isinstance(exc, ck.KafkaException)
+        and exc.args
+        and isinstance(exc.args[0], ck.KafkaError)
+    ):
+        return exc.args[0]
+    return None
+
+
 def _is_fenced(exc: BaseException) -> bool:
     seen: set[int] = set()
     e: BaseException | None = exc
     while e is not None and id(e) not in seen:
         seen.add(id(e))
         if isinstance(e, _FENCED_ERRORS):
+            return True
+        err = _ck_error(e)
+        if err is not None and (err.fatal() or err.code() in _CK_FENCED_CODES):
             return True
         if "fenced" in str(e).lower() or "ProducerFenced" in type(e).__name__:
             return True
@@ -594,7 +670,7 @@ class KafkaLog:
             settings.transactional_id_prefix, self.primary, self.owned, self.num_partitions
         )
         self._lock = threading.RLock()
-        self._producer: KafkaProducer | None = None
+        self._producer: Any = None  # KafkaProducer or confluent_kafka.Producer
         self.writer_generation = 0
         self._closed = False
         self._listeners: set[threading.Event] = set()
@@ -674,45 +750,101 @@ class KafkaLog:
             self._check_open()
             if self._producer is not None:
                 return
-            try:
-                producer = KafkaProducer(
-                    client_id=f"parsec-writer-{self.transactional_id}",
-                    transactional_id=self.transactional_id,
-                    transaction_timeout_ms=self.settings.transaction_timeout_ms,
-                    max_block_ms=self.settings.timeout_ms,
-                    linger_ms=0,
-                    acks="all",
-                    # Short backoff: AddPartitionsToTxn is retried while the
-                    # previous transaction's markers are written (100 ms default
-                    # costs ~65 ms per transaction; 10 ms gives ~15 ms).
-                    retry_backoff_ms=10,
-                    **self.settings.client_kwargs(),
-                )
-            except Exception as e:
-                raise _connect_error(self.settings, "producer connect", e) from e
-            try:
-                producer.init_transactions()
-            except Exception as e:
-                producer.close(timeout=1)
-                raise _connect_error(self.settings, "init_transactions", e) from e
+            if self.settings.client == CLIENT_CONFLUENT:
+                producer = self._new_confluent_producer()
+            else:
+                producer = self._new_kafka_python_producer()
             self._producer = producer
             self.writer_generation += 1
             logger.info(
-                "Writer %s acquired %s partitions %s (generation %d)",
+                "Writer %s acquired %s partitions %s (generation %d, %s)",
                 self.transactional_id,
                 self.primary,
                 self.owned,
                 self.writer_generation,
+                self.settings.client,
             )
             self.catch_up()
+
+    def _new_confluent_producer(self) -> Any:
+        """A librdkafka transactional producer; init_transactions fences older
+        writers of the same transactional id."""
+        assert ck is not None
+        t = self.settings.timeout_ms
+        config = {
+            "bootstrap.servers": self.settings.bootstrap_servers,
+            "client.id": f"parsec-writer-{self.transactional_id}",
+            "transactional.id": self.transactional_id,
+            "transaction.timeout.ms": self.settings.transaction_timeout_ms,
+            "message.timeout.ms": min(t, self.settings.transaction_timeout_ms),
+            "socket.timeout.ms": max(t, 5000),
+            "reconnect.backoff.max.ms": 1000,
+            "acks": "all",
+            # The batch is one transaction: commit_transaction flushes it, so
+            # there is nothing to gain from waiting for more messages.
+            "linger.ms": 0,
+            "retry.backoff.ms": 10,
+            "logger": logging.getLogger(__name__ + ".librdkafka"),
+        }
+        try:
+            producer = ck.Producer(config)
+        except Exception as e:
+            raise _connect_error(self.settings, "producer connect", e) from e
+        try:
+            producer.init_transactions(self.settings.timeout)
+        except Exception as e:
+            self._close_producer(producer)
+            if _is_fenced(e):
+                msg = f"Writer {self.transactional_id} could not initialise transactions: {e}"
+                raise WriterFencedError(msg) from e
+            raise _connect_error(self.settings, "init_transactions", e) from e
+        return producer
+
+    def _new_kafka_python_producer(self) -> Any:
+        try:
+            producer = KafkaProducer(
+                client_id=f"parsec-writer-{self.transactional_id}",
+                transactional_id=self.transactional_id,
+                transaction_timeout_ms=self.settings.transaction_timeout_ms,
+                max_block_ms=self.settings.timeout_ms,
+                linger_ms=0,
+                acks="all",
+                # Short backoff: AddPartitionsToTxn is retried while the
+                # previous transaction's markers are written (100 ms default
+                # costs ~65 ms per transaction; 10 ms gives ~15 ms).
+                retry_backoff_ms=10,
+                **self.settings.client_kwargs(),
+            )
+        except Exception as e:
+            raise _connect_error(self.settings, "producer connect", e) from e
+        try:
+            producer.init_transactions()
+        except Exception as e:
+            producer.close(timeout=1)
+            raise _connect_error(self.settings, "init_transactions", e) from e
+        return producer
+
+    @staticmethod
+    def _close_producer(p: Any) -> None:
+        try:
+            if ck is not None and isinstance(p, ck.Producer):
+                # Drop whatever is queued or in flight: the transaction is
+                # abandoned (the next writer's init_transactions aborts it).
+                p.purge(in_queue=True, in_flight=True, blocking=False)
+                with warnings.catch_warnings():
+                    # close() tries to abort the open transaction and warns
+                    # when it cannot (fenced, or a commit still in progress).
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    p.close(0)
+            else:
+                p.close(timeout=0, null_logger=True)
+        except Exception:
+            logger.debug("closing producer failed", exc_info=True)
 
     def _discard_producer(self) -> None:
         p, self._producer = self._producer, None
         if p is not None:
-            try:
-                p.close(timeout=0, null_logger=True)
-            except Exception:
-                logger.debug("closing producer failed", exc_info=True)
+            self._close_producer(p)
 
     def write(
         self,
@@ -740,49 +872,138 @@ class KafkaLog:
                 return []
             producer = self._producer
             assert producer is not None
-            futures: list[Any] = []
-            try:
-                producer.begin_transaction()
-                futures = [
-                    producer.send(r.topic, value=r.value, key=r.key, headers=r.headers, partition=r.partition)
-                    for r in records
-                ]
-                self._bounded_commit(producer)
-                metas = [f.get(timeout=self.settings.timeout) for f in futures]
-            except CommitOutcomeUnknownError:
-                self._discard_producer()
-                raise
-            except Exception as e:
-                causes = [e] + [
-                    f.exception for f in futures if f.is_done and f.failed() and f.exception is not None
-                ]
-                if any(_is_fenced(c) for c in causes):
-                    self._discard_producer()
-                    msg = (
-                        f"Writer {self.transactional_id} was fenced by a newer writer of "
-                        f"{self.primary} partitions {list(self.owned)}; nothing was written. "
-                        "Reload the aggregate and retry (the partitions are re-read "
-                        "on the next write)."
-                    )
-                    raise WriterFencedError(msg) from e
-                # Whatever went wrong, the transaction did not commit; start
-                # afresh: the next write re-acquires (init_transactions aborts
-                # anything left open) and re-reads the partitions. (No
-                # abort_transaction here: kafka-python waits for it unbounded.)
-                self._discard_producer()
-                if isinstance(e, kerrors.KafkaTimeoutError | kerrors.KafkaConnectionError):
-                    raise _connect_error(self.settings, "transactional write", e) from e
-                msg = f"Kafka transaction failed (nothing committed): {type(e).__name__}: {e}"
-                raise OperationalError(msg) from e
+            if ck is not None and isinstance(producer, ck.Producer):
+                positions = self._write_confluent(producer, records)
+            else:
+                positions = self._write_kafka_python(producer, records)
             offsets = []
-            for r, m in zip(records, metas, strict=True):
+            for r, (partition, offset) in zip(records, positions, strict=True):
                 index = self.indexes.get(r.topic)  # records for other topics are not indexed
                 if index is not None:
-                    index.add_own(m.partition, m.offset, r.key, r.value, r.headers)
-                r.offset = m.offset
-                offsets.append(m.offset)
+                    index.add_own(partition, offset, r.key, r.value, r.headers)
+                r.offset = offset
+                offsets.append(offset)
         self._notify()
         return offsets
+
+    def _fenced_error(self, e: BaseException) -> WriterFencedError:
+        self._discard_producer()
+        msg = (
+            f"Writer {self.transactional_id} was fenced by a newer writer of "
+            f"{self.primary} partitions {list(self.owned)}; nothing was written. "
+            "Reload the aggregate and retry (the partitions are re-read "
+            "on the next write)."
+        )
+        return WriterFencedError(msg)
+
+    def _unknown_outcome_error(self) -> CommitOutcomeUnknownError:
+        self._discard_producer()
+        msg = (
+            f"Commit of a transaction on {self.primary} did not complete in "
+            f"{self.settings.timeout:g}s; its outcome is unknown. The writer was "
+            "discarded; the next write re-acquires the partitions and re-reads "
+            "them, so the index shows the outcome."
+        )
+        return CommitOutcomeUnknownError(msg)
+
+    def _write_confluent(self, producer: Any, records: Sequence[OutRecord]) -> list[tuple[int, int]]:
+        """One librdkafka transaction; (partition, offset) of each record from
+        its delivery report. Called under the lock."""
+        timeout = self.settings.timeout
+        reports: list[tuple[int, int] | None] = [None] * len(records)
+        failures: list[Any] = []
+
+        def report(i: int) -> Callable[[Any, Any], None]:
+            def on_delivery(err: Any, msg: Any) -> None:
+                if err is not None:
+                    failures.append(err)
+                else:
+                    reports[i] = (msg.partition(), msg.offset())
+
+            return on_delivery
+
+        committing = False
+        try:
+            producer.begin_transaction()
+            produce = producer.produce
+            for i, r in enumerate(records):
+                produce(
+                    r.topic, r.value, r.key, partition=r.partition, headers=r.headers, on_delivery=report(i)
+                )
+            committing = True
+            # Flushes the batch (serving the delivery reports), then EndTxn;
+            # bounded, unlike kafka-python's.
+            producer.commit_transaction(timeout)
+            committing = False
+            deadline = time.monotonic() + timeout
+            while None in reports and not failures and time.monotonic() < deadline:
+                producer.poll(0.01)
+        except Exception as e:
+            err = _ck_error(e)
+            if _is_fenced(e):
+                raise self._fenced_error(e) from e
+            if err is not None and err.txn_requires_abort():
+                try:
+                    producer.abort_transaction(timeout)
+                except Exception:
+                    logger.debug("abort_transaction failed; discarding the writer", exc_info=True)
+                    self._discard_producer()
+                msg = f"Kafka transaction aborted (nothing committed): {err.str()}"
+                raise OperationalError(msg) from e
+            if committing and (err is None or err.retriable() or err.code() == ck.KafkaError._TIMED_OUT):
+                # The commit may or may not have happened (a retriable error
+                # of commit_transaction means "try again": outcome unknown).
+                raise self._unknown_outcome_error() from e
+            self._discard_producer()
+            if err is not None and err.code() in (
+                ck.KafkaError._TIMED_OUT,
+                ck.KafkaError._TRANSPORT,
+                ck.KafkaError._ALL_BROKERS_DOWN,
+            ):
+                raise _connect_error(self.settings, "transactional write", e) from e
+            msg = f"Kafka transaction failed (nothing committed): {type(e).__name__}: {e}"
+            raise OperationalError(msg) from e
+        if failures or None in reports:
+            # Committed, yet a delivery report is missing or failed: cannot
+            # happen with a transactional producer; the index re-reads.
+            self._discard_producer()
+            msg = (
+                f"Transaction on {self.primary} committed but {len(failures)} delivery report(s) "
+                f"failed and {reports.count(None)} are missing: {failures[:3]}"
+            )
+            raise CommitOutcomeUnknownError(msg)
+        return reports  # type: ignore[return-value]
+
+    def _write_kafka_python(self, producer: Any, records: Sequence[OutRecord]) -> list[tuple[int, int]]:
+        """One kafka-python transaction. Called under the lock."""
+        futures: list[Any] = []
+        try:
+            producer.begin_transaction()
+            futures = [
+                producer.send(r.topic, value=r.value, key=r.key, headers=r.headers, partition=r.partition)
+                for r in records
+            ]
+            self._bounded_commit(producer)
+            metas = [f.get(timeout=self.settings.timeout) for f in futures]
+        except CommitOutcomeUnknownError:
+            self._discard_producer()
+            raise
+        except Exception as e:
+            causes = [e] + [
+                f.exception for f in futures if f.is_done and f.failed() and f.exception is not None
+            ]
+            if any(_is_fenced(c) for c in causes):
+                raise self._fenced_error(e) from e
+            # Whatever went wrong, the transaction did not commit; start
+            # afresh: the next write re-acquires (init_transactions aborts
+            # anything left open) and re-reads the partitions. (No
+            # abort_transaction here: kafka-python waits for it unbounded.)
+            self._discard_producer()
+            if isinstance(e, kerrors.KafkaTimeoutError | kerrors.KafkaConnectionError):
+                raise _connect_error(self.settings, "transactional write", e) from e
+            msg = f"Kafka transaction failed (nothing committed): {type(e).__name__}: {e}"
+            raise OperationalError(msg) from e
+        return [(m.partition, m.offset) for m in metas]
 
     def _bounded_commit(self, producer: KafkaProducer) -> None:
         """commit_transaction, but bounded by the timeout (kafka-python's
@@ -795,13 +1016,7 @@ class KafkaLog:
         result = tm.begin_commit()
         sender.wakeup()
         if not result.wait(timeout_ms=self.settings.timeout_ms):
-            msg = (
-                f"Commit of a transaction on {self.primary} did not complete in "
-                f"{self.settings.timeout:g}s; its outcome is unknown. The writer was "
-                "discarded; the next write re-acquires the partitions and re-reads "
-                "them, so the index shows the outcome."
-            )
-            raise CommitOutcomeUnknownError(msg)
+            raise self._unknown_outcome_error()
 
     # -- listeners (subscriptions) -----------------------------------------
 

@@ -92,10 +92,15 @@ def hang(bootstrap: str, topic: str, partitions: str, agg: str, other: str) -> N
         StoredEvent(other_id, 1, "Uncommitted", b"{}")
     ]:
         key, value, headers = encode_event(s)
-        producer.send(
-            r.topic, value=value, key=key, headers=headers, partition=partition_for_key(key, r.num_partitions)
-        )
-    producer.flush(timeout=15)
+        partition = partition_for_key(key, r.num_partitions)
+        if hasattr(producer, "produce"):  # confluent-kafka (KAFKA_CLIENT=confluent)
+            producer.produce(r.topic, value, key, partition=partition, headers=headers)
+        else:  # kafka-python
+            producer.send(r.topic, value=value, key=key, headers=headers, partition=partition)
+    if hasattr(producer, "produce"):
+        producer.flush(15)
+    else:
+        producer.flush(timeout=15)
     print("READY", flush=True)
     time.sleep(600)
 
