@@ -784,6 +784,9 @@ class KafkaLog:
             # there is nothing to gain from waiting for more messages.
             "linger.ms": 0,
             "retry.backoff.ms": 10,
+            # TCP_NODELAY: a transaction is three small request round trips
+            # (AddPartitionsToTxn, Produce, EndTxn); ~3.9 -> 3.4 ms each here.
+            "socket.nagle.disable": True,
             "logger": logging.getLogger(__name__ + ".librdkafka"),
         }
         try:
