@@ -200,6 +200,33 @@ def test_node_settler_and_read_models_agree_with_the_chain(anvil: Any, node_conf
             payouts = (logs[0]["args"]["balanceA"], logs[0]["args"]["balanceB"])
             assert payouts == final.balances
             assert payouts == (DEPOSIT_A - target.sent[0] + target.sent[1], target.sent[0] - target.sent[1])
+
+            # watchtower: B pays once more, then closes on-chain with its stale (checkpointed) state;
+            # the settler answers with B's newer payment (update), and the newer state is what settles
+            victim = plans[1]
+            if (len(victim.txs) + 1) % INTERVAL == 0:
+                sender.payment(victim.sign_next(10**12)).get(timeout=15)
+            last = victim.sign_next(3 * 10**12, from_b=True)
+            sender.payment(last).get(timeout=15)
+            wait_for(lambda: rows()[str(victim.channel_id)].sequence == last.sequence, 30, "B's last payment applied")
+            stale = contract.channel(victim.channel_id)
+            assert stale.seq_b < last.sequence
+            contract.close(wallet(victim.b.key), victim.channel_id, [])
+            wait_for(lambda: contract.channel(victim.channel_id).seq_b == last.sequence, 30, "the watchtower's update")
+            updates = contract.contract.events.StateUpdated.get_logs(
+                from_block=0, argument_filters={"channelId": victim.channel_id.bytes})
+            senders = {w3.eth.get_transaction(u["transactionHash"])["from"] for u in updates}
+            assert operator.address in senders  # the settler's update, not B's close
+            advance_time(w3, PERIOD + 5)
+            wait_for(lambda: rows()[str(victim.channel_id)].status == "closed", 30, "the victim's settle in the read model")
+            logs = contract.contract.events.ChannelSettled.get_logs(
+                from_block=0, argument_filters={"channelId": victim.channel_id.bytes})
+            payouts = (logs[0]["args"]["balanceA"], logs[0]["args"]["balanceB"])
+            assert payouts == rows()[str(victim.channel_id)].balances
+            # B's newest payment counts (the watchtower's update); A's side is what A's last on-chain
+            # proof says (B, closing, chose not to submit A's later payments to B: its loss)
+            a_sent = stale.sent_a
+            assert payouts == (DEPOSIT_A - a_sent + victim.sent[1], a_sent - victim.sent[1])
             assert time.monotonic() - started < 90
         finally:
             stop.set()
