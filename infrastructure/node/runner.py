@@ -76,6 +76,24 @@ class Node:
             c.partitions = self.num_partitions
         return self.num_partitions
 
+    def _await_topic_metadata(self, topics: list[str], timeout: float = 30.0) -> None:
+        """Subscribe only once the client's metadata lists the topics' partitions.
+
+        Right after creating topics a broker may not yet serve their metadata; a group
+        leader that computes the assignment then gives out no partitions for them
+        (seen under load: "No partition metadata for topic ...").
+        """
+        assert self.consumer is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            missing = [t for t in topics if not self.consumer.partitions_for_topic(t)]
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise ValueError(f"no partition metadata for {missing} after {timeout:.0f}s")
+            self.consumer.topics()  # refreshes the cluster metadata
+            time.sleep(0.1)
+
     # ------------------------------------------------------------------ rebalancing
     def _revoked(self, partitions: set[int]) -> None:
         for p in sorted(partitions):
@@ -154,6 +172,7 @@ class Node:
             max_poll_interval_ms=300000,
             fetch_max_wait_ms=100,
         )
+        self._await_topic_metadata([c.inbound_topic, c.control_topic])
         self.consumer.subscribe([c.inbound_topic, c.control_topic], listener=_Listener(self))
         log.info("node %s joined group %s on %s + %s (events %s, rejected %s)", c.node_id, c.group,
                  c.inbound_topic, c.control_topic, c.events_topic, c.rejected_topic)
