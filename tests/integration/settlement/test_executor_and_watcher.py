@@ -143,3 +143,28 @@ def test_nonces_resync_after_someone_else_uses_the_operator_wallet(node: Node) -
     node.pay(ledger, ledger.a, 20)
     node.run()
     assert node.service.get_channel(ledger.channel_id).confirmed_sequence == 2
+
+
+def test_a_dispute_carries_the_payments_since_the_checkpoint_onto_the_chain(node: Node) -> None:
+    ledger = node.open_channel(ETHER, ETHER // 2, interval=3)
+    a, b = ledger.a, ledger.b
+    node.pay(ledger, a, 100, 200)
+    node.pay(ledger, b, 30)  # sequence 3: a checkpoint of bob's proof (alice's too)
+    node.run()
+    assert node.service.get_channel(ledger.channel_id).confirmed_sequence == 3
+    node.pay(ledger, b, 40)
+    node.pay(ledger, a, 50)  # sequence 5: the last disputed payment pays bob (served by the node)
+    node.service.request_dispute(ledger.channel_id, node.now)
+    node.run()
+    iid = intent_id(IntentKind.DISPUTE, ledger.channel_id, 5)
+    stored = node.executor.intent(iid)
+    assert stored.status == IntentStatus.CONFIRMED.value, stored.error
+    view = node.service.get_channel(ledger.channel_id)
+    assert view.confirmed_sequence == 5
+    state = node.chain.channels.channel(ledger.channel_id)
+    assert (state.seq_a, state.sent_a, state.seq_b, state.sent_b) == (5, 350, 4, 70)
+    assert onchain_balances(node, ledger.channel_id) == view.balances == (ETHER - 280, ETHER // 2 + 280)
+    gas = [g for g in node.executor.stats.gas if g.kind == "dispute"]
+    assert len(gas) == 1 and 20_000 < gas[0].gas_used < 200_000
+    assert stored.gas_used == gas[0].gas_used and stored.tx_hash == gas[0].tx_hash
+    assert node.executor.open_intents() == []
