@@ -149,7 +149,7 @@ def test_partitioner_matches_java_client(tmp_path: Path) -> None:
     """The same key lands in the same partition as with Kafka's Java client."""
     libs = sorted(Path.home().glob(".cache/parsec/kafka/kafka-*/lib"))
     if not shutil.which("java") or not libs:
-        pytest.skip("java or the Kafka jars (scripts/kafka start) not available")
+        pytest.fail("java or the Kafka jars (scripts/kafka start) not available")
     src = tmp_path / "Part.java"
     src.write_text(JAVA_PARTITIONER)
     keys = [str(uuid4()) for _ in range(40)] + ["channel-1", "ä", ""]

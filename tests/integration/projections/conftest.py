@@ -23,7 +23,7 @@ def pg_dsn() -> str:
             [str(ROOT / "scripts" / "postgres"), "start"], check=True, capture_output=True, text=True, timeout=300
         )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as err:
-        pytest.skip(f"PostgreSQL not available: {err}")
+        pytest.fail(f"PostgreSQL not available: {err}")
     return out.stdout.strip().splitlines()[-1]
 
 
@@ -54,5 +54,5 @@ def kafka_broker() -> str:
         admin.list_topics()
         admin.close()
     except Exception as err:
-        pytest.skip(f"no Kafka broker at {bootstrap} ({err}); run scripts/kafka start")
+        pytest.fail(f"no Kafka broker at {bootstrap} ({err}); run scripts/kafka start")
     return bootstrap
