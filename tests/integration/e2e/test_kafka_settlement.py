@@ -110,7 +110,9 @@ def test_node_settler_and_read_models_agree_with_the_chain(anvil: Any, node_conf
         contract.set_operator(wb, operator.address)
         contract.open_channel(wa, p.channel_id, p.b.address, deposit=DEPOSIT_A, challenge_period=PERIOD)
 
-    config = node_config(tick_interval=0.2, timeout_check_interval=3600.0)
+    # the node shares this process (and the GIL) with the settler and the runner: a roomy session
+    # timeout keeps a busy moment from evicting it from its group mid-test
+    config = node_config(tick_interval=0.2, timeout_check_interval=3600.0, session_timeout_ms=30000)
     sender = Sender(config)
     for p in plans:
         sender.control(OpenChannelRequest(
@@ -148,15 +150,30 @@ def test_node_settler_and_read_models_agree_with_the_chain(anvil: Any, node_conf
             def rows() -> dict[str, Any]:
                 return {b.channel_id: b for b in channel_balances(pg_store)}
 
+            seen: dict[str, Any] = {}
+
             def all_applied_and_checkpointed() -> bool:
                 r = rows()
+                seen["now"] = {  # (sequence, confirmed) per channel, beside what is expected
+                    str(p.channel_id)[:8]: (
+                        (r[str(p.channel_id)].sequence, r[str(p.channel_id)].confirmed_sequence)
+                        if str(p.channel_id) in r else None,
+                        (len(p.txs), len(p.txs) // INTERVAL * INTERVAL),
+                    )
+                    for p in plans
+                }
                 return len(r) == CHANNELS and all(
                     r[str(p.channel_id)].sequence == len(p.txs)
                     and r[str(p.channel_id)].confirmed_sequence == len(p.txs) // INTERVAL * INTERVAL
                     for p in plans
                 )
 
-            wait_for(all_applied_and_checkpointed, 60, "payments applied and checkpoints confirmed in the read models")
+            try:
+                wait_for(all_applied_and_checkpointed, 90,
+                         "payments applied and checkpoints confirmed in the read models")
+            except AssertionError as err:
+                raise AssertionError(f"{err}; (read model, expected) per channel: {seen.get('now')}; "
+                                     f"settler intents open: {len(settler.executor.open_intents())}") from None
 
             # every checkpoint on-chain carries the read models' balances at its sequence
             confirmed = [s for s in settlements(pg_store) if s.kind == "checkpoint" and s.state == "confirmed"]
@@ -242,7 +259,7 @@ def test_a_second_settler_fences_the_first(anvil: Any, node_config: Any) -> None
     deployer = _party(w3, f"parsec-e2e/{tag}/deployer")
     operator = _party(w3, f"parsec-e2e/{tag}/operator")
     contract = ChannelContract.deploy(w3, deployer.wallet, deployer.address)
-    config = node_config()
+    config = node_config(session_timeout_ms=30000)
     topic = f"{config.events_topic}.settlement"
     first = Settler(config, contract, operator.wallet, store_topic=topic, start_block=int(w3.eth.block_number))
     first.step()
