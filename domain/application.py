@@ -136,20 +136,11 @@ class ChannelService(Application[UUID]):
         return ChannelView.of(channel)
 
     def accept_payment(self, tx: SignedInvoice | bytes | str, at: int) -> PaymentResult:
-        """Verify (if given raw bytes) and apply one signed transaction."""
-        if not isinstance(tx, SignedInvoice):
-            tx = SignedInvoice.from_json(tx)
-        channel = self.get_channel_aggregate(tx.channel)
-        before = channel.checkpoint_sequence
-        outcome = channel.accept_payment(tx, at)
-        if outcome is PaymentOutcome.ACCEPTED:
-            self.save(channel)
-        return PaymentResult(
-            channel_id=channel.id,
-            sequence=tx.sequence,
-            outcome=outcome,
-            checkpoint_requested=channel.checkpoint_sequence != before,
-        )
+        """Verify (if given raw bytes) and apply one signed transaction; a refusal raises."""
+        (result,) = self.accept_payments([tx], at)
+        if isinstance(result, ParsecError):
+            raise result
+        return result
 
     def accept_payments(
         self, messages: Iterable[SignedInvoice | bytes | str], at: int

@@ -197,6 +197,18 @@ def _new_intent(state: ProcessState, intent: Intent) -> tuple[ProcessState, list
     return _with(state, IntentRecord(intent)), [Send(intent)]
 
 
+def _raise(
+    state: ProcessState,
+    kind: IntentKind,
+    channel_id: uuid.UUID,
+    sequence: int,
+    payload: tuple[dict[str, Any], ...],
+    not_before: int = 0,
+) -> tuple[ProcessState, list[object]]:
+    intent = Intent(intent_id(kind, channel_id, sequence), kind, channel_id, sequence, payload, not_before)
+    return _new_intent(state, intent)
+
+
 def transition(state: ProcessState, event: object) -> tuple[ProcessState, list[object]]:
     """The whole process manager: one input in, the new state and the outputs out."""
     if isinstance(event, CheckpointWanted):
@@ -216,37 +228,13 @@ def transition(state: ProcessState, event: object) -> tuple[ProcessState, list[o
         ]
         return _new_intent(_with(state, *superseded), intent)
     if isinstance(event, SettlementWanted):
-        return _new_intent(
-            state,
-            Intent(
-                intent_id(IntentKind.CLOSE, event.channel_id, event.sequence),
-                IntentKind.CLOSE, event.channel_id, event.sequence, event.evidence,
-            ),
-        )
+        return _raise(state, IntentKind.CLOSE, event.channel_id, event.sequence, event.evidence)
     if isinstance(event, DisputeWanted):
-        return _new_intent(
-            state,
-            Intent(
-                intent_id(IntentKind.DISPUTE, event.channel_id, event.to_sequence),
-                IntentKind.DISPUTE, event.channel_id, event.to_sequence, event.transactions,
-            ),
-        )
+        return _raise(state, IntentKind.DISPUTE, event.channel_id, event.to_sequence, event.transactions)
     if isinstance(event, UpdateWanted):
-        return _new_intent(
-            state,
-            Intent(
-                intent_id(IntentKind.UPDATE, event.channel_id, event.sequence),
-                IntentKind.UPDATE, event.channel_id, event.sequence, event.evidence,
-            ),
-        )
+        return _raise(state, IntentKind.UPDATE, event.channel_id, event.sequence, event.evidence)
     if isinstance(event, ClosedOnChain):
-        return _new_intent(
-            state,
-            Intent(
-                intent_id(IntentKind.SETTLE, event.channel_id, event.sequence),
-                IntentKind.SETTLE, event.channel_id, event.sequence, (), not_before=event.settle_after,
-            ),
-        )
+        return _raise(state, IntentKind.SETTLE, event.channel_id, event.sequence, (), not_before=event.settle_after)
     if isinstance(event, Submitted):
         rec = state.record(event.intent_id)
         if rec is None or rec.status is not IntentStatus.PENDING:

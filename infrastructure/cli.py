@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable
 
 from rich.console import Console
@@ -71,6 +73,19 @@ class RateProgress:
 
     def __exit__(self, *exc: object) -> None:
         self.progress.__exit__(*exc)
+
+
+def stop_on_signals(what: str) -> threading.Event:
+    """An event set by SIGTERM or Ctrl-C, for long-running commands that stop cleanly."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("%s: stopping after the current %s", signal.Signals(signum).name, what)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return stop
 
 
 def short(value: object, n: int = 10) -> str:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
-import threading
 import uuid
 from typing import Any
 
@@ -80,15 +78,9 @@ def cmd_node(args: argparse.Namespace, settings: Settings) -> int:
 
     config = node_config(args, settings)
     node = Node(config)
-    stop = threading.Event()
+    from infrastructure.cli import stop_on_signals
 
-    def on_signal(signum: int, _frame: Any) -> None:
-        log.info("%s: stopping after the current batch", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    node.run(stop)
+    node.run(stop_on_signals("batch"))
     return 0
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
-import threading
 from typing import Any
 
 from infrastructure.config import Settings
@@ -57,15 +55,9 @@ def cmd_settler(args: argparse.Namespace, settings: Settings) -> int:
         start_block=args.start_block,
         interval=args.interval,
     )
-    stop = threading.Event()
+    from infrastructure.cli import stop_on_signals
 
-    def on_signal(signum: int, _frame: Any) -> None:
-        log.info("%s: stopping after the current pass", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    settler.run(stop)
+    settler.run(stop_on_signals("pass"))
     return 3 if settler.fenced else 0
 
 

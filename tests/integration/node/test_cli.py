@@ -17,7 +17,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
 
 def test_parsec_send_open_pay_settle(node_config, capsys, tmp_path):
-    config = node_config()
+    # in-process node sharing the GIL with this test: a roomy session keeps it in its group
+    config = node_config(session_timeout_ms=30000)
     topics = ["--events-topic", config.events_topic, "--inbound-topic", config.inbound_topic,
               "--control-topic", config.control_topic, "--rejected-topic", config.rejected_topic]
     channel = uuid.uuid4()
