@@ -21,6 +21,15 @@ Positions (tracking names, value = next offset to read)
   of the rejected offset of anything at or after the safe position) and are
   skipped, so a rejection is published exactly once. Rejected records also
   carry their source topic/partition/offset, so they are deduplicable anyway.
+
+  The rejected mark committed with a safe position s must stay a lower bound
+  for the refusals of every offset >= s, across any number of takeovers. A
+  held payment therefore carries the mark of its *first* reading: the end of
+  the rejected partition when it was first read, or, for a message that a
+  previous owner may already have read (an offset below the inbound end at
+  takeover), the mark this worker started from. (Taking the current end for a
+  re-read message moved the committed mark past refusals the next owner then
+  did not find, and published them again.)
 """
 
 from __future__ import annotations
@@ -137,7 +146,9 @@ class PartitionWorker:
             self.next_control = self.committed[self.t_control]
             self.window = ReorderWindow(config.window, config.max_wait)
             self.held: dict[tuple[UUID, bytes], _Held] = {}
-            self.skip, self.next_rejected = self._already_rejected()
+            # the inbound end at takeover: offsets below it may have been read by a previous owner
+            self.skip, self.next_rejected, self.inbound_end_at_start = self._already_rejected()
+            self.start_mark = self.committed[self.t_rejected]
             self.executor = executor_factory(partition, self.service) if executor_factory else None
         except BaseException:
             self.service.close()
@@ -154,11 +165,13 @@ class PartitionWorker:
         )
 
     # ------------------------------------------------------------------ startup
-    def _already_rejected(self) -> tuple[set[int], int]:
-        """Inbound offsets at or after the safe position that were already rejected, and
-        the end of rejected partition p (a lower bound for the next rejected offset)."""
+    def _already_rejected(self) -> tuple[set[int], int, int]:
+        """Inbound offsets at or after the safe position that were already rejected, the end
+        of rejected partition p (a lower bound for the next rejected offset), and the end of
+        inbound partition p now."""
         c = self.config
         tp = TopicPartition(c.rejected_topic, self.partition)
+        inbound_tp = TopicPartition(c.inbound_topic, self.partition)
         consumer = KafkaConsumer(
             bootstrap_servers=c.bootstrap.split(","),
             group_id=None,
@@ -168,11 +181,12 @@ class PartitionWorker:
         )
         try:
             consumer.assign([tp])
-            end = consumer.end_offsets([tp])[tp]
+            ends = consumer.end_offsets([tp, inbound_tp])
+            end, inbound_end = ends[tp], ends[inbound_tp]
             start = self.committed[self.t_rejected]
             found: set[int] = set()
             if start >= end:
-                return found, end
+                return found, end, inbound_end
             consumer.seek(tp, start)
             deadline = time.monotonic() + c.kafka_timeout
             while consumer.position(tp) < end:
@@ -187,7 +201,7 @@ class PartitionWorker:
                             continue
                         if rej.source_topic == c.inbound_topic and rej.source_offset >= self.next_inbound:
                             found.add(rej.source_offset)
-            return found, end
+            return found, end, inbound_end
         finally:
             consumer.close(autocommit=False)
 
@@ -298,7 +312,8 @@ class PartitionWorker:
             else:
                 self._reject_held(rf, at, out, report)
         if not ready and not any(rf.transaction is tx for rf in refused):
-            self.held[key] = _Held(r.offset, self.next_rejected, r.key, r.value or b"")
+            first_read_mark = self.start_mark if r.offset < self.inbound_end_at_start else self.next_rejected
+            self.held[key] = _Held(r.offset, first_read_mark, r.key, r.value or b"")
             return
         for t in ready:
             self._apply(t, (r.offset, r.key, r.value), at, out, report)

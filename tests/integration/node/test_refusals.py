@@ -1,0 +1,62 @@
+"""Every refusal is recorded exactly once, whatever the node's takeovers (issue 10, defect 8).
+
+Given a payment held for a long time (its channel never opens, so it pins the partition's safe
+inbound position) and refused messages behind it, when the partition changes owner again and
+again, then each refused message is in the rejected topic once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import pytest
+
+from infrastructure.node import Node, Sender
+from infrastructure.node.messages import partition_of
+from infrastructure.node.partition import PartitionWorker
+from tests.integration.node.conftest import make_channels, read_rejected
+
+pytestmark = [pytest.mark.integration, pytest.mark.kafka]
+
+
+@dataclass(frozen=True)
+class Record:
+    """What the node's consumer hands a worker: an offset, a key and the bytes."""
+
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+def _produce(sender: Sender, topic: str, partition: int, key: bytes | None, value: bytes) -> Record:
+    meta = sender.raw(topic, partition, key, value).get(timeout=15)
+    return Record(meta.offset, key, value)
+
+
+def test_defect8_refusals_behind_a_long_held_payment_are_published_once_across_takeovers(node_config):
+    config = node_config(max_wait=3600)  # the early payment stays held for the whole test
+    Node(config).ensure_topics()
+    sender = Sender(config)
+    plan = next(p for p in make_channels("defect8", 40) if partition_of(p.channel_id, config.partitions) == 0)
+    early = plan.sign_next(10**9)  # its channel is never opened: held, pinning the safe position
+    key = str(plan.channel_id).encode()
+    inbound = [_produce(sender, config.inbound_topic, 0, key, early.to_json())]
+    inbound.append(_produce(sender, config.inbound_topic, 0, None, b"not json 1"))
+
+    workers = []
+    try:
+        for takeover in range(4):
+            # each new owner fences the previous one and re-reads from the committed safe position
+            worker = PartitionWorker(0, config)
+            workers.append(worker)
+            inbound.append(_produce(sender, config.inbound_topic, 0, None, f"not json {takeover + 2}".encode()))
+            report = worker.process([], inbound)
+            assert report.held == 1
+    finally:
+        for w in workers:
+            w.close()
+        sender.close()
+
+    refused = Counter(r.source_offset for r in read_rejected(config) if r.source_topic == config.inbound_topic)
+    assert refused == {r.offset: 1 for r in inbound[1:]}, "a refusal was published more than once (or never)"
