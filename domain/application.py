@@ -23,7 +23,7 @@ from domain.channel import (
     CheckpointReason,
     PaymentOutcome,
 )
-from domain.errors import ChannelAlreadyExists, ParsecError, UnknownChannel
+from domain.errors import ChannelAlreadyExists, ConflictingPayment, ParsecError, StalePayment, UnknownChannel
 from domain.money import Currency
 from domain.protocol import SignedInvoice, SigningDomain
 
@@ -158,7 +158,10 @@ class ChannelService(Application[UUID]):
                 tx = message if isinstance(message, SignedInvoice) else SignedInvoice.from_json(message)
                 channel = changed.get(tx.channel) or self.get_channel_aggregate(tx.channel)
                 before = channel.checkpoint_sequence
-                outcome = channel.accept_payment(tx, at)
+                try:
+                    outcome = channel.accept_payment(tx, at)
+                except StalePayment:
+                    outcome = self._late_repeat(channel, tx)
             except ParsecError as err:
                 results.append(err)
                 continue
@@ -170,6 +173,49 @@ class ChannelService(Application[UUID]):
         if changed:
             self.save(*changed.values())
         return results
+
+    def _late_repeat(self, channel: Channel, tx: SignedInvoice) -> PaymentOutcome:
+        """A sequence older than the hashes the channel keeps: the channel's log decides.
+
+        The aggregate keeps only its latest hashes (its state must stay bounded); a repeat of an
+        older payment (a redelivery after a node takeover, a client resending) is looked up in
+        the channel's own ``PaymentAccepted`` events: the same transaction is a DUPLICATE, a
+        different one at that sequence a fork."""
+        accepted = self.payment_at(channel.id, tx.sequence, pending=channel)
+        if accepted is None:
+            raise StalePayment(f"sequence {tx.sequence} of channel {channel.id} is not in its log")
+        if accepted.transaction_hash == "0x" + tx.transaction_hash.hex():
+            return PaymentOutcome.DUPLICATE
+        raise ConflictingPayment(f"sequence {tx.sequence} of channel {channel.id} already holds another transaction")
+
+    def payment_at(self, channel_id: UUID, sequence: int, pending: Channel | None = None) -> Any | None:
+        """The channel's ``PaymentAccepted`` event of ``sequence`` (None if it has none).
+
+        Every payment is one event after ``ChannelOpened`` (version 1), so the event of sequence
+        s has a version above s: the search starts there and reads forward a page at a time.
+        ``pending``: an aggregate whose unsaved events are searched too (a batch not yet saved)."""
+        for e in self.payments_between(channel_id, sequence, sequence):
+            return e
+        if pending is not None:
+            for e in pending.pending_events:
+                if type(e).__name__ == "PaymentAccepted" and e.sequence == sequence:
+                    return e
+        return None
+
+    def payments_between(self, channel_id: UUID, first: int, last: int, page: int = 500) -> Iterable[Any]:
+        """The channel's stored ``PaymentAccepted`` events with first <= sequence <= last, in order."""
+        gt = max(first, 1)
+        while True:
+            events = list(self.events.get(channel_id, gt=gt, limit=page))
+            for e in events:
+                if type(e).__name__ != "PaymentAccepted" or e.sequence < first:
+                    continue
+                if e.sequence > last:
+                    return
+                yield e
+            if len(events) < page:
+                return
+            gt = events[-1].originator_version
 
     def request_checkpoint(self, channel_id: UUID, at: int) -> bool:
         channel = self.get_channel_aggregate(channel_id)

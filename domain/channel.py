@@ -73,6 +73,14 @@ class ChannelParameters:
 
 _ZERO = "0x" + GENESIS_HASH.hex()
 
+RETAINED_HASHES = 1024
+"""How many of the latest transaction hashes a channel keeps to tell a repeat from a fork.
+
+A bound, so that a channel's state (and its snapshot, one Kafka record) does not grow with
+its history. An older sequence is ``StalePayment`` to the aggregate; the command handlers
+then look the sequence up in the channel's own log (``ChannelService``), so a late repeat
+is still recognised as a repeat."""
+
 
 class Channel(Aggregate):
     """A two-party channel. Participant A opened it; B is the counterparty."""
@@ -147,9 +155,9 @@ class Channel(Aggregate):
         self.sequence = 0
         self.head_hash = _ZERO
         self.head_id = str(GENESIS_TRANSACTION_ID)
-        self.hashes: list[str] = []  # transaction hash by sequence-1: tells a repeat from a fork
+        # the latest RETAINED_HASHES transaction hashes, oldest first: tells a repeat from a fork
+        self.hashes: list[str] = []
         self.latest: dict[str, dict[str, Any]] = {}  # each participant's latest signed payment
-        self.unsettled: list[dict[str, Any]] = []  # signed payments after the confirmed checkpoint
         self.checkpoint_sequence = 0  # last requested
         self.checkpoint_at = opened_at
         self.confirmed_sequence = 0  # last confirmed on-chain
@@ -279,9 +287,10 @@ class Channel(Aggregate):
         self.head_hash = transaction_hash
         self.head_id = invoice_id
         self.hashes.append(transaction_hash)
+        if len(self.hashes) > RETAINED_HASHES:
+            del self.hashes[0]
         self.sent[buyer] = buyer_total
         self.latest[buyer] = transaction
-        self.unsettled.append(transaction)
 
     # --- checkpoints, settlement, dispute ----------------------------------
     def request_checkpoint(self, at: int, reason: CheckpointReason = CheckpointReason.REQUEST) -> bool:
@@ -327,7 +336,6 @@ class Channel(Aggregate):
 
     @event("CheckpointConfirmed")
     def _checkpoint_confirmed(self, sequence: int, tx_hash: str, block: int) -> None:
-        self.unsettled = [t for t in self.unsettled if t["sequence"] > sequence]
         self.confirmed_sequence = sequence
 
     def request_settlement(self, at: int, requested_by: str = "operator") -> None:
@@ -354,20 +362,25 @@ class Channel(Aggregate):
         self.status = ChannelStatus.SETTLING.value
 
     def request_dispute(self, at: int, requested_by: str = "operator") -> None:
-        """The paper's disputed settlement: every signed payment since the last confirmed checkpoint."""
+        """The paper's disputed settlement: every signed payment since the last confirmed checkpoint.
+
+        The event names the range and the head it must end at; it does not copy the payments:
+        they are this channel's own ``PaymentAccepted`` events, and a copy would grow with the
+        channel's history past any record size (a channel with thousands of unconfirmed
+        payments would jam its partition). The settlement executor reads them from the log."""
         if self.status == ChannelStatus.CLOSED.value:
             raise ChannelClosed(f"channel {self.id} is closed")
         self._dispute_requested(
             from_sequence=self.confirmed_sequence + 1,
             to_sequence=self.sequence,
-            transactions=list(self.unsettled),
+            head_hash=self.head_hash,
             requested_by=requested_by,
             at=at,
         )
 
     @event("DisputeRequested")
     def _dispute_requested(
-        self, from_sequence: int, to_sequence: int, transactions: list[dict[str, Any]], requested_by: str, at: int
+        self, from_sequence: int, to_sequence: int, head_hash: str, requested_by: str, at: int
     ) -> None:
         pass
 

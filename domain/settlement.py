@@ -41,8 +41,12 @@ class IntentStatus(StrEnum):
     SUPERSEDED = "superseded"
 
 
-def intent_id(kind: IntentKind, channel_id: uuid.UUID, sequence: int, attempt: int = 0) -> uuid.UUID:
-    return uuid.uuid5(PROCESS_NAMESPACE, f"{kind.value}/{channel_id}/{sequence}/{attempt}")
+def intent_id(
+    kind: IntentKind, channel_id: uuid.UUID, sequence: int, attempt: int = 0, after: int = 0
+) -> uuid.UUID:
+    """Deterministic: the same request (and the same step of a long dispute) has the same id."""
+    step = f"/after/{after}" if after else ""
+    return uuid.uuid5(PROCESS_NAMESPACE, f"{kind.value}/{channel_id}/{sequence}/{attempt}{step}")
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class Intent:
     payload: tuple[dict[str, Any], ...] = ()  # signed payments: evidence or the disputed chain
     not_before: int = 0  # unix seconds; SETTLE waits for the challenge period
     attempt: int = 0
+    after: int = 0  # a long dispute's later step: the head sequence it continues from
 
 
 @dataclass(frozen=True)
@@ -83,9 +88,12 @@ class SettlementWanted:
 
 @dataclass(frozen=True)
 class DisputeWanted:
+    """The signed payments from ``from_sequence`` to ``to_sequence``, as the channel's log holds
+    them (the request names the range; the executor reads the payments, a chunk at a time)."""
+
     channel_id: uuid.UUID
+    from_sequence: int
     to_sequence: int
-    transactions: tuple[dict[str, Any], ...]
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,9 @@ class Confirmed:
     block: int
     gas_used: int
     payouts: tuple[int, int] | None = None  # a settle: what the chain paid (A, B)
+    # a dispute: the head sequence the chain recorded (a long dispute goes in several
+    # transactions, each within the block gas limit; short of the target, it continues)
+    reached: int | None = None
 
 
 @dataclass(frozen=True)
@@ -180,7 +191,7 @@ def wanted(event: Any) -> CheckpointWanted | SettlementWanted | DisputeWanted | 
     if name == "SettlementRequested":
         return SettlementWanted(event.originator_id, event.sequence, tuple(event.evidence))
     if name == "DisputeRequested":
-        return DisputeWanted(event.originator_id, event.to_sequence, tuple(event.transactions))
+        return DisputeWanted(event.originator_id, event.from_sequence, event.to_sequence)
     return None
 
 
@@ -230,7 +241,7 @@ def transition(state: ProcessState, event: object) -> tuple[ProcessState, list[o
     if isinstance(event, SettlementWanted):
         return _raise(state, IntentKind.CLOSE, event.channel_id, event.sequence, event.evidence)
     if isinstance(event, DisputeWanted):
-        return _raise(state, IntentKind.DISPUTE, event.channel_id, event.to_sequence, event.transactions)
+        return _raise(state, IntentKind.DISPUTE, event.channel_id, event.to_sequence, ())
     if isinstance(event, UpdateWanted):
         return _raise(state, IntentKind.UPDATE, event.channel_id, event.sequence, event.evidence)
     if isinstance(event, ClosedOnChain):
@@ -249,6 +260,18 @@ def transition(state: ProcessState, event: object) -> tuple[ProcessState, list[o
         )
         outputs: list[object] = []
         kind = rec.intent.kind
+        if kind is IntentKind.DISPUTE and event.reached is not None and event.reached < rec.intent.sequence:
+            # one step of a long dispute: confirm what the chain has, continue from there
+            outputs.append(ConfirmCheckpoint(rec.intent.channel_id, event.reached, event.tx_hash, event.block))
+            nxt = replace(
+                rec.intent,
+                intent_id=intent_id(kind, rec.intent.channel_id, rec.intent.sequence, after=event.reached),
+                attempt=0,
+                after=event.reached,
+            )
+            if nxt.intent_id in state.intents:
+                return _with(state, done), outputs
+            return _with(state, done, IntentRecord(nxt)), [*outputs, Send(nxt)]
         if kind in (IntentKind.CHECKPOINT, IntentKind.DISPUTE):
             outputs.append(ConfirmCheckpoint(rec.intent.channel_id, rec.intent.sequence, event.tx_hash, event.block))
         elif kind is IntentKind.SETTLE:
@@ -264,7 +287,7 @@ def transition(state: ProcessState, event: object) -> tuple[ProcessState, list[o
             return _with(state, failed), [GaveUp(rec.intent, event.reason)]
         retry = replace(
             rec.intent,
-            intent_id=intent_id(rec.intent.kind, rec.intent.channel_id, rec.intent.sequence, nxt),
+            intent_id=intent_id(rec.intent.kind, rec.intent.channel_id, rec.intent.sequence, nxt, rec.intent.after),
             attempt=nxt,
         )
         return _with(state, failed, IntentRecord(retry)), [Send(retry)]

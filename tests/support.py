@@ -56,6 +56,7 @@ class Ledger:
             **kwargs,
         )
         if advance:
+            self.last = tx
             self.sent[addr(payer)] = kwargs["buyer_total"]
             self.sequence = kwargs["sequence"]
             self.head = tx.pointer

@@ -102,7 +102,7 @@ class Receipt:
 
 
 PaymentTuple = tuple[int, bytes, str, int, int, bytes, bytes, bytes, bytes, int]
-_EMPTY_PAYMENT: PaymentTuple = (0, b"\0" * 16, ETH, 0, 0, b"\0" * 32, b"\0" * 32, b"\0" * 32, b"\0" * 32, 0)
+EMPTY_PAYMENT: PaymentTuple = (0, b"\0" * 16, ETH, 0, 0, b"\0" * 32, b"\0" * 32, b"\0" * 32, b"\0" * 32, 0)
 
 
 Proof = SignedInvoice | PaymentTuple
@@ -217,7 +217,7 @@ class ChannelContract:
         fn = self.contract.functions.dispute(
             channel_id.bytes,
             self.params(channel_id).as_tuple(),
-            payment_tuple(head) if head is not None else _EMPTY_PAYMENT,
+            payment_tuple(head) if head is not None else EMPTY_PAYMENT,
             [payment_tuple(p) for p in payments],
         )
         return self._send(sender, fn, operation="dispute")

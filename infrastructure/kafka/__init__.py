@@ -122,6 +122,10 @@ A commit the broker does not confirm within ``KAFKA_TIMEOUT`` raises
 :class:`CommitOutcomeUnknownError` (the batch may or may not be in the log;
 reload before retrying). After any failed transaction the writer is discarded;
 the next write re-acquires, which aborts anything left open and re-reads.
+A record over ``MAX_RECORD_BYTES`` (librdkafka's default limit, 1,000,000 bytes)
+is refused before anything is sent, and a record the cluster refuses for its
+size, with :class:`RecordTooLargeError`: retrying cannot cure it, so the
+caller must set its cause aside (the node does, see ``infrastructure.node``).
 
 Limits: the index holds every event of the topic in memory (snapshots and
 ownership of a partition subset bound it in production); a read costs one
@@ -137,6 +141,7 @@ from infrastructure.kafka.log import (
     CorruptRecordError,
     KafkaLog,
     KafkaSettings,
+    RecordTooLargeError,
     WriterFencedError,
     partition_for_key,
 )
@@ -170,6 +175,7 @@ __all__ = [
     "KafkaSnapshotRecorder",
     "KafkaSubscription",
     "KafkaTrackingRecorder",
+    "RecordTooLargeError",
     "WriterFencedError",
     "partition_for_key",
     "tracking_name",

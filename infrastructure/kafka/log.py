@@ -102,6 +102,24 @@ class CommitOutcomeUnknownError(OperationalError):
     be in the log. Reload before deciding to retry."""
 
 
+class RecordTooLargeError(DataError):
+    """A record of the batch is larger than Kafka accepts (``MAX_RECORD_BYTES``).
+
+    Retrying cannot cure it: nothing of the batch was written, and the caller must set the
+    command that produced the record aside instead of retrying the same batch forever."""
+
+    def __init__(
+        self, topic: str, partition: int, key: bytes | None, size: int, limit: int, detail: str = ""
+    ) -> None:
+        shown = (key or b"").decode("utf-8", "replace")[:80]
+        what = f"a record of {size:,} bytes" if size else "a record"
+        super().__init__(
+            f"{what} for {topic!r} partition {partition} (key {shown!r}) exceeds the record limit"
+            f"{f' of {limit:,} bytes' if limit else ''}; nothing of the batch was written{detail}"
+        )
+        self.topic, self.partition, self.key, self.size, self.limit = topic, partition, key, size, limit
+
+
 class CorruptRecordError(DataError):
     """A record on an events topic could not be decoded."""
 
@@ -131,6 +149,19 @@ def _topic_safe(name: str) -> str:
     return re.sub(r"[^a-zA-Z0-9._-]", "_", name)
 
 
+MAX_RECORD_BYTES = 1_000_000
+"""librdkafka's default ``message.max.bytes`` (the broker's ``max.message.bytes`` is 1,048,588)."""
+_RECORD_OVERHEAD = 64  # a record's framing in a batch: lengths, attributes, timestamps, offsets
+
+
+def record_size(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]] | None) -> int:
+    """The bytes a record takes in a batch (an upper bound)."""
+    size = _RECORD_OVERHEAD + len(key or b"") + len(value or b"")
+    for name, data in headers or ():
+        size += 8 + len(name) + len(data or b"")
+    return size
+
+
 @dataclass(frozen=True)
 class KafkaSettings:
     """Settings read from an eventsourcing ``Environment`` (so per-application
@@ -152,6 +183,8 @@ class KafkaSettings:
     read_owned_only: bool = False
     # Writer client: "confluent" (librdkafka) or "kafka-python".
     client: str = field(default_factory=default_client)
+    # The largest record the writer sends (a larger one is RecordTooLargeError before sending).
+    max_record_bytes: int = MAX_RECORD_BYTES
 
     KEYS = (
         "KAFKA_BOOTSTRAP_SERVERS",
@@ -162,6 +195,7 @@ class KafkaSettings:
         "KAFKA_REPLICATION_FACTOR",
         "KAFKA_TIMEOUT",
         "KAFKA_TRANSACTION_TIMEOUT_MS",
+        "KAFKA_MAX_RECORD_BYTES",
         "KAFKA_TRANSACTIONAL_ID_PREFIX",
         "KAFKA_OWNED_PARTITIONS",
         "CREATE_TABLE",
@@ -183,6 +217,7 @@ class KafkaSettings:
             replication = int(get("KAFKA_REPLICATION_FACTOR") or -1)
             timeout = float(get("KAFKA_TIMEOUT") or DEFAULT_TIMEOUT)
             tx_timeout = int(get("KAFKA_TRANSACTION_TIMEOUT_MS") or 15000)
+            max_record = int(get("KAFKA_MAX_RECORD_BYTES") or MAX_RECORD_BYTES)
             owned_str = get("KAFKA_OWNED_PARTITIONS")
             owned = (
                 None
@@ -225,6 +260,7 @@ class KafkaSettings:
             create_topics=create,
             read_owned_only=read_owned_only,
             client=client,
+            max_record_bytes=max_record,
         )
 
     @property
@@ -530,6 +566,18 @@ _CK_FENCED_CODES: frozenset[int] = (
             "INVALID_TXN_STATE",
             "TRANSACTION_COORDINATOR_FENCED",
         )
+        if hasattr(ck.KafkaError, name)
+    )
+)
+
+
+# librdkafka / broker codes for a record the cluster will never take (retrying cannot cure them)
+_CK_TOO_LARGE_CODES: frozenset[int] = (
+    frozenset()
+    if ck is None
+    else frozenset(
+        getattr(ck.KafkaError, name)
+        for name in ("_MSG_SIZE_TOO_LARGE", "MSG_SIZE_TOO_LARGE", "RECORD_LIST_TOO_LARGE", "INVALID_RECORD")
         if hasattr(ck.KafkaError, name)
     )
 )
@@ -868,6 +916,10 @@ class KafkaLog:
                         f"writer {self.transactional_id} (owns {list(self.owned)})"
                     )
                     raise ProgrammingError(msg)
+            for r in records:  # refuse before sending: a broker would refuse the whole transaction
+                size = record_size(r.key, r.value, r.headers)
+                if size > self.settings.max_record_bytes:
+                    raise RecordTooLargeError(r.topic, r.partition, r.key, size, self.settings.max_record_bytes)
             self.acquire()
             if check is not None:
                 check()
@@ -945,6 +997,16 @@ class KafkaLog:
             err = _ck_error(e)
             if _is_fenced(e):
                 raise self._fenced_error(e) from e
+            too_large = [f for f in [err, *failures] if f is not None and f.code() in _CK_TOO_LARGE_CODES]
+            if too_large:
+                try:
+                    producer.abort_transaction(timeout)
+                except Exception:
+                    logger.debug("abort_transaction failed; discarding the writer", exc_info=True)
+                    self._discard_producer()
+                raise RecordTooLargeError(
+                    self.primary, -1, None, 0, 0, f" (the cluster refused it: {too_large[0].str()})"
+                ) from e
             if err is not None and err.txn_requires_abort():
                 try:
                     producer.abort_transaction(timeout)

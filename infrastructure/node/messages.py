@@ -8,6 +8,7 @@ rejected topic with its reason and where it came from (:class:`Rejection`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -124,6 +125,7 @@ def parse_control(raw: bytes | None) -> Any:
     """One control request from its JSON bytes, or MalformedMessage saying why not."""
     if raw is None:
         raise MalformedMessage("empty control message")
+    check_size(raw)
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -150,12 +152,32 @@ class ProcessingError(ParsecError):
     """A request the node failed to carry out for a reason of its own (a bug): kept for a human."""
 
 
+MAX_MESSAGE_BYTES = 64 * 1024
+"""The largest payment or control message a node reads (a signed payment is about 1 KB)."""
+
+
+class MessageTooLarge(MalformedMessage):
+    """A message over ``MAX_MESSAGE_BYTES``: refused unread, so nothing it could make grows past Kafka's limits."""
+
+
+class SetAside(ParsecError):
+    """A message whose outcome Kafka cannot take (a record over its size limit): refused so that the
+    partition goes on; retrying the same batch would fail forever."""
+
+
+def check_size(raw: bytes | None) -> None:
+    if raw is not None and len(raw) > MAX_MESSAGE_BYTES:
+        raise MessageTooLarge(f"{len(raw):,} bytes; a message may have at most {MAX_MESSAGE_BYTES:,}")
+
+
 H_REASON = "parsec.reason"
 H_MESSAGE = "parsec.message"
 H_SOURCE_TOPIC = "parsec.source.topic"
 H_SOURCE_PARTITION = "parsec.source.partition"
 H_SOURCE_OFFSET = "parsec.source.offset"
 H_AT = "parsec.rejected.at"
+H_RAW_SIZE = "parsec.raw.size"  # only when the raw bytes were cut: their size and sha-256
+H_RAW_SHA256 = "parsec.raw.sha256"
 
 
 @dataclass(frozen=True)
@@ -181,7 +203,12 @@ class Rejection:
             (H_SOURCE_OFFSET, str(self.source_offset).encode()),
             (H_AT, str(self.at).encode()),
         ]
-        return OutRecord(topic, self.source_partition, self.key or b"", self.raw, headers)
+        raw, key = self.raw, (self.key or b"")[:1024]
+        if len(raw) > MAX_MESSAGE_BYTES:
+            # a refusal must always fit in a record: keep the start, say what the whole was
+            headers += [(H_RAW_SIZE, str(len(raw)).encode()), (H_RAW_SHA256, hashlib.sha256(raw).hexdigest().encode())]
+            raw = raw[:MAX_MESSAGE_BYTES]
+        return OutRecord(topic, self.source_partition, key, raw, headers)
 
     @classmethod
     def of(cls, key: bytes | None, value: bytes | None, headers: Any) -> Rejection:

@@ -49,7 +49,7 @@ from domain.channel import ChannelParameters, ChannelStatus, PaymentOutcome
 from domain.errors import MalformedMessage, ParsecError, UnknownChannel, WindowExpired
 from domain.protocol import SignedInvoice, SigningDomain
 from domain.reorder import Refused, ReorderWindow
-from infrastructure.kafka import tracking_name
+from infrastructure.kafka import RecordTooLargeError, tracking_name
 from infrastructure.kafka.log import OutRecord
 from infrastructure.node.config import NodeConfig
 from infrastructure.node.messages import (
@@ -61,8 +61,10 @@ from infrastructure.node.messages import (
     OpenChannelRequest,
     ProcessingError,
     Rejection,
+    SetAside,
     SettlementRequest,
     WrongPartition,
+    check_size,
     parse_control,
     partition_of,
 )
@@ -111,6 +113,13 @@ class BatchReport:
     def anything(self) -> bool:
         return bool(self.control or self.inbound or self.rejected or self.events)
 
+    def add(self, other: BatchReport) -> None:
+        for name in ("control", "inbound", "accepted", "duplicates", "seconds"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.held = other.held
+        self.rejected.update(other.rejected)
+        self.events.update(other.events)
+
     def describe(self) -> str:
         parts = [f"p{self.partition}: {self.inbound} payments, {self.control} control"]
         parts.append(f"{self.accepted} accepted, {self.duplicates} duplicate, {self.held} held")
@@ -122,6 +131,27 @@ class BatchReport:
         return "; ".join(parts) + f" ({self.seconds * 1000:.0f} ms)"
 
 
+class UncommittableBatch(Exception):
+    """Kafka will never take one of the batch's records (``RecordTooLargeError``).
+
+    Nothing of the batch was written. The node rebuilds the worker with ``isolate_until``
+    (the batch's last offsets), so the same records are committed one per transaction and the
+    one that cannot be committed is found and set aside, instead of the batch being retried
+    forever while every other channel of the partition waits."""
+
+    def __init__(self, partition: int, until: dict[str, int], reason: str) -> None:
+        super().__init__(f"p{partition}: batch up to {until} cannot be committed: {reason}")
+        self.partition, self.until, self.reason = partition, until, reason
+
+
+class UncommittableRecord(Exception):
+    """The one record whose outcome Kafka will not take: the next worker refuses it as ``SetAside``."""
+
+    def __init__(self, partition: int, topic: str, offset: int, reason: str) -> None:
+        super().__init__(f"p{partition}: {topic}@{offset} cannot be committed: {reason}")
+        self.partition, self.topic, self.offset, self.reason = partition, topic, offset, reason
+
+
 class PartitionWorker:
     def __init__(
         self,
@@ -129,9 +159,15 @@ class PartitionWorker:
         config: NodeConfig,
         *,
         executor_factory: ExecutorFactory | None = None,
+        isolate_until: dict[str, int] | None = None,
+        set_aside: dict[tuple[str, int], str] | None = None,
     ) -> None:
         self.partition = partition
         self.config = config
+        # records up to these offsets are committed one per transaction (after an UncommittableBatch)
+        self.isolate_until = dict(isolate_until or {})
+        # (topic, offset) -> why: records refused as SetAside when read again
+        self.set_aside = dict(set_aside or {})
         self.service = NodeChannelService(env=config.store_env(partition))
         try:
             self.recorder: Any = self.service.recorder
@@ -211,7 +247,25 @@ class PartitionWorker:
 
         On any exception nothing of the batch is in the log; the caller drops this
         worker and builds a new one, which resumes from the committed positions.
+        ``UncommittableBatch``/``UncommittableRecord`` tell the caller what to isolate
+        or set aside in the next worker.
         """
+        c, i = self.config.control_topic, self.config.inbound_topic
+        if not (
+            any(r.offset <= self.isolate_until.get(c, -1) for r in control)
+            or any(r.offset <= self.isolate_until.get(i, -1) for r in inbound)
+        ):
+            return self._batch(control, inbound, now)
+        report = BatchReport(self.partition)
+        for r in control:
+            report.add(self._batch([r], [], now, single=(c, r.offset)))
+        for r in inbound:
+            report.add(self._batch([], [r], now, single=(i, r.offset)))
+        return report
+
+    def _batch(
+        self, control: Sequence[Any], inbound: Sequence[Any], now: float | None, single: tuple[str, int] | None = None
+    ) -> BatchReport:
         started = time.perf_counter()
         wall = time.time() if now is None else now
         at = int(wall)
@@ -224,7 +278,8 @@ class PartitionWorker:
                     continue  # already processed (a re-delivery after a seek)
                 self.next_control = r.offset + 1
                 report.control += 1
-                self._control(r, at, out, report)
+                if not self._set_aside(self.config.control_topic, r, at, out, report):
+                    self._control(r, at, out, report)
             for r in inbound:
                 if r.offset < self.next_inbound:
                     continue
@@ -233,7 +288,8 @@ class PartitionWorker:
                 if r.offset in self.skip:
                     self.skip.discard(r.offset)  # rejected before a restart: published already
                     continue
-                self._payment(r, at, out, report)
+                if not self._set_aside(self.config.inbound_topic, r, at, out, report):
+                    self._payment(r, at, out, report)
             mono = time.monotonic()
             if mono >= self.next_tick:
                 self.next_tick = mono + self.config.tick_interval
@@ -244,6 +300,13 @@ class PartitionWorker:
                 self._check_timeouts(at)
             trackings = self._trackings()
             recordings = self.service.commit(trackings, out)
+        except RecordTooLargeError as err:
+            self.service.abort()
+            if single is not None:
+                raise UncommittableRecord(self.partition, *single, str(err)) from err
+            until = {t: max(r.offset for r in rs) for t, rs in
+                     ((self.config.control_topic, control), (self.config.inbound_topic, inbound)) if rs}
+            raise UncommittableBatch(self.partition, until, str(err)) from err
         except BaseException:
             self.service.abort()
             raise
@@ -260,6 +323,15 @@ class PartitionWorker:
         if self.executor is not None and events:
             self.executor.handle(events, partition=self.partition, position=recordings[-1].notification.id)
         return report
+
+    def _set_aside(self, topic: str, r: Any, at: int, out: list[OutRecord], report: BatchReport) -> bool:
+        reason = self.set_aside.get((topic, r.offset))
+        if reason is None:
+            return False
+        log.error("p%d: %s@%d set aside: %s", self.partition, topic, r.offset, reason)
+        self._reject(SetAside(f"its outcome cannot be committed to Kafka: {reason}"), topic, r.offset, r.key, r.value,
+                     at, out, report)
+        return True
 
     def tick_executor(self, now: int) -> None:
         if self.executor is not None:
@@ -280,6 +352,7 @@ class PartitionWorker:
             self._reject(err, self.config.inbound_topic, r.offset, r.key, r.value, at, out, report)
 
         try:
+            check_size(r.value)
             tx = SignedInvoice.from_json(r.value if r.value is not None else b"")
         except ParsecError as err:
             reject(err)

@@ -28,7 +28,12 @@ from kafka.coordinator.assignors.range import RangePartitionAssignor
 
 from infrastructure.kafka.log import ensure_topics
 from infrastructure.node.config import NodeConfig
-from infrastructure.node.partition import ExecutorFactory, PartitionWorker
+from infrastructure.node.partition import (
+    ExecutorFactory,
+    PartitionWorker,
+    UncommittableBatch,
+    UncommittableRecord,
+)
 from infrastructure.node.topics import node_topic_specs, store_settings
 
 log = logging.getLogger("parsec.node")
@@ -53,6 +58,10 @@ class Node:
         self.parked: dict[int, PartitionWorker] = {}
         self.assigned: set[int] = set()
         self.broken: set[int] = set()  # assigned, but no worker yet (build failed or batch failed)
+        # after a batch Kafka cannot take: offsets to commit one record per transaction, and the
+        # records found to be the cause, refused as SetAside by the next worker (per partition)
+        self.isolate: dict[int, dict[str, int]] = {}
+        self.set_aside: dict[int, dict[tuple[str, int], str]] = {}
         self.totals: Counter = Counter()
         self.stopped = threading.Event()
         self.ready = threading.Event()  # set once the first assignment is in place
@@ -143,7 +152,8 @@ class Node:
         built = set()
         for p in sorted(self.broken):
             try:
-                w = PartitionWorker(p, self.config, executor_factory=self.executor_factory)
+                w = PartitionWorker(p, self.config, executor_factory=self.executor_factory,
+                                    isolate_until=self.isolate.get(p), set_aside=self.set_aside.get(p))
             except Exception as exc:
                 log.error("p%d: could not take over the partition (will retry): %s: %s", p, type(exc).__name__, exc)
                 continue
@@ -204,16 +214,21 @@ class Node:
             try:
                 report = w.process(control, inbound, now)
                 w.tick_executor(int(now))
+            except (UncommittableBatch, UncommittableRecord) as exc:
+                if isinstance(exc, UncommittableBatch):
+                    until = self.isolate.setdefault(p, {})
+                    for topic, offset in exc.until.items():
+                        until[topic] = max(until.get(topic, -1), offset)
+                    log.error("%s; committing those records one per transaction to find the cause", exc)
+                else:
+                    self.set_aside.setdefault(p, {})[(exc.topic, exc.offset)] = exc.reason
+                    log.error("%s; setting it aside (refused with its reason) so the partition goes on", exc)
+                self._drop(p, w)
+                continue
             except Exception as exc:
                 log.error("p%d: batch not committed (%s: %s); rebuilding the partition from the log",
                           p, type(exc).__name__, exc)
-                self.workers.pop(p, None)
-                try:
-                    w.close()
-                except Exception:
-                    log.debug("closing a failed worker", exc_info=True)
-                if p in self.assigned:
-                    self.broken.add(p)
+                self._drop(p, w)
                 continue
             if report.anything:
                 self.totals["payments"] += report.inbound
@@ -226,6 +241,16 @@ class Node:
                         self.totals[name] += n
                 level = logging.INFO if (report.rejected or report.control or report.inbound >= 100) else logging.DEBUG
                 log.log(level, "%s", report.describe())
+
+    def _drop(self, p: int, w: PartitionWorker) -> None:
+        """Forget a worker whose batch failed; the loop builds a new one from the committed positions."""
+        self.workers.pop(p, None)
+        try:
+            w.close()
+        except Exception:
+            log.debug("closing a failed worker", exc_info=True)
+        if p in self.assigned:
+            self.broken.add(p)
 
     def stop(self) -> None:
         self.stopped.set()

@@ -47,7 +47,13 @@ from domain.settlement import (
     wanted,
 )
 from infrastructure.chain import events as ev
-from infrastructure.chain.channels import ChannelContract, ChannelStatus, OnChainChannel, payment_tuple
+from infrastructure.chain.channels import (
+    EMPTY_PAYMENT,
+    ChannelContract,
+    ChannelStatus,
+    OnChainChannel,
+    payment_tuple,
+)
 from infrastructure.chain.connection import Wallet, latest_timestamp
 from infrastructure.chain.errors import ContractReverted
 from infrastructure.settlement.records import ProcessCursor, SettlementIntent, cursor_id
@@ -91,6 +97,7 @@ class _Plan:
     """What to do with a pending intent, decided from the contract's current state."""
 
     fn: Any = None  # a contract call to send
+    proofs: int = 0  # signed payments it carries (sets the gas limit)
     done: tuple[str, int, tuple[int, int] | None] | None = None  # already on-chain: tx, block, payouts
     fail: tuple[str, bool] | None = None  # reason, final
     wait: bool = False
@@ -155,6 +162,7 @@ class SettlementExecutor:
         snapshot_every: int = 500,
         fixed_gas: bool = True,
         commands: ChannelCommands | None = None,
+        dispute_chunk: int = 200,
     ) -> None:
         self.service = service
         self.commands: ChannelCommands = commands or DirectChannelCommands(service)
@@ -167,6 +175,10 @@ class SettlementExecutor:
         # instead of a binary search); measured: ~60k + ~25k per proof, ~9.3k per disputed payment.
         self.fixed_gas = fixed_gas
         self.gas_base, self.gas_per_proof = 250_000, 60_000
+        # payments per dispute transaction: ~9.3k gas and 320 bytes of calldata each, so 200 stay far
+        # below a block (30M gas) and a node's transaction size limit (128 KB)
+        self.dispute_chunk = dispute_chunk
+        self._operators: dict[str, str] = {}  # payee -> its on-chain operator (read once)
         self.state = ProcessState(max_attempts=max_attempts)
         self.stats = ExecutorStats()
         self._intents: dict[UUID, SettlementIntent] = {}
@@ -413,7 +425,7 @@ class SettlementExecutor:
             report.failed += 1
             return False
         try:
-            gas = self.gas_base + self.gas_per_proof * len(intent.payload)
+            gas = self.gas_base + self.gas_per_proof * max(plan.proofs, len(intent.payload))
             prepared = self.sender.prepare(plan.fn, _CONTRACT_CALL[intent.kind], gas=gas if self.fixed_gas else None)
         except ContractReverted as err:
             self.stats.reverts[err.name] += 1
@@ -457,7 +469,9 @@ class SettlementExecutor:
             po = (settled[0].balance_a, settled[0].balance_b) if settled else None
             if po:
                 payouts[iid] = po
-            inputs.append(Confirmed(iid, rec.tx_hash, receipt["blockNumber"], receipt["gasUsed"], po))
+            disputed = [e for e in events if isinstance(e, ev.Disputed)]
+            reached = max(disputed[-1].seq_a, disputed[-1].seq_b) if disputed else None
+            inputs.append(Confirmed(iid, rec.tx_hash, receipt["blockNumber"], receipt["gasUsed"], po, reached))
             self.stats.gas.append(
                 GasUse(rec.intent.kind.value, rec.intent.channel_id, rec.tx_hash, receipt["blockNumber"], receipt["gasUsed"])
             )
@@ -493,7 +507,7 @@ class SettlementExecutor:
             if chain_time >= onchain.settle_at:
                 return _Plan(fail=(f"the challenge period of channel {cid} is over", True))
         if kind is IntentKind.DISPUTE:
-            return self._plan_dispute(intent.payload, cid, onchain)
+            return self._plan_dispute(intent.sequence, cid, onchain)
         proofs = self._new_proofs(intent.payload, cid, onchain)
         if not proofs:
             if kind is IntentKind.CLOSE:
@@ -501,30 +515,48 @@ class SettlementExecutor:
             return _Plan(done=self._find(cid, "Checkpointed", "StateUpdated", "Disputed"))
         return _Plan(fn=self._call(_CONTRACT_CALL[kind], cid, [payment_tuple(p) for p in proofs]))
 
-    def _plan_dispute(self, payload: Sequence[dict[str, Any]], cid: UUID, onchain: OnChainChannel) -> _Plan:
+    def _plan_dispute(self, target: int, cid: UUID, onchain: OnChainChannel) -> _Plan:
+        """The next step of the paper's disputed settlement: the signed payments after the chain's
+        head, read from the channel's log, at most ``dispute_chunk`` of them (a transaction must fit
+        in a block), ending with one that pays a participant this wallet may submit for."""
         head = onchain.head_sequence
-        payments = [SignedInvoice.parse(d) for d in payload]
-        payments = [p for p in payments if p.sequence > head]
-        if not payments:
+        if head >= target:
             return _Plan(done=self._find(cid, "Disputed", "Checkpointed", "StateUpdated"))
-        if payments[0].sequence != head + 1:
-            return _Plan(fail=(f"the disputed chain starts at {payments[0].sequence}, the chain's head is {head}", True))
+        payments = [
+            SignedInvoice.parse(e.transaction)
+            for e in self.service.payments_between(cid, head + 1, min(target, head + self.dispute_chunk))
+        ]
+        if not payments or payments[0].sequence != head + 1:
+            first = payments[0].sequence if payments else None
+            return _Plan(fail=(f"channel {cid}: the log has no payment {head + 1} (found {first}) to continue "
+                               f"the dispute from the chain's head {head}", True))
+        while payments and not self._may_submit_for(payments[-1].supplier_address):
+            payments.pop()  # the contract wants the last payment to pay the submitter (or its principal)
+        if not payments:
+            return _Plan(fail=(f"channel {cid}: none of the next {self.dispute_chunk} payments after {head} pays a "
+                               "participant this wallet acts for", True))
         head_payment = self._payment_at(cid, head) if head else None
-        from infrastructure.chain.channels import _EMPTY_PAYMENT
-
         fn = self.contract.contract.functions.dispute(
             cid.bytes,
             self.contract.params(cid).as_tuple(),
-            payment_tuple(head_payment) if head_payment is not None else _EMPTY_PAYMENT,
+            payment_tuple(head_payment) if head_payment is not None else EMPTY_PAYMENT,
             [payment_tuple(p) for p in payments],
         )
-        return _Plan(fn=fn)
+        return _Plan(fn=fn, proofs=len(payments))
+
+    def _may_submit_for(self, payee: str) -> bool:
+        """Whether the contract takes a proof paying ``payee`` from this wallet (itself or its operator)."""
+        me = self.sender.address
+        if payee == me:
+            return True
+        known = self._operators.get(payee)
+        if known is None:
+            known = self._operators[payee] = self.contract.contract.functions.operatorOf(payee).call()
+        return known == me
 
     def _payment_at(self, cid: UUID, sequence: int) -> SignedInvoice | None:
-        for e in self.service.channel_events(cid):
-            if type(e).__qualname__.endswith("PaymentAccepted") and e.sequence == sequence:
-                return SignedInvoice.parse(e.transaction)
-        return None
+        e = self.service.payment_at(cid, sequence)
+        return SignedInvoice.parse(e.transaction) if e is not None else None
 
     def _new_proofs(self, payload: Sequence[dict[str, Any]], cid: UUID, onchain: OnChainChannel) -> list[SignedInvoice]:
         a = self.contract.params(cid).a

@@ -40,6 +40,7 @@ class SettlementIntent(Aggregate):
             payload=[dict(p) for p in intent.payload],
             not_before=intent.not_before,
             attempt=intent.attempt,
+            after=intent.after,
         )
 
     @event("IntentRaised")
@@ -53,6 +54,7 @@ class SettlementIntent(Aggregate):
         payload: list[dict[str, Any]],
         not_before: int,
         attempt: int,
+        after: int = 0,
     ) -> None:
         self.kind = kind
         self.channel_id = channel_id
@@ -60,6 +62,7 @@ class SettlementIntent(Aggregate):
         self.payload = payload
         self.not_before = not_before
         self.attempt = attempt
+        self.after = after
         self.status = IntentStatus.PENDING.value
         self.tx_hash: str | None = None
         self.sender: str | None = None
@@ -118,6 +121,7 @@ class SettlementIntent(Aggregate):
             payload=tuple(self.payload),
             not_before=self.not_before,
             attempt=self.attempt,
+            after=getattr(self, "after", 0),
         )
 
     def record(self) -> IntentRecord:

@@ -178,6 +178,27 @@ def test_checkpoints_settlement_dispute_and_close(make_service):
     ]
 
 
+def test_defect9_late_repeats_beyond_the_retained_hashes_are_judged_by_the_log(make_service):
+    """The aggregate keeps only its latest hashes; an older repeat is still a repeat, a fork a fork."""
+    from domain.channel import RETAINED_HASHES
+    from domain.errors import ConflictingPayment
+
+    service = make_service()
+    ledger = open_alice_bob(service, 10**9, 0)
+    first = ledger.pay(ALICE, 1)
+    service.accept_payment(first, at=T0)
+    fork_of_first = Ledger(ledger.channel_id).pay(ALICE, 2)  # another sequence-1 transaction
+    batch = [ledger.pay(ALICE, 1) for _ in range(RETAINED_HASHES + 10)]
+    # a repeat of a payment in the same batch, more than RETAINED_HASHES payments back (unsaved yet)
+    results = service.accept_payments([*batch, batch[0]], at=T0)
+    assert [r.outcome for r in results] == [PaymentOutcome.ACCEPTED] * len(batch) + [PaymentOutcome.DUPLICATE]
+    for svc in (service, make_service(cache=False)):
+        assert svc.accept_payment(first, at=T0).outcome is PaymentOutcome.DUPLICATE
+        with pytest.raises(ConflictingPayment):
+            svc.accept_payment(fork_of_first, at=T0)
+    assert service.get_channel(ledger.channel_id).sequence == RETAINED_HASHES + 11
+
+
 def test_long_channels_load_from_snapshots(make_service):
     service = make_service(cache=False)
     ledger = open_alice_bob(service, 10**6, 0)

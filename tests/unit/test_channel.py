@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from domain.channel import Channel, ChannelParameters, ChannelStatus, PaymentOutcome
+from domain.channel import RETAINED_HASHES, Channel, ChannelParameters, ChannelStatus, PaymentOutcome
 from domain.errors import (
     BrokenHashPointer,
     ChannelClosed,
@@ -193,7 +193,7 @@ def test_settlement_stops_payments_and_close_is_final():
         channel.close(T0)
 
 
-def test_a_dispute_carries_the_signed_payments_since_the_last_confirmed_checkpoint():
+def test_a_dispute_names_the_payments_since_the_last_confirmed_checkpoint_without_copying_them():
     channel, ledger = open_channel()
     txs = [ledger.pay(p, 1) for p in (ALICE, BOB, ALICE, BOB, ALICE, BOB, ALICE)]
     for tx in txs:
@@ -203,9 +203,26 @@ def test_a_dispute_carries_the_signed_payments_since_the_last_confirmed_checkpoi
     dispute = channel.collect_events()[-1]
     assert type(dispute).__name__ == "DisputeRequested"
     assert (dispute.from_sequence, dispute.to_sequence) == (6, 7)
-    assert [t["invoiceSignature"] for t in dispute.transactions] == [
-        "0x" + t.invoice_signature.hex() for t in txs[5:]
-    ]
+    assert dispute.head_hash == "0x" + txs[-1].transaction_hash.hex()
+    assert not hasattr(dispute, "transactions")  # the payments stay in their own events
+
+
+def test_defect9_a_channels_state_stays_bounded_however_long_its_history():
+    """Snapshots are one Kafka record: the state must not grow with the number of payments."""
+    import json
+
+    channel, ledger = open_channel(10**9, 0, params=ChannelParameters(600, 10**6, 60))
+    sizes = []
+    for n in range(1, 3 * RETAINED_HASHES + 1):
+        channel.accept_payment(ledger.pay(ALICE, 1), T0)
+        if n in (RETAINED_HASHES, 3 * RETAINED_HASHES):
+            sizes.append(len(json.dumps({k: v for k, v in channel.__dict__.items() if k != "_pending_events"},
+                                        default=str)))
+    assert len(channel.hashes) == RETAINED_HASHES
+    assert sizes[1] <= sizes[0] + 1000  # flat, not linear in the history
+    assert sizes[1] < 200_000
+    # the retained window still tells a repeat from a fork
+    assert channel.accept_payment(ledger.last, T0) is PaymentOutcome.DUPLICATE
 
 
 def test_deposits_raise_the_balance():

@@ -71,12 +71,12 @@ def test_a_newer_checkpoint_supersedes_a_pending_older_one():
 
 def test_failures_are_retried_then_given_up():
     iid0 = intent_id(IntentKind.DISPUTE, CH, 5)
-    state, out = run(ProcessState(max_attempts=2), DisputeWanted(CH, 5, ()), Failed(iid0, "nonce too low"))
+    state, out = run(ProcessState(max_attempts=2), DisputeWanted(CH, 1, 5), Failed(iid0, "nonce too low"))
     retry = out[-1]
     assert isinstance(retry, Send) and retry.intent.attempt == 1 and retry.intent.intent_id != iid0
     state, out = run(state, Failed(retry.intent.intent_id, "nonce too low"))
     assert isinstance(out[-1], GaveUp)
-    state, out = run(ProcessState(), DisputeWanted(CH, 5, ()), Failed(iid0, "revert: BrokenHashLink", final=True))
+    state, out = run(ProcessState(), DisputeWanted(CH, 1, 5), Failed(iid0, "revert: BrokenHashLink", final=True))
     assert isinstance(out[-1], GaveUp)
 
 
@@ -152,6 +152,19 @@ def test_a_settle_carries_the_chains_payouts_to_the_channel():
     assert out == [ChannelSettled(CH, "0xs", 8, (700, 300))]
 
 
+def test_defect9_a_long_dispute_continues_from_the_head_each_step_recorded():
+    iid = intent_id(IntentKind.DISPUTE, CH, 5000)
+    state, out = run(ProcessState(), DisputeWanted(CH, 1, 5000), Submitted(iid, "0x1"),
+                     Confirmed(iid, "0x1", 10, 2_000_000, reached=200))
+    confirm, step = out[-2:]
+    assert isinstance(confirm, ConfirmCheckpoint) and confirm.sequence == 200  # what the chain has so far
+    assert isinstance(step, Send) and step.intent.after == 200 and step.intent.sequence == 5000
+    assert step.intent.intent_id == intent_id(IntentKind.DISPUTE, CH, 5000, after=200)
+    state, out = run(state, Confirmed(step.intent.intent_id, "0x2", 11, 2_000_000, reached=5000))
+    assert [type(o).__name__ for o in out] == ["ConfirmCheckpoint"] and out[0].sequence == 5000
+    assert not state.open_intents()
+
+
 def test_channel_events_map_to_process_inputs():
     from tests.support import ALICE, T0, open_channel
 
@@ -164,7 +177,7 @@ def test_channel_events_map_to_process_inputs():
     checkpoint, settlement, dispute = inputs
     assert checkpoint == CheckpointWanted(channel.id, 5, (channel.latest[ledger_addr(ledger)],))
     assert isinstance(settlement, SettlementWanted) and settlement.sequence == 5
-    assert isinstance(dispute, DisputeWanted) and [t["sequence"] for t in dispute.transactions] == [1, 2, 3, 4, 5]
+    assert dispute == DisputeWanted(channel.id, 1, 5)  # a range of the log, not a copy of it
 
 
 def ledger_addr(ledger):

@@ -157,7 +157,7 @@ class ChannelPlan:
             **params,
         )
 
-    def sign_next(self, price: int, from_b: bool = False, **overrides: Any) -> SignedInvoice:
+    def sign_next(self, price: int, from_b: bool = False, invoice_type: str = "", **overrides: Any) -> SignedInvoice:
         i = 1 if from_b else 0
         payer, payee = (self.b, self.a) if from_b else (self.a, self.b)
         head = self.txs[-1].pointer if self.txs else GENESIS
@@ -172,7 +172,8 @@ class ChannelPlan:
             verify=False,
         )
         fields.update(overrides)
-        tx = sign_invoice(Invoice(invoice_address=payee.address, price=price, currency="ETH"), **fields)
+        invoice = Invoice(invoice_address=payee.address, price=price, currency="ETH", invoice_type=invoice_type)
+        tx = sign_invoice(invoice, **fields)
         if not overrides:
             self.txs.append(tx)
             self.sent[i] += price

@@ -5,6 +5,8 @@ Runs on the in-process chain always and on anvil with ``-m "integration and chai
 
 from __future__ import annotations
 
+import time
+
 from domain.settlement import IntentKind, IntentStatus, intent_id
 from infrastructure.chain import ChannelStatus
 from tests.contract.conftest import ETHER
@@ -168,3 +170,28 @@ def test_a_dispute_carries_the_payments_since_the_checkpoint_onto_the_chain(node
     assert len(gas) == 1 and 20_000 < gas[0].gas_used < 200_000
     assert stored.gas_used == gas[0].gas_used and stored.tx_hash == gas[0].tx_hash
     assert node.executor.open_intents() == []
+
+
+def test_defect9_a_dispute_of_5000_payments_lands_in_steps_each_within_a_block(node: Node) -> None:
+    """The request names a range of the log; the executor sends it a chunk at a time, each step
+    continuing from the head the previous one recorded, until the chain holds the whole chain."""
+    ledger = node.open_channel(10**9, 10**9, interval=10**6)  # never checkpointed
+    a, b = ledger.a, ledger.b
+    count = 5000
+    for i in range(count):
+        node.pay(ledger, a if i % 3 else b, 7)
+    node.service.request_dispute(ledger.channel_id, node.now)
+    deadline = time.monotonic() + 300
+    while node.service.get_channel(ledger.channel_id).confirmed_sequence < count and time.monotonic() < deadline:
+        node.run(rounds=1)
+    view = node.service.get_channel(ledger.channel_id)
+    assert view.confirmed_sequence == count
+    state = node.chain.channels.channel(ledger.channel_id)
+    assert state.head_sequence == count
+    assert onchain_balances(node, ledger.channel_id) == view.balances
+    steps = [g for g in node.executor.stats.gas if g.kind == "dispute"]
+    assert len(steps) == count // node.executor.dispute_chunk
+    assert max(g.gas_used for g in steps) < 3_000_000  # each step far below a block's gas limit
+    assert node.executor.open_intents() == []
+    stored = node.executor.intent(intent_id(IntentKind.DISPUTE, ledger.channel_id, count))
+    assert len(str(stored.payload)) < 100  # the intent names the range; the payments stay in the log
