@@ -12,7 +12,14 @@ Rules (after Raiden's pending-until-observed transfers):
 - an intent is pending until a chain observation settles it;
 - a newer checkpoint of a channel supersedes an older one not yet submitted;
 - a failed intent is retried (a new attempt, a new id) up to ``max_attempts``,
-  unless the failure is final (a revert that will repeat).
+  unless the failure is final (a revert that will repeat);
+- except a defence: an intent with a ``deadline`` (the watchtower's answer to a
+  close, due before the challenge period ends) is never given up while its
+  deadline is ahead. Whatever the failure, it is retried, later each time
+  (``RETRY_BACKOFF``), and re-planned from the chain's state on every attempt;
+  it is given up only once the challenge period is over, when nothing can be
+  submitted any more. (A defence that gave up after a revert let a stale state
+  settle: issue 10, defect 1.)
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from enum import StrEnum
 from typing import Any
 
 PROCESS_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:parsec:settlement-process")
+RETRY_BACKOFF = (2, 4, 8, 15, 30)  # seconds before a defence's next attempt; then every 30 s
 
 
 class IntentKind(StrEnum):
@@ -59,6 +67,7 @@ class Intent:
     not_before: int = 0  # unix seconds; SETTLE waits for the challenge period
     attempt: int = 0
     after: int = 0  # a long dispute's later step: the head sequence it continues from
+    deadline: int = 0  # unix seconds: a defence due before then is never given up (0: none)
 
 
 @dataclass(frozen=True)
@@ -98,11 +107,14 @@ class DisputeWanted:
 
 @dataclass(frozen=True)
 class UpdateWanted:
-    """The counterparty closed with a stale state; ``evidence`` holds the closer's newer proof(s)."""
+    """The chain holds an older state of a closed channel than the channel's log: ``evidence`` holds
+    each participant's latest signed payment, ``sequence`` the channel's head, ``deadline`` the end
+    of the challenge period (the defence must land before it)."""
 
     channel_id: uuid.UUID
     sequence: int
     evidence: tuple[dict[str, Any], ...]
+    deadline: int = 0
 
 
 @dataclass(frozen=True)
@@ -127,7 +139,8 @@ class Confirmed:
 class Failed:
     intent_id: uuid.UUID
     reason: str
-    final: bool = False  # a revert that will repeat: do not retry
+    final: bool = False  # a revert that will repeat: do not retry (unless a defence's deadline is ahead)
+    at: int = 0  # unix seconds (chain time) of the failure
 
 
 @dataclass(frozen=True)
@@ -243,7 +256,9 @@ def transition(state: ProcessState, event: object) -> tuple[ProcessState, list[o
     if isinstance(event, DisputeWanted):
         return _raise(state, IntentKind.DISPUTE, event.channel_id, event.to_sequence, ())
     if isinstance(event, UpdateWanted):
-        return _raise(state, IntentKind.UPDATE, event.channel_id, event.sequence, event.evidence)
+        intent = Intent(intent_id(IntentKind.UPDATE, event.channel_id, event.sequence), IntentKind.UPDATE,
+                        event.channel_id, event.sequence, event.evidence, deadline=event.deadline)
+        return _new_intent(state, intent)
     if isinstance(event, ClosedOnChain):
         return _raise(state, IntentKind.SETTLE, event.channel_id, event.sequence, (), not_before=event.settle_after)
     if isinstance(event, Submitted):
@@ -260,7 +275,8 @@ def transition(state: ProcessState, event: object) -> tuple[ProcessState, list[o
         )
         outputs: list[object] = []
         kind = rec.intent.kind
-        if kind is IntentKind.DISPUTE and event.reached is not None and event.reached < rec.intent.sequence:
+        stepped = kind in (IntentKind.DISPUTE, IntentKind.UPDATE)  # a defence may take the dispute's path
+        if stepped and event.reached is not None and event.reached < rec.intent.sequence:
             # one step of a long dispute: confirm what the chain has, continue from there
             outputs.append(ConfirmCheckpoint(rec.intent.channel_id, event.reached, event.tx_hash, event.block))
             nxt = replace(
@@ -283,12 +299,15 @@ def transition(state: ProcessState, event: object) -> tuple[ProcessState, list[o
             return state, []
         failed = replace(rec, status=IntentStatus.FAILED, error=event.reason)
         nxt = rec.intent.attempt + 1
-        if event.final or nxt >= state.max_attempts:
+        defending = rec.intent.deadline > 0 and event.at < rec.intent.deadline
+        if not defending and (event.final or nxt >= state.max_attempts):
             return _with(state, failed), [GaveUp(rec.intent, event.reason)]
         retry = replace(
             rec.intent,
             intent_id=intent_id(rec.intent.kind, rec.intent.channel_id, rec.intent.sequence, nxt, rec.intent.after),
             attempt=nxt,
+            not_before=event.at + RETRY_BACKOFF[min(rec.intent.attempt, len(RETRY_BACKOFF) - 1)] if defending
+            else rec.intent.not_before,
         )
         return _with(state, failed, IntentRecord(retry)), [Send(retry)]
     raise TypeError(f"the process manager does not know {type(event).__name__}")

@@ -178,7 +178,6 @@ class SettlementExecutor:
         # payments per dispute transaction: ~9.3k gas and 320 bytes of calldata each, so 200 stay far
         # below a block (30M gas) and a node's transaction size limit (128 KB)
         self.dispute_chunk = dispute_chunk
-        self._operators: dict[str, str] = {}  # payee -> its on-chain operator (read once)
         self.state = ProcessState(max_attempts=max_attempts)
         self.stats = ExecutorStats()
         self._intents: dict[UUID, SettlementIntent] = {}
@@ -186,6 +185,7 @@ class SettlementExecutor:
         self._saved_positions: dict[str, int] = {}
         self._cursor = self._load_cursor()
         self._now = 0
+        self._chain_now = 0  # the chain's time at the last tick: deadlines are chain time
         self.recover()
 
     # ------------------------------------------------------------------ startup
@@ -357,6 +357,12 @@ class SettlementExecutor:
                 self._close_channel(e.channel_id, (e.balance_a, e.balance_b))
         for (cid, tx_hash), (seq, block) in confirmed.items():
             self._confirm_channel(cid, seq, tx_hash, block)
+        # a counterparty's update or dispute during the challenge period may leave the chain behind
+        # the log again (e.g. the closer's own later proof was recorded after our answer)
+        closing = {e.channel_id for e in chain_events if isinstance(e, ev.StateUpdated | ev.Disputed)}
+        closing -= {e.channel_id for e in chain_events if isinstance(e, ev.ChannelClosed)}
+        for cid in sorted(closing):
+            inputs += self._defence(cid)
         if inputs:
             self._apply(inputs)
 
@@ -367,29 +373,39 @@ class SettlementExecutor:
             return []
         if channel.status == DomainStatus.OPEN.value:  # closed by someone else: stop taking payments
             self.commands.request_settlement(e.channel_id, self._now, f"chain: closed by {e.closer}")
-        inputs: list[object] = [ClosedOnChain(e.channel_id, 0, e.settle_at)]  # a channel closes once
-        # watchtower: the closer may have left out its own newer payments to the counterparty
-        latest = channel.latest.get(e.closer)
-        if latest is not None:
-            onchain = self.contract.channel(e.channel_id)
-            params = self.contract.params(e.channel_id)
-            recorded = onchain.seq_a if e.closer == params.a else onchain.seq_b
-            if latest["sequence"] > recorded and onchain.is_closed:
-                log.info(
-                    "watchtower: %s closed channel %s at its sequence %d; answering with its %d",
-                    e.closer, e.channel_id, recorded, latest["sequence"],
-                )
-                inputs.append(UpdateWanted(e.channel_id, latest["sequence"], (latest,)))
-        return inputs
+        return [ClosedOnChain(e.channel_id, 0, e.settle_at), *self._defence(e.channel_id)]  # a channel closes once
+
+    def _defence(self, cid: UUID) -> list[object]:
+        """Watchtower: while a channel is closed on-chain, the chain must end up with the newest state
+        both parties signed. Each participant's latest signed payment (from the channel's log) that
+        is newer than what the chain recorded for it is answered (``UpdateWanted``), due before the
+        challenge period ends; the answer is never given up before then."""
+        try:
+            channel = self.service.get_channel_aggregate(cid)
+        except UnknownChannel:
+            return []
+        onchain = self.contract.channel(cid)
+        if not onchain.is_closed or not channel.latest:
+            return []
+        params = self.contract.params(cid)
+        recorded = {params.a: onchain.seq_a, params.b: onchain.seq_b}
+        newer = [p for buyer, p in channel.latest.items() if p["sequence"] > recorded.get(buyer, 0)]
+        if not newer:
+            return []
+        head = max(p["sequence"] for p in channel.latest.values())
+        log.info("watchtower: channel %s is closed on-chain at sequences %s; its log holds %s: answering",
+                 cid, recorded, sorted(p["sequence"] for p in newer))
+        return [UpdateWanted(cid, head, tuple(channel.latest[b] for b in sorted(channel.latest)), onchain.settle_at)]
 
     # ------------------------------------------------------------------ sending
     def tick(self, now: int, chain_time: int | None = None) -> TickReport:
         """Collect receipts, then send every due pending intent (one in flight per channel)."""
         self._now = now
         report = TickReport()
-        self._poll(report)
         if chain_time is None:
             chain_time = latest_timestamp(self.contract.w3)
+        self._chain_now = chain_time
+        self._poll(report)
         busy = {r.intent.channel_id for r in self.state.intents.values() if r.status is IntentStatus.SUBMITTED}
         pending = sorted(
             (r for r in self.state.intents.values() if r.status is IntentStatus.PENDING),
@@ -421,7 +437,7 @@ class SettlementExecutor:
             return False
         if plan.fail is not None:
             reason, final = plan.fail
-            self._apply([Failed(iid, reason, final)])
+            self._apply([Failed(iid, reason, final, at=self._chain_now)])
             report.failed += 1
             return False
         try:
@@ -429,7 +445,7 @@ class SettlementExecutor:
             prepared = self.sender.prepare(plan.fn, _CONTRACT_CALL[intent.kind], gas=gas if self.fixed_gas else None)
         except ContractReverted as err:
             self.stats.reverts[err.name] += 1
-            self._apply([Failed(iid, str(err), final=err.name not in TRANSIENT_REVERTS)])
+            self._apply([Failed(iid, str(err), final=err.name not in TRANSIENT_REVERTS, at=self._chain_now)])
             report.failed += 1
             return False
         self._apply([Submitted(iid, prepared.tx_hash)], submissions={iid: prepared})  # durable first
@@ -445,7 +461,7 @@ class SettlementExecutor:
             if rec is not None and rec.tx_hash and self.sender.receipt(rec.tx_hash) is not None:
                 return  # it was mined after all
             self.sender.resync()
-            self._apply([Failed(iid, f"nonce already used, will resend: {err}")])
+            self._apply([Failed(iid, f"nonce already used, will resend: {err}", at=self._chain_now)])
 
     def _poll(self, report: TickReport | None = None) -> None:
         """Receipts of submitted intents become Confirmed or Failed (in one save)."""
@@ -460,7 +476,8 @@ class SettlementExecutor:
                 continue
             iid = rec.intent.intent_id
             if receipt["status"] != 1:
-                inputs.append(Failed(iid, f"{rec.intent.kind}: transaction {rec.tx_hash} reverted when mined"))
+                inputs.append(Failed(iid, f"{rec.intent.kind}: transaction {rec.tx_hash} reverted when mined",
+                                     at=self._chain_now))
                 if report:
                     report.failed += 1
                 continue
@@ -506,6 +523,7 @@ class SettlementExecutor:
                 return _Plan(fail=(f"channel {cid} is not closed on-chain ({onchain.status.name})", True))
             if chain_time >= onchain.settle_at:
                 return _Plan(fail=(f"the challenge period of channel {cid} is over", True))
+            return self._plan_defence(intent, cid, onchain)
         if kind is IntentKind.DISPUTE:
             return self._plan_dispute(intent.sequence, cid, onchain)
         proofs = self._new_proofs(intent.payload, cid, onchain)
@@ -544,15 +562,36 @@ class SettlementExecutor:
         )
         return _Plan(fn=fn, proofs=len(payments))
 
+    def _plan_defence(self, intent: Any, cid: UUID, onchain: OnChainChannel) -> _Plan:
+        """The newest state both parties signed, onto the chain of a closed channel.
+
+        ``update`` records each buyer's newer proof, but only one that pays a participant this
+        wallet acts for. When a newer proof pays someone else (our node is not the counterparty's
+        operator), the paper's dispute from the chain's head records it anyway, provided the chain
+        of payments up to our head ends with one paying us: the counterparty's own later signature
+        covers the hash links to every payment before it. Otherwise the proofs we may submit are
+        sent, which is enough for our side: settle credits each side with what the other provably
+        sent (docs/protocol.md, "Settling a contested channel")."""
+        newer = self._new_proofs(intent.payload, cid, onchain)
+        if not newer:
+            return _Plan(done=self._find(cid, "StateUpdated", "Disputed", "Checkpointed"))
+        ours = [p for p in newer if self._may_submit_for(p.supplier_address)]
+        if len(ours) < len(newer) and onchain.head_sequence < intent.sequence:
+            head = self._payment_at(cid, intent.sequence)
+            if head is not None and self._may_submit_for(head.supplier_address):
+                return self._plan_dispute(intent.sequence, cid, onchain)
+        if not ours:
+            # nothing we may submit now (e.g. an operator right withdrawn): fail, retried until the deadline
+            return _Plan(fail=(f"channel {cid}: its newer proofs pay no participant this wallet acts for", False))
+        return _Plan(fn=self._call("update", cid, [payment_tuple(p) for p in ours]), proofs=len(ours))
+
     def _may_submit_for(self, payee: str) -> bool:
         """Whether the contract takes a proof paying ``payee`` from this wallet (itself or its operator)."""
         me = self.sender.address
         if payee == me:
             return True
-        known = self._operators.get(payee)
-        if known is None:
-            known = self._operators[payee] = self.contract.contract.functions.operatorOf(payee).call()
-        return known == me
+        # read every time: a participant may change its operator at any moment
+        return self.contract.contract.functions.operatorOf(payee).call() == me
 
     def _payment_at(self, cid: UUID, sequence: int) -> SignedInvoice | None:
         e = self.service.payment_at(cid, sequence)

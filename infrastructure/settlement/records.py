@@ -41,6 +41,7 @@ class SettlementIntent(Aggregate):
             not_before=intent.not_before,
             attempt=intent.attempt,
             after=intent.after,
+            deadline=intent.deadline,
         )
 
     @event("IntentRaised")
@@ -55,6 +56,7 @@ class SettlementIntent(Aggregate):
         not_before: int,
         attempt: int,
         after: int = 0,
+        deadline: int = 0,
     ) -> None:
         self.kind = kind
         self.channel_id = channel_id
@@ -63,6 +65,7 @@ class SettlementIntent(Aggregate):
         self.not_before = not_before
         self.attempt = attempt
         self.after = after
+        self.deadline = deadline
         self.status = IntentStatus.PENDING.value
         self.tx_hash: str | None = None
         self.sender: str | None = None
@@ -122,6 +125,7 @@ class SettlementIntent(Aggregate):
             not_before=self.not_before,
             attempt=self.attempt,
             after=getattr(self, "after", 0),
+            deadline=getattr(self, "deadline", 0),
         )
 
     def record(self) -> IntentRecord:

@@ -106,7 +106,7 @@ class ProcessMachine(RuleBasedStateMachine):
     @rule(seq=st.integers(1, 30), kind=st.sampled_from(["checkpoint", "settle", "dispute"]))
     def request(self, seq, kind):
         cls = {"checkpoint": CheckpointWanted, "settle": SettlementWanted, "dispute": DisputeWanted}[kind]
-        self._apply(cls(CH, seq, ()))
+        self._apply(DisputeWanted(CH, 1, seq) if cls is DisputeWanted else cls(CH, seq, ()))
 
     @rule(data=st.data(), what=st.sampled_from(["submit", "confirm", "fail"]))
     def observe(self, data, what):
@@ -150,6 +150,23 @@ def test_a_settle_carries_the_chains_payouts_to_the_channel():
     settle = out[0].intent
     _, out = run(state, Confirmed(settle.intent_id, "0xs", 8, 40_000, payouts=(700, 300)))
     assert out == [ChannelSettled(CH, "0xs", 8, (700, 300))]
+
+
+def test_defect1_a_defence_is_never_given_up_while_the_challenge_period_runs():
+    deadline = 10_000
+    state, out = run(ProcessState(max_attempts=2), UpdateWanted(CH, 7, ({"sequence": 7},), deadline=deadline))
+    (send,) = out
+    at = 1_000
+    for attempt in range(12):  # reverts that "will repeat", far past max_attempts
+        state, out = run(state, Failed(send.intent.intent_id, "revert: Overdraft", final=True, at=at))
+        (send,) = out
+        assert isinstance(send, Send) and send.intent.attempt == attempt + 1
+        assert send.intent.not_before > at and send.intent.deadline == deadline  # later each time
+        at = send.intent.not_before
+    assert not any(isinstance(o, GaveUp) for o in out)
+    # once the challenge period is over nothing can be submitted: only then is it given up
+    state, out = run(state, Failed(send.intent.intent_id, "ChallengePeriodOver", final=True, at=deadline))
+    assert isinstance(out[-1], GaveUp)
 
 
 def test_defect9_a_long_dispute_continues_from_the_head_each_step_recorded():
