@@ -37,6 +37,11 @@ class Ledger:
     sequence: int = 0
     head: HashPointer = GENESIS
     n: int = 0
+    latest: dict[str, SignedInvoice] = field(default_factory=dict)
+
+    def last_of(self, payer: PrivateKey) -> SignedInvoice:
+        """The latest payment ``payer`` signed in this channel (its balance proof)."""
+        return self.latest[addr(payer)]
 
     def pay(self, payer: PrivateKey, price: int, *, advance: bool = True, **overrides) -> SignedInvoice:
         payee = self.b if payer is self.a else self.a
@@ -57,6 +62,7 @@ class Ledger:
         )
         if advance:
             self.last = tx
+            self.latest[addr(payer)] = tx
             self.sent[addr(payer)] = kwargs["buyer_total"]
             self.sequence = kwargs["sequence"]
             self.head = tx.pointer

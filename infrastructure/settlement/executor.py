@@ -178,6 +178,7 @@ class SettlementExecutor:
         # payments per dispute transaction: ~9.3k gas and 320 bytes of calldata each, so 200 stay far
         # below a block (30M gas) and a node's transaction size limit (128 KB)
         self.dispute_chunk = dispute_chunk
+        self._operators: dict[str, str] = {}  # payee -> its on-chain operator, read afresh each tick
         self.state = ProcessState(max_attempts=max_attempts)
         self.stats = ExecutorStats()
         self._intents: dict[UUID, SettlementIntent] = {}
@@ -405,6 +406,7 @@ class SettlementExecutor:
         if chain_time is None:
             chain_time = latest_timestamp(self.contract.w3)
         self._chain_now = chain_time
+        self._operators.clear()
         self._poll(report)
         busy = {r.intent.channel_id for r in self.state.intents.values() if r.status is IntentStatus.SUBMITTED}
         pending = sorted(
@@ -526,12 +528,17 @@ class SettlementExecutor:
             return self._plan_defence(intent, cid, onchain)
         if kind is IntentKind.DISPUTE:
             return self._plan_dispute(intent.sequence, cid, onchain)
-        proofs = self._new_proofs(intent.payload, cid, onchain)
+        newer = self._new_proofs(intent.payload, cid, onchain)
+        # only proofs paying a participant this wallet acts for count on-chain (the evidence rule)
+        proofs = [p for p in newer if self._may_submit_for(p.supplier_address)]
         if not proofs:
             if kind is IntentKind.CLOSE:
                 return _Plan(fn=self._call("close", cid, []))
+            if newer:
+                return _Plan(fail=(f"channel {cid}: its newer proofs pay no participant this wallet acts for "
+                                   "(the contract would revert NotPayee)", True))
             return _Plan(done=self._find(cid, "Checkpointed", "StateUpdated", "Disputed"))
-        return _Plan(fn=self._call(_CONTRACT_CALL[kind], cid, [payment_tuple(p) for p in proofs]))
+        return _Plan(fn=self._call(_CONTRACT_CALL[kind], cid, [payment_tuple(p) for p in proofs]), proofs=len(proofs))
 
     def _plan_dispute(self, target: int, cid: UUID, onchain: OnChainChannel) -> _Plan:
         """The next step of the paper's disputed settlement: the signed payments after the chain's
@@ -582,7 +589,8 @@ class SettlementExecutor:
                 return self._plan_dispute(intent.sequence, cid, onchain)
         if not ours:
             # nothing we may submit now (e.g. an operator right withdrawn): fail, retried until the deadline
-            return _Plan(fail=(f"channel {cid}: its newer proofs pay no participant this wallet acts for", False))
+            return _Plan(fail=(f"channel {cid}: its newer proofs pay no participant this wallet acts for "
+                               "(the contract would revert NotPayee)", False))
         return _Plan(fn=self._call("update", cid, [payment_tuple(p) for p in ours]), proofs=len(ours))
 
     def _may_submit_for(self, payee: str) -> bool:
@@ -590,14 +598,18 @@ class SettlementExecutor:
         me = self.sender.address
         if payee == me:
             return True
-        # read every time: a participant may change its operator at any moment
-        return self.contract.contract.functions.operatorOf(payee).call() == me
+        # read once per tick: a participant may change its operator at any moment
+        operator = self._operators.get(payee)
+        if operator is None:
+            operator = self._operators[payee] = self.contract.contract.functions.operatorOf(payee).call()
+        return operator == me
 
     def _payment_at(self, cid: UUID, sequence: int) -> SignedInvoice | None:
         e = self.service.payment_at(cid, sequence)
         return SignedInvoice.parse(e.transaction) if e is not None else None
 
     def _new_proofs(self, payload: Sequence[dict[str, Any]], cid: UUID, onchain: OnChainChannel) -> list[SignedInvoice]:
+        """The intent's proofs that are newer than what the chain recorded for their buyer."""
         a = self.contract.params(cid).a
         proofs = [SignedInvoice.parse(d) for d in payload]
         return [p for p in proofs if p.sequence > (onchain.seq_a if p.buyer == a else onchain.seq_b)]

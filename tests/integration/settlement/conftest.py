@@ -61,7 +61,15 @@ class Node:
         for _ in range(rounds):
             self.executor.catch_up()
             self.executor.tick(self.now)
+            self.mined()
             self.watcher.poll(self.now)
+
+    def mined(self) -> None:
+        """Wait until every transaction the executor sent is mined (anvil mines a moment after it
+        accepts one; on a busy machine that moment is longer than a round of the loop)."""
+        for rec in self.executor.open_intents():
+            if rec.tx_hash:
+                self.chain.w3.eth.wait_for_transaction_receipt(rec.tx_hash, timeout=30)
 
     def open_channel(self, deposit_a: int, deposit_b: int, *, interval: int = 3) -> Ledger:
         cid = uuid.uuid4()
