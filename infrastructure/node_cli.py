@@ -32,6 +32,8 @@ environment variables (flags win over them):
   PARSEC_TIMEOUT_CHECK_INTERVAL  seconds between checkpoint-timeout passes (default 5)
   PARSEC_MAX_POLL_RECORDS     records per poll, i.e. per transaction at most (default 2000)
   PARSEC_SESSION_TIMEOUT_MS   group session timeout (default 10000)
+  PARSEC_REJOIN_UNOWNED_AFTER  seconds partitions may have no owner in the group while this node owns
+                              fewer than it could before it rejoins the group (default 5; 0: off)
 """
 
 
@@ -69,6 +71,7 @@ def node_config(args: argparse.Namespace, settings: Settings) -> Any:
         timeout_check_interval=getattr(args, "timeout_check_interval", None),
         max_poll_records=getattr(args, "max_poll_records", None),
         session_timeout_ms=getattr(args, "session_timeout_ms", None),
+        rejoin_unowned_after=getattr(args, "rejoin_unowned_after", None),
     )
 
 
@@ -195,6 +198,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="seconds between checkpoint-timeout passes (default 5)")
     node.add_argument("--max-poll-records", type=int, help="records per poll / transaction (default 2000)")
     node.add_argument("--session-timeout-ms", type=int, help="group session timeout (default 10000)")
+    node.add_argument("--rejoin-unowned-after", type=float,
+                      help="seconds partitions of the inbound/control topics may have no owner in the group "
+                           "while this node owns fewer than it could before it rejoins (default 5, 0: off; "
+                           "env PARSEC_REJOIN_UNOWNED_AFTER)")
     node.set_defaults(func=cmd_node)
 
     send = sub.add_parser(

@@ -44,6 +44,10 @@ class NodeConfig:
     max_poll_records: int = 2000
     session_timeout_ms: int = 10000
     kafka_timeout: float = 12.0
+    # The ownership watchdog: a node that owns fewer partitions than it should while some
+    # partitions of the inbound/control topics have no owner in the group for this many seconds
+    # rejoins the group (0: off). See Node._watch_ownership.
+    rejoin_unowned_after: float = 5.0
 
     ENV = {
         "bootstrap": "PARSEC_KAFKA_BOOTSTRAP",
@@ -61,6 +65,7 @@ class NodeConfig:
         "max_poll_records": "PARSEC_MAX_POLL_RECORDS",
         "session_timeout_ms": "PARSEC_SESSION_TIMEOUT_MS",
         "kafka_timeout": "PARSEC_KAFKA_TIMEOUT",
+        "rejoin_unowned_after": "PARSEC_REJOIN_UNOWNED_AFTER",
     }
 
     @classmethod
@@ -85,6 +90,8 @@ class NodeConfig:
             raise ValueError(f"the reorder window must hold at least 1 transaction, got {self.window}")
         if self.max_wait < 0 or self.partitions < 1:
             raise ValueError("max wait must be >= 0 and partitions >= 1")
+        if self.rejoin_unowned_after < 0:
+            raise ValueError(f"rejoin-unowned-after must be >= 0 seconds (0: off), got {self.rejoin_unowned_after}")
 
     def store_env(self, partition: int | None) -> dict[str, str]:
         """The ChannelService environment of the writer of ``partition`` (None: a reader of all)."""
