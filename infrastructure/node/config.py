@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from eventsourcing.utils import Environment
 
+from domain.addresses import parse_eth_address
 from infrastructure.config import DEFAULT_KAFKA_BOOTSTRAP
 from infrastructure.kafka import KafkaSettings
 
@@ -44,6 +45,9 @@ class NodeConfig:
     max_poll_records: int = 2000
     session_timeout_ms: int = 10000
     kafka_timeout: float = 12.0
+    # comma-separated Ethereum addresses of the settlers (their operator keys) whose signed notices
+    # (checkpoint confirmed, closed, settle) this node accepts; empty: every notice is refused
+    settlers: str = ""
 
     ENV = {
         "bootstrap": "PARSEC_KAFKA_BOOTSTRAP",
@@ -61,6 +65,7 @@ class NodeConfig:
         "max_poll_records": "PARSEC_MAX_POLL_RECORDS",
         "session_timeout_ms": "PARSEC_SESSION_TIMEOUT_MS",
         "kafka_timeout": "PARSEC_KAFKA_TIMEOUT",
+        "settlers": "PARSEC_SETTLERS",
     }
 
     @classmethod
@@ -85,6 +90,13 @@ class NodeConfig:
             raise ValueError(f"the reorder window must hold at least 1 transaction, got {self.window}")
         if self.max_wait < 0 or self.partitions < 1:
             raise ValueError("max wait must be >= 0 and partitions >= 1")
+        self.trusted_settlers  # noqa: B018 - each one must be an Ethereum address
+
+    @property
+    def trusted_settlers(self) -> frozenset[str]:
+        """The settlers' addresses (EIP-55) from ``settlers``; a notice signed by anyone else is refused."""
+        items = self.settlers.split(",") if isinstance(self.settlers, str) else self.settlers
+        return frozenset(parse_eth_address(a.strip()) for a in items if a.strip())
 
     def store_env(self, partition: int | None) -> dict[str, str]:
         """The ChannelService environment of the writer of ``partition`` (None: a reader of all)."""
