@@ -23,6 +23,7 @@ from domain.channel import (
     CheckpointReason,
     PaymentOutcome,
 )
+from domain.control import RequestAuth
 from domain.errors import ChannelAlreadyExists, ConflictingPayment, ParsecError, StalePayment, UnknownChannel
 from domain.money import Currency
 from domain.protocol import SignedInvoice, SigningDomain
@@ -77,7 +78,12 @@ class PaymentResult:
 
 
 class ChannelService(Application[UUID]):
-    """The write side: every change to a channel goes through one of these methods."""
+    """The write side: every change to a channel goes through one of these methods.
+
+    ``auth``: a signed control request's authenticated signer, nonce and expiry (the node
+    verified the signature); the Channel decides whether that signer may ask. Without it the
+    caller is trusted (in-process: the demo, the settlement executor's direct adapter).
+    """
 
     name = "parsec"
     snapshotting_intervals = {Channel: 200}
@@ -111,6 +117,7 @@ class ChannelService(Application[UUID]):
         parameters: ChannelParameters,
         domain: SigningDomain,
         at: int,
+        auth: RequestAuth | None = None,
     ) -> UUID:
         channel = Channel.open(
             channel_id=channel_id,
@@ -122,6 +129,7 @@ class ChannelService(Application[UUID]):
             parameters=parameters,
             domain=domain,
             at=at,
+            auth=auth,
         )
         try:
             self.save(channel)
@@ -129,9 +137,11 @@ class ChannelService(Application[UUID]):
             raise ChannelAlreadyExists(f"channel {channel_id} already exists") from None
         return channel.id
 
-    def deposit(self, channel_id: UUID, participant: str, amount: int) -> ChannelView:
+    def deposit(
+        self, channel_id: UUID, participant: str, amount: int, *, auth: RequestAuth | None = None, at: int = 0
+    ) -> ChannelView:
         channel = self.get_channel_aggregate(channel_id)
-        channel.deposit(participant, amount)
+        channel.deposit(participant, amount, auth=auth, at=at)
         self.save(channel)
         return ChannelView.of(channel)
 
@@ -217,9 +227,9 @@ class ChannelService(Application[UUID]):
                 return
             gt = events[-1].originator_version
 
-    def request_checkpoint(self, channel_id: UUID, at: int) -> bool:
+    def request_checkpoint(self, channel_id: UUID, at: int, auth: RequestAuth | None = None) -> bool:
         channel = self.get_channel_aggregate(channel_id)
-        requested = channel.request_checkpoint(at, CheckpointReason.REQUEST)
+        requested = channel.request_checkpoint(at, CheckpointReason.REQUEST, auth)
         if requested:
             self.save(channel)
         return requested
@@ -240,14 +250,25 @@ class ChannelService(Application[UUID]):
         channel.confirm_checkpoint(sequence, tx_hash, block)
         self.save(channel)
 
-    def request_settlement(self, channel_id: UUID, at: int, requested_by: str = "operator") -> None:
+    def request_settlement(
+        self, channel_id: UUID, at: int, requested_by: str = "operator", auth: RequestAuth | None = None
+    ) -> None:
         channel = self.get_channel_aggregate(channel_id)
-        channel.request_settlement(at, requested_by)
+        channel.request_settlement(at, requested_by, auth)
         self.save(channel)
 
-    def request_dispute(self, channel_id: UUID, at: int, requested_by: str = "operator") -> None:
+    def request_dispute(
+        self, channel_id: UUID, at: int, requested_by: str = "operator", auth: RequestAuth | None = None
+    ) -> None:
         channel = self.get_channel_aggregate(channel_id)
-        channel.request_dispute(at, requested_by)
+        channel.request_dispute(at, requested_by, auth)
+        self.save(channel)
+
+    def register_operator(
+        self, channel_id: UUID, participant: str, operator: str, *, auth: RequestAuth | None = None, at: int = 0
+    ) -> None:
+        channel = self.get_channel_aggregate(channel_id)
+        channel.register_operator(participant, operator, auth=auth, at=at)
         self.save(channel)
 
     def close_channel(self, channel_id: UUID, at: int, payouts: list[int] | None = None) -> ChannelView:

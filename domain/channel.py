@@ -9,7 +9,14 @@ a clock or a random source, and never does I/O.
 
 Events (past tense): ChannelOpened, DepositMade, PaymentAccepted,
 CheckpointRequested, CheckpointConfirmed, SettlementRequested,
-DisputeRequested, ChannelClosed.
+DisputeRequested, ChannelClosed, OperatorRegistered.
+
+Signed control requests (``domain.control``) arrive with their authenticated
+signer, nonce and expiry (a ``RequestAuth``): the channel decides whether that
+signer may ask (a participant, or the operator it registered), whether the
+request has expired, and whether its nonce is above the last one it accepted
+from that signer; the events it produces record the signer and the nonce.
+Without a ``RequestAuth`` a command is the in-process operator's (trusted).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.addresses import eth_address_from_public_key
+from domain.control import NO_OPERATOR, RequestAuth
 from domain.errors import (
     BrokenHashPointer,
     ChannelClosed,
@@ -32,8 +40,11 @@ from domain.errors import (
     InvalidChannelParameters,
     NotAParticipant,
     Overspend,
+    ReplayedRequest,
+    RequestExpired,
     SequenceGap,
     StalePayment,
+    UnauthorizedRequest,
     WrongChannel,
     WrongDomain,
 )
@@ -103,6 +114,7 @@ class Channel(Aggregate):
         parameters: ChannelParameters,
         domain: SigningDomain,
         at: int,
+        auth: RequestAuth | None = None,
     ) -> Channel:
         cur = Currency.parse(currency)
         check_amount(deposit_a, positive=False, what="deposit_a")
@@ -111,6 +123,10 @@ class Channel(Aggregate):
         addr_b = eth_address_from_public_key(public_key_b)
         if addr_a == addr_b:
             raise InvalidChannelParameters("a channel needs two different participants")
+        if auth is not None:
+            if auth.signer != addr_a:
+                raise UnauthorizedRequest(f"an open must be signed by participant A {addr_a}, not {auth.signer}")
+            _check_expiry(auth, at)
         return cls(
             channel_id=channel_id,
             participants=[addr_a, addr_b],
@@ -123,6 +139,8 @@ class Channel(Aggregate):
             chain_id=domain.chain_id,
             contract=domain.verifying_contract,
             opened_at=at,
+            opened_by=auth.signer if auth else "",
+            nonce=auth.nonce if auth else 0,
         )
 
     @event("ChannelOpened")
@@ -140,6 +158,8 @@ class Channel(Aggregate):
         chain_id: int,
         contract: str,
         opened_at: int,
+        opened_by: str = "",
+        nonce: int = 0,
     ) -> None:
         self.participants = list(participants)
         self.public_keys = list(public_keys)
@@ -162,6 +182,9 @@ class Channel(Aggregate):
         self.checkpoint_at = opened_at
         self.confirmed_sequence = 0  # last confirmed on-chain
         self.final_balances: dict[str, int] | None = None
+        self.operators: dict[str, str] = {}  # participant -> the operator it registered
+        self.nonces: dict[str, int] = {}  # signer -> the last nonce a signed request of it was accepted with
+        self._note_nonce(opened_by, nonce)
 
     # --- queries -------------------------------------------------------------
     @property
@@ -196,16 +219,20 @@ class Channel(Aggregate):
         )
 
     # --- deposits ----------------------------------------------------------
-    def deposit(self, participant: str, amount: int) -> None:
+    def deposit(self, participant: str, amount: int, *, auth: RequestAuth | None = None, at: int = 0) -> None:
         self._require_open()
         self.counterparty(participant)
+        if auth is not None:
+            self.authorize(auth, at, participant=participant)
         check_amount(amount, what="deposit")
         check_amount(self.deposits[participant] + amount, what="total deposit")
-        self._deposit_made(participant=participant, amount=amount, total=self.deposits[participant] + amount)
+        self._deposit_made(participant=participant, amount=amount, total=self.deposits[participant] + amount,
+                           **_by(auth))
 
     @event("DepositMade")
-    def _deposit_made(self, participant: str, amount: int, total: int) -> None:
+    def _deposit_made(self, participant: str, amount: int, total: int, requested_by: str = "", nonce: int = 0) -> None:
         self.deposits[participant] = total
+        self._note_nonce(requested_by, nonce)
 
     # --- payments ----------------------------------------------------------
     def accept_payment(self, tx: SignedInvoice, at: int) -> PaymentOutcome:
@@ -293,12 +320,17 @@ class Channel(Aggregate):
         self.latest[buyer] = transaction
 
     # --- checkpoints, settlement, dispute ----------------------------------
-    def request_checkpoint(self, at: int, reason: CheckpointReason = CheckpointReason.REQUEST) -> bool:
-        """Checkpoint the current head; False if nothing new since the last checkpoint."""
+    def request_checkpoint(
+        self, at: int, reason: CheckpointReason = CheckpointReason.REQUEST, auth: RequestAuth | None = None
+    ) -> bool:
+        """Checkpoint the current head; False if nothing new since the last checkpoint (a signed
+        request then consumes no nonce: its replay is the same no-op)."""
+        if auth is not None:
+            self.authorize(auth, at)
         self._require_open()
         if self.sequence == self.checkpoint_sequence:
             return False
-        self._request_checkpoint(reason, at)
+        self._request_checkpoint(reason, at, auth)
         return True
 
     def check_timeout(self, now: int) -> bool:
@@ -307,7 +339,7 @@ class Channel(Aggregate):
         self._request_checkpoint(CheckpointReason.TIMEOUT, now)
         return True
 
-    def _request_checkpoint(self, reason: CheckpointReason, at: int) -> None:
+    def _request_checkpoint(self, reason: CheckpointReason, at: int, auth: RequestAuth | None = None) -> None:
         self._checkpoint_requested(
             sequence=self.sequence,
             head_hash=self.head_hash,
@@ -315,14 +347,17 @@ class Channel(Aggregate):
             balances=[self.balance_of(p) for p in self.participants],
             evidence=[self.latest[p] for p in self.participants if p in self.latest],
             at=at,
+            **_by(auth),
         )
 
     @event("CheckpointRequested")
     def _checkpoint_requested(
-        self, sequence: int, head_hash: str, reason: str, balances: list[int], evidence: list[dict[str, Any]], at: int
+        self, sequence: int, head_hash: str, reason: str, balances: list[int], evidence: list[dict[str, Any]], at: int,
+        requested_by: str = "", nonce: int = 0,
     ) -> None:
         self.checkpoint_sequence = sequence
         self.checkpoint_at = at
+        self._note_nonce(requested_by, nonce)
 
     def confirm_checkpoint(self, sequence: int, tx_hash: str, block: int) -> None:
         """The chain recorded this channel's state up to ``sequence``."""
@@ -338,15 +373,17 @@ class Channel(Aggregate):
     def _checkpoint_confirmed(self, sequence: int, tx_hash: str, block: int) -> None:
         self.confirmed_sequence = sequence
 
-    def request_settlement(self, at: int, requested_by: str = "operator") -> None:
+    def request_settlement(self, at: int, requested_by: str = "operator", auth: RequestAuth | None = None) -> None:
+        if auth is not None:
+            self.authorize(auth, at)
         self._require_open()
         self._settlement_requested(
             sequence=self.sequence,
             head_hash=self.head_hash,
             balances=[self.balance_of(p) for p in self.participants],
             evidence=[self.latest[p] for p in self.participants if p in self.latest],
-            requested_by=requested_by,
             at=at,
+            **_by(auth, requested_by),
         )
 
     @event("SettlementRequested")
@@ -358,31 +395,35 @@ class Channel(Aggregate):
         evidence: list[dict[str, Any]],
         requested_by: str,
         at: int,
+        nonce: int = 0,
     ) -> None:
         self.status = ChannelStatus.SETTLING.value
+        self._note_nonce(requested_by, nonce)
 
-    def request_dispute(self, at: int, requested_by: str = "operator") -> None:
+    def request_dispute(self, at: int, requested_by: str = "operator", auth: RequestAuth | None = None) -> None:
         """The paper's disputed settlement: every signed payment since the last confirmed checkpoint.
 
         The event names the range and the head it must end at; it does not copy the payments:
         they are this channel's own ``PaymentAccepted`` events, and a copy would grow with the
         channel's history past any record size (a channel with thousands of unconfirmed
         payments would jam its partition). The settlement executor reads them from the log."""
+        if auth is not None:
+            self.authorize(auth, at)
         if self.status == ChannelStatus.CLOSED.value:
             raise ChannelClosed(f"channel {self.id} is closed")
         self._dispute_requested(
             from_sequence=self.confirmed_sequence + 1,
             to_sequence=self.sequence,
             head_hash=self.head_hash,
-            requested_by=requested_by,
             at=at,
+            **_by(auth, requested_by),
         )
 
     @event("DisputeRequested")
     def _dispute_requested(
-        self, from_sequence: int, to_sequence: int, head_hash: str, requested_by: str, at: int
+        self, from_sequence: int, to_sequence: int, head_hash: str, requested_by: str, at: int, nonce: int = 0,
     ) -> None:
-        pass
+        self._note_nonce(requested_by, nonce)
 
     def close(self, at: int, payouts: list[int] | None = None) -> None:
         """Close for good; ``payouts`` are what the chain paid (A, B), else the computed balances."""
@@ -407,3 +448,70 @@ class Channel(Aggregate):
             raise ChannelClosed(f"channel {self.id} is closed; nothing more is accepted")
         if self.status != ChannelStatus.OPEN.value:
             raise ChannelNotOpen(f"channel {self.id} is {self.status}; nothing more is accepted")
+
+    # --- signed control requests: who may ask, replay, expiry -----------------
+    def operator_of(self, participant: str) -> str | None:
+        return self.__dict__.get("operators", {}).get(participant)
+
+    def last_nonce(self, signer: str) -> int:
+        """The nonce of the last signed request this channel accepted from ``signer`` (0: none)."""
+        return self.__dict__.get("nonces", {}).get(signer, 0)
+
+    def authorize(self, auth: RequestAuth, at: int, *, participant: str | None = None) -> None:
+        """Refuse a signed request its signer may not make, an expired one, or a replayed one.
+
+        ``participant`` given: only that participant may sign (a deposit, an operator
+        registration); otherwise either participant or an operator one of them registered.
+        """
+        if participant is not None:
+            if auth.signer != participant:
+                raise UnauthorizedRequest(
+                    f"only {participant} may sign this request for channel {self.id}, not {auth.signer}"
+                )
+        elif auth.signer not in self.participants and auth.signer not in self.__dict__.get("operators", {}).values():
+            raise UnauthorizedRequest(
+                f"{auth.signer} is neither a participant of channel {self.id} nor an operator one registered"
+            )
+        _check_expiry(auth, at)
+        last = self.last_nonce(auth.signer)
+        if auth.nonce <= last:
+            raise ReplayedRequest(
+                f"nonce {auth.nonce} of {auth.signer} is not above {last}, the last one channel {self.id} accepted"
+            )
+
+    def register_operator(
+        self, participant: str, operator: str, *, auth: RequestAuth | None = None, at: int = 0
+    ) -> None:
+        """``operator`` may send checkpoint, settlement and dispute requests for ``participant``
+        (one per participant: a new one replaces the old; the zero address withdraws it)."""
+        self.counterparty(participant)
+        if auth is not None:
+            self.authorize(auth, at, participant=participant)
+        if self.status == ChannelStatus.CLOSED.value:
+            raise ChannelClosed(f"channel {self.id} is closed; nothing more is accepted")
+        self._operator_registered(participant=participant, operator=operator, **_by(auth))
+
+    @event("OperatorRegistered")
+    def _operator_registered(self, participant: str, operator: str, requested_by: str = "", nonce: int = 0) -> None:
+        operators = self.__dict__.setdefault("operators", {})
+        if operator == NO_OPERATOR:
+            operators.pop(participant, None)
+        else:
+            operators[participant] = operator
+        self._note_nonce(requested_by, nonce)
+
+    def _note_nonce(self, signer: str, nonce: int) -> None:
+        if nonce:
+            self.__dict__.setdefault("nonces", {})[signer] = nonce
+
+
+def _check_expiry(auth: RequestAuth, at: int) -> None:
+    if auth.expiry < at:
+        raise RequestExpired(f"the request expired at {auth.expiry}; it is {at} now")
+
+
+def _by(auth: RequestAuth | None, default: str = "") -> dict[str, Any]:
+    """The ``requested_by`` and ``nonce`` an event records: the signer's, or the trusted caller's."""
+    if auth is None:
+        return {"requested_by": default, "nonce": 0}
+    return {"requested_by": auth.signer, "nonce": auth.nonce}

@@ -132,3 +132,24 @@ class OutOfWindow(ChannelError):
 
 class WindowExpired(ChannelError):
     """A held transaction whose predecessors never arrived in time."""
+
+
+# --- control requests and notices (docs/protocol.md, "Control requests and notices") --
+class UnsignedRequest(ParsecError):
+    """A control request or notice that carries no signature."""
+
+
+class BadRequestSignature(InvalidSignature):
+    """A control signature that is not 65 bytes r‖s‖v, has a high s, or recovers no key."""
+
+
+class UnauthorizedRequest(ParsecError):
+    """Signed, but by someone who may not ask this: not a participant, its operator, or a trusted settler."""
+
+
+class RequestExpired(ParsecError):
+    """A signed request whose expiry is before the node's clock."""
+
+
+class ReplayedRequest(ParsecError):
+    """A signed request whose nonce is not above the last one the channel accepted from its signer."""

@@ -34,6 +34,14 @@ environment variables (flags win over them):
   PARSEC_SESSION_TIMEOUT_MS   group session timeout (default 10000)
   PARSEC_REJOIN_UNOWNED_AFTER  seconds partitions may have no owner in the group while this node owns
                               fewer than it could before it rejoins the group (default 5; 0: off)
+  PARSEC_SETTLERS             comma-separated addresses of the settlers (their operator keys) whose
+                              signed notices (checkpoint confirmed, closed, settle) this node accepts;
+                              unset: every notice is refused (UnauthorizedRequest)
+
+Control requests must be signed (EIP-712, docs/protocol.md): open by participant A; deposit and
+set-operator by the participant; checkpoint, settle and dispute by a participant or the operator it
+registered (set-operator). Expired, replayed (nonce not above the signer's last) or unsigned ones are
+refused to the rejected topic with their reason.
 """
 
 
@@ -72,6 +80,7 @@ def node_config(args: argparse.Namespace, settings: Settings) -> Any:
         max_poll_records=getattr(args, "max_poll_records", None),
         session_timeout_ms=getattr(args, "session_timeout_ms", None),
         rejoin_unowned_after=getattr(args, "rejoin_unowned_after", None),
+        settlers=getattr(args, "settlers", None),
     )
 
 
@@ -102,10 +111,11 @@ def _party(seed: str, who: str) -> Any:
         return a
     if who.lower() in ("b", "1"):
         return b
-    raise ValueError(f"--from is A or B (the seeded parties), got {who!r}")
+    raise ValueError(f"--from / --as is A or B (the seeded parties), got {who!r}")
 
 
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
+    from domain.addresses import eth_address_from_public_key
     from domain.money import Currency, parse_amount
     from domain.protocol import SignedInvoice
     from infrastructure.node import messages as m
@@ -139,6 +149,8 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
         if kind == "open":
             if not args.seed:
                 raise ValueError("send open needs --seed (the two parties' keys)")
+            if args.signer.upper() != "A":
+                raise ValueError("an open is signed by participant A, the opener (--as A)")
             a, b = make_parties(args.seed, 2)
             cur = Currency.parse(args.currency)
             req = m.OpenChannelRequest(
@@ -151,26 +163,68 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
                 challenge_period=args.challenge_period,
                 checkpoint_interval=args.checkpoint_interval,
                 checkpoint_timeout=args.checkpoint_timeout,
-                chain_id=args.chain_id,
-                contract=args.contract,
+                chain_id=args.chain_id or DEMO_CHAIN_ID,
+                contract=args.contract or DEMO_CONTRACT,
             )
+            key, domain = a.key, req.signing_domain
         else:
             if channel is None:
                 raise ValueError(f"send {kind} needs --channel")
+            domain = _channel_domain(args, config, channel)
             if kind == "deposit":
-                cur = Currency.parse(args.currency)
-                req = m.DepositRequest(channel=channel, participant=_party(args.seed, args.sender).address,
-                                       amount=parse_amount(args.amount, cur))
-            elif kind == "checkpoint":
-                req = m.CheckpointRequest(channel=channel)
-            elif kind == "settle":
-                req = m.SettlementRequest(channel=channel, requested_by=args.requested_by)
+                if not args.amount:
+                    raise ValueError("send deposit needs --amount (decimal, in the channel's currency)")
+                party = _party(_need_seed(args, kind), args.sender)
+                req = m.DepositRequest(channel=channel, participant=party.address,
+                                       amount=parse_amount(args.amount, Currency.parse(args.currency)))
+                key = party.key
+            elif kind == "set-operator":
+                if not args.operator:
+                    raise ValueError("send set-operator needs --operator (the address that may act for the party)")
+                party = _party(_need_seed(args, kind), args.signer)
+                req = m.SetOperatorRequest(channel=channel, participant=party.address, operator=args.operator)
+                key = party.key
             else:
-                req = m.DisputeRequest(channel=channel, requested_by=args.requested_by)
-        _print_sent(kind, sender.control(req), {"channel": str(req.channel)})
+                if args.operator_seed:
+                    from domain.crypto import PrivateKey
+
+                    key = PrivateKey.from_seed(args.operator_seed)
+                else:
+                    key = _party(_need_seed(args, kind), args.signer).key
+                req = {"checkpoint": m.CheckpointRequest, "settle": m.SettlementRequest,
+                       "dispute": m.DisputeRequest}[kind](channel=channel)
+        req = req.signed(key, domain, valid_for=args.valid_for)
+        _print_sent(kind, sender.control(req), {"channel": str(req.channel),
+                                                "signer": eth_address_from_public_key(key.public_key),
+                                                "nonce": req.nonce, "expiry": req.expiry})
         return 0
     finally:
         sender.close()
+
+
+def _need_seed(args: argparse.Namespace, kind: str) -> str:
+    if not args.seed:
+        raise ValueError(f"send {kind} is signed: give --seed (the parties' keys) and --as/--from A or B"
+                         + (", or --operator-seed" if kind in ("checkpoint", "settle", "dispute") else ""))
+    return args.seed
+
+
+def _channel_domain(args: argparse.Namespace, config: Any, channel: uuid.UUID) -> Any:
+    """What a request about an existing channel is signed for: --chain-id/--contract, else the
+    channel's own deployment as the event store has it."""
+    from domain.protocol import SigningDomain
+
+    if args.chain_id or args.contract:
+        if not (args.chain_id and args.contract):
+            raise ValueError("give both --chain-id and --contract, or neither (the channel's own are read)")
+        return SigningDomain(chain_id=args.chain_id, verifying_contract=args.contract)
+    from domain.application import ChannelService
+
+    reader = ChannelService(env=config.store_env(None))
+    try:
+        return reader.get_channel_aggregate(channel).domain
+    finally:
+        reader.close()
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -202,6 +256,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="seconds partitions of the inbound/control topics may have no owner in the group "
                            "while this node owns fewer than it could before it rejoins (default 5, 0: off; "
                            "env PARSEC_REJOIN_UNOWNED_AFTER)")
+    node.add_argument("--settlers", help="comma-separated addresses of the settlers whose notices this node "
+                                         "accepts (env PARSEC_SETTLERS; default none: every notice refused)")
     node.set_defaults(func=cmd_node)
 
     send = sub.add_parser(
@@ -210,10 +266,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "pay: a signed payment from a JSON file (or - for stdin), or signed here with a seeded party's "
             "key as the next transaction of the channel's head in the event store. open, deposit, "
-            "checkpoint, settle, dispute: a control request. Prints topic, partition and offset."
+            "set-operator, checkpoint, settle, dispute: a control request, signed (EIP-712) with a seeded "
+            "party's key (open: A; deposit: --from; set-operator, checkpoint, settle, dispute: --as) or, for "
+            "checkpoint, settle and dispute, an operator's (--operator-seed) that the party registered with "
+            "set-operator. Nonce: milliseconds since the epoch; expiry: now + --valid-for. Prints topic, "
+            "partition, offset, signer and nonce."
         ),
     )
-    send.add_argument("kind", choices=("pay", "open", "deposit", "checkpoint", "settle", "dispute"))
+    send.add_argument("kind", choices=("pay", "open", "deposit", "set-operator", "checkpoint", "settle", "dispute"))
     _add_topic_flags(send)
     send.add_argument("--channel", help="channel id (open: generated when omitted)")
     send.add_argument("--file", help="pay: a signed invoice JSON file, or - for stdin")
@@ -226,7 +286,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     send.add_argument("--checkpoint-interval", type=int, default=100, help="open: m (default 100)")
     send.add_argument("--checkpoint-timeout", type=int, default=3600, help="open: seconds (default 3600)")
     send.add_argument("--challenge-period", type=int, default=3600, help="open: seconds (default 3600)")
-    send.add_argument("--chain-id", type=int, default=DEMO_CHAIN_ID, help="open: chain id signed for")
-    send.add_argument("--contract", default=DEMO_CONTRACT, help="open: channel contract address")
-    send.add_argument("--requested-by", default="operator", help="settle/dispute: who asks (default operator)")
+    send.add_argument("--chain-id", type=int,
+                      help="chain id signed for (open: default the demo's; others: default the channel's)")
+    send.add_argument("--contract", help="channel contract signed for (open: default the demo's; others: the channel's)")
+    send.add_argument("--as", dest="signer", default="A",
+                      help="set-operator/checkpoint/settle/dispute: the party that signs, A or B (default A)")
+    send.add_argument("--operator", help="set-operator: the address that may act for the party (0x00…00: none)")
+    send.add_argument("--operator-seed", help="checkpoint/settle/dispute: sign as the operator with this seed's key")
+    send.add_argument("--valid-for", type=int, default=300,
+                      help="seconds the signed request stays valid (default 300)")
     send.set_defaults(func=cmd_send)

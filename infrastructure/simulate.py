@@ -566,7 +566,7 @@ def run_kafka(
                 public_key_b="0x" + ch.b.public_key.hex(), currency="ETH", deposit_a=ch.deposits[0],
                 deposit_b=ch.deposits[1], challenge_period=3600, checkpoint_interval=checkpoint_interval,
                 checkpoint_timeout=3600, chain_id=workload.domain.chain_id,
-                contract=workload.domain.verifying_contract))
+                contract=workload.domain.verifying_contract).signed(ch.a.key, workload.domain))  # signed by A
         sender.flush()
         deadline = time.monotonic() + open_timeout
         while collector.opened < len(workload.channels):

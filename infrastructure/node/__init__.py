@@ -4,9 +4,11 @@ Topics (all with the events topic's partition count; record key = channel id,
 so inbound p, control p, events p and rejected p hold the same channels):
 
 * inbound (``parsec.inbound``): signed payments, ``SignedInvoice`` JSON;
-* control (``parsec.control``): open, deposit, checkpoint, settle, dispute
-  requests, and the settler's notices of what the chain did (checkpoint
-  confirmed, closed with payouts) (:mod:`infrastructure.node.messages`);
+* control (``parsec.control``): open, deposit, set-operator, checkpoint,
+  settle, dispute requests signed by a participant (or its registered
+  operator), and the settler's signed notices of what the chain did
+  (checkpoint confirmed, closed with payouts, settle)
+  (:mod:`infrastructure.node.messages`);
 * events (the event store's topic): what the channels decided;
 * rejected (``parsec.rejected``): every refused message, raw, with its reason
   code and message and its source topic/partition/offset in headers.
@@ -28,7 +30,9 @@ from infrastructure.node.messages import (
     DisputeRequest,
     OpenChannelRequest,
     Rejection,
+    SetOperatorRequest,
     SettlementRequest,
+    SettleNotice,
     WrongPartition,
 )
 from infrastructure.node.partition import BatchReport, PartitionWorker
@@ -49,5 +53,7 @@ __all__ = [
     "Rejection",
     "SettlementRequest",
     "Sender",
+    "SetOperatorRequest",
+    "SettleNotice",
     "WrongPartition",
 ]

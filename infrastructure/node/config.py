@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from eventsourcing.utils import Environment
 
+from domain.addresses import parse_eth_address
 from infrastructure.config import DEFAULT_KAFKA_BOOTSTRAP
 from infrastructure.kafka import KafkaSettings
 
@@ -48,6 +49,9 @@ class NodeConfig:
     # partitions of the inbound/control topics have no owner in the group for this many seconds
     # rejoins the group (0: off). See Node._watch_ownership.
     rejoin_unowned_after: float = 5.0
+    # comma-separated Ethereum addresses of the settlers (their operator keys) whose signed notices
+    # (checkpoint confirmed, closed, settle) this node accepts; empty: every notice is refused
+    settlers: str = ""
 
     ENV = {
         "bootstrap": "PARSEC_KAFKA_BOOTSTRAP",
@@ -66,6 +70,7 @@ class NodeConfig:
         "session_timeout_ms": "PARSEC_SESSION_TIMEOUT_MS",
         "kafka_timeout": "PARSEC_KAFKA_TIMEOUT",
         "rejoin_unowned_after": "PARSEC_REJOIN_UNOWNED_AFTER",
+        "settlers": "PARSEC_SETTLERS",
     }
 
     @classmethod
@@ -92,6 +97,13 @@ class NodeConfig:
             raise ValueError("max wait must be >= 0 and partitions >= 1")
         if self.rejoin_unowned_after < 0:
             raise ValueError(f"rejoin-unowned-after must be >= 0 seconds (0: off), got {self.rejoin_unowned_after}")
+        self.trusted_settlers  # noqa: B018 - each one must be an Ethereum address
+
+    @property
+    def trusted_settlers(self) -> frozenset[str]:
+        """The settlers' addresses (EIP-55) from ``settlers``; a notice signed by anyone else is refused."""
+        items = self.settlers.split(",") if isinstance(self.settlers, str) else self.settlers
+        return frozenset(parse_eth_address(a.strip()) for a in items if a.strip())
 
     def store_env(self, partition: int | None) -> dict[str, str]:
         """The ChannelService environment of the writer of ``partition`` (None: a reader of all)."""

@@ -4,22 +4,56 @@ Payments on the inbound topic are ``SignedInvoice`` JSON (``docs/protocol.md``).
 The control topic carries one JSON object per request, ``{"type": ..., "channel": ...}``
 (see :data:`ControlRequest`). Every message the node refuses is copied, raw, to the
 rejected topic with its reason and where it came from (:class:`Rejection`).
+
+Every control message is signed (EIP-712, ``domain.control``; bytes in ``docs/protocol.md``,
+"Control requests and notices"): a request by a participant of the channel or the operator it
+registered, with ``nonce``, ``expiry`` (unix seconds) and ``signature`` (0x-hex, 65 bytes
+r‖s‖v); a settler's notice by the settler's operator key, with ``issuedAt`` and ``signature``.
+Amounts are strings of digits. The models parse any of these fields missing (so that the node
+can say ``UnsignedRequest`` rather than ``MalformedMessage``); :meth:`authenticate` /
+:meth:`signer` say who signed, and ``signed()`` signs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    TypeAdapter,
+    ValidationError,
+)
 
-from domain.errors import MalformedMessage, ParsecError
+from domain.addresses import Address, eth_address_from_public_key, parse_eth_address
+from domain.control import (
+    MAX_UINT64,
+    ChannelRequest,
+    ControlAction,
+    Deposit,
+    OpenChannel,
+    RequestAuth,
+    SetOperator,
+    SettlerNotice,
+    SignedRequest,
+)
+from domain.crypto import PrivateKey
+from domain.errors import MalformedMessage, ParsecError, UnsignedRequest
+from domain.protocol import SigningDomain
 from infrastructure.kafka.log import OutRecord, partition_for_key
 
 # --- control requests ------------------------------------------------------------
+
+DEFAULT_VALID_FOR = 300  # seconds a request signed here stays valid (its expiry = now + this)
 
 
 def channel_key(channel: UUID) -> bytes:
@@ -31,10 +65,16 @@ def partition_of(channel: UUID, partitions: int) -> int:
     return partition_for_key(channel_key(channel), partitions)
 
 
-class _Request(BaseModel):
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+_nonce_lock = threading.Lock()
+_last_nonce = 0
 
-    channel: UUID
+
+def fresh_nonce() -> int:
+    """Milliseconds since the epoch, and above any nonce this process handed out before."""
+    global _last_nonce
+    with _nonce_lock:
+        _last_nonce = max(time.time_ns() // 1_000_000, _last_nonce + 1)
+        return _last_nonce
 
 
 def _amount(v: Any) -> int:
@@ -42,80 +82,217 @@ def _amount(v: Any) -> int:
         raise ValueError("an amount is an integer in the smallest unit")
     if isinstance(v, str) and v.isdigit():
         return int(v)
-    if isinstance(v, int):
+    if isinstance(v, int) and v >= 0:
         return v
-    raise ValueError("an amount is an integer in the smallest unit (or a string of digits)")
+    raise ValueError("an amount is a non-negative integer in the smallest unit (or a string of digits)")
 
 
-class OpenChannelRequest(_Request):
+def _public_key(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError("a public key is hex (33 or 65 bytes)")
+    h = v.removeprefix("0x")
+    try:
+        bytes.fromhex(h)
+    except ValueError:
+        raise ValueError("a public key is hex (33 or 65 bytes)") from None
+    return h
+
+
+def _address(v: Any) -> str:
+    try:
+        return parse_eth_address(v)
+    except ParsecError as err:
+        raise ValueError(str(err)) from None
+
+
+AmountField = Annotated[int, BeforeValidator(_amount), PlainSerializer(str, return_type=str)]
+U64 = Annotated[int, Field(ge=0, le=MAX_UINT64, strict=True)]
+PositiveU64 = Annotated[int, Field(gt=0, le=MAX_UINT64, strict=True)]
+AddressField = Annotated[str, BeforeValidator(_address)]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+
+    channel: UUID
+
+    def require_signature(self) -> None:
+        if not getattr(self, "signature", None):
+            raise UnsignedRequest(
+                f"{getattr(self, 'type', 'control')} request for channel {self.channel} carries no signature: "
+                "control requests and notices must be signed"
+            )
+
+
+class _SignedRequest(_Request):
+    """A request from a participant (or its operator): nonce, expiry, signature."""
+
+    nonce: U64 | None = None
+    expiry: U64 | None = None
+    signature: str | None = None
+
+    def typed(self) -> SignedRequest:  # pragma: no cover - every request defines it
+        raise NotImplementedError
+
+    def authenticate(self, domain: SigningDomain) -> RequestAuth:
+        """Who signed this request (recovered, low-s only), with its nonce and expiry."""
+        self.require_signature()
+        if self.nonce is None or self.expiry is None:
+            raise MalformedMessage(f"a signed {self.type} request needs a nonce and an expiry")  # type: ignore[attr-defined]
+        return self.typed().authenticate(domain, self.signature)
+
+    def signed(self, key: PrivateKey, domain: SigningDomain, *, nonce: int | None = None,
+               expiry: int | None = None, valid_for: int = DEFAULT_VALID_FOR) -> Self:
+        """This request signed with ``key`` (a fresh nonce and now + ``valid_for`` unless given)."""
+        nonce = fresh_nonce() if nonce is None else nonce
+        expiry = int(time.time()) + valid_for if expiry is None else expiry
+        unsigned = self.model_copy(update={"nonce": nonce, "expiry": expiry, "signature": None})
+        sig = unsigned.typed().sign(key, domain)
+        return self.model_copy(update={"nonce": nonce, "expiry": expiry, "signature": "0x" + sig.hex()})
+
+
+class OpenChannelRequest(_SignedRequest):
+    """Open a channel in the node's books: signed by participant A (its key is ``publicKeyA``)."""
+
     type: Literal["open"] = "open"
-    public_key_a: str = Field(alias="publicKeyA")
-    public_key_b: str = Field(alias="publicKeyB")
+    public_key_a: Annotated[str, BeforeValidator(_public_key)] = Field(alias="publicKeyA")
+    public_key_b: Annotated[str, BeforeValidator(_public_key)] = Field(alias="publicKeyB")
     currency: str = "ETH"
-    deposit_a: int = Field(alias="depositA")
-    deposit_b: int = Field(0, alias="depositB")
-    challenge_period: int = Field(3600, alias="challengePeriod")
-    checkpoint_interval: int = Field(100, alias="checkpointInterval")
-    checkpoint_timeout: int = Field(3600, alias="checkpointTimeout")
+    deposit_a: AmountField = Field(alias="depositA")
+    deposit_b: AmountField = Field(0, alias="depositB")
+    challenge_period: PositiveU64 = Field(3600, alias="challengePeriod")
+    checkpoint_interval: PositiveU64 = Field(100, alias="checkpointInterval")
+    checkpoint_timeout: PositiveU64 = Field(3600, alias="checkpointTimeout")
     chain_id: int = Field(alias="chainId")
     contract: str
-    at: int | None = None
 
-    _amounts = field_validator("deposit_a", "deposit_b", mode="before")(lambda cls, v: _amount(v))
+    @property
+    def signing_domain(self) -> SigningDomain:
+        """The deployment the channel is opened on: what A's signature is bound to."""
+        return SigningDomain(chain_id=self.chain_id, verifying_contract=self.contract)
 
-    @field_validator("public_key_a", "public_key_b")
-    @classmethod
-    def _hex_key(cls, v: str) -> str:
-        h = v.removeprefix("0x")
-        try:
-            bytes.fromhex(h)
-        except ValueError:
-            raise ValueError("a public key is hex (33 or 65 bytes)") from None
-        return h
+    def typed(self) -> OpenChannel:
+        return OpenChannel(
+            channel_id=self.channel,
+            participant_a=eth_address_from_public_key(bytes.fromhex(self.public_key_a)),
+            participant_b=eth_address_from_public_key(bytes.fromhex(self.public_key_b)),
+            currency=self.currency,
+            deposit_a=self.deposit_a,
+            deposit_b=self.deposit_b,
+            challenge_period=self.challenge_period,
+            checkpoint_interval=self.checkpoint_interval,
+            checkpoint_timeout=self.checkpoint_timeout,
+            nonce=self.nonce or 0,
+            expiry=self.expiry or 0,
+        )
 
 
-class DepositRequest(_Request):
+class DepositRequest(_SignedRequest):
+    """Credit ``amount`` to ``participant``'s deposit: signed by that participant."""
+
     type: Literal["deposit"] = "deposit"
-    participant: str
-    amount: int
+    participant: AddressField
+    amount: AmountField
 
-    _amounts = field_validator("amount", mode="before")(lambda cls, v: _amount(v))
+    def typed(self) -> Deposit:
+        return Deposit(self.channel, self.participant, self.amount, self.nonce or 0, self.expiry or 0)
 
 
-class CheckpointRequest(_Request):
+class SetOperatorRequest(_SignedRequest):
+    """``operator`` may send checkpoint, settle and dispute requests for ``participant`` (signed by it)."""
+
+    type: Literal["set-operator"] = "set-operator"
+    participant: AddressField
+    operator: AddressField
+
+    def typed(self) -> SetOperator:
+        return SetOperator(self.channel, self.participant, self.operator, self.nonce or 0, self.expiry or 0)
+
+
+class _ChannelRequest(_SignedRequest):
+    ACTION: ClassVar[ControlAction]
+
+    def typed(self) -> ChannelRequest:
+        return ChannelRequest(self.channel, self.ACTION, self.nonce or 0, self.expiry or 0)
+
+
+class CheckpointRequest(_ChannelRequest):
+    ACTION: ClassVar[ControlAction] = ControlAction.CHECKPOINT
     type: Literal["checkpoint"] = "checkpoint"
 
 
-class SettlementRequest(_Request):
+class SettlementRequest(_ChannelRequest):
+    ACTION: ClassVar[ControlAction] = ControlAction.SETTLE
     type: Literal["settle"] = "settle"
-    requested_by: str = Field("control", alias="requestedBy")
 
 
-class DisputeRequest(_Request):
+class DisputeRequest(_ChannelRequest):
+    ACTION: ClassVar[ControlAction] = ControlAction.DISPUTE
     type: Literal["dispute"] = "dispute"
-    requested_by: str = Field("control", alias="requestedBy")
 
 
-class CheckpointConfirmedNotice(_Request):
+class _Notice(_Request):
+    """A settler's notice of what the chain did: ``issuedAt`` and the settler's signature."""
+
+    issued_at: U64 | None = Field(None, alias="issuedAt")
+    signature: str | None = None
+
+    def typed(self) -> SettlerNotice:  # pragma: no cover - every notice defines it
+        raise NotImplementedError
+
+    def signer(self, domain: SigningDomain) -> Address:
+        """The address that signed this notice (whether it is a trusted settler is the node's call)."""
+        self.require_signature()
+        if self.issued_at is None:
+            raise MalformedMessage(f"a signed {self.type} notice needs issuedAt")  # type: ignore[attr-defined]
+        return self.typed().recover(domain, self.signature)
+
+    def signed(self, key: PrivateKey, domain: SigningDomain, *, issued_at: int | None = None) -> Self:
+        issued_at = int(time.time()) if issued_at is None else issued_at
+        unsigned = self.model_copy(update={"issued_at": issued_at, "signature": None})
+        sig = unsigned.typed().sign(key, domain)
+        return self.model_copy(update={"issued_at": issued_at, "signature": "0x" + sig.hex()})
+
+
+class CheckpointConfirmedNotice(_Notice):
     """The settler saw a checkpoint (or dispute) of the channel land on-chain."""
 
     type: Literal["checkpoint-confirmed"] = "checkpoint-confirmed"
-    sequence: int
+    sequence: U64
     tx_hash: str = Field(alias="txHash")
-    block: int
+    block: U64
+
+    def typed(self) -> SettlerNotice:
+        return SettlerNotice.checkpoint_confirmed(self.channel, self.sequence, self.tx_hash, self.block,
+                                                  self.issued_at or 0)
 
 
-class ClosedOnChainNotice(_Request):
+class ClosedOnChainNotice(_Notice):
     """The settler saw the channel settled (or cooperatively closed) on-chain, with its payouts."""
 
     type: Literal["closed"] = "closed"
-    payouts: list[int] | None = None
-    at: int | None = None
+    payouts: list[AmountField] | None = None
+    at: U64 | None = None
 
+    def typed(self) -> SettlerNotice:
+        return SettlerNotice.closed(self.channel, self.payouts, self.at, self.issued_at or 0)
+
+
+class SettleNotice(_Notice):
+    """The settler saw the channel closed on-chain by someone else: stop payments (kind ``settle``)."""
+
+    type: Literal["settle-notice"] = "settle-notice"
+    reason: str = ""
+
+    def typed(self) -> SettlerNotice:
+        return SettlerNotice.settle(self.channel, self.reason, self.issued_at or 0)
+
+
+SETTLER_NOTICES = (CheckpointConfirmedNotice, ClosedOnChainNotice, SettleNotice)
 
 ControlRequest = Annotated[
-    OpenChannelRequest | DepositRequest | CheckpointRequest | SettlementRequest | DisputeRequest
-    | CheckpointConfirmedNotice | ClosedOnChainNotice,
+    OpenChannelRequest | DepositRequest | SetOperatorRequest | CheckpointRequest | SettlementRequest
+    | DisputeRequest | CheckpointConfirmedNotice | ClosedOnChainNotice | SettleNotice,
     Field(discriminator="type"),
 ]
 _CONTROL = TypeAdapter(ControlRequest)
@@ -138,7 +315,7 @@ def parse_control(raw: bytes | None) -> Any:
 
 
 def encode_control(request: Any) -> bytes:
-    return request.model_dump_json(by_alias=True).encode()
+    return request.model_dump_json(by_alias=True, exclude_none=True).encode()
 
 
 # --- rejections --------------------------------------------------------------------

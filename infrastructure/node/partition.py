@@ -46,8 +46,9 @@ from eventsourcing.persistence import PersistenceError, Tracking
 from kafka import KafkaConsumer, TopicPartition
 
 from domain.channel import ChannelParameters, ChannelStatus, PaymentOutcome
+from domain.control import authorize_settler
 from domain.errors import MalformedMessage, ParsecError, UnknownChannel, WindowExpired
-from domain.protocol import SignedInvoice, SigningDomain
+from domain.protocol import SignedInvoice
 from domain.reorder import Refused, ReorderWindow
 from infrastructure.kafka import RecordTooLargeError, tracking_name
 from infrastructure.kafka.log import OutRecord
@@ -62,7 +63,9 @@ from infrastructure.node.messages import (
     ProcessingError,
     Rejection,
     SetAside,
+    SetOperatorRequest,
     SettlementRequest,
+    SettleNotice,
     WrongPartition,
     check_size,
     parse_control,
@@ -450,7 +453,7 @@ class PartitionWorker:
             req = parse_control(r.value)
             if partition_of(req.channel, self.recorder.num_partitions) != self.partition:
                 raise WrongPartition(f"channel {req.channel} is not in partition {self.partition}; key by channel id")
-            self._command(req, at)
+            self._command(req, at, self._authenticate(req))
             if isinstance(req, OpenChannelRequest):
                 self._release_opened(req.channel, at, out, report)
         except ParsecError as err:
@@ -464,7 +467,19 @@ class PartitionWorker:
             self._reject(ProcessingError(f"{type(err).__name__}: {err}"), self.config.control_topic,
                          r.offset, r.key, r.value, at, out, report)
 
-    def _command(self, req: Any, at: int) -> None:
+    def _authenticate(self, req: Any) -> Any:
+        """Who signed ``req``: a RequestAuth (whether that signer may ask is the Channel's call), or
+        for a settler's notice the address of a settler this node trusts. Refusals: UnsignedRequest,
+        BadRequestSignature, UnauthorizedRequest (an untrusted settler), UnknownChannel."""
+        if isinstance(req, OpenChannelRequest):
+            return req.authenticate(req.signing_domain)  # A's signature binds the deployment named
+        req.require_signature()
+        domain = self.service.get_channel_aggregate(req.channel).domain
+        if isinstance(req, CheckpointConfirmedNotice | ClosedOnChainNotice | SettleNotice):
+            return authorize_settler(req.signer(domain), self.config.trusted_settlers)
+        return req.authenticate(domain)
+
+    def _command(self, req: Any, at: int, auth: Any) -> None:
         s = self.service
         if isinstance(req, OpenChannelRequest):
             s.open_channel(
@@ -475,21 +490,31 @@ class PartitionWorker:
                 deposit_a=req.deposit_a,
                 deposit_b=req.deposit_b,
                 parameters=ChannelParameters(req.challenge_period, req.checkpoint_interval, req.checkpoint_timeout),
-                domain=SigningDomain(chain_id=req.chain_id, verifying_contract=req.contract),
-                at=req.at if req.at is not None else at,
+                domain=req.signing_domain,
+                at=at,
+                auth=auth,
             )
-            log.info("p%d: channel %s opened", self.partition, req.channel)
+            log.info("p%d: channel %s opened by %s", self.partition, req.channel, auth.signer)
         elif isinstance(req, DepositRequest):
-            s.deposit(req.channel, req.participant, req.amount)
+            s.deposit(req.channel, req.participant, req.amount, auth=auth, at=at)
+        elif isinstance(req, SetOperatorRequest):
+            s.register_operator(req.channel, req.participant, req.operator, auth=auth, at=at)
+            log.info("p%d: %s registered operator %s on %s", self.partition, req.participant, req.operator,
+                     req.channel)
         elif isinstance(req, CheckpointRequest):
-            if not s.request_checkpoint(req.channel, at):
+            if not s.request_checkpoint(req.channel, at, auth):
                 log.info("p%d: checkpoint of %s requested: nothing new since the last one", self.partition, req.channel)
         elif isinstance(req, SettlementRequest):
-            s.request_settlement(req.channel, at, req.requested_by)
-            log.info("p%d: settlement of %s requested by %s", self.partition, req.channel, req.requested_by)
+            s.request_settlement(req.channel, at, auth=auth)
+            log.info("p%d: settlement of %s requested by %s", self.partition, req.channel, auth.signer)
         elif isinstance(req, DisputeRequest):
-            s.request_dispute(req.channel, at, req.requested_by)
-            log.info("p%d: dispute of %s requested by %s", self.partition, req.channel, req.requested_by)
+            s.request_dispute(req.channel, at, auth=auth)
+            log.info("p%d: dispute of %s requested by %s", self.partition, req.channel, auth.signer)
+        elif isinstance(req, SettleNotice):  # from the settler: the chain saw a close, stop payments
+            if s.get_channel_aggregate(req.channel).status == ChannelStatus.OPEN.value:  # else: a no-op
+                s.request_settlement(req.channel, at, requested_by=req.reason or "settler")
+                log.info("p%d: settlement of %s on settler %s's notice: %s", self.partition, req.channel, auth,
+                         req.reason)
         elif isinstance(req, CheckpointConfirmedNotice):
             # from the settler; repeated notices (receipt, then the watcher's event) are no-ops
             if s.get_channel_aggregate(req.channel).confirmed_sequence < req.sequence:
@@ -498,7 +523,7 @@ class PartitionWorker:
                          req.channel, req.block)
         elif isinstance(req, ClosedOnChainNotice):
             if s.get_channel_aggregate(req.channel).status != ChannelStatus.CLOSED.value:
-                s.close_channel(req.channel, at=req.at if req.at is not None else at, payouts=req.payouts)
+                s.close_channel(req.channel, at=req.at or at, payouts=req.payouts)
                 log.info("p%d: channel %s closed on-chain, payouts %s", self.partition, req.channel, req.payouts)
         else:  # pragma: no cover - the parser knows only the types above
             raise MalformedMessage(f"unknown control request {req!r}")

@@ -13,8 +13,9 @@ and several nodes would share one operator wallet's nonces). The settler is a se
   without being saved first, so a fenced settler cannot send a transaction);
 - it sends contract transactions with one operator wallet and one nonce counter;
 - it tells the channels what the chain did through the control topic
-  (:class:`~infrastructure.settlement.control.ControlTopicCommands`), so the owning node
-  applies it;
+  (:class:`~infrastructure.settlement.control.ControlTopicCommands`), in notices signed with
+  the operator key, so the owning node applies them (if it trusts this settler's address:
+  ``PARSEC_SETTLERS``);
 - it runs the chain watcher (watchtower) too.
 """
 
@@ -27,6 +28,7 @@ import time
 from eventsourcing.application import Application
 
 from domain.application import ChannelService
+from domain.crypto import PrivateKey
 from infrastructure.chain.channels import ChannelContract
 from infrastructure.chain.connection import Wallet, latest_timestamp
 from infrastructure.kafka.log import WriterFencedError
@@ -78,7 +80,7 @@ class Settler:
         self.store = SettlerStore(env=settler_store_env(config, store_topic))
         try:
             self.store.recorder.acquire()  # fence any previous settler; read its intents
-            self.commands = ControlTopicCommands(self.sender, self.reader)
+            self.commands = ControlTopicCommands(self.sender, self.reader, PrivateKey(bytes(wallet.key)))
             self.executor = SettlementExecutor(self.reader, contract, wallet, store=self.store, commands=self.commands)
             self.watcher = ChainWatcher(self.executor, start_block=start_block)
         except BaseException:
@@ -90,7 +92,8 @@ class Settler:
         self.contract = contract
         self.stopped = threading.Event()
         self.fenced = False
-        log.info("settler: operator %s, store %s, following %s (%d partitions)", wallet.address, store_topic,
+        log.info("settler: operator %s, store %s, following %s (%d partitions); nodes must trust this address "
+                 "(PARSEC_SETTLERS) to accept its notices", wallet.address, store_topic,
                  config.events_topic, len(self.source.partitions()))
 
     def step(self, now: int | None = None) -> None:

@@ -112,14 +112,16 @@ def test_node_settler_and_read_models_agree_with_the_chain(anvil: Any, node_conf
 
     # the node shares this process (and the GIL) with the settler and the runner: a roomy session
     # timeout keeps a busy moment from evicting it from its group mid-test
-    config = node_config(tick_interval=0.2, timeout_check_interval=3600.0, session_timeout_ms=30000)
+    # the node trusts the settler's notices: they are signed with its operator key
+    config = node_config(tick_interval=0.2, timeout_check_interval=3600.0, session_timeout_ms=30000,
+                         settlers=operator.address)
     sender = Sender(config)
     for p in plans:
         sender.control(OpenChannelRequest(
             channel=p.channel_id, public_key_a="0x" + p.a.public_key.hex(), public_key_b="0x" + p.b.public_key.hex(),
             deposit_a=DEPOSIT_A, deposit_b=0, challenge_period=PERIOD, checkpoint_interval=INTERVAL,
             checkpoint_timeout=10**6, chain_id=contract.domain.chain_id, contract=contract.domain.verifying_contract,
-        )).get(timeout=15)
+        ).signed(p.a.key, contract.domain)).get(timeout=15)
 
     import random
 
@@ -206,7 +208,8 @@ def test_node_settler_and_read_models_agree_with_the_chain(anvil: Any, node_conf
 
             # settle one channel through the control topic: close, challenge period, settle
             target = plans[0]
-            sender.control(SettlementRequest(channel=target.channel_id, requested_by="e2e")).get(timeout=15)
+            sender.control(SettlementRequest(channel=target.channel_id).signed(target.a.key, contract.domain)
+                           ).get(timeout=15)
             wait_for(lambda: contract.channel(target.channel_id).is_closed, 30, "the close on-chain")
             advance_time(w3, PERIOD + 5)
             wait_for(lambda: rows()[str(target.channel_id)].status == "closed", 30, "the settle, back in the read model")

@@ -91,6 +91,7 @@ def node_process(config: NodeConfig, node_id: str, log_path: Path) -> subprocess
         "PARSEC_PARTITIONS": str(config.partitions),
         "PARSEC_SESSION_TIMEOUT_MS": str(config.session_timeout_ms),
         "PARSEC_NODE_ID": node_id,
+        "PARSEC_SETTLERS": ",".join(config.trusted_settlers),
         "COLUMNS": "200",
     }
     out = open(log_path, "wb")
@@ -146,6 +147,7 @@ class ChannelPlan:
         )
 
     def open_request(self, **params: Any) -> OpenChannelRequest:
+        """The open, signed by A (the opener)."""
         return OpenChannelRequest(
             channel=self.channel_id,
             public_key_a="0x" + self.a.public_key.hex(),
@@ -155,7 +157,11 @@ class ChannelPlan:
             chain_id=DOMAIN.chain_id,
             contract=DOMAIN.verifying_contract,
             **params,
-        )
+        ).signed(self.a.key, DOMAIN)
+
+    def signed(self, request: Any, by: Party | None = None, **kwargs: Any) -> Any:
+        """A control request about this channel, signed by ``by`` (default A)."""
+        return request.signed((by or self.a).key, DOMAIN, **kwargs)
 
     def sign_next(self, price: int, from_b: bool = False, invoice_type: str = "", **overrides: Any) -> SignedInvoice:
         i = 1 if from_b else 0

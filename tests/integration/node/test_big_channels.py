@@ -64,14 +64,14 @@ def test_defect9_a_dispute_of_5000_unconfirmed_payments_is_small_and_its_partiti
             sender.payment(big.sign_next(10**9))
         sender.flush()
         wait_for(lambda: sequences(service, [big])[big.channel_id] == 5000, 180, "5,000 payments applied")
-        sender.control(DisputeRequest(channel=big.channel_id)).get(15)
+        sender.control(big.signed(DisputeRequest(channel=big.channel_id))).get(15)
         for _ in range(30):  # the other channel of the partition, during and after the dispute
             sender.payment(small.sign_next(10**9))
         sender.flush()
         wait_for(lambda: sequences(service, [small])[small.channel_id] == 30, 60, "the other channel moving")
         wait_for(lambda: any(type(e).__name__ == "DisputeRequested" for e in service.channel_events(big.channel_id)),
                  30, "the dispute recorded")
-        sender.control(CheckpointRequest(channel=big.channel_id)).get(15)  # and the big channel goes on too
+        sender.control(big.signed(CheckpointRequest(channel=big.channel_id))).get(15)  # and the big channel goes on too
         for _ in range(5):
             sender.payment(big.sign_next(10**9))
         sender.flush()
@@ -113,7 +113,7 @@ def test_defect9_a_command_whose_record_kafka_refuses_is_set_aside_and_the_parti
         # in one batch: payments of the other channel around the checkpoint that cannot be committed
         for _ in range(3):
             sender.payment(other.sign_next(10**9))
-        sender.control(CheckpointRequest(channel=victim.channel_id)).get(15)
+        sender.control(victim.signed(CheckpointRequest(channel=victim.channel_id))).get(15)
         for _ in range(3):
             sender.payment(other.sign_next(10**9))
         sender.flush()

@@ -1,4 +1,5 @@
-"""``parsec send`` against a running node: open, pay (signed from seeded keys or a file), settle."""
+"""``parsec send`` against a running node: open, pay (signed from seeded keys or a file), deposit,
+set-operator, a checkpoint by the operator, settle: every control request signed."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import uuid
 
 import pytest
 
+from domain.addresses import eth_address_from_public_key
+from domain.crypto import PrivateKey
 from domain.protocol import HashPointer, Invoice, sign_invoice
 from infrastructure.cli import main
 from infrastructure.node.messages import partition_of
@@ -48,11 +51,26 @@ def test_parsec_send_open_pay_settle(node_config, capsys, tmp_path):
         path.write_bytes(tx.to_json())
         assert send("pay", "--file", str(path))["sequence"] == 2
         wait_for(lambda: service.get_channel(channel).sequence == 2, 30, "the filed payment applied")
-        send("settle", "--channel", str(channel), "--requested-by", "bob")
+        # signed control requests: B's deposit, A's operator registration, a checkpoint by that operator
+        assert send("deposit", "--channel", str(channel), "--seed", "cli", "--from", "B", "--amount", "0.1")[
+            "signer"] == b.address
+        wait_for(lambda: service.get_channel(channel).deposits[1] == 6 * 10**17, 30, "B's deposit")
+        operator = eth_address_from_public_key(PrivateKey.from_seed("cli-operator").public_key)
+        send("set-operator", "--channel", str(channel), "--seed", "cli", "--as", "A", "--operator", operator)
+        wait_for(lambda: service.get_channel_aggregate(channel).operator_of(a.address) == operator, 30,
+                 "A's operator registered")
+        assert send("checkpoint", "--channel", str(channel), "--operator-seed", "cli-operator")["signer"] == operator
+        wait_for(lambda: service.get_channel(channel).checkpoint_sequence == 2, 30, "the operator's checkpoint")
+        sent = send("settle", "--channel", str(channel), "--seed", "cli", "--as", "B")
+        assert sent["signer"] == b.address and sent["nonce"] > 0
         wait_for(lambda: service.get_channel(channel).status == "settling", 30, "settlement requested")
+        settled = [e for e in service.channel_events(channel) if type(e).__name__ == "SettlementRequested"]
+        assert settled[0].requested_by == b.address
     view = service.get_channel(channel)
     assert view.participants == (a.address, b.address)
-    assert view.balances == (10**18 - 25 * 10**16 + 10**17, 5 * 10**17 + 25 * 10**16 - 10**17)
+    assert view.balances == (10**18 - 25 * 10**16 + 10**17, 6 * 10**17 + 25 * 10**16 - 10**17)
+    checkpoints = [e for e in service.channel_events(channel) if type(e).__name__ == "CheckpointRequested"]
+    assert [(e.sequence, e.requested_by) for e in checkpoints] == [(2, operator)]
     service.close()
 
 

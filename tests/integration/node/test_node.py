@@ -18,6 +18,7 @@ from domain.protocol import HashPointer
 from infrastructure.node import CheckpointRequest, DisputeRequest, Sender, SettlementRequest
 from infrastructure.node.messages import channel_key, partition_of
 from tests.integration.node.conftest import (
+    DOMAIN,
     RecordingExecutor,
     disorder,
     make_channels,
@@ -123,7 +124,7 @@ def test_invalid_messages_go_to_the_rejected_topic_with_their_reasons(node_confi
         sender.raw(config.inbound_topic, pp, channel_key(p.channel_id), bad_sig)
         sender.raw(config.inbound_topic, pp, channel_key(p.channel_id), b"\xff\x00 not json")
         sender.raw(config.control_topic, pp, channel_key(p.channel_id), b'{"type": "launch", "channel": 1}')
-        sender.control(SettlementRequest(channel=unknown.channel))
+        sender.control(SettlementRequest(channel=unknown.channel).signed(p.a.key, DOMAIN))
         sender.flush()
 
         wanted = Counter({"WrongSigner": 1, "BrokenHashPointer": 1, "Overspend": 1, "UnknownChannel": 2,
@@ -169,9 +170,9 @@ def test_control_requests_and_the_checkpoint_timeout(node_config):
                 sender.payment(plan.sign_next(10**12))
         sender.flush()
         wait_for(lambda: set(sequences(service, plans).values()) == {3}, 30, "payments applied")
-        sender.control(SettlementRequest(channel=settle.channel_id, requested_by="alice")).get(15)
-        sender.control(DisputeRequest(channel=dispute.channel_id)).get(15)
-        sender.control(CheckpointRequest(channel=dispute.channel_id)).get(15)
+        sender.control(settle.signed(SettlementRequest(channel=settle.channel_id), by=settle.b)).get(15)
+        sender.control(dispute.signed(DisputeRequest(channel=dispute.channel_id))).get(15)
+        sender.control(dispute.signed(CheckpointRequest(channel=dispute.channel_id))).get(15)
 
         def names(plan):
             return [type(e).__name__ for e in service.channel_events(plan.channel_id)]
@@ -186,7 +187,7 @@ def test_control_requests_and_the_checkpoint_timeout(node_config):
     interval_cp = [e for e in service.channel_events(settle.channel_id) if type(e).__name__ == "CheckpointRequested"]
     assert [(e.reason, e.sequence) for e in interval_cp] == [("interval", 2)]
     settled = [e for e in service.channel_events(settle.channel_id) if type(e).__name__ == "SettlementRequested"]
-    assert settled[0].requested_by == "alice" and settled[0].sequence == 3
+    assert settled[0].requested_by == settle.b.address and settled[0].sequence == 3
     assert service.get_channel(settle.channel_id).status == "settling"
     disputed = [e for e in service.channel_events(dispute.channel_id) if type(e).__name__ == "DisputeRequested"]
     assert (disputed[0].from_sequence, disputed[0].to_sequence) == (1, 3)
