@@ -16,7 +16,19 @@ pragma solidity 0.8.30;
 ///
 /// Evidence rule: a participant's signed payment counts only when submitted by the participant
 /// it pays (or that participant's operator). A buyer never submits its own proofs, so it cannot
-/// push a self-signed payment with an inflated sequence to freeze its recorded total.
+/// push a self-signed payment with an inflated sequence to freeze its recorded total. (In a
+/// disputed settlement the submitter's own payments are carried by the counterparty's later
+/// signature, which hash-links to them.)
+///
+/// Settlement arithmetic (Raiden's): nothing is checked for solvency when proofs are recorded;
+/// `settle` pays balanceA = clamp(dA + sentB - sentA, 0, dA + dB) and balanceB = total -
+/// balanceA. This cannot be gamed. Take an honest participant H and a dishonest D. Only H (or
+/// H's operator) can record D's proofs, so H records D's latest one and sentD recorded = D's
+/// true total; every recorded proof of H is a payment H really signed, and H's totals only go
+/// up, so sentH recorded <= H's true total. Hence H's settled balance dH + sentD - sentH
+/// recorded >= H's true balance (capped at the total), and D gets at most its true balance.
+/// Hiding the honest party's payments only hurts the one who hides them; when both sides'
+/// newest proofs are recorded the payout is exactly the newest co-signed state.
 contract ParsecChannels {
     // ---------------------------------------------------------------- types
     struct ChannelParams {
@@ -68,20 +80,27 @@ contract ParsecChannels {
         "Payment(bytes16 channelId,uint64 sequence,bytes16 invoiceId,address buyer,address supplier,"
         "uint256 price,uint256 buyerTotal,string currency,string invoiceType,bytes32 previous)"
     );
-    bytes32 internal constant COOPERATIVE_CLOSE_TYPEHASH =
-        keccak256("CooperativeClose(bytes16 channelId,uint256 balanceA,uint256 balanceB,uint64 sequence)");
+    bytes32 internal constant COOPERATIVE_CLOSE_TYPEHASH = keccak256(
+        "CooperativeClose(bytes16 channelId,uint256 balanceA,uint256 balanceB,uint64 sequence,uint64 expiry)"
+    );
     bytes32 internal constant ETH_HASH = keccak256("ETH");
     bytes32 internal constant BTC_HASH = keccak256("BTC");
 
     // ---------------------------------------------------------------- state
     address public immutable btcToken;
+    /// The shortest challenge period `open` accepts (seconds): the time a watchtower has to answer.
+    uint32 public immutable minChallengePeriod;
     uint256 internal immutable cachedChainId;
     bytes32 internal immutable cachedDomainSeparator;
 
     mapping(bytes16 => Channel) internal channels;
     /// A participant's delegate for all its channels (its Parsec node acting as watchtower).
     mapping(address => address) public operatorOf;
-    /// ETH payouts that a receiver refused (pull payments).
+    /// Where a participant's payouts go (ETH and token), set by the participant itself; unset
+    /// (address(0)) means the participant.
+    mapping(address => address) public payeeOf;
+    /// ETH payouts that the receiver refused, credited to the participant (pull payments):
+    /// anyone may send them on with `withdraw(owner)`.
     mapping(address => uint256) public withdrawable;
 
     uint256 transient locked;
@@ -102,8 +121,11 @@ contract ParsecChannels {
     event ChannelSettled(bytes16 indexed channelId, uint256 balanceA, uint256 balanceB);
     event CooperativelyClosed(bytes16 indexed channelId, uint256 balanceA, uint256 balanceB, uint64 sequence);
     event OperatorSet(address indexed participant, address indexed operator);
-    event PayoutDeferred(address indexed to, uint256 amount);
-    event Withdrawn(address indexed to, uint256 amount);
+    event PayeeSet(address indexed participant, address indexed payee);
+    /// A pushed ETH payout was refused: `owner` (the participant) holds it as a credit.
+    event PayoutDeferred(address indexed owner, uint256 amount);
+    /// `owner`'s credit was sent to `to` (its payee, or itself).
+    event Withdrawn(address indexed owner, address indexed to, uint256 amount);
 
     // ---------------------------------------------------------------- errors
     error UnsupportedToken(address token);
@@ -112,13 +134,14 @@ contract ParsecChannels {
     error AlreadySettled(bytes16 channelId);
     error WrongParams(bytes16 channelId);
     error InvalidCounterparty(address b);
+    error InvalidPayee(address payee);
     error InvalidChallengePeriod();
+    error ChallengePeriodTooShort(uint32 given, uint32 minimum);
     error NotOpen(bytes16 channelId);
     error NotClosed(bytes16 channelId);
     error ChallengePeriodOver(uint40 settleAt);
     error ChallengePeriodNotOver(uint40 settleAt);
     error NotParticipant(address caller);
-    error NotCounterparty(address caller);
     error WrongValue();
     error DepositTooLarge();
     error BuyerNotParticipant(address buyer);
@@ -130,12 +153,14 @@ contract ParsecChannels {
     error StaleProof(uint64 sequence, uint64 recorded);
     error TotalDecreased(uint128 buyerTotal, uint128 recorded);
     error NothingNew();
-    error Overdraft(uint256 deposits, uint256 sentA, uint256 sentB);
     error BalancesDoNotMatchDeposits(uint256 sum, uint256 deposits);
+    error CloseExpired(uint64 expiry);
+    error StaleClose(uint64 sequence, uint64 head);
     error EmptyDispute();
     error HeadMismatch();
     error BrokenHashLink(uint256 index);
     error BadSequence(uint256 index, uint64 expected, uint64 got);
+    error SequenceOverflow();
     error BadBuyerTotal(uint256 index);
     error ZeroPrice(uint256 index);
     error Reentrancy();
@@ -143,8 +168,11 @@ contract ParsecChannels {
     error NothingToWithdraw();
 
     // ---------------------------------------------------------------- setup
-    constructor(address btcToken_) {
+    /// @param minChallengePeriod_ the shortest challenge period a channel may have (> 0, seconds)
+    constructor(address btcToken_, uint32 minChallengePeriod_) {
+        if (minChallengePeriod_ == 0) revert InvalidChallengePeriod();
         btcToken = btcToken_;
+        minChallengePeriod = minChallengePeriod_;
         cachedChainId = block.chainid;
         cachedDomainSeparator = _buildDomainSeparator();
     }
@@ -164,17 +192,32 @@ contract ParsecChannels {
         return keccak256(abi.encode(DOMAIN_TYPEHASH, keccak256("Parsec"), keccak256("1"), block.chainid, address(this)));
     }
 
+    /// Name the delegate (a watchtower) that may record proofs and close for msg.sender.
     function setOperator(address operator) external {
         operatorOf[msg.sender] = operator;
         emit OperatorSet(msg.sender, operator);
     }
 
+    /// Name where all of msg.sender's payouts go (ETH and token); address(0) = msg.sender itself.
+    /// Only the participant itself, never its operator: a watchtower must not redirect funds.
+    function setPayee(address payee) external {
+        if (payee == address(this) || payee == btcToken || (payee != address(0) && uint160(payee) <= 0xffff)) {
+            revert InvalidPayee(payee);
+        }
+        payeeOf[msg.sender] = payee;
+        emit PayeeSet(msg.sender, payee);
+    }
+
     // ---------------------------------------------------------------- open and deposit
     /// Open channel `id` between msg.sender (A) and `b`, depositing `amount` (ETH: msg.value).
+    /// `b` must be an account that can receive and withdraw: not address(0) or a precompile /
+    /// system address (<= 0xffff), not the opener, this contract or the BTC token.
     function open(bytes16 id, address b, address token, uint32 challengePeriod, uint256 amount) external payable {
         if (token != address(0) && token != btcToken) revert UnsupportedToken(token);
-        if (b == address(0) || b == msg.sender) revert InvalidCounterparty(b);
-        if (challengePeriod == 0) revert InvalidChallengePeriod();
+        if (uint160(b) <= 0xffff || b == msg.sender || b == address(this) || b == btcToken) {
+            revert InvalidCounterparty(b);
+        }
+        if (challengePeriod < minChallengePeriod) revert ChallengePeriodTooShort(challengePeriod, minChallengePeriod);
         Channel storage c = channels[id];
         if (c.paramsHash != bytes32(0)) revert ChannelExists(id);
         if (amount > type(uint96).max) revert DepositTooLarge();
@@ -237,14 +280,11 @@ contract ParsecChannels {
         if (proofs.length != 0) _applyProofs(id, c, p, proofs, false);
     }
 
-    /// During the challenge period, the non-closing participant (or its operator) submits newer proofs.
+    /// During the challenge period, either participant (or its operator), the closer included,
+    /// records newer proofs; each must pay the caller's principal (the evidence rule).
     function update(bytes16 id, ChannelParams calldata p, SignedPayment[] calldata proofs) external {
         Channel storage c = _channel(id, p);
         _checkChallengeWindow(id, c);
-        address counterparty = c.status == CLOSED_BY_A ? p.b : p.a;
-        if (msg.sender != counterparty && msg.sender != operatorOf[counterparty]) {
-            revert NotCounterparty(msg.sender);
-        }
         _applyProofs(id, c, p, proofs, false);
     }
 
@@ -252,7 +292,11 @@ contract ParsecChannels {
     /// `head` is the recorded head payment (ignored while nothing is recorded: genesis).
     /// Allowed while open or during the challenge period. The last payment must pay the caller's
     /// principal, so every payment of the caller's own side in the chain is acknowledged by a
-    /// later signature of the counterparty (hash links cover it).
+    /// later signature of the counterparty (hash links cover it). Each `buyerTotal` must be at
+    /// least its buyer's previous total (recorded, or earlier in the chain) + price: at least,
+    /// because the other buyer's recorded proof may be older than the head. No solvency check
+    /// (settle clamps). A long chain may be sent as consecutive disputes, each from the head the
+    /// previous one recorded (each chunk ending with a payment to the caller's principal).
     function dispute(bytes16 id, ChannelParams calldata p, SignedPayment calldata head, SignedPayment[] calldata txs)
         external
     {
@@ -272,6 +316,7 @@ contract ParsecChannels {
         for (uint256 i = 0; i < n; ++i) {
             SignedPayment calldata t = txs[i];
             if (t.previous != link) revert BrokenHashLink(i);
+            if (seq == type(uint64).max) revert SequenceOverflow();
             unchecked {
                 ++seq;
             }
@@ -279,12 +324,12 @@ contract ParsecChannels {
             if (t.price == 0) revert ZeroPrice(i);
             address supplier;
             if (t.buyer == p.a) {
-                if (uint256(t.buyerTotal) != sentA + t.price) revert BadBuyerTotal(i);
+                if (uint256(t.buyerTotal) < sentA + t.price) revert BadBuyerTotal(i);
                 sentA = t.buyerTotal;
                 seqA = seq;
                 supplier = p.b;
             } else if (t.buyer == p.b) {
-                if (uint256(t.buyerTotal) != sentB + t.price) revert BadBuyerTotal(i);
+                if (uint256(t.buyerTotal) < sentB + t.price) revert BadBuyerTotal(i);
                 sentB = t.buyerTotal;
                 seqB = seq;
                 supplier = p.a;
@@ -294,7 +339,6 @@ contract ParsecChannels {
             link = _verify(sep, id, currency, t, supplier);
             if (i == n - 1) _checkPayee(supplier);
         }
-        _checkSolvent(c, sentA, sentB);
         c.sentA = uint128(sentA);
         c.seqA = seqA;
         c.sentB = uint128(sentB);
@@ -330,7 +374,8 @@ contract ParsecChannels {
     }
 
     // ---------------------------------------------------------------- payouts
-    /// After the challenge period: pay balanceA = dA - sA + sB and balanceB = dB - sB + sA.
+    /// After the challenge period: pay balanceA = clamp(dA + sentB - sentA, 0, dA + dB) and
+    /// balanceB = dA + dB - balanceA (see the contract's notice for why this cannot be gamed).
     function settle(bytes16 id, ChannelParams calldata p) external nonReentrant {
         Channel storage c = _channel(id, p);
         uint8 status = c.status;
@@ -339,34 +384,49 @@ contract ParsecChannels {
         uint256 dA = c.depositA;
         uint256 total = dA + c.depositB;
         uint256 sentA = c.sentA;
-        uint256 sentB = c.sentB;
-        // Recorded states are solvent (checked when recorded), so this cannot underflow.
-        uint256 balanceA = dA + sentB - sentA;
-        uint256 balanceB = total - balanceA;
+        uint256 credit = dA + c.sentB; // < 2**129: no overflow
+        uint256 balanceA;
+        if (credit > sentA) {
+            unchecked {
+                balanceA = credit - sentA;
+            }
+            if (balanceA > total) balanceA = total;
+        }
+        uint256 balanceB;
+        unchecked {
+            balanceB = total - balanceA; // balanceA <= total
+        }
         _retire(c);
         emit ChannelSettled(id, balanceA, balanceB);
         _pay(p.token, p.a, balanceA);
         _pay(p.token, p.b, balanceB);
     }
 
-    /// Both participants signed the final balances: pay out at once (open or during the challenge).
+    /// Both participants signed the final balances at `sequence` (the head they agreed on):
+    /// pay out at once, while the channel is open or within its challenge period, until `expiry`
+    /// (a unix time, inclusive), and only if nothing newer than `sequence` is recorded.
     function cooperativeClose(
         bytes16 id,
         ChannelParams calldata p,
         uint256 balanceA,
         uint256 balanceB,
         uint64 sequence,
+        uint64 expiry,
         bytes calldata sigA,
         bytes calldata sigB
     ) external nonReentrant {
+        if (block.timestamp > expiry) revert CloseExpired(expiry);
         Channel storage c = _channel(id, p);
+        if (c.status != OPEN) _checkChallengeWindow(id, c);
+        uint64 head = c.seqA > c.seqB ? c.seqA : c.seqB;
+        if (sequence < head) revert StaleClose(sequence, head);
         uint256 deposits = uint256(c.depositA) + c.depositB;
         if (balanceA + balanceB != deposits) revert BalancesDoNotMatchDeposits(balanceA + balanceB, deposits);
         bytes32 digest = keccak256(
             abi.encodePacked(
                 "\x19\x01",
                 domainSeparator(),
-                keccak256(abi.encode(COOPERATIVE_CLOSE_TYPEHASH, id, balanceA, balanceB, sequence))
+                keccak256(abi.encode(COOPERATIVE_CLOSE_TYPEHASH, id, balanceA, balanceB, sequence, expiry))
             )
         );
         _checkSigner(digest, sigA, p.a);
@@ -377,13 +437,16 @@ contract ParsecChannels {
         _pay(p.token, p.b, balanceB);
     }
 
-    /// Collect ETH whose direct payout the receiver refused.
-    function withdraw() external nonReentrant {
-        uint256 amount = withdrawable[msg.sender];
+    /// Send `owner`'s credit (ETH payouts its receiver refused) to its payee (or `owner`),
+    /// forwarding all gas. Anyone may call it: the money only goes where `owner` chose, so a
+    /// gas-hungry receiver (a multisig) is paid without having to call anything itself.
+    function withdraw(address owner) external nonReentrant {
+        uint256 amount = withdrawable[owner];
         if (amount == 0) revert NothingToWithdraw();
-        withdrawable[msg.sender] = 0;
-        emit Withdrawn(msg.sender, amount);
-        (bool ok,) = msg.sender.call{value: amount}("");
+        withdrawable[owner] = 0;
+        address to = _payee(owner);
+        emit Withdrawn(owner, to, amount);
+        (bool ok,) = to.call{value: amount}("");
         if (!ok) revert TransferFailed();
     }
 
@@ -425,8 +488,7 @@ contract ParsecChannels {
 
     /// Apply per-participant proofs (each must pay the caller's principal); a proof replaces the
     /// recorded one for its buyer only with a higher sequence and a total not lower. Only the
-    /// slots of the buyers concerned are touched; the other side's total is read only when a
-    /// buyer's total exceeds its own deposit (the only case where solvency depends on it).
+    /// slots of the buyers concerned are touched. No solvency check: settle clamps.
     function _applyProofs(
         bytes16 id,
         Channel storage c,
@@ -437,8 +499,6 @@ contract ParsecChannels {
         if (proofs.length == 0) revert NothingNew();
         bytes32 currency = _currencyHash(p.token);
         bytes32 sep = domainSeparator();
-        bool changedA;
-        bool changedB;
         for (uint256 i = 0; i < proofs.length; ++i) {
             SignedPayment calldata t = proofs[i];
             address supplier;
@@ -448,14 +508,14 @@ contract ParsecChannels {
                 uint128 sent = c.sentA;
                 if (t.buyerTotal < sent) revert TotalDecreased(t.buyerTotal, sent);
                 (c.sentA, c.seqA) = (t.buyerTotal, t.sequence);
-                (changedA, supplier) = (true, p.b);
+                supplier = p.b;
             } else if (t.buyer == p.b) {
                 uint64 seq = c.seqB;
                 if (t.sequence <= seq) revert StaleProof(t.sequence, seq);
                 uint128 sent = c.sentB;
                 if (t.buyerTotal < sent) revert TotalDecreased(t.buyerTotal, sent);
                 (c.sentB, c.seqB) = (t.buyerTotal, t.sequence);
-                (changedB, supplier) = (true, p.a);
+                supplier = p.a;
             } else {
                 revert BuyerNotParticipant(t.buyer);
             }
@@ -464,24 +524,6 @@ contract ParsecChannels {
             if (isCheckpoint) emit Checkpointed(id, t.buyer, t.sequence, t.buyerTotal);
             else emit StateUpdated(id, t.buyer, t.sequence, t.buyerTotal);
         }
-        if (changedA) {
-            uint256 sentA = c.sentA;
-            if (sentA > c.depositA && sentA > uint256(c.depositA) + c.sentB) {
-                revert Overdraft(uint256(c.depositA) + c.depositB, sentA, c.sentB);
-            }
-        }
-        if (changedB) {
-            uint256 sentB = c.sentB;
-            if (sentB > c.depositB && sentB > uint256(c.depositB) + c.sentA) {
-                revert Overdraft(uint256(c.depositA) + c.depositB, c.sentA, sentB);
-            }
-        }
-    }
-
-    function _checkSolvent(Channel storage c, uint256 sentA, uint256 sentB) internal view {
-        uint256 dA = c.depositA;
-        uint256 dB = c.depositB;
-        if (sentA > dA + sentB || sentB > dB + sentA) revert Overdraft(dA + dB, sentA, sentB);
     }
 
     function _verify(bytes32 sep, bytes16 id, bytes32 currency, SignedPayment calldata t, address supplier)
@@ -556,23 +598,36 @@ contract ParsecChannels {
         }
     }
 
-    /// Push the payout; an ETH receiver that refuses it (or tries to re-enter) gets it as a
-    /// withdrawable credit instead, so it cannot block the other side's payout.
-    function _pay(address token, address to, uint256 amount) internal {
+    function _payee(address participant) internal view returns (address to) {
+        to = payeeOf[participant];
+        if (to == address(0)) to = participant;
+    }
+
+    /// Push `participant`'s payout to its payee. ETH goes with a 50,000 gas stipend; a receiver
+    /// that refuses it (or tries to re-enter) leaves it as the participant's credit, which anyone
+    /// may then send on with all gas (`withdraw(participant)`), so it cannot block the other
+    /// side's payout. A token transfer the token refuses to the payee goes to the participant.
+    function _pay(address token, address participant, uint256 amount) internal {
         if (amount == 0) return;
+        address to = _payee(participant);
         if (token == address(0)) {
             (bool ok,) = to.call{value: amount, gas: PAYOUT_GAS}("");
             if (!ok) {
-                withdrawable[to] += amount;
-                emit PayoutDeferred(to, amount);
+                withdrawable[participant] += amount;
+                emit PayoutDeferred(participant, amount);
             }
-        } else {
-            _tokenCall(token, abi.encodeWithSelector(0xa9059cbb, to, amount));
+        } else if (!_tryTokenCall(token, abi.encodeWithSelector(0xa9059cbb, to, amount))) {
+            if (to == participant) revert TransferFailed();
+            _tokenCall(token, abi.encodeWithSelector(0xa9059cbb, participant, amount));
         }
     }
 
     function _tokenCall(address token, bytes memory data) internal {
+        if (!_tryTokenCall(token, data)) revert TransferFailed();
+    }
+
+    function _tryTokenCall(address token, bytes memory data) internal returns (bool) {
         (bool ok, bytes memory ret) = token.call(data);
-        if (!ok || (ret.length != 0 && !abi.decode(ret, (bool)))) revert TransferFailed();
+        return ok && (ret.length == 0 || (ret.length >= 32 && abi.decode(ret, (uint256)) == 1));
     }
 }

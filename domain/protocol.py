@@ -65,7 +65,7 @@ INVOICE_TYPE = StructType.parse(
     "Invoice(address invoiceAddress,uint256 price,string currency,string invoiceType)"
 )
 COOPERATIVE_CLOSE_TYPE = StructType.parse(
-    "CooperativeClose(bytes16 channelId,uint256 balanceA,uint256 balanceB,uint64 sequence)"
+    "CooperativeClose(bytes16 channelId,uint256 balanceA,uint256 balanceB,uint64 sequence,uint64 expiry)"
 )
 
 MAX_SEQUENCE = 2**64 - 1
@@ -405,19 +405,33 @@ def sign_invoice(
 
 
 def cooperative_close_digest(
-    domain: SigningDomain, channel: UUID, balance_a: int, balance_b: int, sequence: int
+    domain: SigningDomain, channel: UUID, balance_a: int, balance_b: int, sequence: int, expiry: int
 ) -> bytes:
+    """What both participants sign to close at once: the balances at head ``sequence``, valid until
+    ``expiry`` (unix seconds, inclusive; the contract refuses it afterwards)."""
     return domain.digest(
         COOPERATIVE_CLOSE_TYPE.hash_struct(
-            {"channelId": channel.bytes, "balanceA": balance_a, "balanceB": balance_b, "sequence": sequence}
+            {
+                "channelId": channel.bytes,
+                "balanceA": balance_a,
+                "balanceB": balance_b,
+                "sequence": sequence,
+                "expiry": expiry,
+            }
         )
     )
 
 
 def sign_cooperative_close(
-    key: PrivateKey, domain: SigningDomain, channel: UUID, balance_a: int, balance_b: int, sequence: int
+    key: PrivateKey,
+    domain: SigningDomain,
+    channel: UUID,
+    balance_a: int,
+    balance_b: int,
+    sequence: int,
+    expiry: int,
 ) -> Signature:
-    return key.sign_digest(cooperative_close_digest(domain, channel, balance_a, balance_b, sequence))
+    return key.sign_digest(cooperative_close_digest(domain, channel, balance_a, balance_b, sequence, expiry))
 
 
 __all__ = [

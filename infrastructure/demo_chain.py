@@ -65,7 +65,9 @@ class DemoChain:
         self.deployer = self._funded(PrivateKey.from_seed(f"parsec/{seed}/deployer"), 10 * GAS_MONEY)
         self.node = self._funded(PrivateKey.from_seed(f"parsec/{seed}/node"), 100 * GAS_MONEY)
         self.token = TestToken.deploy(self.w3, self.deployer)
-        self.contract = ChannelContract.deploy(self.w3, self.deployer, self.token.address)
+        self.contract = ChannelContract.deploy(
+            self.w3, self.deployer, self.token.address, min_challenge_period=self.challenge_period
+        )
         self.executor = SettlementExecutor(service, self.contract, self.node)
         self.watcher = ChainWatcher(self.executor, start_block=int(self.w3.eth.block_number) + 1)
         self._wallets: dict[str, Wallet] = {}

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.30;
 
-/// @title A hostile channel participant for tests: when paid ETH it tries to re-enter the
-/// channel contract (mode 1) or refuses the payment (mode 2).
+/// @title A hostile or demanding channel participant for tests: when paid ETH it tries to re-enter
+/// the channel contract (mode 1), refuses the payment (mode 2), or, like a multisig wallet, needs
+/// more gas than the payout stipend to accept it (mode 3).
 contract Reentrant {
     address public immutable target;
     bytes public reentry;
@@ -11,6 +12,10 @@ contract Reentrant {
     uint64 public attempts;
     bool public reentered;
     bytes4 public lastErrorSelector;
+    /// ETH accepted in mode 3
+    uint256 public received;
+
+    uint256 internal constant HUNGRY = 100_000;
 
     constructor(address target_) {
         target = target_;
@@ -37,6 +42,10 @@ contract Reentrant {
         if (mode == 1 && attempts == 0) {
             (bool ok, bytes memory ret) = target.call(reentry);
             (attempts, reentered, lastErrorSelector) = (1, ok, bytes4(ret));
+        }
+        if (mode == 3) {
+            if (gasleft() < HUNGRY) revert("Reentrant: needs more gas");
+            received += msg.value;
         }
     }
 }

@@ -35,6 +35,8 @@ except ImportError:  # pragma: no cover - eth-tester is optional with a JSON-RPC
 
 TxHash = NewType("TxHash", str)
 ETH = "0x0000000000000000000000000000000000000000"
+DEFAULT_MIN_CHALLENGE_PERIOD = 3600
+"""The shortest challenge period a deployed contract accepts unless its deployer says otherwise."""
 SETTLED_MARKER = (1).to_bytes(32, "big")
 
 
@@ -82,11 +84,13 @@ class OnChainChannel:
 
     @property
     def balance_a(self) -> int:
-        return self.deposit_a - self.sent_a + self.sent_b
+        """What settle would pay A now: dA + sentB - sentA, clamped to [0, dA + dB]."""
+        total = self.deposit_a + self.deposit_b
+        return min(max(self.deposit_a + self.sent_b - self.sent_a, 0), total)
 
     @property
     def balance_b(self) -> int:
-        return self.deposit_b - self.sent_b + self.sent_a
+        return self.deposit_a + self.deposit_b - self.balance_a
 
     @property
     def is_closed(self) -> bool:
@@ -145,12 +149,19 @@ class ChannelContract:
 
     # ------------------------------------------------------------ deployment
     @classmethod
-    def deploy(cls, w3: Web3, deployer: Wallet, btc_token: str) -> ChannelContract:
+    def deploy(
+        cls,
+        w3: Web3,
+        deployer: Wallet,
+        btc_token: str,
+        *,
+        min_challenge_period: int = DEFAULT_MIN_CHALLENGE_PERIOD,
+    ) -> ChannelContract:
+        """Deploy a contract whose channels need a challenge period of ``min_challenge_period`` s or more."""
         artifact = load_artifact("ParsecChannels")
         factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
-        receipt = _transact(
-            w3, deployer, factory.constructor(to_checksum_address(btc_token)), 0, None, "deploy"
-        )
+        ctor = factory.constructor(to_checksum_address(btc_token), min_challenge_period)
+        receipt = _transact(w3, deployer, ctor, 0, RevertDecoder(artifact.abi), "deploy")
         return cls(w3, receipt["contractAddress"])
 
     @property
@@ -161,6 +172,10 @@ class ChannelContract:
     @property
     def btc_token(self) -> str:
         return self.contract.functions.btcToken().call()
+
+    @property
+    def min_challenge_period(self) -> int:
+        return self.contract.functions.minChallengePeriod().call()
 
     # ------------------------------------------------------------ writes
     def open_channel(
@@ -191,6 +206,11 @@ class ChannelContract:
     def set_operator(self, sender: Wallet, operator: str) -> Receipt:
         fn = self.contract.functions.setOperator(to_checksum_address(operator))
         return self._send(sender, fn, operation="setOperator")
+
+    def set_payee(self, sender: Wallet, payee: str) -> Receipt:
+        """Where all of ``sender``'s payouts go from now on (``ETH``, the zero address, = itself)."""
+        fn = self.contract.functions.setPayee(to_checksum_address(payee))
+        return self._send(sender, fn, operation="setPayee")
 
     def checkpoint(self, sender: Wallet, channel_id: UUID, proofs: Sequence[Proof]) -> Receipt:
         return self._evidence("checkpoint", sender, channel_id, proofs)
@@ -234,22 +254,30 @@ class ChannelContract:
         balance_a: int,
         balance_b: int,
         sequence: int,
+        expiry: int,
         signature_a: bytes,
         signature_b: bytes,
     ) -> Receipt:
+        """Pay out the co-signed balances at head ``sequence``; refused after ``expiry`` (unix s)."""
         fn = self.contract.functions.cooperativeClose(
             channel_id.bytes,
             self.params(channel_id).as_tuple(),
             balance_a,
             balance_b,
             sequence,
+            expiry,
             signature_a,
             signature_b,
         )
         return self._send(sender, fn, operation="cooperativeClose")
 
-    def withdraw(self, sender: Wallet) -> Receipt:
-        return self._send(sender, self.contract.functions.withdraw(), operation="withdraw")
+    def withdraw(self, sender: Wallet, owner: str | None = None) -> Receipt:
+        """Send ``owner``'s credit (refused ETH payouts) to its payee; anyone may send it.
+
+        ``owner`` defaults to the sender.
+        """
+        fn = self.contract.functions.withdraw(to_checksum_address(owner or sender.address))
+        return self._send(sender, fn, operation="withdraw")
 
     # ------------------------------------------------------------ reads
     def params(self, channel_id: UUID) -> ChannelParams:
@@ -285,6 +313,10 @@ class ChannelContract:
 
     def withdrawable(self, address: str) -> int:
         return self.contract.functions.withdrawable(to_checksum_address(address)).call()
+
+    def payee_of(self, participant: str) -> str:
+        """Where ``participant``'s payouts go (the zero address: to the participant itself)."""
+        return self.contract.functions.payeeOf(to_checksum_address(participant)).call()
 
     def events(self, from_block: int = 0, to_block: int | str = "latest") -> list[ChainEvent]:
         """Every event of this contract in a block range, decoded and in chain order."""

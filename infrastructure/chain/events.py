@@ -3,6 +3,8 @@
 ``Checkpointed`` and ``StateUpdated`` are emitted once per recorded proof (the buyer's new
 sequence and total); ``Disputed`` carries the whole recorded state and the new head's digest.
 Together with ``ChannelOpened``/``Deposited`` a watcher can follow a channel from events alone.
+Payouts: ``PayeeSet`` names where a participant's payouts go, ``PayoutDeferred`` records an ETH
+payout its receiver refused (a credit of the participant), ``Withdrawn`` that credit sent on.
 """
 
 from __future__ import annotations
@@ -99,13 +101,26 @@ class OperatorSet(ChainEvent):
 
 
 @dataclass(frozen=True)
+class PayeeSet(ChainEvent):
+    """Where ``participant``'s payouts go from now on (the zero address: to itself)."""
+
+    participant: str
+    payee: str
+
+
+@dataclass(frozen=True)
 class PayoutDeferred(ChainEvent):
-    to: str
+    """A pushed ETH payout was refused by its receiver: ``owner`` (the participant) holds it as a credit."""
+
+    owner: str
     amount: int
 
 
 @dataclass(frozen=True)
 class Withdrawn(ChainEvent):
+    """``owner``'s credit was sent to ``to`` (its payee, or itself) by ``withdraw(owner)``."""
+
+    owner: str
     to: str
     amount: int
 
@@ -181,8 +196,9 @@ _DECODERS: dict[str, tuple[type[ChainEvent], Any]] = {
         },
     ),
     "OperatorSet": (OperatorSet, lambda a: {"participant": a["participant"], "operator": a["operator"]}),
-    "PayoutDeferred": (PayoutDeferred, lambda a: {"to": a["to"], "amount": a["amount"]}),
-    "Withdrawn": (Withdrawn, lambda a: {"to": a["to"], "amount": a["amount"]}),
+    "PayeeSet": (PayeeSet, lambda a: {"participant": a["participant"], "payee": a["payee"]}),
+    "PayoutDeferred": (PayoutDeferred, lambda a: {"owner": a["owner"], "amount": a["amount"]}),
+    "Withdrawn": (Withdrawn, lambda a: {"owner": a["owner"], "to": a["to"], "amount": a["amount"]}),
 }
 
 

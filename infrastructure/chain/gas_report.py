@@ -18,7 +18,7 @@ from domain.crypto import PrivateKey
 from domain.protocol import GENESIS, Invoice, SignedInvoice, sign_cooperative_close, sign_invoice
 from infrastructure.chain.artifacts import load_artifact
 from infrastructure.chain.channels import ETH, ChannelContract, TestToken
-from infrastructure.chain.connection import advance_time, connect, fund, wallet
+from infrastructure.chain.connection import advance_time, connect, fund, latest_timestamp, wallet
 
 RAIDEN = {
     "openChannel": 104_256,
@@ -62,7 +62,7 @@ def measure() -> dict[str, Any]:
         fund(w3, w.address, 10**22)
     dep, A, B, C = wallets["deployer"], wallets["a"], wallets["b"], wallets["c"]
     token = TestToken.deploy(w3, dep)
-    channels = ChannelContract.deploy(w3, dep, token.address)
+    channels = ChannelContract.deploy(w3, dep, token.address, min_challenge_period=PERIOD)
     for w in (A, B):
         token.mint(dep, w.address, 10**12)
         token.approve(w, channels.address, 2**256 - 1)
@@ -103,14 +103,16 @@ def measure() -> dict[str, Any]:
     gas["checkpoint_next"] = channels.checkpoint(B, cid, [p.items[-1]]).gas_used
     domain = channels.domain
     balance_a, balance_b = 10**18 - 2000, 10**18 + 2000
+    expiry = latest_timestamp(w3) + PERIOD
     gas["cooperative_close"] = channels.cooperative_close(
         C,
         cid,
         balance_a=balance_a,
         balance_b=balance_b,
         sequence=2,
-        signature_a=sign_cooperative_close(keys["a"], domain, cid, balance_a, balance_b, 2),
-        signature_b=sign_cooperative_close(keys["b"], domain, cid, balance_a, balance_b, 2),
+        expiry=expiry,
+        signature_a=sign_cooperative_close(keys["a"], domain, cid, balance_a, balance_b, 2, expiry),
+        signature_b=sign_cooperative_close(keys["b"], domain, cid, balance_a, balance_b, 2, expiry),
     ).gas_used
 
     # the paper's disputed settlement: n payments after a recorded head

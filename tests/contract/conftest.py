@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ANVIL_URL = f"http://127.0.0.1:{os.environ.get('PARSEC_ANVIL_PORT', '8545')}"
 ETHER = 10**18
 BTC = 10**8
+MIN_PERIOD = 60
+"""The deployed contract's minimum challenge period (s): below every period the suites use."""
 
 
 @dataclass
@@ -83,7 +85,7 @@ def chain(request: pytest.FixtureRequest) -> Iterator[Chain]:
     w3 = next(generator)
     deployer = _party(w3, "parsec-contract-tests/deployer")
     token = TestToken.deploy(w3, deployer.wallet)
-    channels = ChannelContract.deploy(w3, deployer.wallet, token.address)
+    channels = ChannelContract.deploy(w3, deployer.wallet, token.address, min_challenge_period=MIN_PERIOD)
     yield Chain(
         name=request.param,
         w3=w3,

@@ -22,6 +22,7 @@ from infrastructure.chain import (
 )
 from infrastructure.chain import events as ev
 from infrastructure.chain.artifacts import load_artifact
+from infrastructure.chain.connection import latest_timestamp
 from tests.contract.conftest import BTC, ETHER, Chain
 from tests.contract.payments import PaymentChain, high_s, with_signature
 
@@ -131,7 +132,10 @@ def test_stale_close_loses_to_the_counterpartys_newer_state(chain: Chain) -> Non
     # alice closes with bob's proof only, hiding what she paid
     closed = chain.channels.close(a.wallet, cid, [payments.latest_of(b.address)])
     assert isinstance(closed.events[0], ev.ChannelClosed) and closed.events[0].closer == a.address
-    with reverts("NotCounterparty"):  # the closer cannot update
+    # the closer may update too, but only with proofs that pay it, and only newer ones
+    with reverts("NotPayee"):
+        chain.channels.update(a.wallet, cid, [newest])
+    with reverts("StaleProof"):
         chain.channels.update(a.wallet, cid, [payments.latest_of(b.address)])
     # bob answers with alice's newest state; an older one of hers would have been beaten too
     chain.channels.update(b.wallet, cid, [stale])
@@ -169,8 +173,9 @@ def test_cooperative_close_pays_out_at_once(chain: Chain) -> None:
     a, b = chain.alice, chain.bob
     payments.pay(a.key, b.address, 7)
     domain = chain.channels.domain
-    sig_a = sign_cooperative_close(a.key, domain, cid, ETHER - 7, ETHER // 2 + 7, 1)
-    sig_b = sign_cooperative_close(b.key, domain, cid, ETHER - 7, ETHER // 2 + 7, 1)
+    expiry = latest_timestamp(chain.w3) + PERIOD
+    sig_a = sign_cooperative_close(a.key, domain, cid, ETHER - 7, ETHER // 2 + 7, 1, expiry)
+    sig_b = sign_cooperative_close(b.key, domain, cid, ETHER - 7, ETHER // 2 + 7, 1, expiry)
 
     with reverts("BalancesDoNotMatchDeposits"):
         chain.channels.cooperative_close(
@@ -179,6 +184,18 @@ def test_cooperative_close_pays_out_at_once(chain: Chain) -> None:
             balance_a=ETHER,
             balance_b=ETHER,
             sequence=1,
+            expiry=expiry,
+            signature_a=sig_a,
+            signature_b=sig_b,
+        )
+    with reverts("WrongSigner"):  # the expiry is signed: it cannot be extended
+        chain.channels.cooperative_close(
+            chain.carol.wallet,
+            cid,
+            balance_a=ETHER - 7,
+            balance_b=ETHER // 2 + 7,
+            sequence=1,
+            expiry=expiry + 1,
             signature_a=sig_a,
             signature_b=sig_b,
         )
@@ -189,6 +206,7 @@ def test_cooperative_close_pays_out_at_once(chain: Chain) -> None:
             balance_a=ETHER - 8,
             balance_b=ETHER // 2 + 8,
             sequence=1,
+            expiry=expiry,
             signature_a=sig_a,
             signature_b=sig_b,
         )
@@ -199,6 +217,7 @@ def test_cooperative_close_pays_out_at_once(chain: Chain) -> None:
         balance_a=ETHER - 7,
         balance_b=ETHER // 2 + 7,
         sequence=1,
+        expiry=expiry,
         signature_a=sig_a,
         signature_b=sig_b,
     )
@@ -270,16 +289,31 @@ def test_disputed_settlement_checks_totals(chain: Chain) -> None:
     payments = PaymentChain(cid, chain.channels.domain)
     a, b = chain.alice, chain.bob
     payments.pay(a.key, b.address, 60)
-    payments.totals[a.address] += 5  # the next one claims a total that skips 5
+    payments.totals[a.address] -= 5  # the next one claims a total 5 short of 60 + its price
     bad_total = payments.pay(a.key, b.address, 10)
     with reverts("BadBuyerTotal"):
         chain.channels.dispute(b.wallet, cid, payments.payments)
-    good = PaymentChain(cid, chain.channels.domain)
+    assert bad_total.sequence == 2
+    # a total above the previous one + price is the buyer's own signed loss: accepted ("at least",
+    # because the other buyer's recorded proof may be older than the head)
+    skips = PaymentChain(cid, chain.channels.domain)
+    skips.pay(a.key, b.address, 60)
+    skips.totals[a.address] += 5
+    skips.pay(a.key, b.address, 10)
+    chain.channels.dispute(b.wallet, cid, skips.payments)
+    assert chain.channels.channel(cid).sent_a == 75
+    # a state paying more than the deposits is recorded; settle clamps it
+    cid2 = uuid.uuid4()
+    chain.channels.open_channel(a.wallet, cid2, b.address, deposit=100, challenge_period=PERIOD)
+    good = PaymentChain(cid2, chain.channels.domain)
     good.pay(a.key, b.address, 60)
     good.pay(a.key, b.address, 50)  # 110 > alice's deposit of 100
-    with reverts("Overdraft"):
-        chain.channels.dispute(b.wallet, cid, good.payments)
-    assert bad_total.sequence == 2
+    chain.channels.dispute(b.wallet, cid2, good.payments)
+    assert chain.channels.channel(cid2).sent_a == 110
+    chain.channels.close(b.wallet, cid2, [])
+    advance_time(chain.w3, PERIOD)
+    settled = chain.channels.settle(chain.carol.wallet, cid2)
+    assert any(isinstance(e, ev.ChannelSettled) and (e.balance_a, e.balance_b) == (0, 100) for e in settled.events)
 
 
 # ---------------------------------------------------------------- adversarial
@@ -289,7 +323,7 @@ def test_non_participants_cannot_close_or_update(chain: Chain) -> None:
     with reverts("NotParticipant"):
         chain.channels.close(chain.carol.wallet, cid, [])
     chain.channels.close(chain.alice.wallet, cid, [])
-    with reverts("NotCounterparty"):
+    with reverts("NotPayee"):
         chain.channels.update(chain.carol.wallet, cid, [proof])
     with reverts("NotOpen"):
         chain.channels.close(chain.bob.wallet, cid, [])
@@ -324,15 +358,24 @@ def test_malleable_and_malformed_signatures_are_refused(chain: Chain) -> None:
     chain.channels.checkpoint(chain.bob.wallet, cid, [proof])  # the low-s original is fine
 
 
-def test_a_state_paying_more_than_the_deposits_is_refused(chain: Chain) -> None:
-    cid, payments = open_eth(chain, deposit_a=1000, deposit_b=0)
+def test_a_state_paying_more_than_the_deposits_is_recorded_and_clamped_at_settle(chain: Chain) -> None:
     a, b = chain.alice, chain.bob
+    # recorded as signed (no recording-time solvency check), paid out at most the deposits
+    cid, payments = open_eth(chain, deposit_a=1000, deposit_b=0)
     too_much = payments.pay(a.key, b.address, 1001)
-    with reverts("Overdraft"):
-        chain.channels.checkpoint(b.wallet, cid, [too_much])
-    with reverts("Overdraft"):
-        chain.channels.close(b.wallet, cid, [too_much])
-    # a top-up makes the same state solvent
+    chain.channels.checkpoint(b.wallet, cid, [too_much])
+    assert chain.channels.channel(cid).sent_a == 1001
+    assert (chain.channels.channel(cid).balance_a, chain.channels.channel(cid).balance_b) == (0, 1000)
+    chain.channels.close(b.wallet, cid, [])
+    advance_time(chain.w3, PERIOD)
+    before_a, before_b = eth_balance(chain, a.address), eth_balance(chain, b.address)
+    settled = chain.channels.settle(chain.carol.wallet, cid)
+    assert eth_balance(chain, b.address) - before_b == 1000
+    assert eth_balance(chain, a.address) == before_a
+    assert settled.events[-1].balance_a == 0 and settled.events[-1].balance_b == 1000
+    # a top-up makes the same state solvent: paid exactly
+    cid, payments = open_eth(chain, deposit_a=1000, deposit_b=0)
+    too_much = payments.pay(a.key, b.address, 1001)
     chain.channels.deposit(a.wallet, cid, 1)
     chain.channels.close(b.wallet, cid, [too_much])
     advance_time(chain.w3, PERIOD)
@@ -384,7 +427,7 @@ def test_eth_payout_is_safe_against_reentrancy(chain: Chain) -> None:
         channels.close(chain.bob.wallet, cid, [])
         advance_time(chain.w3, PERIOD)
         settle = contract.encode_abi("settle", [cid.bytes, params.as_tuple()])
-        withdraw = contract.encode_abi("withdraw", [])
+        withdraw = contract.encode_abi("withdraw", [address])
         _transact(
             chain.w3,
             chain.carol.wallet,
@@ -405,13 +448,20 @@ def test_eth_payout_is_safe_against_reentrancy(chain: Chain) -> None:
             )
             assert eth_balance(chain, channels.address) == before_contract - 2 * ETHER
         else:  # refused the payment: it waits as a credit, bob was paid regardless
-            assert any(isinstance(e, ev.PayoutDeferred) and e.amount == ETHER for e in receipt.events)
+            assert any(
+                isinstance(e, ev.PayoutDeferred) and (e.owner, e.amount) == (address, ETHER) for e in receipt.events
+            )
+            assert channels.withdrawable(address) == ETHER
+            with pytest.raises(ContractReverted, match="TransferFailed"):  # still refusing: kept
+                channels.withdraw(chain.carol.wallet, address)
             assert channels.withdrawable(address) == ETHER
             before_attacker = eth_balance(chain, address)
             _transact(chain.w3, chain.carol.wallet, attacker.functions.arm(0, b""), 0, None, "arm")
-            as_attacker(withdraw)
+            as_attacker(withdraw)  # the owner itself may withdraw too
             assert eth_balance(chain, address) - before_attacker == ETHER
             assert channels.withdrawable(address) == 0
+            with reverts("NothingToWithdraw"):
+                channels.withdraw(chain.carol.wallet, address)
 
 
 def test_btc_channel_end_to_end(chain: Chain) -> None:

@@ -21,6 +21,7 @@ from domain.errors import (
 )
 from domain.money import Currency
 from domain.protocol import (
+    COOPERATIVE_CLOSE_TYPE,
     GENESIS,
     PAYMENT_TYPE,
     HashPointer,
@@ -214,15 +215,19 @@ def test_first_transaction_points_to_genesis():
         Ledger(uuid.uuid4()).pay(ALICE, 1, previous=first.pointer)
 
 
-def test_cooperative_close_signatures_bind_the_balances():
+def test_cooperative_close_signatures_bind_the_balances_sequence_and_expiry():
     cid = uuid.uuid4()
-    sig = sign_cooperative_close(ALICE, DOMAIN, cid, 10, 20, 3)
+    sig = sign_cooperative_close(ALICE, DOMAIN, cid, 10, 20, 3, 1_900_000_000)
     from domain.crypto import decompress_public_key, recover_public_key
 
-    assert recover_public_key(cooperative_close_digest(DOMAIN, cid, 10, 20, 3), sig) == decompress_public_key(
-        ALICE.public_key
+    digest = cooperative_close_digest(DOMAIN, cid, 10, 20, 3, 1_900_000_000)
+    assert recover_public_key(digest, sig) == decompress_public_key(ALICE.public_key)
+    assert digest != cooperative_close_digest(DOMAIN, cid, 11, 19, 3, 1_900_000_000)
+    assert digest != cooperative_close_digest(DOMAIN, cid, 10, 20, 4, 1_900_000_000)
+    assert digest != cooperative_close_digest(DOMAIN, cid, 10, 20, 3, 1_900_000_001)
+    assert COOPERATIVE_CLOSE_TYPE.encode_type == (
+        "CooperativeClose(bytes16 channelId,uint256 balanceA,uint256 balanceB,uint64 sequence,uint64 expiry)"
     )
-    assert cooperative_close_digest(DOMAIN, cid, 10, 20, 3) != cooperative_close_digest(DOMAIN, cid, 11, 19, 3)
 
 
 def test_signing_without_self_verification_gives_the_same_message():

@@ -100,7 +100,7 @@ def test_node_settler_and_read_models_agree_with_the_chain(anvil: Any, node_conf
     tag = uuid.uuid4().hex[:8]
     deployer = _party(w3, f"parsec-e2e/{tag}/deployer")
     operator = _party(w3, f"parsec-e2e/{tag}/operator")
-    contract = ChannelContract.deploy(w3, deployer.wallet, deployer.address)
+    contract = ChannelContract.deploy(w3, deployer.wallet, deployer.address, min_challenge_period=PERIOD)
     plans = [Plan(f"parsec-e2e/{tag}/{i}", contract.domain) for i in range(CHANNELS)]
     for p in plans:
         wa, wb = wallet(p.a.key), wallet(p.b.key)
@@ -261,7 +261,7 @@ def test_a_second_settler_fences_the_first(anvil: Any, node_config: Any) -> None
     tag = uuid.uuid4().hex[:8]
     deployer = _party(w3, f"parsec-e2e/{tag}/deployer")
     operator = _party(w3, f"parsec-e2e/{tag}/operator")
-    contract = ChannelContract.deploy(w3, deployer.wallet, deployer.address)
+    contract = ChannelContract.deploy(w3, deployer.wallet, deployer.address, min_challenge_period=PERIOD)
     config = node_config(session_timeout_ms=30000)
     topic = f"{config.events_topic}.settlement"
     first = Settler(config, contract, operator.wallet, store_topic=topic, start_block=int(w3.eth.block_number))
