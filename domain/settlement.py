@@ -15,8 +15,8 @@ Rules (after Raiden's pending-until-observed transfers):
   unless the failure is final (a revert that will repeat);
 - except a defence: an intent with a ``deadline`` (the watchtower's answer to a
   close, due before the challenge period ends) is never given up while its
-  deadline is ahead. Whatever the failure, it is retried, later each time
-  (``RETRY_BACKOFF``), and re-planned from the chain's state on every attempt;
+  deadline is ahead. Whatever the failure, it is retried (after a revert later
+  each time, ``RETRY_BACKOFF``), and re-planned from the chain's state on every attempt;
   it is given up only once the challenge period is over, when nothing can be
   submitted any more. (A defence that gave up after a revert let a stale state
   settle: issue 10, defect 1.)
@@ -306,8 +306,9 @@ def transition(state: ProcessState, event: object) -> tuple[ProcessState, list[o
             rec.intent,
             intent_id=intent_id(rec.intent.kind, rec.intent.channel_id, rec.intent.sequence, nxt, rec.intent.after),
             attempt=nxt,
-            not_before=event.at + RETRY_BACKOFF[min(rec.intent.attempt, len(RETRY_BACKOFF) - 1)] if defending
-            else rec.intent.not_before,
+            # a revert that would repeat now waits a little; a passing failure (a stale nonce) retries at once
+            not_before=event.at + RETRY_BACKOFF[min(rec.intent.attempt, len(RETRY_BACKOFF) - 1)]
+            if defending and event.final else rec.intent.not_before,
         )
         return _with(state, failed, IntentRecord(retry)), [Send(retry)]
     raise TypeError(f"the process manager does not know {type(event).__name__}")

@@ -114,7 +114,9 @@ def test_defect1_operating_for_our_side_only_the_dispute_records_our_own_later_p
     run_until(node, lambda: node.chain.channels.channel(ledger.channel_id).head_sequence == 4, "the watchtower")
     state = node.chain.channels.channel(ledger.channel_id)
     assert (state.seq_a, state.seq_b) == (3, 4)  # A's own payment 3 recorded too
-    assert [g.kind for g in node.executor.stats.gas][-1] == "update"  # the defence intent, on the dispute path
+    (disputed,) = node.chain.channels.contract.events.Disputed.get_logs(
+        from_block=0, argument_filters={"channelId": ledger.channel_id.bytes})
+    assert node.chain.w3.eth.get_transaction(disputed["transactionHash"])["from"] == node.operator.address
     assert settle(node, ledger) == newest
 
 
