@@ -24,7 +24,14 @@ from domain.channel import (
     PaymentOutcome,
 )
 from domain.control import RequestAuth
-from domain.errors import ChannelAlreadyExists, ConflictingPayment, ParsecError, StalePayment, UnknownChannel
+from domain.errors import (
+    ChallengePeriodTooShort,
+    ChannelAlreadyExists,
+    ConflictingPayment,
+    ParsecError,
+    StalePayment,
+    UnknownChannel,
+)
 from domain.money import Currency
 from domain.protocol import SignedInvoice, SigningDomain
 
@@ -77,6 +84,11 @@ class PaymentResult:
     checkpoint_requested: bool
 
 
+DEFAULT_MIN_CHALLENGE_PERIOD = 3600
+"""Seconds: the shortest challenge period this service operates a channel with (and the contract's
+default minimum at deployment). Set ``PARSEC_MIN_CHALLENGE_PERIOD`` in the service's environment."""
+
+
 class ChannelService(Application[UUID]):
     """The write side: every change to a channel goes through one of these methods.
 
@@ -87,6 +99,12 @@ class ChannelService(Application[UUID]):
 
     name = "parsec"
     snapshotting_intervals = {Channel: 200}
+
+    @property
+    def min_challenge_period(self) -> int:
+        """A watchtower must have time to answer a stale close: channels with a shorter challenge
+        period are refused (the opener alone chooses it; the contract enforces its own minimum)."""
+        return int(self.env.get("PARSEC_MIN_CHALLENGE_PERIOD") or DEFAULT_MIN_CHALLENGE_PERIOD)
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:
         try:
@@ -119,6 +137,11 @@ class ChannelService(Application[UUID]):
         at: int,
         auth: RequestAuth | None = None,
     ) -> UUID:
+        if parameters.challenge_period < self.min_challenge_period:
+            raise ChallengePeriodTooShort(
+                f"a challenge period of {parameters.challenge_period}s is below this node's minimum of "
+                f"{self.min_challenge_period}s (PARSEC_MIN_CHALLENGE_PERIOD)"
+            )
         channel = Channel.open(
             channel_id=channel_id,
             public_key_a=public_key_a,

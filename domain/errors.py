@@ -122,6 +122,10 @@ class InvalidChannelParameters(ChannelError):
     pass
 
 
+class ChallengePeriodTooShort(InvalidChannelParameters):
+    """Below this service's minimum: a watchtower that may be offline for a while needs time to answer."""
+
+
 class CurrencyMismatch(ChannelError):
     pass
 

@@ -37,6 +37,8 @@ environment variables (flags win over them):
   PARSEC_SETTLERS             comma-separated addresses of the settlers (their operator keys) whose
                               signed notices (checkpoint confirmed, closed, settle) this node accepts;
                               unset: every notice is refused (UnauthorizedRequest)
+  PARSEC_MIN_CHALLENGE_PERIOD seconds: an open with a shorter challenge period is refused
+                              (ChallengePeriodTooShort; default 3600)
 
 Control requests must be signed (EIP-712, docs/protocol.md): open by participant A; deposit and
 set-operator by the participant; checkpoint, settle and dispute by a participant or the operator it
@@ -81,6 +83,7 @@ def node_config(args: argparse.Namespace, settings: Settings) -> Any:
         session_timeout_ms=getattr(args, "session_timeout_ms", None),
         rejoin_unowned_after=getattr(args, "rejoin_unowned_after", None),
         settlers=getattr(args, "settlers", None),
+        min_challenge_period=getattr(args, "min_challenge_period", None),
     )
 
 
@@ -258,6 +261,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                            "env PARSEC_REJOIN_UNOWNED_AFTER)")
     node.add_argument("--settlers", help="comma-separated addresses of the settlers whose notices this node "
                                          "accepts (env PARSEC_SETTLERS; default none: every notice refused)")
+    node.add_argument("--min-challenge-period", type=int,
+                      help="refuse channels whose challenge period is shorter, in seconds (a watchtower needs "
+                           "time to answer a stale close; env PARSEC_MIN_CHALLENGE_PERIOD, default 3600)")
     node.set_defaults(func=cmd_node)
 
     send = sub.add_parser(

@@ -12,7 +12,7 @@ from domain.money import Currency
 from domain.protocol import GENESIS, HashPointer, Invoice, SignedInvoice, SigningDomain, sign_invoice
 
 DOMAIN = SigningDomain(chain_id=1337, verifying_contract="0x" + "c0" * 20)
-PARAMS = ChannelParameters(challenge_period=600, checkpoint_interval=5, checkpoint_timeout=60)
+PARAMS = ChannelParameters(challenge_period=3600, checkpoint_interval=5, checkpoint_timeout=60)
 T0 = 1_700_000_000
 
 ALICE = PrivateKey.from_seed("alice")

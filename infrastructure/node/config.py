@@ -52,6 +52,8 @@ class NodeConfig:
     # comma-separated Ethereum addresses of the settlers (their operator keys) whose signed notices
     # (checkpoint confirmed, closed, settle) this node accepts; empty: every notice is refused
     settlers: str = ""
+    # the shortest challenge period this node operates a channel with (an open below it is refused)
+    min_challenge_period: int = 3600
 
     ENV = {
         "bootstrap": "PARSEC_KAFKA_BOOTSTRAP",
@@ -71,6 +73,7 @@ class NodeConfig:
         "kafka_timeout": "PARSEC_KAFKA_TIMEOUT",
         "rejoin_unowned_after": "PARSEC_REJOIN_UNOWNED_AFTER",
         "settlers": "PARSEC_SETTLERS",
+        "min_challenge_period": "PARSEC_MIN_CHALLENGE_PERIOD",
     }
 
     @classmethod
@@ -113,6 +116,7 @@ class NodeConfig:
             "KAFKA_EVENTS_TOPIC": self.events_topic,
             "KAFKA_PARTITIONS": str(self.partitions),
             "KAFKA_TIMEOUT": str(self.kafka_timeout),
+            "PARSEC_MIN_CHALLENGE_PERIOD": str(self.min_challenge_period),
         }
         if partition is not None:
             # The only writer of its partition may cache its channels (a reader may not).

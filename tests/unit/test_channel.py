@@ -37,7 +37,7 @@ def test_opening_a_channel_records_who_what_and_the_rules():
     opened = events[0]
     assert opened.participants == [addr(ALICE), addr(BOB)]
     assert opened.deposits == [1000, 500] and opened.currency == "ETH"
-    assert (opened.checkpoint_interval, opened.checkpoint_timeout, opened.challenge_period) == (5, 60, 600)
+    assert (opened.checkpoint_interval, opened.checkpoint_timeout, opened.challenge_period) == (5, 60, 3600)
     assert channel.balances == {addr(ALICE): 1000, addr(BOB): 500}
     assert channel.status == ChannelStatus.OPEN.value
 

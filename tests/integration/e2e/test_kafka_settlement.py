@@ -113,7 +113,7 @@ def test_node_settler_and_read_models_agree_with_the_chain(anvil: Any, node_conf
     # the node shares this process (and the GIL) with the settler and the runner: a roomy session
     # timeout keeps a busy moment from evicting it from its group mid-test
     # the node trusts the settler's notices: they are signed with its operator key
-    config = node_config(tick_interval=0.2, timeout_check_interval=3600.0, session_timeout_ms=30000,
+    config = node_config(min_challenge_period=PERIOD, tick_interval=0.2, timeout_check_interval=3600.0, session_timeout_ms=30000,
                          settlers=operator.address)
     sender = Sender(config)
     for p in plans:
@@ -222,7 +222,7 @@ def test_node_settler_and_read_models_agree_with_the_chain(anvil: Any, node_conf
             assert payouts == (DEPOSIT_A - target.sent[0] + target.sent[1], target.sent[0] - target.sent[1])
 
             # watchtower: B pays once more, then closes on-chain with its stale (checkpointed) state;
-            # the settler answers with B's newer payment (update), and the newer state is what settles
+            # the settler answers with the newer payments (update), and the newest state is what settles
             victim = plans[1]
             if (len(victim.txs) + 1) % INTERVAL == 0:
                 sender.payment(victim.sign_next(10**12)).get(timeout=15)
@@ -243,10 +243,10 @@ def test_node_settler_and_read_models_agree_with_the_chain(anvil: Any, node_conf
                 from_block=0, argument_filters={"channelId": victim.channel_id.bytes})
             payouts = (logs[0]["args"]["balanceA"], logs[0]["args"]["balanceB"])
             assert payouts == rows()[str(victim.channel_id)].balances
-            # B's newest payment counts (the watchtower's update); A's side is what A's last on-chain
-            # proof says (B, closing, chose not to submit A's later payments to B: its loss)
-            a_sent = stale.sent_a
-            assert payouts == (DEPOSIT_A - a_sent + victim.sent[1], a_sent - victim.sent[1])
+            # the newest state both signed settles: the settler, operator of both participants,
+            # answered with each side's latest payment that the chain did not have (B's last one,
+            # and A's later ones too, which B, closing, left out)
+            assert payouts == (DEPOSIT_A - victim.sent[0] + victim.sent[1], victim.sent[0] - victim.sent[1])
             assert time.monotonic() - started < 90
         finally:
             stop.set()

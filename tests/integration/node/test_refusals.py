@@ -60,3 +60,32 @@ def test_defect8_refusals_behind_a_long_held_payment_are_published_once_across_t
 
     refused = Counter(r.source_offset for r in read_rejected(config) if r.source_topic == config.inbound_topic)
     assert refused == {r.offset: 1 for r in inbound[1:]}, "a refusal was published more than once (or never)"
+
+
+def test_defect7_a_channel_below_the_nodes_minimum_challenge_period_is_refused(node_config):
+    """The opener alone chooses the challenge period: the node refuses to operate one too short to answer."""
+    from tests.integration.node.conftest import open_channels, reader, running_node, wait_for
+
+    config = node_config(min_challenge_period=3600)
+    short, fine = make_channels("defect7", 2)
+    with running_node(config):
+        sender = Sender(config)
+        open_channels(sender, [short], challenge_period=60)
+        open_channels(sender, [fine], challenge_period=3600)
+        service = reader(config)
+        wait_for(lambda: _exists(service, fine.channel_id), 30, "the channel with a long enough period opened")
+        wait_for(lambda: any(r.reason == "ChallengePeriodTooShort" for r in read_rejected(config)), 30,
+                 "the short one refused")
+        sender.close()
+    (refused,) = [r for r in read_rejected(config) if r.source_topic == config.control_topic]
+    assert refused.reason == "ChallengePeriodTooShort" and "minimum of 3600s" in refused.message
+    assert not _exists(service, short.channel_id)
+    service.close()
+
+
+def _exists(service, channel_id) -> bool:
+    try:
+        service.get_channel(channel_id)
+        return True
+    except Exception:
+        return False

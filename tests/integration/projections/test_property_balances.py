@@ -25,7 +25,7 @@ from projections.sqlite import SQLiteStore
 
 PARTIES = make_parties("projections-property", 4)
 DOMAIN = SigningDomain(chain_id=1337, verifying_contract="0xF2E246BB76DF876Cef8b38ae84130F4F55De395b")
-PARAMS = ChannelParameters(challenge_period=60, checkpoint_interval=4, checkpoint_timeout=600)
+PARAMS = ChannelParameters(challenge_period=3600, checkpoint_interval=4, checkpoint_timeout=600)
 
 channel_spec = st.tuples(
     st.sampled_from([(0, 1), (1, 2), (2, 0), (3, 1)]),

@@ -42,7 +42,9 @@ class Node:
 
     def start(self) -> Node:
         settings = Settings(data_dir=self.path.parent)
-        self.service = ChannelService(env=settings.application_env(sqlite_path=self.path))
+        env = settings.application_env(sqlite_path=self.path)
+        env["PARSEC_MIN_CHALLENGE_PERIOD"] = str(PERIOD)  # the contract's minimum here is 60 s too
+        self.service = ChannelService(env=env)
         self.executor = SettlementExecutor(self.service, self.chain.channels, self.operator.wallet)
         self.watcher = ChainWatcher(self.executor, start_block=self.start_block)
         return self
