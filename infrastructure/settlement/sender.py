@@ -25,14 +25,17 @@ log = logging.getLogger("parsec.settlement")
 def _literal_revert_data(exc: BaseException) -> bytes | None:
     """eth-tester's ``eth_call`` puts the revert data in its message as a bytes literal."""
     text = str(exc.args[0]) if exc.args else ""
-    start = max(text.find('b"'), text.find("b'"))
-    if start < 0:
-        return None
-    try:
-        value = ast.literal_eval(text[start:])
-    except (ValueError, SyntaxError):
-        return None
-    return value if isinstance(value, bytes) else None
+    # the literal is the first b'...' or b"..." that parses: the revert bytes themselves may
+    # contain b' or b" (taking the later of the two first marks misread those as Error(...))
+    starts = sorted(i for i in range(len(text) - 1) if text[i] == "b" and text[i + 1] in "'\"")
+    for start in starts:
+        try:
+            value = ast.literal_eval(text[start:])
+        except (ValueError, SyntaxError):
+            continue
+        if isinstance(value, bytes):
+            return value
+    return None
 
 
 class NonceTooLow(ChainError):
