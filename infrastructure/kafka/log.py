@@ -30,6 +30,8 @@ from kafka import errors as kerrors
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.partitioner import murmur2
 
+from infrastructure.kafka.security import PLAINTEXT, KafkaSecurity
+
 try:  # librdkafka: the default writer client when installed (see KAFKA_CLIENT)
     import confluent_kafka as ck
 except ImportError:  # pragma: no cover - confluent-kafka is a dependency
@@ -185,6 +187,8 @@ class KafkaSettings:
     client: str = field(default_factory=default_client)
     # The largest record the writer sends (a larger one is RecordTooLargeError before sending).
     max_record_bytes: int = MAX_RECORD_BYTES
+    # How every client of this store authenticates (security protocol, SASL, TLS).
+    security: KafkaSecurity = PLAINTEXT
 
     KEYS = (
         "KAFKA_BOOTSTRAP_SERVERS",
@@ -261,6 +265,7 @@ class KafkaSettings:
             read_owned_only=read_owned_only,
             client=client,
             max_record_bytes=max_record,
+            security=KafkaSecurity.from_env(get),
         )
 
     @property
@@ -274,6 +279,7 @@ class KafkaSettings:
             "request_timeout_ms": max(t, 5000),
             "bootstrap_timeout_ms": t,
             "reconnect_backoff_max_ms": 1000,
+            **self.security.kafka_python(),
         }
 
 
@@ -836,6 +842,7 @@ class KafkaLog:
             # (AddPartitionsToTxn, Produce, EndTxn); ~3.9 -> 3.4 ms each here.
             "socket.nagle.disable": True,
             "logger": logging.getLogger(__name__ + ".librdkafka"),
+            **self.settings.security.librdkafka(),
         }
         try:
             producer = ck.Producer(config)

@@ -17,6 +17,7 @@ from eventsourcing.utils import Environment
 from domain.addresses import parse_eth_address
 from infrastructure.config import DEFAULT_KAFKA_BOOTSTRAP
 from infrastructure.kafka import KafkaSettings
+from infrastructure.kafka.security import PLAINTEXT, KafkaSecurity
 
 
 def default_events_topic(environ: dict[str, str] | None = None) -> str:
@@ -54,6 +55,9 @@ class NodeConfig:
     settlers: str = ""
     # the shortest challenge period this node operates a channel with (an open below it is refused)
     min_challenge_period: int = 3600
+    # how this process's Kafka clients authenticate (PARSEC_KAFKA_SECURITY_PROTOCOL, SASL, TLS:
+    # infrastructure/kafka/security.py); every client the node, sender or settler makes uses it
+    security: KafkaSecurity = PLAINTEXT
 
     ENV = {
         "bootstrap": "PARSEC_KAFKA_BOOTSTRAP",
@@ -79,7 +83,7 @@ class NodeConfig:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> NodeConfig:
         env = os.environ if environ is None else environ
-        c = cls(events_topic=default_events_topic(dict(env)))
+        c = cls(events_topic=default_events_topic(dict(env)), security=KafkaSecurity.from_env(env))
         for name, var in cls.ENV.items():
             raw = env.get(var)
             if raw:
@@ -117,6 +121,7 @@ class NodeConfig:
             "KAFKA_PARTITIONS": str(self.partitions),
             "KAFKA_TIMEOUT": str(self.kafka_timeout),
             "PARSEC_MIN_CHALLENGE_PERIOD": str(self.min_challenge_period),
+            **self.security.env(),
         }
         if partition is not None:
             # The only writer of its partition may cache its channels (a reader may not).

@@ -14,7 +14,7 @@ REJECTED_TOPIC_CONFIG = dict(EVENTS_TOPIC_CONFIG)
 
 def store_settings(c: NodeConfig) -> KafkaSettings:
     return KafkaSettings(bootstrap_servers=c.bootstrap, events_topic=c.events_topic, partitions=c.partitions,
-                         timeout=c.kafka_timeout)
+                         timeout=c.kafka_timeout, security=c.security)
 
 
 def node_topic_specs(c: NodeConfig) -> list[TopicSpec]:
