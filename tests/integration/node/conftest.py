@@ -92,6 +92,7 @@ def node_process(config: NodeConfig, node_id: str, log_path: Path) -> subprocess
         "PARSEC_SESSION_TIMEOUT_MS": str(config.session_timeout_ms),
         "PARSEC_NODE_ID": node_id,
         "PARSEC_SETTLERS": ",".join(config.trusted_settlers),
+        "PARSEC_MIN_CHALLENGE_PERIOD": str(config.min_challenge_period),
         "COLUMNS": "200",
     }
     out = open(log_path, "wb")
