@@ -30,6 +30,7 @@ class Settings:
     postgres_dsn: str | None = None
     eth_rpc: str | None = None  # unset: the in-process chain (py-evm)
     log_level: str = "INFO"
+    settlement_topic: str | None = None  # the settler's store on Kafka (default parsec.settlement.events)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -42,6 +43,7 @@ class Settings:
         s.postgres_dsn = env.get("PARSEC_POSTGRES_DSN") or None
         s.eth_rpc = env.get("PARSEC_ETH_RPC") or None
         s.log_level = env.get("PARSEC_LOG_LEVEL", s.log_level)
+        s.settlement_topic = env.get("PARSEC_SETTLEMENT_TOPIC") or None
         s.validate()
         return s
 

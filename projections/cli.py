@@ -54,6 +54,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schema", default="public", help="PostgreSQL schema for the read models (default public)")
     p.add_argument("--events-db", help="SQLite event store file (default <data dir>/events.sqlite; "
                    "the demo's is <data dir>/demo/events.sqlite)")
+    p.add_argument("--settlement-topic", help="Kafka: the settler's store, followed beside the events topic for "
+                   "the settlements read model (env PARSEC_SETTLEMENT_TOPIC, default parsec.settlement.events)")
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                    help="import read models from MODULE (its READ_MODELS list); env PARSEC_PROJECTION_PLUGINS")
 
@@ -73,11 +75,17 @@ def _known_events() -> set[str]:
     return set().union(*(m.handled_events for m in registry.read_models().values()))
 
 
+def _source(args: argparse.Namespace, settings: Any) -> Any:
+    if getattr(args, "settlement_topic", None):
+        settings.settlement_topic = args.settlement_topic
+    return event_source(settings, args.events_db)
+
+
 def _catch_up(args: argparse.Namespace, settings: Any, store: ReadModelStore, names: list[str]) -> None:
     if getattr(args, "no_catch_up", False):
         return
     runner = ProjectionRunner(
-        event_source(settings, args.events_db), store, _models(args, names), known_events=_known_events()
+        _source(args, settings), store, _models(args, names), known_events=_known_events()
     )
     n = runner.catch_up()
     if n:
@@ -94,7 +102,7 @@ def cmd_list(args: argparse.Namespace, settings: Any) -> int:
     store = _store(args, settings)
     positions = store.all_positions()
     try:
-        source = event_source(settings, args.events_db)
+        source = _source(args, settings)
         heads = {p: source.head(p) for p in source.partitions()}
     except Exception as err:  # listing works without a log
         log.debug("no event source: %s", err)
@@ -121,7 +129,7 @@ def cmd_list(args: argparse.Namespace, settings: Any) -> int:
 def cmd_rebuild(args: argparse.Namespace, settings: Any) -> int:
     (model,) = _models(args, [args.name])
     store = _store(args, settings)
-    source = event_source(settings, args.events_db)
+    source = _source(args, settings)
     progress = Progress(
         TextColumn(f"[bold]rebuild {model.name}"),
         BarColumn(),
@@ -158,7 +166,7 @@ def cmd_rebuild(args: argparse.Namespace, settings: Any) -> int:
 def cmd_run(args: argparse.Namespace, settings: Any) -> int:
     models = _models(args, args.names)
     store = _store(args, settings)
-    source = event_source(settings, args.events_db)
+    source = _source(args, settings)
     runner = ProjectionRunner(source, store, models, batch_size=args.batch_size, known_events=_known_events())
     stop = threading.Event()
 

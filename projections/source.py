@@ -165,6 +165,57 @@ class PartitionedEventSource(ApplicationEventSource):
             raise SourceUnavailable(f"event store partition {partition}: {err}") from err
 
 
+SETTLER_PARTITION_BASE = 1000
+"""Where the settler's log is numbered in a combined source (its partition p is 1000 + p): the
+events topic's partitions keep their own numbers, so positions stored before it joined still hold."""
+
+
+class CombinedEventSource:
+    """Several logs read as one source, each numbered from its own base.
+
+    On Kafka the settlement process manager keeps its intents (``SettlementIntent``: each
+    transaction's hash, block, gas, failure) on the settler's own topic, not on the events topic;
+    the settlements read model follows both. Each partition of each log keeps its own position.
+    There is no order across the logs, as there is none across partitions: read models built on
+    both must not depend on one (``projections.settlements.advance`` moves rows only forward)."""
+
+    def __init__(self, *logs: tuple[int, EventSource]) -> None:
+        bases = [base for base, _ in logs]
+        if len(set(bases)) != len(bases):
+            raise ValueError(f"each log needs its own base, got {bases}")
+        self.logs = sorted(logs, key=lambda bl: bl[0])
+
+    def _log(self, partition: int) -> tuple[int, EventSource]:
+        for base, source in reversed(self.logs):
+            if partition >= base:
+                return base, source
+        raise ValueError(f"no log has partition {partition}")
+
+    def partitions(self) -> Sequence[int]:
+        return [base + p for base, source in self.logs for p in source.partitions()]
+
+    def read(self, partition: int, after: int | None, limit: int) -> Sequence[SourceEvent]:
+        base, source = self._log(partition)
+        events = source.read(partition - base, after, limit)
+        for e in events:
+            e.partition = partition
+        return events
+
+    def head(self, partition: int) -> int | None:
+        base, source = self._log(partition)
+        return source.head(partition - base)
+
+    @property
+    def first_position(self) -> int:
+        return min(getattr(source, "first_position", 0) for _, source in self.logs)
+
+    def close(self) -> None:
+        for _, source in self.logs:
+            closing = getattr(source, "close", None)
+            if closing is not None:
+                closing()
+
+
 def source_for(app: Any) -> ApplicationEventSource:
     """The right EventSource for an eventsourcing application's recorder."""
     if PartitionedEventSource.supports(app.recorder):

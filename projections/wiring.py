@@ -10,11 +10,18 @@ can be plugged in from outside: ``SOURCE_FACTORIES[name] = factory`` where
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from projections.source import EventSource, PartitionedEventSource, source_for
+from projections.source import (
+    SETTLER_PARTITION_BASE,
+    CombinedEventSource,
+    EventSource,
+    PartitionedEventSource,
+    source_for,
+)
 from projections.store import ReadModelStore
 
 SOURCE_FACTORIES: dict[str, Callable[[Any], EventSource]] = {}
@@ -44,11 +51,31 @@ def event_source(settings: Any, events_db: str | None = None) -> EventSource:
         app = ChannelService(env=settings.application_env())
         if not PartitionedEventSource.supports(app.recorder):
             raise NotWired("the Kafka event store's recorder has no per-partition notification API")
-        return source_for(app)
+        return CombinedEventSource((0, source_for(app)), (SETTLER_PARTITION_BASE, settler_source(settings)))
     raise NotWired(
         f"no event source for the {settings.event_store!r} event store is plugged in "
         "(projections.wiring.SOURCE_FACTORIES)"
     )
+
+
+DEFAULT_SETTLEMENT_TOPIC = "parsec.settlement.events"  # the settler's default store (parsec settler)
+
+
+def settlement_topic(settings: Any) -> str:
+    return (getattr(settings, "settlement_topic", None) or os.environ.get("PARSEC_SETTLEMENT_TOPIC")
+            or DEFAULT_SETTLEMENT_TOPIC)
+
+
+def settler_source(settings: Any, topic: str | None = None) -> EventSource:
+    """The settler's own one-partition log on Kafka (its intents: hashes, blocks, gas, failures)."""
+    from eventsourcing.application import Application
+
+    class SettlerLog(Application):  # the settler's store, read only (the settler is its writer)
+        name = "settler"
+
+    env = {**settings.application_env(), "KAFKA_EVENTS_TOPIC": topic or settlement_topic(settings),
+           "KAFKA_PARTITIONS": "1", "AGGREGATE_CACHE_MAXSIZE": "0"}
+    return source_for(SettlerLog(env=env))
 
 
 def backend_name(settings: Any, backend: str | None) -> str:

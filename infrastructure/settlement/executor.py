@@ -263,7 +263,9 @@ class SettlementExecutor:
         for item in inputs:
             state, out = transition(state, item)
             outputs += out
-        finals = {i.intent_id: i.final for i in inputs if isinstance(i, Failed)}
+        # "final" in the stored failure means given up: a defence's final revert is retried, not final
+        gave_up = {o.intent.intent_id for o in outputs if isinstance(o, GaveUp)}
+        finals = {i.intent_id: i.intent_id in gave_up for i in inputs if isinstance(i, Failed)}
         self._persist(old, state, submissions or {}, payouts or {}, finals)
         self._perform(outputs)
 
@@ -434,7 +436,10 @@ class SettlementExecutor:
             return False
         if plan.done is not None:
             tx_hash, block, payouts = plan.done
-            self._apply([Confirmed(iid, tx_hash, block, 0, payouts)], payouts={iid: payouts} if payouts else None)
+            # already on-chain (someone's transaction, or ours before a crash): the gas of that one
+            receipt = self.sender.receipt(tx_hash) if tx_hash else None
+            gas = int(receipt["gasUsed"]) if receipt is not None else 0
+            self._apply([Confirmed(iid, tx_hash, block, gas, payouts)], payouts={iid: payouts} if payouts else None)
             report.confirmed += 1
             return False
         if plan.fail is not None:

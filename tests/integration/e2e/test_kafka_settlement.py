@@ -30,7 +30,7 @@ from projections.balances import Balances, channel_balances
 from projections.postgres import PostgresStore
 from projections.runner import ProjectionRunner
 from projections.settlements import Settlements, settlements
-from projections.source import source_for
+from projections.source import SETTLER_PARTITION_BASE, CombinedEventSource, source_for
 from tests.contract.conftest import ANVIL_URL, ETHER, _party
 from tests.integration.node.conftest import disorder, running_node, wait_for
 
@@ -141,7 +141,11 @@ def test_node_settler_and_read_models_agree_with_the_chain(anvil: Any, node_conf
         settler = Settler(config, ChannelContract(w3, contract.address), operator.wallet,
                           store_topic=f"{config.events_topic}.settlement", interval=0.3,
                           start_block=int(w3.eth.block_number))
-        runner = ProjectionRunner(source_for(reader), pg_store, [Balances(), Settlements()])
+        # the settlements read model follows the settler's own topic too (hashes, blocks, gas)
+        settler_log = ChannelService(env={**config.store_env(None), "KAFKA_EVENTS_TOPIC": f"{config.events_topic}.settlement",
+                                          "KAFKA_PARTITIONS": "1"})
+        source = CombinedEventSource((0, source_for(reader)), (SETTLER_PARTITION_BASE, source_for(settler_log)))
+        runner = ProjectionRunner(source, pg_store, [Balances(), Settlements()])
         threads.append(_thread(settler.run, stop))
         threads.append(_thread(runner.run_forever, stop))
         try:
@@ -178,7 +182,15 @@ def test_node_settler_and_read_models_agree_with_the_chain(anvil: Any, node_conf
                                      f"settler intents open: {len(settler.executor.open_intents())}") from None
 
             # every checkpoint on-chain carries the read models' balances at its sequence
+            def gas_known() -> bool:  # the settler's topic is read apart from the events topic
+                rows = [s for s in settlements(pg_store) if s.kind == "checkpoint" and s.state == "confirmed"]
+                return bool(rows) and all(s.gas for s in rows)
+
+            wait_for(gas_known, 30, "the settler's transactions (gas) in the settlements read model")
             confirmed = [s for s in settlements(pg_store) if s.kind == "checkpoint" and s.state == "confirmed"]
+            for s in confirmed:
+                receipt = w3.eth.get_transaction_receipt(s.tx_hash)
+                assert (s.block, s.gas) == (receipt["blockNumber"], receipt["gasUsed"]), s
             requested = [s for s in settlements(pg_store) if s.kind == "checkpoint"]
             assert {(s.channel_id, s.sequence) for s in requested} == {
                 (str(p.channel_id), k * INTERVAL) for p in plans for k in range(1, len(p.txs) // INTERVAL + 1)
@@ -253,6 +265,7 @@ def test_node_settler_and_read_models_agree_with_the_chain(anvil: Any, node_conf
             for t in threads:
                 t.join(timeout=20)
             reader.close()
+            settler_log.close()
             sender.close()
 
 
