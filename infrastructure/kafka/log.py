@@ -533,6 +533,18 @@ class TopicSpec:
 
 
 @dataclass
+class GroupOffsets:
+    """A consumer group's offsets to commit in a write's transaction (KIP-447).
+
+    ``offsets``: (topic, partition, next offset to read); ``metadata``: the consumer's
+    ``consumer_group_metadata()``, whose generation the broker checks: a member the group has
+    dropped cannot commit, and the whole transaction is aborted (a zombie is fenced)."""
+
+    offsets: list[tuple[str, int, int]]
+    metadata: Any
+
+
+@dataclass
 class OutRecord:
     topic: str
     partition: int
@@ -572,6 +584,18 @@ _CK_FENCED_CODES: frozenset[int] = (
             "INVALID_TXN_STATE",
             "TRANSACTION_COORDINATOR_FENCED",
         )
+        if hasattr(ck.KafkaError, name)
+    )
+)
+
+
+# broker codes of a TxnOffsetCommit from a member the group no longer has (a zombie, KIP-447)
+_CK_GROUP_FENCED_CODES: frozenset[int] = (
+    frozenset()
+    if ck is None
+    else frozenset(
+        getattr(ck.KafkaError, name)
+        for name in ("ILLEGAL_GENERATION", "UNKNOWN_MEMBER_ID", "FENCED_INSTANCE_ID", "REBALANCE_IN_PROGRESS")
         if hasattr(ck.KafkaError, name)
     )
 )
@@ -908,11 +932,14 @@ class KafkaLog:
         self,
         records: Sequence[OutRecord],
         check: Callable[[], None] | None = None,
+        *,
+        group_offsets: GroupOffsets | None = None,
     ) -> list[int]:
         """Write records in one Kafka transaction; return their offsets.
 
         ``check`` runs under the lock after the partitions are acquired and
         before anything is sent; it raises IntegrityError to refuse the batch.
+        ``group_offsets`` are committed in the same transaction (confluent client only).
         """
         with self._lock:
             self._check_open()
@@ -935,7 +962,10 @@ class KafkaLog:
             producer = self._producer
             assert producer is not None
             if ck is not None and isinstance(producer, ck.Producer):
-                positions = self._write_confluent(producer, records)
+                positions = self._write_confluent(producer, records, group_offsets)
+            elif group_offsets is not None:
+                msg = "committing a consumer group's offsets in the transaction needs the confluent client"
+                raise ProgrammingError(msg)
             else:
                 positions = self._write_kafka_python(producer, records)
             offsets = []
@@ -968,7 +998,9 @@ class KafkaLog:
         )
         return CommitOutcomeUnknownError(msg)
 
-    def _write_confluent(self, producer: Any, records: Sequence[OutRecord]) -> list[tuple[int, int]]:
+    def _write_confluent(
+        self, producer: Any, records: Sequence[OutRecord], group_offsets: GroupOffsets | None = None
+    ) -> list[tuple[int, int]]:
         """One librdkafka transaction; (partition, offset) of each record from
         its delivery report. Called under the lock."""
         timeout = self.settings.timeout
@@ -992,6 +1024,12 @@ class KafkaLog:
                 produce(
                     r.topic, r.value, r.key, partition=r.partition, headers=r.headers, on_delivery=report(i)
                 )
+            if group_offsets is not None:
+                # TxnOffsetCommit with the member's generation: refused (the transaction then
+                # must abort) if the group has moved on without this member
+                producer.send_offsets_to_transaction(
+                    [ck.TopicPartition(t, p, o) for t, p, o in group_offsets.offsets], group_offsets.metadata, timeout
+                )
             committing = True
             # Flushes the batch (serving the delivery reports), then EndTxn;
             # bounded, unlike kafka-python's.
@@ -1014,6 +1052,17 @@ class KafkaLog:
                 raise RecordTooLargeError(
                     self.primary, -1, None, 0, 0, f" (the cluster refused it: {too_large[0].str()})"
                 ) from e
+            if err is not None and err.code() in _CK_GROUP_FENCED_CODES:
+                try:
+                    producer.abort_transaction(timeout)
+                except Exception:
+                    logger.debug("abort_transaction failed; discarding the writer", exc_info=True)
+                    self._discard_producer()
+                msg = (
+                    f"Writer {self.transactional_id}: the consumer group refused this member's offsets "
+                    f"({err.str()}): the group has moved on without it; the transaction was aborted"
+                )
+                raise WriterFencedError(msg) from e
             if err is not None and err.txn_requires_abort():
                 try:
                     producer.abort_transaction(timeout)

@@ -29,6 +29,7 @@ from infrastructure.kafka.log import (
     CorruptRecord,
     CorruptRecordError,
     EventsIndex,
+    GroupOffsets,
     KafkaLog,
     KafkaSettings,
     OutRecord,
@@ -116,6 +117,7 @@ class KafkaAggregateRecorder(AggregateRecorder):
         *,
         trackings: Sequence[Tracking] = (),
         out_records: Sequence[OutRecord] = (),
+        group_offsets: GroupOffsets | None = None,
     ) -> list[int]:
         """Events, tracking records and any other records in one Kafka transaction.
 
@@ -162,7 +164,7 @@ class KafkaAggregateRecorder(AggregateRecorder):
                 for t in all_trackings:
                     _check_tracking(index, t)
 
-        offsets = self.log.write(records, check)
+        offsets = self.log.write(records, check, group_offsets=group_offsets)
         return [o + 1 for o in offsets[: len(stored_events)]]
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
@@ -218,6 +220,7 @@ class KafkaApplicationRecorder(KafkaAggregateRecorder, ApplicationRecorder):
             kwargs.get("tracking"),
             trackings=kwargs.get("trackings", ()),
             out_records=kwargs.get("out_records", ()),
+            group_offsets=kwargs.get("group_offsets"),
         )
 
     # -- per partition (primary API) ----------------------------------------

@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
 
+import confluent_kafka as ck
 from eventsourcing.persistence import PersistenceError, Tracking
-from kafka import KafkaConsumer, TopicPartition
 
 from domain.channel import ChannelParameters, ChannelStatus, PaymentOutcome
 from domain.control import authorize_settler
@@ -51,7 +51,7 @@ from domain.errors import MalformedMessage, ParsecError, UnknownChannel, WindowE
 from domain.protocol import SignedInvoice
 from domain.reorder import Refused, ReorderWindow
 from infrastructure.kafka import RecordTooLargeError, tracking_name
-from infrastructure.kafka.log import OutRecord
+from infrastructure.kafka.log import GroupOffsets, OutRecord
 from infrastructure.node.config import NodeConfig
 from infrastructure.node.messages import (
     CheckpointConfirmedNotice,
@@ -88,6 +88,15 @@ class Executor(Protocol):
 
 
 ExecutorFactory = Callable[[int, NodeChannelService], Executor]
+
+
+@dataclass(frozen=True, slots=True)
+class InRecord:
+    """One consumed record of the inbound or control topic, as a worker reads it."""
+
+    offset: int
+    key: bytes | None
+    value: bytes | None
 
 
 @dataclass
@@ -164,9 +173,14 @@ class PartitionWorker:
         executor_factory: ExecutorFactory | None = None,
         isolate_until: dict[str, int] | None = None,
         set_aside: dict[tuple[str, int], str] | None = None,
+        group_metadata: Callable[[], Any] | None = None,
     ) -> None:
         self.partition = partition
         self.config = config
+        # the node's consumer group metadata (KIP-447): with it, each batch's transaction commits
+        # the group's offsets too, and a member the group dropped cannot commit (its generation
+        # is refused). None: a worker outside a group (tests, tools) commits tracking records only.
+        self.group_metadata = group_metadata
         # records up to these offsets are committed one per transaction (after an UncommittableBatch)
         self.isolate_until = dict(isolate_until or {})
         # (topic, offset) -> why: records refused as SetAside when read again
@@ -209,40 +223,54 @@ class PartitionWorker:
         of rejected partition p (a lower bound for the next rejected offset), and the end of
         inbound partition p now."""
         c = self.config
-        tp = TopicPartition(c.rejected_topic, self.partition)
-        inbound_tp = TopicPartition(c.inbound_topic, self.partition)
-        consumer = KafkaConsumer(
-            bootstrap_servers=c.bootstrap.split(","),
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            client_id=f"parsec-node-rejected-scan-{self.partition}",
-        )
+        p = self.partition
+        consumer = ck.Consumer({
+            "bootstrap.servers": c.bootstrap,
+            "group.id": f"parsec-node-rejected-scan-{p}",  # librdkafka wants one; nothing is committed
+            "client.id": f"parsec-node-rejected-scan-{p}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "logger": logging.getLogger("parsec.node.librdkafka"),
+            **c.security.librdkafka(),
+        })
         try:
-            consumer.assign([tp])
-            ends = consumer.end_offsets([tp, inbound_tp])
-            end, inbound_end = ends[tp], ends[inbound_tp]
+            timeout = c.kafka_timeout
+            # read_committed: the high mark librdkafka reports is the last stable offset
+            _, end = consumer.get_watermark_offsets(ck.TopicPartition(c.rejected_topic, p), timeout=timeout,
+                                                    cached=False)
+            _, inbound_end = consumer.get_watermark_offsets(ck.TopicPartition(c.inbound_topic, p), timeout=timeout,
+                                                            cached=False)
             start = self.committed[self.t_rejected]
             found: set[int] = set()
             if start >= end:
                 return found, end, inbound_end
-            consumer.seek(tp, start)
-            deadline = time.monotonic() + c.kafka_timeout
-            while consumer.position(tp) < end:
+            consumer.assign([ck.TopicPartition(c.rejected_topic, p, start)])
+            deadline = time.monotonic() + timeout
+            position = start
+            while position < end:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"could not read {c.rejected_topic} partition {self.partition} to {end}")
-                for records in consumer.poll(timeout_ms=200).values():
-                    deadline = time.monotonic() + c.kafka_timeout
-                    for r in records:
-                        try:
-                            rej = Rejection.of(r.key, r.value, r.headers)
-                        except (KeyError, ValueError):
-                            continue
-                        if rej.source_topic == c.inbound_topic and rej.source_offset >= self.next_inbound:
-                            found.add(rej.source_offset)
+                    raise TimeoutError(f"could not read {c.rejected_topic} partition {p} to {end}")
+                messages = consumer.consume(num_messages=5000, timeout=0.2)
+                if messages:
+                    deadline = time.monotonic() + timeout
+                for m in messages:
+                    if m.error() is not None:
+                        continue
+                    position = m.offset() + 1
+                    try:
+                        rej = Rejection.of(m.key(), m.value(), m.headers())
+                    except (KeyError, ValueError):
+                        continue
+                    if rej.source_topic == c.inbound_topic and rej.source_offset >= self.next_inbound:
+                        found.add(rej.source_offset)
+                if not messages:
+                    # aborted transactions' records and markers are not delivered: ask where we are
+                    (tp,) = consumer.position([ck.TopicPartition(c.rejected_topic, p)])
+                    if tp.offset >= 0:
+                        position = max(position, tp.offset)
             return found, end, inbound_end
         finally:
-            consumer.close(autocommit=False)
+            consumer.close()
 
     # ------------------------------------------------------------------ one batch
     def process(self, control: Sequence[Any], inbound: Sequence[Any], now: float | None = None) -> BatchReport:
@@ -302,7 +330,7 @@ class PartitionWorker:
                 self.next_timeout_check = mono + self.config.timeout_check_interval
                 self._check_timeouts(at)
             trackings = self._trackings()
-            recordings = self.service.commit(trackings, out)
+            recordings = self.service.commit(trackings, out, self._group_offsets(trackings))
         except RecordTooLargeError as err:
             self.service.abort()
             if single is not None:
@@ -348,6 +376,15 @@ class PartitionWorker:
             safe, mark = self.next_inbound, self.next_rejected
         wanted = {self.t_inbound: safe, self.t_control: self.next_control, self.t_rejected: mark}
         return [Tracking(name, pos) for name, pos in wanted.items() if pos > self.committed[name]]
+
+    def _group_offsets(self, trackings: list[Tracking]) -> GroupOffsets | None:
+        """The group's offsets for this batch's transaction: the same positions as the tracking records."""
+        if self.group_metadata is None or not trackings:
+            return None
+        topic = {self.t_inbound: self.config.inbound_topic, self.t_control: self.config.control_topic}
+        offsets = [(topic[t.application_name], self.partition, t.notification_id) for t in trackings
+                   if t.application_name in topic]
+        return GroupOffsets(offsets, self.group_metadata()) if offsets else None
 
     # ------------------------------------------------------------------ payments
     def _payment(self, r: Any, at: int, out: list[OutRecord], report: BatchReport) -> None:

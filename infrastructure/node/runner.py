@@ -1,24 +1,37 @@
 """The node: a member of a consumer group on the inbound and control topics.
 
-The Range assignor gives inbound p and control p to the same member (both
-topics have the events topic's partition count). For each partition it owns,
-the node keeps a :class:`PartitionWorker` (writer of events partition p,
-reorder window, positions). Positions come from the tracking records the
-workers commit with their batches, never from the group's committed offsets:
-on assignment the node seeks to them.
+One client: the group consumer is librdkafka's (confluent-kafka), like the
+partitions' transactional writers, so a batch's group offsets are committed in
+its transaction (``send_offsets_to_transaction`` with the consumer's group
+metadata, KIP-447) together with the tracking records, and the standard tools
+(``kafka-consumer-groups.sh --describe``, lag exporters) show each node's lag.
+
+Co-partitioning: the Range assignor gives inbound p and control p to the same
+member (both topics have the events topic's partition count), because worker p
+reads both and is the only writer of events partition p. (Cooperative-sticky
+would move inbound p and control p independently: two members would build
+workers for p and fence each other on every rebalance.) Static membership
+(``group.instance.id``, set when the node has a stable id) makes a restart of
+a node no rebalance at all: it gets its partitions back at once.
+
+Positions come from the tracking records the workers commit with their
+batches; the group's offsets are the same numbers, written in the same
+transaction. On assignment the node seeks to the tracking positions.
 
 Rebalancing: on revoke a worker stops (it is parked, not yet closed); on
 assign a parked worker that is assigned again is resumed where it was (its
-window intact); any other assigned partition gets a new worker, whose writer
-fences the previous owner. If some other node wrote to the partition in
-between, it fenced this node's writer, so the parked worker's next commit
-fails and the worker is rebuilt from the log: stale state can never commit.
+window intact); any other assigned partition is paused until its new worker
+is built (by the loop, outside the callback), whose writer fences the previous
+owner. If some other node wrote to the partition in between, it fenced this
+node's writer, so the parked worker's next commit fails and the worker is
+rebuilt from the log: stale state can never commit. A member that the group
+has dropped (a zombie: paused longer than its session) cannot commit either:
+its transactional offset commit carries its old generation and the broker
+refuses it, so the whole transaction is aborted.
 
-Staying in the group: kafka-python 3.0.x can drop a join it started itself
-when a poll gives up mid-join (see :func:`_keep_rejoin_until_joined`, the
-fix), and no client can be trusted never to leave a member with an empty
-assignment: the ownership watchdog (:meth:`Node._watch_ownership`) rejoins a
-node that owns less than it should while partitions have no owner in the group.
+The ownership watchdog (:meth:`Node._watch_ownership`) stays: no client can be
+trusted never to leave a member with less than it should own while partitions
+have no owner in the group (kafka-python did, issue 10 defect 2).
 """
 
 from __future__ import annotations
@@ -29,15 +42,14 @@ import time
 from collections import Counter
 from typing import Any
 
-import kafka
-from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
-from kafka.admin import KafkaAdminClient
-from kafka.coordinator.assignors.range import RangePartitionAssignor
+import confluent_kafka as ck
+from confluent_kafka.admin import AdminClient
 
 from infrastructure.kafka.log import ensure_topics
 from infrastructure.node.config import NodeConfig
 from infrastructure.node.partition import (
     ExecutorFactory,
+    InRecord,
     PartitionWorker,
     UncommittableBatch,
     UncommittableRecord,
@@ -47,63 +59,46 @@ from infrastructure.node.topics import node_topic_specs, store_settings
 log = logging.getLogger("parsec.node")
 
 # Group states in which the members' assignments are settled (not being handed out).
-_SETTLED_GROUP_STATES = ("Stable", "Empty", "Dead")
+_SETTLED_GROUP_STATES = ("STABLE", "EMPTY", "DEAD")
 
 
-def _keep_rejoin_until_joined(consumer: KafkaConsumer) -> bool:
-    """Make a rejoin that the client decides on stick until a join completes (the root cause of
-    issue 10, defect 2; kafka-python 3.0.x).
-
-    ``ConsumerCoordinator.need_rejoin()`` recomputes two of its reasons to rejoin on every call:
-    the leader's metadata snapshot of the group's topics differs from the one its last assignment
-    used, or the subscription differs from the one it joined with. Both turn False in the middle
-    of the join they caused (the leader copies the snapshot when it computes the assignment; the
-    subscription is recorded when JoinGroup is sent), and ``rejoin_needed``, the flag that would
-    hold them, is never set. When ``poll(timeout)`` gives up in that window (the JoinGroup/SyncGroup
-    task still in flight), the next poll sees no reason to rejoin and never collects the join:
-    ``on_partitions_revoked`` ran, ``on_partitions_assigned`` never does, heartbeats stay disabled
-    and a session later the broker drops the member, which never notices. The Java client sets the
-    flag when it sees such a reason (``requestRejoinIfNecessary`` in ``rejoinNeededOrPending``);
-    so does this wrapper, and the next poll finishes the join (or joins again).
-
-    Returns whether the consumer's coordinator could be wrapped (if not, the watchdog alone holds).
-    """
-    coordinator = getattr(consumer, "_coordinator", None)
-    computed = getattr(coordinator, "need_rejoin", None)
-    request_rejoin = getattr(coordinator, "request_rejoin", None)
-    if coordinator is None or not callable(computed) or not callable(request_rejoin):
-        log.warning("kafka-python %s: cannot make the group's rejoins stick (no coordinator.need_rejoin/"
-                    "request_rejoin); the ownership watchdog alone keeps the node in its partitions",
-                    getattr(kafka, "__version__", "?"))
-        return False
-
-    def need_rejoin() -> bool:
-        if computed():
-            request_rejoin()  # held until a join completes: a poll that gives up mid-join comes back to it
-            return True
-        return False
-
-    coordinator.need_rejoin = need_rejoin
-    return True
+def consumer_config(c: NodeConfig) -> dict[str, Any]:
+    """The group consumer's librdkafka configuration (pure: tested without a broker)."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": c.bootstrap,
+        "group.id": c.group,
+        "client.id": f"parsec-node-{c.node_id}",
+        "enable.auto.commit": False,  # offsets go in the batches' transactions
+        "enable.auto.offset.store": False,
+        "isolation.level": "read_committed",
+        "auto.offset.reset": "earliest",
+        # co-partitioning: inbound p and control p to the same member (see the module's docstring)
+        "partition.assignment.strategy": "range",
+        "session.timeout.ms": c.session_timeout_ms,
+        "heartbeat.interval.ms": max(500, c.session_timeout_ms // 4),
+        # a worker is built in the loop (reading its partition): minutes for a very big one
+        "max.poll.interval.ms": 600000,
+        "fetch.wait.max.ms": 100,
+        "socket.nagle.disable": True,
+        "logger": logging.getLogger("parsec.node.librdkafka"),
+        **c.security.librdkafka(),
+    }
+    if c.group_instance_id:
+        config["group.instance.id"] = c.group_instance_id
+    return config
 
 
-def _member_partitions(member: dict[str, Any]) -> list[tuple[str, list[int]]]:
-    """(topic, partitions) of a member in ``KafkaAdminClient.describe_groups`` (empty while unknown)."""
-    assignment = member.get("member_assignment")
-    if not isinstance(assignment, dict):
-        return []
-    return [(tp.get("topic"), list(tp.get("partitions") or [])) for tp in assignment.get("assigned_partitions") or []]
-
-
-class _Listener(ConsumerRebalanceListener):
-    def __init__(self, node: Node) -> None:
-        self.node = node
-
-    def on_partitions_revoked(self, revoked: Any) -> None:
-        self.node._revoked({tp.partition for tp in revoked})
-
-    def on_partitions_assigned(self, assigned: Any) -> None:
-        self.node._assigned(assigned)
+def _records(messages: list[Any]) -> dict[tuple[str, int], list[InRecord]]:
+    """A poll's messages by (topic, partition), in offset order; errors are logged and skipped."""
+    out: dict[tuple[str, int], list[InRecord]] = {}
+    for m in messages:
+        err = m.error()
+        if err is not None:
+            if err.code() != ck.KafkaError._PARTITION_EOF:
+                log.warning("consumer: %s [%s/%s]", err.str(), m.topic(), m.partition())
+            continue
+        out.setdefault((m.topic(), m.partition()), []).append(InRecord(m.offset(), m.key(), m.value()))
+    return out
 
 
 class Node:
@@ -113,7 +108,7 @@ class Node:
         self.workers: dict[int, PartitionWorker] = {}
         self.parked: dict[int, PartitionWorker] = {}
         self.assigned: set[int] = set()
-        self.broken: set[int] = set()  # assigned, but no worker yet (build failed or batch failed)
+        self.broken: set[int] = set()  # assigned, but no worker yet (build failed or batch failed): paused
         # after a batch Kafka cannot take: offsets to commit one record per transaction, and the
         # records found to be the cause, refused as SetAside by the next worker (per partition)
         self.isolate: dict[int, dict[str, int]] = {}
@@ -121,11 +116,11 @@ class Node:
         self.totals: Counter = Counter()
         self.stopped = threading.Event()
         self.ready = threading.Event()  # set once the first assignment is in place
-        self.consumer: KafkaConsumer | None = None
+        self.consumer: Any = None  # confluent_kafka.Consumer
         self.num_partitions = 0
-        self._listener = _Listener(self)
+        self.assignments = 0  # how many assignments this node's consumer was given
         # the ownership watchdog
-        self._admin: KafkaAdminClient | None = None
+        self._admin: AdminClient | None = None
         self._unowned_since: float | None = None
         self._next_ownership_check = 0.0
 
@@ -146,31 +141,20 @@ class Node:
             c.partitions = self.num_partitions
         return self.num_partitions
 
-    def _await_topic_metadata(self, topics: list[str], timeout: float = 30.0) -> None:
-        """Poll for the first time only once the client's metadata lists the subscribed topics' partitions.
+    def _tps(self, partitions: Any, offsets: dict[int, tuple[int, int]] | None = None) -> list[Any]:
+        """Inbound and control TopicPartitions of ``partitions`` (at ``offsets[p]`` if given)."""
+        c = self.config
+        out = []
+        for p in sorted(partitions):
+            at = (offsets or {}).get(p)
+            if at is None:
+                out += [ck.TopicPartition(c.inbound_topic, p), ck.TopicPartition(c.control_topic, p)]
+            else:
+                out += [ck.TopicPartition(c.inbound_topic, p, at[0]), ck.TopicPartition(c.control_topic, p, at[1])]
+        return out
 
-        Right after creating topics a broker may not yet serve their metadata; a group
-        leader that computes the assignment then gives out no partitions for them
-        (seen under load: "No partition metadata for topic ..."). Called after subscribing:
-        the coordinator keeps a snapshot of the subscribed topics' partitions from each
-        metadata update, and the first assignment records it. Fetched before subscribing,
-        the metadata left that snapshot empty, so the first update after the first join
-        looked like a change and the leader rebalanced again (every lone node went to
-        generation 2 right after starting, the rebalance that lost its assignment).
-        """
-        assert self.consumer is not None
-        deadline = time.monotonic() + timeout
-        while True:
-            missing = [t for t in topics if not self.consumer.partitions_for_topic(t)]
-            if not missing:
-                return
-            if time.monotonic() > deadline:
-                raise ValueError(f"no partition metadata for {missing} after {timeout:.0f}s")
-            self.consumer.topics()  # refreshes the cluster metadata
-            time.sleep(0.1)
-
-    # ------------------------------------------------------------------ rebalancing
-    def _revoked(self, partitions: set[int]) -> None:
+    # ------------------------------------------------------------------ rebalancing (callbacks run in poll)
+    def _park(self, partitions: set[int]) -> None:
         for p in sorted(partitions):
             w = self.workers.pop(p, None)
             if w is not None:
@@ -180,8 +164,17 @@ class Node:
         if partitions:
             log.info("partitions revoked: %s", sorted(partitions))
 
-    def _assigned(self, tps: Any) -> None:
+    def _on_revoke(self, consumer: Any, tps: list[Any]) -> None:
+        self._park({tp.partition for tp in tps})
+        consumer.unassign()
+
+    def _on_lost(self, consumer: Any, tps: list[Any]) -> None:
+        log.warning("partitions lost (the group dropped this member): %s", sorted({tp.partition for tp in tps}))
+        self._on_revoke(consumer, tps)
+
+    def _on_assign(self, consumer: Any, tps: list[Any]) -> None:
         c = self.config
+        self.assignments += 1
         by_topic: dict[str, set[int]] = {}
         for tp in tps:
             by_topic.setdefault(tp.topic, set()).add(tp.partition)
@@ -197,37 +190,47 @@ class Node:
             w = self.parked.pop(p, None)
             if w is not None:
                 self.workers[p] = w
-                self._seek(w)
                 resumed.append(p)
             else:
                 self.broken.add(p)
+        # Resumed workers read on from their positions; the others wait (paused) for their worker,
+        # which the loop builds outside this callback and then seeks to its tracking positions.
+        consumer.assign(self._tps(resumed, {p: (self.workers[p].next_inbound, self.workers[p].next_control)
+                                            for p in resumed}) + self._tps(self.broken))
+        if self.broken:
+            consumer.pause(self._tps(self.broken))
         self.assigned = set(partitions)
-        log.info("partitions assigned: %s (resumed %s, building %s)", sorted(partitions), resumed,
-                 sorted(self.broken))
-        # New workers are built by the loop, outside this callback: building one reads the
-        # partition, and a callback blocks the consumer's heartbeats.
+        log.info("partitions assigned: %s (resumed %s, building %s; generation of %s)", sorted(partitions), resumed,
+                 sorted(self.broken), c.group_instance_id or "a dynamic member")
         self.ready.set()
-
-    def _seek(self, w: PartitionWorker) -> None:
-        assert self.consumer is not None
-        c = self.config
-        self.consumer.seek(TopicPartition(c.inbound_topic, w.partition), w.next_inbound)
-        self.consumer.seek(TopicPartition(c.control_topic, w.partition), w.next_control)
 
     def _build_broken(self) -> set[int]:
         built = set()
         for p in sorted(self.broken):
             try:
                 w = PartitionWorker(p, self.config, executor_factory=self.executor_factory,
-                                    isolate_until=self.isolate.get(p), set_aside=self.set_aside.get(p))
+                                    isolate_until=self.isolate.get(p), set_aside=self.set_aside.get(p),
+                                    group_metadata=self.consumer.consumer_group_metadata)
             except Exception as exc:
                 log.error("p%d: could not take over the partition (will retry): %s: %s", p, type(exc).__name__, exc)
                 continue
+            try:
+                self._seek(w)
+            except Exception as exc:
+                log.warning("p%d: could not seek to the worker's positions yet (will retry): %s", p, exc)
+                w.close()
+                continue
             self.workers[p] = w
             self.broken.discard(p)
-            self._seek(w)
             built.add(p)
         return built
+
+    def _seek(self, w: PartitionWorker) -> None:
+        c = self.config
+        p = w.partition
+        self.consumer.seek(ck.TopicPartition(c.inbound_topic, p, w.next_inbound))
+        self.consumer.seek(ck.TopicPartition(c.control_topic, p, w.next_control))
+        self.consumer.resume(self._tps([p]))
 
     # ------------------------------------------------------------------ the ownership watchdog
     def _watch_ownership(self, now: float) -> None:
@@ -269,91 +272,82 @@ class Node:
         """Partitions of the inbound/control topics that no member of the group processes.
 
         The group's description (the coordinator's record of each member's assignment) says
-        what the other members own; what this node owns is what its listener was given (the
+        what the other members own; what this node owns is what its callback was given (the
         coordinator may list partitions for this member that its client never took: the
         defect this watches for). None while the group is rebalancing or does not answer.
         """
-        assert self.consumer is not None
         c = self.config
         try:
             if self._admin is None:
-                self._admin = KafkaAdminClient(bootstrap_servers=c.bootstrap.split(","),
-                                               client_id=f"parsec-node-{c.node_id}-watchdog",
-                                               request_timeout_ms=int(c.kafka_timeout * 1000))
-            group = self._admin.describe_groups([c.group])[c.group]
+                self._admin = AdminClient({"bootstrap.servers": c.bootstrap,
+                                           "client.id": f"parsec-node-{c.node_id}-watchdog",
+                                           "logger": logging.getLogger("parsec.node.librdkafka"),
+                                           **c.security.librdkafka()})
+            future = self._admin.describe_consumer_groups([c.group], request_timeout=c.kafka_timeout)[c.group]
+            group = future.result(timeout=c.kafka_timeout)
         except Exception as exc:
             log.debug("ownership check: could not describe group %s: %s: %s", c.group, type(exc).__name__, exc)
             return None
-        state = group.get("group_state")
+        state = getattr(group.state, "name", str(group.state))
         if state not in _SETTLED_GROUP_STATES:
             return None
-        me = self.consumer.group_metadata()
+        me = self.consumer.memberid()
         topics = (c.inbound_topic, c.control_topic)
         elsewhere: dict[str, set[int]] = {t: set() for t in topics}
         listed_for_me: set[int] = set()
-        for member in group.get("members") or []:
-            for topic, partitions in _member_partitions(member):
-                if topic not in elsewhere:
+        for member in group.members or []:
+            for tp in getattr(member.assignment, "topic_partitions", None) or []:
+                if tp.topic not in elsewhere:
                     continue
-                if member.get("member_id") == me.member_id:
-                    listed_for_me |= set(partitions)
+                if member.member_id == me:
+                    listed_for_me.add(tp.partition)
                 else:
-                    elsewhere[topic] |= set(partitions)
+                    elsewhere[tp.topic].add(tp.partition)
         everything = set(range(self.num_partitions))
         unowned = set().union(*((everything - elsewhere[t]) for t in topics)) - self.assigned
         lost = listed_for_me - self.assigned
         if lost:
-            how = (f"group {state}, generation {me.generation_id}: the coordinator lists {sorted(listed_for_me)} "
-                   f"for this member, whose client took {sorted(self.assigned)}: its assignment was lost")
+            how = (f"group {state}: the coordinator lists {sorted(listed_for_me)} for this member, whose client "
+                   f"took {sorted(self.assigned)}: its assignment was lost")
         else:
             how = f"group {state}: no member of the group was given them; this node owns {sorted(self.assigned)}"
         return unowned, how
 
     def _rejoin(self, why: str) -> None:
         """Leave and join the group again (unsubscribe + subscribe: any client can do that)."""
-        assert self.consumer is not None
         c = self.config
         log.warning("rejoining group %s: %s", c.group, why)
         self.totals["rejoins"] += 1
-        self._revoked(set(self.assigned))  # unsubscribe drops the assignment without calling the listener
+        self._park(set(self.assigned))
         self.consumer.unsubscribe()
-        self.consumer.subscribe([c.inbound_topic, c.control_topic], listener=self._listener)
+        self._subscribe()
         self._unowned_since = None
         self._next_ownership_check = time.monotonic() + c.rejoin_unowned_after  # let the new join settle
+
+    def _subscribe(self) -> None:
+        c = self.config
+        self.consumer.subscribe([c.inbound_topic, c.control_topic], on_assign=self._on_assign,
+                                on_revoke=self._on_revoke, on_lost=self._on_lost)
 
     # ------------------------------------------------------------------ the loop
     def run(self, stop: threading.Event | None = None) -> None:
         stop = stop or self.stopped
         c = self.config
         self.ensure_topics()
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=c.bootstrap.split(","),
-            group_id=c.group,
-            client_id=f"parsec-node-{c.node_id}",
-            enable_auto_commit=False,  # positions live in the tracking records
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
-            partition_assignment_strategy=[RangePartitionAssignor],
-            max_poll_records=c.max_poll_records,
-            session_timeout_ms=c.session_timeout_ms,
-            heartbeat_interval_ms=max(500, c.session_timeout_ms // 4),
-            max_poll_interval_ms=300000,
-            fetch_max_wait_ms=100,
-        )
-        _keep_rejoin_until_joined(self.consumer)
-        self.consumer.subscribe([c.inbound_topic, c.control_topic], listener=self._listener)
-        self._await_topic_metadata([c.inbound_topic, c.control_topic])
+        self.consumer = ck.Consumer(consumer_config(c))
+        self._subscribe()
         self._next_ownership_check = time.monotonic() + c.rejoin_unowned_after  # not during the first join
-        log.info("node %s joined group %s on %s + %s (events %s, rejected %s)", c.node_id, c.group,
-                 c.inbound_topic, c.control_topic, c.events_topic, c.rejected_topic)
+        log.info("node %s joining group %s on %s + %s (events %s, rejected %s; %s)", c.node_id, c.group,
+                 c.inbound_topic, c.control_topic, c.events_topic, c.rejected_topic,
+                 f"static member {c.group_instance_id}" if c.group_instance_id else "dynamic member")
         last_summary, last_count = time.monotonic(), 0
         try:
             while not stop.is_set():
-                batch = self.consumer.poll(timeout_ms=200)
+                batch = _records(self.consumer.consume(num_messages=c.max_poll_records, timeout=0.2))
                 if self.broken:
                     built = self._build_broken()
                     # records fetched before these workers existed were read from no known position
-                    batch = {tp: rs for tp, rs in batch.items() if tp.partition not in built}
+                    batch = {tp: rs for tp, rs in batch.items() if tp[1] not in built and tp[1] not in self.broken}
                 self._process(batch)
                 self._watch_ownership(time.monotonic())
                 if time.monotonic() - last_summary >= 10:
@@ -365,13 +359,13 @@ class Node:
         finally:
             self.close()
 
-    def _process(self, batch: dict[Any, list[Any]]) -> None:
+    def _process(self, batch: dict[tuple[str, int], list[InRecord]]) -> None:
         c = self.config
         now = time.time()
         for p in sorted(self.workers):
             w = self.workers[p]
-            control = batch.get(TopicPartition(c.control_topic, p), [])
-            inbound = batch.get(TopicPartition(c.inbound_topic, p), [])
+            control = batch.get((c.control_topic, p), [])
+            inbound = batch.get((c.inbound_topic, p), [])
             try:
                 report = w.process(control, inbound, now)
                 w.tick_executor(int(now))
@@ -412,6 +406,10 @@ class Node:
             log.debug("closing a failed worker", exc_info=True)
         if p in self.assigned:
             self.broken.add(p)
+            try:
+                self.consumer.pause(self._tps([p]))  # nothing is read for p until its new worker seeks
+            except Exception:
+                log.debug("pausing p%d", p, exc_info=True)
 
     def stop(self) -> None:
         self.stopped.set()
@@ -424,19 +422,14 @@ class Node:
                 log.debug("closing worker", exc_info=True)
         self.workers.clear()
         self.parked.clear()
-        if self._admin is not None:
-            try:
-                self._admin.close()
-            except Exception:
-                log.debug("closing the watchdog's admin client", exc_info=True)
-            self._admin = None
+        self._admin = None  # confluent's AdminClient has no close; dropping it frees it
         if self.consumer is not None:
             try:
-                self.consumer.close(autocommit=False)
+                self.consumer.close()  # a dynamic member leaves the group; a static one keeps its place
             except Exception:
                 log.debug("closing consumer", exc_info=True)
             self.consumer = None
         log.info("node %s stopped: %s", self.config.node_id, dict(self.totals))
 
 
-__all__ = ["Node"]
+__all__ = ["Node", "consumer_config"]

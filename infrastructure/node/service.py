@@ -21,7 +21,7 @@ from eventsourcing.persistence import Tracking
 from domain.application import ChannelService
 from domain.channel import Channel
 from domain.errors import ChannelAlreadyExists
-from infrastructure.kafka.log import OutRecord
+from infrastructure.kafka.log import GroupOffsets, OutRecord
 
 log = logging.getLogger("parsec.node")
 
@@ -79,12 +79,16 @@ class NodeChannelService(ChannelService):
             log.warning("events committed, but a snapshot was not taken (%s: %s); channels load from events",
                         type(exc).__name__, exc)
 
-    def commit(self, trackings: Sequence[Tracking], out_records: Sequence[OutRecord]) -> list[Any]:
-        """Write the batch: changed channels, positions, other records; returns the recordings."""
+    def commit(
+        self, trackings: Sequence[Tracking], out_records: Sequence[OutRecord], group_offsets: GroupOffsets | None = None
+    ) -> list[Any]:
+        """Write the batch: changed channels, positions, other records, and the consumer group's
+        offsets (if given) in one transaction; returns the recordings."""
         pending, self._pending = self._pending or {}, None
         if not (pending or trackings or out_records):
             return []
-        return super().save(*pending.values(), trackings=list(trackings), out_records=list(out_records))
+        return super().save(*pending.values(), trackings=list(trackings), out_records=list(out_records),
+                            group_offsets=group_offsets)
 
     def abort(self) -> None:
         """Forget the batch: the changed channels are evicted, so they are reloaded from the log."""
