@@ -81,6 +81,7 @@ def node_config(args: argparse.Namespace, settings: Settings) -> Any:
         timeout_check_interval=getattr(args, "timeout_check_interval", None),
         max_poll_records=getattr(args, "max_poll_records", None),
         session_timeout_ms=getattr(args, "session_timeout_ms", None),
+        group_instance_id=getattr(args, "group_instance_id", None),
         rejoin_unowned_after=getattr(args, "rejoin_unowned_after", None),
         settlers=getattr(args, "settlers", None),
         min_challenge_period=getattr(args, "min_challenge_period", None),
@@ -247,7 +248,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _add_topic_flags(node)
     node.add_argument("--group", help="consumer group (env PARSEC_NODE_GROUP, default parsec-node)")
-    node.add_argument("--node-id", help="this member's name (env PARSEC_NODE_ID)")
+    node.add_argument("--node-id", help="this member's name (env PARSEC_NODE_ID); a stable name makes the node a "
+                      "static group member: restarted, it takes its partitions back without a rebalance")
+    node.add_argument("--group-instance-id", help="the static member id (env PARSEC_GROUP_INSTANCE_ID; default "
+                      "parsec-node-<node id> when the node id is given, else a dynamic member)")
     node.add_argument("--window", type=int, help="n: held transactions per channel (env PARSEC_WINDOW, default 64)")
     node.add_argument("--max-wait", type=int, help="seconds a held transaction waits (env PARSEC_MAX_WAIT, default 30)")
     node.add_argument("--tick-interval", type=float, help="seconds between window-expiry passes (default 1)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import logging
 import re
+import sys
 import threading
 import time
 import warnings
@@ -1159,6 +1160,11 @@ class KafkaLog:
             raise ProgrammingError(msg)
 
     def close(self) -> None:
+        if sys.is_finalizing():
+            # Called by an Application's __del__ while the interpreter shuts down: kafka-python's
+            # IO thread is gone by then and its consumer's close waits for it forever (a process
+            # that had finished its work hung at exit). The process ends anyway: nothing to close.
+            return
         with self._lock:
             if self._closed:
                 return

@@ -16,13 +16,13 @@ a node no rebalance at all: it gets its partitions back at once.
 
 Positions come from the tracking records the workers commit with their
 batches; the group's offsets are the same numbers, written in the same
-transaction. On assignment the node seeks to the tracking positions.
+transaction. The consumer fetches each partition from its worker's tracking positions.
 
 Rebalancing: on revoke a worker stops (it is parked, not yet closed); on
 assign a parked worker that is assigned again is resumed where it was (its
-window intact); any other assigned partition is paused until its new worker
-is built (by the loop, outside the callback), whose writer fences the previous
-owner. If some other node wrote to the partition in between, it fenced this
+window intact); any other assigned partition is not fetched until its new
+worker is built (by the loop, outside the callback; its writer fences the
+previous owner) and the consumer is assigned its positions. If some other node wrote to the partition in between, it fenced this
 node's writer, so the parked worker's next commit fails and the worker is
 rebuilt from the log: stale state can never commit. A member that the group
 has dropped (a zombie: paused longer than its session) cannot commit either:
@@ -108,7 +108,7 @@ class Node:
         self.workers: dict[int, PartitionWorker] = {}
         self.parked: dict[int, PartitionWorker] = {}
         self.assigned: set[int] = set()
-        self.broken: set[int] = set()  # assigned, but no worker yet (build failed or batch failed): paused
+        self.broken: set[int] = set()  # assigned, but no worker yet (build failed or batch failed): not fetched
         # after a batch Kafka cannot take: offsets to commit one record per transaction, and the
         # records found to be the cause, refused as SetAside by the next worker (per partition)
         self.isolate: dict[int, dict[str, int]] = {}
@@ -193,12 +193,9 @@ class Node:
                 resumed.append(p)
             else:
                 self.broken.add(p)
-        # Resumed workers read on from their positions; the others wait (paused) for their worker,
-        # which the loop builds outside this callback and then seeks to its tracking positions.
-        consumer.assign(self._tps(resumed, {p: (self.workers[p].next_inbound, self.workers[p].next_control)
-                                            for p in resumed}) + self._tps(self.broken))
-        if self.broken:
-            consumer.pause(self._tps(self.broken))
+        # Resumed workers read on from their positions; the others are not fetched until their
+        # worker (built by the loop, outside this callback) says from where: see _reassign.
+        self._reassign(consumer)
         self.assigned = set(partitions)
         log.info("partitions assigned: %s (resumed %s, building %s; generation of %s)", sorted(partitions), resumed,
                  sorted(self.broken), c.group_instance_id or "a dynamic member")
@@ -214,23 +211,23 @@ class Node:
             except Exception as exc:
                 log.error("p%d: could not take over the partition (will retry): %s: %s", p, type(exc).__name__, exc)
                 continue
-            try:
-                self._seek(w)
-            except Exception as exc:
-                log.warning("p%d: could not seek to the worker's positions yet (will retry): %s", p, exc)
-                w.close()
-                continue
             self.workers[p] = w
             self.broken.discard(p)
             built.add(p)
+        if built:
+            self._reassign(self.consumer)
         return built
 
-    def _seek(self, w: PartitionWorker) -> None:
-        c = self.config
-        p = w.partition
-        self.consumer.seek(ck.TopicPartition(c.inbound_topic, p, w.next_inbound))
-        self.consumer.seek(ck.TopicPartition(c.control_topic, p, w.next_control))
-        self.consumer.resume(self._tps([p]))
+    def _reassign(self, consumer: Any) -> None:
+        """Fetch exactly the partitions that have a worker, each from its worker's positions.
+
+        ``assign`` with explicit offsets, never ``seek``: confluent-kafka's seek waits without a
+        bound for the partition's fetcher, and one seek on a partition still waiting for its
+        offsets (a coordinator coming back after an outage) hung the node for good. An assign is
+        answered by the client's own thread; what was fetched before it is discarded (librdkafka
+        versions each assignment). The group's assignment (the coordinator's) is not changed."""
+        consumer.assign(self._tps(self.workers, {p: (w.next_inbound, w.next_control)
+                                                 for p, w in self.workers.items()}))
 
     # ------------------------------------------------------------------ the ownership watchdog
     def _watch_ownership(self, now: float) -> None:
@@ -405,11 +402,7 @@ class Node:
         except Exception:
             log.debug("closing a failed worker", exc_info=True)
         if p in self.assigned:
-            self.broken.add(p)
-            try:
-                self.consumer.pause(self._tps([p]))  # nothing is read for p until its new worker seeks
-            except Exception:
-                log.debug("pausing p%d", p, exc_info=True)
+            self.broken.add(p)  # its records are dropped until the new worker reassigns it
 
     def stop(self) -> None:
         self.stopped.set()
