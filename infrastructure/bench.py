@@ -25,6 +25,7 @@ from domain.channel import ChannelParameters
 from domain.crypto import PrivateKey, keccak, recover_public_key
 from domain.protocol import GENESIS, Invoice, SignedInvoice, SigningDomain, sign_invoice
 from infrastructure.config import Settings
+from infrastructure.kafka_access import KafkaAccess
 from infrastructure.parties import make_parties
 
 BENCH_DOMAIN = SigningDomain(chain_id=131277322940537, verifying_contract="0xF2E246BB76DF876Cef8b38ae84130F4F55De395b")
@@ -32,6 +33,26 @@ BENCH_DOMAIN = SigningDomain(chain_id=131277322940537, verifying_contract="0xF2E
 
 class SkipSection(Exception):
     """A section that cannot run here (say why)."""
+
+
+def _access(kafka: KafkaAccess | str) -> KafkaAccess:
+    """The Kafka the bench runs against (``Settings.kafka``), or a bare bootstrap address (plaintext)."""
+    return kafka if isinstance(kafka, KafkaAccess) else KafkaAccess(bootstrap=kafka)
+
+
+def raw_clients_config(kafka: KafkaAccess | str) -> dict[str, dict[str, Any]]:
+    """The raw sections' clients: kafka-python (admin, producer, consumer) and librdkafka (the same three),
+    each with the run's bootstrap and security; producers with ``acks=all`` like Parsec's own."""
+    k = _access(kafka)
+    return {
+        "admin": k.kafka_python(request_timeout_ms=5000, bootstrap_timeout_ms=5000),
+        "producer": k.kafka_python_producer(linger_ms=5, batch_size=256 * 1024),
+        "consumer": k.kafka_python(enable_auto_commit=False, max_poll_records=5000, fetch_max_bytes=64 * 1024 * 1024),
+        "ck_admin": k.librdkafka(),
+        "ck_producer": k.librdkafka_producer(**{"linger.ms": 5}),
+        "ck_consumer": k.librdkafka(**{"group.id": f"bench-{uuid.uuid4().hex[:6]}", "enable.auto.commit": False,
+                                       "auto.offset.reset": "earliest", "isolation.level": "read_committed"}),
+    }
 
 
 def machine() -> dict[str, Any]:
@@ -151,30 +172,32 @@ def parallel_verification(payments: int = 20_000) -> dict[str, Any]:
     return {"verify_per_s_1_process": round(one), f"verify_per_s_{cores}_processes": round(many)}
 
 
-def kafka_raw(bootstrap: str, messages: int = 20_000, size: int | None = None) -> dict[str, Any]:
+def kafka_raw(kafka: KafkaAccess | str, messages: int = 20_000, size: int | None = None) -> dict[str, Any]:
     """The Kafka client alone: produce then consume ``messages`` of a signed invoice's size."""
     from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
     from kafka.admin import NewTopic
 
+    k = _access(kafka)
+    conf = raw_clients_config(k)
     if size is None:
         size = len(make_workload(1, 1)[1][0])
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000, bootstrap_timeout_ms=5000)
+        admin = KafkaAdminClient(**conf["admin"])
     except Exception as exc:
-        raise SkipSection(f"no Kafka broker at {bootstrap}: {exc}") from None
+        raise SkipSection(f"no Kafka broker at {k.bootstrap}: {exc}") from None
     topic = f"parsec.bench.raw.{uuid.uuid4().hex[:8]}"
     try:
-        admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+        admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=k.replication_factor,
+                                      topic_configs=k.topic_configs())])
         payload = b"x" * size
-        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=256 * 1024)
+        producer = KafkaProducer(**conf["producer"])
         start = time.perf_counter()
         for i in range(messages):
             producer.send(topic, key=str(i % 100).encode(), value=payload, partition=0)
         producer.flush()
         produce_s = time.perf_counter() - start
         producer.close()
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=5000,
-                                 fetch_max_bytes=64 * 1024 * 1024)
+        consumer = KafkaConsumer(**conf["consumer"])
         tp = TopicPartition(topic, 0)
         consumer.assign([tp])
         consumer.seek_to_beginning(tp)
@@ -199,7 +222,7 @@ def kafka_raw(bootstrap: str, messages: int = 20_000, size: int | None = None) -
     }
 
 
-def kafka_payments(bootstrap: str, quick: bool = False, nodes: int | None = None) -> dict[str, Any]:
+def kafka_payments(kafka: KafkaAccess | str, quick: bool = False, nodes: int | None = None) -> dict[str, Any]:
     """Signature-verified payments end to end on Kafka, and latency at a stated offered load.
 
     Node processes (one per core unless ``nodes``) on fresh private topics. Throughput: the nodes
@@ -213,13 +236,14 @@ def kafka_payments(bootstrap: str, quick: bool = False, nodes: int | None = None
     from infrastructure import simulate
     from infrastructure.node.send import Sender
 
+    k = _access(kafka)
     try:
-        KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000).close()
+        KafkaAdminClient(**k.kafka_python(request_timeout_ms=5000)).close()
     except Exception as exc:
-        raise SkipSection(f"no Kafka broker at {bootstrap}: {exc}") from None
+        raise SkipSection(f"no Kafka broker at {k.bootstrap}: {exc}") from None
     nodes = nodes or os.cpu_count() or 1
     prefix = f"parsec.bench.{uuid.uuid4().hex[:8]}"
-    config = simulate.kafka_config(bootstrap, prefix=prefix, partitions=4)
+    config = simulate.kafka_config(k, prefix=prefix, partitions=4)  # the nodes spawned get k's settings too
     Sender(config).close()  # the topics, before the nodes race to create them
     payments = 4_000 if quick else 20_000
     channels = 100
@@ -233,7 +257,7 @@ def kafka_payments(bootstrap: str, quick: bool = False, nodes: int | None = None
                                  rate=rate, checkpoint_interval=1000, nodes=spawned)
     finally:
         spawned.stop()
-        _delete_topics(bootstrap, [config.inbound_topic, config.control_topic, config.events_topic,
+        _delete_topics(k, [config.inbound_topic, config.control_topic, config.events_topic,
                                    config.rejected_topic])
     if not thr.complete or thr.accepted != payments:
         raise RuntimeError(f"Kafka run incomplete: {thr.accepted} of {payments} accepted ({thr.notes})")
@@ -249,11 +273,11 @@ def kafka_payments(bootstrap: str, quick: bool = False, nodes: int | None = None
     }
 
 
-def _delete_topics(bootstrap: str, topics: list[str]) -> None:
+def _delete_topics(kafka: KafkaAccess, topics: list[str]) -> None:
     from kafka import KafkaAdminClient
 
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        admin = KafkaAdminClient(**kafka.kafka_python(request_timeout_ms=5000))
         try:
             admin.delete_topics(topics)
         finally:
@@ -262,7 +286,7 @@ def _delete_topics(bootstrap: str, topics: list[str]) -> None:
         pass
 
 
-def confluent_raw(bootstrap: str, messages: int = 20_000, size: int | None = None) -> dict[str, Any]:
+def confluent_raw(kafka: KafkaAccess | str, messages: int = 20_000, size: int | None = None) -> dict[str, Any]:
     """confluent-kafka (librdkafka) on the same messages as ``kafka_raw``, for comparison."""
     try:
         import confluent_kafka as ck
@@ -271,15 +295,19 @@ def confluent_raw(bootstrap: str, messages: int = 20_000, size: int | None = Non
         raise SkipSection("confluent-kafka is not installed (pip install confluent-kafka)") from None
     if size is None:
         size = len(make_workload(1, 1)[1][0])
+    k = _access(kafka)
+    conf = raw_clients_config(k)
     topic = f"parsec.bench.ckraw.{uuid.uuid4().hex[:8]}"
-    admin = ck.admin.AdminClient({"bootstrap.servers": bootstrap})
+    admin = ck.admin.AdminClient(conf["ck_admin"])
     try:
-        admin.create_topics([ck.admin.NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(10)
+        new = ck.admin.NewTopic(topic, num_partitions=1, replication_factor=k.replication_factor,
+                                config=k.topic_configs())
+        admin.create_topics([new])[topic].result(10)
     except Exception as exc:
-        raise SkipSection(f"no Kafka broker at {bootstrap}: {exc}") from None
+        raise SkipSection(f"no Kafka broker at {k.bootstrap}: {exc}") from None
     try:
         payload = b"x" * size
-        producer = ck.Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+        producer = ck.Producer(conf["ck_producer"])
         start = time.perf_counter()
         for i in range(messages):
             while True:
@@ -292,9 +320,7 @@ def confluent_raw(bootstrap: str, messages: int = 20_000, size: int | None = Non
                     producer.poll(0.01)
         producer.flush(30)
         produce_s = time.perf_counter() - start
-        consumer = ck.Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex[:6]}",
-                                "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                                "isolation.level": "read_committed"})
+        consumer = ck.Consumer(conf["ck_consumer"])
         consumer.assign([ck.TopicPartition(topic, 0, ck.OFFSET_BEGINNING)])
         got, start = 0, time.perf_counter()
         deadline = time.monotonic() + 60
@@ -364,9 +390,10 @@ def gas() -> dict[str, Any]:
 SECTIONS: dict[str, Callable[..., dict[str, Any]]] = {}
 
 
-def run(sections: list[str] | None = None, quick: bool = False, kafka_bootstrap: str | None = None,
+def run(sections: list[str] | None = None, quick: bool = False, kafka_bootstrap: KafkaAccess | str | None = None,
         postgres_dsn: str | None = None) -> dict[str, Any]:
-    """Run the benchmark; returns the JSON document."""
+    """Run the benchmark; returns the JSON document. ``kafka_bootstrap``: the Kafka to run against
+    (``Settings.kafka``: bootstrap, security, replication; a bare address: plaintext), None: no Kafka."""
     result: dict[str, Any] = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine()}
     skipped: dict[str, str] = {}
     want = set(sections) if sections else None

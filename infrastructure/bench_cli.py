@@ -19,7 +19,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from infrastructure.cli import console, err_console
 
     sections = args.sections.split(",") if args.sections else None
-    bootstrap = None if args.no_kafka else settings.kafka_bootstrap
+    bootstrap = None if args.no_kafka else settings.kafka  # bootstrap, security, replication
     err_console.print("[bold]parsec bench[/]: measuring (limits first, then Parsec's figures)…")
     import logging
 

@@ -34,6 +34,13 @@ environment variables (flags win over them):
   PARSEC_DATA_DIR         where the embedded SQLite stores live (default ~/.local/share/parsec)
   PARSEC_EVENT_STORE      sqlite | kafka | memory (default sqlite)
   PARSEC_KAFKA_BOOTSTRAP  Kafka bootstrap servers (default 127.0.0.1:9092)
+  PARSEC_KAFKA_SECURITY_PROTOCOL  PLAINTEXT (default) | SSL | SASL_PLAINTEXT | SASL_SSL
+  PARSEC_KAFKA_SASL_MECHANISM     SCRAM-SHA-512 (default with SASL) | SCRAM-SHA-256 | PLAIN
+  PARSEC_KAFKA_SASL_USERNAME      the SASL principal's name
+  PARSEC_KAFKA_SASL_PASSWORD      its password (or PARSEC_KAFKA_SASL_PASSWORD_FILE: a file holding it)
+  PARSEC_KAFKA_SSL_CAFILE, _CERTFILE, _KEYFILE, _CHECK_HOSTNAME  TLS: CA, client certificate and key
+  PARSEC_KAFKA_REPLICATION_FACTOR   replicas of topics Parsec creates (default -1: the broker's)
+  PARSEC_KAFKA_MIN_INSYNC_REPLICAS  their min.insync.replicas (unset: the broker's default)
   PARSEC_POSTGRES_DSN     PostgreSQL for read models (default: SQLite in the data dir)
   PARSEC_ETH_RPC          Ethereum JSON-RPC URL (default: the in-process chain)
   PARSEC_LOG_LEVEL        DEBUG | INFO | WARNING (default INFO)
@@ -327,6 +334,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", help="directory for embedded stores (env PARSEC_DATA_DIR)")
     parser.add_argument("--event-store", choices=EVENT_STORES, help="event store (env PARSEC_EVENT_STORE)")
     parser.add_argument("--kafka", dest="kafka_bootstrap", help="Kafka bootstrap servers (env PARSEC_KAFKA_BOOTSTRAP)")
+    kafka = parser.add_argument_group("Kafka security (flags win over the PARSEC_KAFKA_* variables)")
+    kafka.add_argument("--kafka-security-protocol", metavar="PROTOCOL",
+                       help="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (env PARSEC_KAFKA_SECURITY_PROTOCOL)")
+    kafka.add_argument("--kafka-sasl-mechanism", metavar="MECHANISM",
+                       help="SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN (env PARSEC_KAFKA_SASL_MECHANISM)")
+    kafka.add_argument("--kafka-sasl-username", metavar="NAME", help="SASL principal (env PARSEC_KAFKA_SASL_USERNAME)")
+    kafka.add_argument("--kafka-sasl-password-file", metavar="FILE",
+                       help="a file holding the SASL password (env PARSEC_KAFKA_SASL_PASSWORD[_FILE]; "
+                            "no flag takes the password itself)")
+    kafka.add_argument("--kafka-ssl-cafile", metavar="PEM", help="CA of the brokers' certificates (env PARSEC_KAFKA_SSL_CAFILE)")
     parser.add_argument("--postgres", dest="postgres_dsn", help="PostgreSQL DSN for read models (env PARSEC_POSTGRES_DSN)")
     parser.add_argument("--eth-rpc", help="Ethereum JSON-RPC URL; unset = in-process chain (env PARSEC_ETH_RPC)")
     parser.add_argument("--log-level", help="DEBUG, INFO or WARNING (env PARSEC_LOG_LEVEL)")
@@ -411,10 +428,27 @@ def _load_extra_commands() -> None:
         EXTRA_COMMANDS.append(module.register)
 
 
+def kafka_flags_env(args: argparse.Namespace, environ: dict[str, str]) -> dict[str, str]:
+    """The environment with the Kafka security flags laid over it (the flags win; a password file
+    given by flag wins over a password in the environment)."""
+    env = dict(environ)
+    for flag, suffix in (("kafka_security_protocol", "SECURITY_PROTOCOL"), ("kafka_sasl_mechanism", "SASL_MECHANISM"),
+                         ("kafka_sasl_username", "SASL_USERNAME"), ("kafka_sasl_password_file", "SASL_PASSWORD_FILE"),
+                         ("kafka_ssl_cafile", "SSL_CAFILE")):
+        value = getattr(args, flag, None)
+        if value:
+            env[f"PARSEC_KAFKA_{suffix}"] = value
+            if suffix == "SASL_PASSWORD_FILE":
+                env.pop("PARSEC_KAFKA_SASL_PASSWORD", None)
+                env.pop("KAFKA_SASL_PASSWORD", None)
+    return env
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
+    import os
     from pathlib import Path
 
-    settings = Settings.from_env()
+    settings = Settings.from_env(kafka_flags_env(args, dict(os.environ)))
     if args.data_dir:
         settings.data_dir = Path(args.data_dir).expanduser()
     if args.event_store:

@@ -10,7 +10,15 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
+from infrastructure.kafka_access import (
+    DEFAULT_BOOTSTRAP,
+    PLAINTEXT,
+    KafkaAccess,
+    KafkaSecurity,
+    replication_from_env,
+)
+
+DEFAULT_KAFKA_BOOTSTRAP = DEFAULT_BOOTSTRAP
 EVENT_STORES = ("sqlite", "kafka", "memory")
 
 
@@ -31,6 +39,10 @@ class Settings:
     eth_rpc: str | None = None  # unset: the in-process chain (py-evm)
     log_level: str = "INFO"
     settlement_topic: str | None = None  # the settler's store on Kafka (default parsec.settlement.events)
+    # how this process's Kafka clients authenticate (PARSEC_KAFKA_SECURITY_PROTOCOL, SASL, TLS)
+    kafka_security: KafkaSecurity = PLAINTEXT
+    kafka_replication_factor: int = -1  # topics Parsec creates (-1: the broker's default)
+    kafka_min_insync_replicas: int | None = None  # their min.insync.replicas (None: the broker's default)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -44,6 +56,8 @@ class Settings:
         s.eth_rpc = env.get("PARSEC_ETH_RPC") or None
         s.log_level = env.get("PARSEC_LOG_LEVEL", s.log_level)
         s.settlement_topic = env.get("PARSEC_SETTLEMENT_TOPIC") or None
+        s.kafka_security = KafkaSecurity.from_env(env)
+        s.kafka_replication_factor, s.kafka_min_insync_replicas = replication_from_env(env.get)
         s.validate()
         return s
 
@@ -52,6 +66,13 @@ class Settings:
             raise ValueError(
                 f"event store {self.event_store!r} is unknown; use one of {', '.join(EVENT_STORES)}"
             )
+
+    @property
+    def kafka(self) -> KafkaAccess:
+        """Where and as whom this process's Kafka clients connect; how its topics are replicated."""
+        return KafkaAccess(bootstrap=self.kafka_bootstrap, security=self.kafka_security,
+                           replication_factor=self.kafka_replication_factor,
+                           min_insync_replicas=self.kafka_min_insync_replicas)
 
     def application_env(self, *, sqlite_path: Path | None = None) -> dict[str, str]:
         """The eventsourcing environment for ChannelService on the chosen event store.
@@ -73,10 +94,7 @@ class Settings:
                 SQLITE_LOCK_TIMEOUT="10",
             )
         elif self.event_store == "kafka":
-            env.update(
-                PERSISTENCE_MODULE="infrastructure.kafka",
-                KAFKA_BOOTSTRAP_SERVERS=self.kafka_bootstrap,
-            )
+            env.update(PERSISTENCE_MODULE="infrastructure.kafka", **self.kafka.store_env())
         else:
             env.update(PERSISTENCE_MODULE="eventsourcing.popo")
         return env

@@ -39,6 +39,10 @@ environment variables (flags win over them):
                               unset: every notice is refused (UnauthorizedRequest)
   PARSEC_MIN_CHALLENGE_PERIOD seconds: an open with a shorter challenge period is refused
                               (ChallengePeriodTooShort; default 3600)
+  PARSEC_KAFKA_REPLICATION_FACTOR  replicas of the topics the node creates (default -1: the broker's)
+  PARSEC_KAFKA_MIN_INSYNC_REPLICAS their min.insync.replicas (unset: the broker's default)
+  PARSEC_KAFKA_SECURITY_PROTOCOL, PARSEC_KAFKA_SASL_*, PARSEC_KAFKA_SSL_*: how it authenticates
+                              (parsec --help; docs/operations.md, "Kafka security settings")
 
 Control requests must be signed (EIP-712, docs/protocol.md): open by participant A; deposit and
 set-operator by the participant; checkpoint, settle and dispute by a participant or the operator it
@@ -68,6 +72,9 @@ def node_config(args: argparse.Namespace, settings: Settings) -> Any:
 
     return NodeConfig.from_env(
         bootstrap=settings.kafka_bootstrap,
+        security=settings.kafka_security,  # read once, with the flags (parsec --help)
+        replication_factor=settings.kafka_replication_factor,
+        min_insync_replicas=settings.kafka_min_insync_replicas,
         events_topic=args.events_topic,
         inbound_topic=args.inbound_topic,
         control_topic=args.control_topic,

@@ -19,6 +19,9 @@ environment variables (flags win over them):
   PARSEC_CONTRACT             the ParsecChannels contract address (or --contract)
   PARSEC_SETTLEMENT_TOPIC     the settler's own one-partition store (default parsec.settlement.events)
   and the node's topic variables (PARSEC_EVENTS_TOPIC, PARSEC_CONTROL_TOPIC, ...)
+  PARSEC_KAFKA_SECURITY_PROTOCOL, PARSEC_KAFKA_SASL_*, PARSEC_KAFKA_SSL_*: the settler's own principal,
+  PARSEC_KAFKA_REPLICATION_FACTOR, PARSEC_KAFKA_MIN_INSYNC_REPLICAS: its store topic's replication
+  (parsec --help; docs/operations.md, "Kafka security settings")
 """
 
 

@@ -371,6 +371,12 @@ def run_embedded(
 
 
 # --------------------------------------------------------------------------- Kafka
+def collector_config(config: Any) -> dict[str, Any]:
+    """The collector's kafka-python consumer: the node config's bootstrap and security, no group."""
+    return config.kafka.kafka_python(group_id=None, enable_auto_commit=False, isolation_level="read_committed",
+                                     fetch_max_wait_ms=5, max_poll_records=5000, client_id="parsec-sim-collector")
+
+
 class Collector(threading.Thread):
     """Reads the events and rejected topics from where they ended when the run began."""
 
@@ -390,9 +396,7 @@ class Collector(threading.Thread):
         self.latencies_ms: list[float] = []
         self.last_accepted_at = 0.0
         self.event_offsets: dict[int, int] = {}  # partition -> highest PaymentAccepted offset
-        self.consumer = KafkaConsumer(bootstrap_servers=config.bootstrap.split(","), group_id=None,
-                                      enable_auto_commit=False, isolation_level="read_committed",
-                                      fetch_max_wait_ms=5, max_poll_records=5000, client_id="parsec-sim-collector")
+        self.consumer = KafkaConsumer(**collector_config(config))
         tps = [TopicPartition(t, p) for t in (config.events_topic, config.rejected_topic)
                for p in range(config.partitions)]
         self.consumer.assign(tps)
@@ -469,6 +473,12 @@ class BalancesFollower(threading.Thread):
         self.app.close()
 
 
+def node_process_env(config: Any, environ: Any, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A spawned node's environment: this process's, with the config's Kafka settings (bootstrap,
+    security, replication) pinned over it, so the node authenticates as the simulator was told to."""
+    return {**environ, "PARSEC_LOG_LEVEL": "WARNING", **config.kafka.process_env(), **(extra or {})}
+
+
 class SpawnedNodes:
     """``parsec node`` processes started by the simulator (logs in a temp dir)."""
 
@@ -476,7 +486,7 @@ class SpawnedNodes:
                  extra_env: dict[str, str] | None = None) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="parsec-sim-nodes-"))
         self.procs: list[subprocess.Popen] = []
-        env = dict(os.environ, PARSEC_LOG_LEVEL="WARNING", **(extra_env or {}))
+        env = node_process_env(config, os.environ, extra_env)
         root = Path(__file__).resolve().parents[1]
         env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
         for i in range(n):
@@ -512,16 +522,24 @@ class SpawnedNodes:
                 p.wait(5)
 
 
-def kafka_config(bootstrap: str, *, prefix: str | None = None, partitions: int = 4) -> Any:
-    """Node topics: the node's defaults, or a fresh private set named ``<prefix>.*``."""
+def kafka_config(kafka: Any, *, prefix: str | None = None, partitions: int = 4) -> Any:
+    """Node topics: the node's defaults, or a fresh private set named ``<prefix>.*``.
+
+    ``kafka``: a ``KafkaAccess`` (``Settings.kafka``: bootstrap, security, replication), or a bootstrap
+    address alone (plaintext, the broker's replication defaults)."""
+    from infrastructure.kafka_access import KafkaAccess
     from infrastructure.node.config import NodeConfig
 
+    access = kafka if isinstance(kafka, KafkaAccess) else KafkaAccess(bootstrap=kafka)
+    how = dict(bootstrap=access.bootstrap, security=access.security, replication_factor=access.replication_factor,
+               min_insync_replicas=access.min_insync_replicas)
     if prefix is None:
-        c = NodeConfig.from_env(bootstrap=bootstrap, partitions=partitions)
+        c = NodeConfig.from_env(partitions=partitions, **how)
     else:
-        c = NodeConfig(bootstrap=bootstrap, events_topic=f"{prefix}.events", inbound_topic=f"{prefix}.inbound",
+        c = NodeConfig(events_topic=f"{prefix}.events", inbound_topic=f"{prefix}.inbound",
                        control_topic=f"{prefix}.control", rejected_topic=f"{prefix}.rejected",
-                       group=f"{prefix}.nodes", partitions=partitions)
+                       group=f"{prefix}.nodes", partitions=partitions, **how)
+        c.validate()
     return c
 
 

@@ -37,7 +37,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
             prefix = args.topics_prefix
             if prefix is None and args.spawn_node:
                 prefix = f"parsec.sim.{int(time.time())}"  # a private cluster: fresh topics and group
-            config = simulate.kafka_config(settings.kafka_bootstrap, prefix=prefix, partitions=args.partitions)
+            config = simulate.kafka_config(settings.kafka, prefix=prefix, partitions=args.partitions)
             result = simulate.run_kafka(
                 workload, config, payments=args.payments, duration=args.duration, rate=args.rate,
                 checkpoint_interval=args.checkpoint_interval, spawn=args.spawn_node,

@@ -94,11 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", choices=["kafka", "sqlite"], help="run one store only")
     args = ap.parse_args(argv)
 
-    bootstrap = (
-        os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        or os.environ.get("PARSEC_KAFKA_BOOTSTRAP")
-        or "127.0.0.1:9092"
-    )
+    from infrastructure.kafka_access import KafkaAccess
+
+    # bootstrap, security (PARSEC_KAFKA_SECURITY_PROTOCOL, SASL, TLS) and replication, read once
+    access = KafkaAccess.from_env(os.environ, bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+    bootstrap = access.bootstrap
     result: dict[str, Any] = {
         "params": {
             "events": args.events,
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         topic = f"bench.{uuid.uuid4().hex[:10]}.events"
         env = {
             "PERSISTENCE_MODULE": "infrastructure.kafka",
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            **access.store_env(),
             "KAFKA_EVENTS_TOPIC": topic,
             "KAFKA_PARTITIONS": str(args.partitions),
         }

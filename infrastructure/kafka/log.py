@@ -31,7 +31,7 @@ from kafka import errors as kerrors
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.partitioner import murmur2
 
-from infrastructure.kafka.security import PLAINTEXT, KafkaSecurity
+from infrastructure.kafka_access import PLAINTEXT, KafkaSecurity, check_replication, topic_configs
 
 try:  # librdkafka: the default writer client when installed (see KAFKA_CLIENT)
     import confluent_kafka as ck
@@ -175,7 +175,9 @@ class KafkaSettings:
     snapshots_topic: str = "parsec.events.snapshots"
     tracking_topic: str = "parsec.events.tracking"
     partitions: int = DEFAULT_PARTITIONS
-    replication_factor: int = -1
+    replication_factor: int = -1  # -1: the broker's default.replication.factor
+    # the topic config min.insync.replicas of the topics this store creates (None: the broker's default)
+    min_insync_replicas: int | None = None
     timeout: float = DEFAULT_TIMEOUT
     transaction_timeout_ms: int = 15000
     transactional_id_prefix: str = "parsec"
@@ -198,6 +200,7 @@ class KafkaSettings:
         "KAFKA_TRACKING_TOPIC",
         "KAFKA_PARTITIONS",
         "KAFKA_REPLICATION_FACTOR",
+        "KAFKA_MIN_INSYNC_REPLICAS",
         "KAFKA_TIMEOUT",
         "KAFKA_TRANSACTION_TIMEOUT_MS",
         "KAFKA_MAX_RECORD_BYTES",
@@ -219,7 +222,8 @@ class KafkaSettings:
         events_topic = get("KAFKA_EVENTS_TOPIC") or default_events
         try:
             partitions = int(get("KAFKA_PARTITIONS") or DEFAULT_PARTITIONS)
-            replication = int(get("KAFKA_REPLICATION_FACTOR") or -1)
+            replication = int(get("KAFKA_REPLICATION_FACTOR") or get("PARSEC_KAFKA_REPLICATION_FACTOR") or -1)
+            insync = int(get("KAFKA_MIN_INSYNC_REPLICAS") or get("PARSEC_KAFKA_MIN_INSYNC_REPLICAS") or 0) or None
             timeout = float(get("KAFKA_TIMEOUT") or DEFAULT_TIMEOUT)
             tx_timeout = int(get("KAFKA_TRANSACTION_TIMEOUT_MS") or 15000)
             max_record = int(get("KAFKA_MAX_RECORD_BYTES") or MAX_RECORD_BYTES)
@@ -238,6 +242,10 @@ class KafkaSettings:
         if timeout <= 0:
             msg = f"KAFKA_TIMEOUT must be > 0, got {timeout}"
             raise OSError(msg)
+        try:
+            check_replication(replication, insync)
+        except ValueError as e:
+            raise OSError(str(e)) from None
         create = (get("CREATE_TABLE") or "t").lower() not in ("f", "false", "n", "no", "0")
         read_owned_only = (get("KAFKA_READ_OWNED_ONLY") or "n").lower() in ("t", "true", "y", "yes", "1")
         client_str = get("KAFKA_CLIENT")
@@ -258,6 +266,7 @@ class KafkaSettings:
             tracking_topic=get("KAFKA_TRACKING_TOPIC") or events_topic + ".tracking",
             partitions=partitions,
             replication_factor=replication,
+            min_insync_replicas=insync,
             timeout=timeout,
             transaction_timeout_ms=tx_timeout,
             transactional_id_prefix=get("KAFKA_TRANSACTIONAL_ID_PREFIX") or "parsec",
@@ -282,6 +291,10 @@ class KafkaSettings:
             "reconnect_backoff_max_ms": 1000,
             **self.security.kafka_python(),
         }
+
+    def topic_configs(self, spec: TopicSpec) -> dict[str, str]:
+        """The configs ``spec`` is created with: its own, plus ``min.insync.replicas`` when set."""
+        return topic_configs(spec.configs, self.min_insync_replicas)
 
 
 # ---------------------------------------------------------------------------
@@ -666,7 +679,7 @@ def ensure_topics(settings: KafkaSettings, specs: Sequence[TopicSpec]) -> dict[s
                     name=s.name,
                     num_partitions=s.partitions,
                     replication_factor=settings.replication_factor,
-                    topic_configs=s.configs,
+                    topic_configs=settings.topic_configs(s),
                 )
                 for s in missing
             ]

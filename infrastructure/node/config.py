@@ -17,7 +17,7 @@ from eventsourcing.utils import Environment
 from domain.addresses import parse_eth_address
 from infrastructure.config import DEFAULT_KAFKA_BOOTSTRAP
 from infrastructure.kafka import KafkaSettings
-from infrastructure.kafka.security import PLAINTEXT, KafkaSecurity
+from infrastructure.kafka_access import PLAINTEXT, KafkaAccess, KafkaSecurity
 
 
 def default_events_topic(environ: dict[str, str] | None = None) -> str:
@@ -62,8 +62,12 @@ class NodeConfig:
     # the shortest challenge period this node operates a channel with (an open below it is refused)
     min_challenge_period: int = 3600
     # how this process's Kafka clients authenticate (PARSEC_KAFKA_SECURITY_PROTOCOL, SASL, TLS:
-    # infrastructure/kafka/security.py); every client the node, sender or settler makes uses it
+    # infrastructure/kafka_access.py); every client the node, sender or settler makes uses it
     security: KafkaSecurity = PLAINTEXT
+    # the topics this process creates: replicas (-1: the broker's default) and min.insync.replicas
+    # (None: the broker's default)
+    replication_factor: int = -1
+    min_insync_replicas: int | None = None
 
     ENV = {
         "bootstrap": "PARSEC_KAFKA_BOOTSTRAP",
@@ -85,16 +89,21 @@ class NodeConfig:
         "rejoin_unowned_after": "PARSEC_REJOIN_UNOWNED_AFTER",
         "settlers": "PARSEC_SETTLERS",
         "min_challenge_period": "PARSEC_MIN_CHALLENGE_PERIOD",
+        "replication_factor": "PARSEC_KAFKA_REPLICATION_FACTOR",
+        "min_insync_replicas": "PARSEC_KAFKA_MIN_INSYNC_REPLICAS",
     }
+    _TYPES = {"min_insync_replicas": lambda raw: int(raw) or None}
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> NodeConfig:
         env = os.environ if environ is None else environ
-        c = cls(events_topic=default_events_topic(dict(env)), security=KafkaSecurity.from_env(env))
+        security = overrides.pop("security", None)  # the caller's (the CLI's settings), else the environment's
+        c = cls(events_topic=default_events_topic(dict(env)),
+                security=security if security is not None else KafkaSecurity.from_env(env))
         for name, var in cls.ENV.items():
             raw = env.get(var)
             if raw:
-                setattr(c, name, type(getattr(c, name))(raw))
+                setattr(c, name, cls._TYPES.get(name, type(getattr(c, name)))(raw))
         for name, value in overrides.items():
             if value is not None:
                 setattr(c, name, value)
@@ -114,6 +123,13 @@ class NodeConfig:
         if self.rejoin_unowned_after < 0:
             raise ValueError(f"rejoin-unowned-after must be >= 0 seconds (0: off), got {self.rejoin_unowned_after}")
         self.trusted_settlers  # noqa: B018 - each one must be an Ethereum address
+        self.kafka  # noqa: B018 - the replication settings must work together
+
+    @property
+    def kafka(self) -> KafkaAccess:
+        """How this process's Kafka clients connect and its topics are replicated (one place)."""
+        return KafkaAccess(bootstrap=self.bootstrap, security=self.security,
+                           replication_factor=self.replication_factor, min_insync_replicas=self.min_insync_replicas)
 
     @property
     def trusted_settlers(self) -> frozenset[str]:
@@ -125,12 +141,11 @@ class NodeConfig:
         """The ChannelService environment of the writer of ``partition`` (None: a reader of all)."""
         env = {
             "PERSISTENCE_MODULE": "infrastructure.kafka",
-            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            **self.kafka.store_env(),  # bootstrap, security, replication
             "KAFKA_EVENTS_TOPIC": self.events_topic,
             "KAFKA_PARTITIONS": str(self.partitions),
             "KAFKA_TIMEOUT": str(self.kafka_timeout),
             "PARSEC_MIN_CHALLENGE_PERIOD": str(self.min_challenge_period),
-            **self.security.env(),
         }
         if partition is not None:
             # The only writer of its partition may cache its channels (a reader may not).

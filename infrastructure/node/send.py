@@ -28,6 +28,11 @@ class Sent:
     key: str
 
 
+def producer_config(config: NodeConfig) -> dict[str, Any]:
+    """The sender's kafka-python producer: the config's bootstrap and security, ``acks=all``."""
+    return config.kafka.kafka_python_producer(linger_ms=5, client_id="parsec-send")
+
+
 class Sender:
     """One idempotent producer; records keyed by channel id, partitioned like the events."""
 
@@ -35,9 +40,7 @@ class Sender:
         self.config = config
         counts = ensure_topics(store_settings(config), node_topic_specs(config))
         self.partitions = counts[config.inbound_topic]
-        self.producer = KafkaProducer(
-            bootstrap_servers=config.bootstrap.split(","), acks="all", linger_ms=5, client_id="parsec-send"
-        )
+        self.producer = KafkaProducer(**producer_config(config))
 
     def _send(self, topic: str, channel: UUID, value: bytes) -> Any:
         return self.producer.send(topic, key=channel_key(channel), value=value,

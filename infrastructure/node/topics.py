@@ -13,8 +13,12 @@ REJECTED_TOPIC_CONFIG = dict(EVENTS_TOPIC_CONFIG)
 
 
 def store_settings(c: NodeConfig) -> KafkaSettings:
+    """The settings the node's topics are created with (``ensure_topics``): its clients' security, and
+    the replication factor and ``min.insync.replicas`` of ``PARSEC_KAFKA_REPLICATION_FACTOR`` /
+    ``PARSEC_KAFKA_MIN_INSYNC_REPLICAS``."""
     return KafkaSettings(bootstrap_servers=c.bootstrap, events_topic=c.events_topic, partitions=c.partitions,
-                         timeout=c.kafka_timeout, security=c.security)
+                         timeout=c.kafka_timeout, security=c.security, replication_factor=c.replication_factor,
+                         min_insync_replicas=c.min_insync_replicas)
 
 
 def node_topic_specs(c: NodeConfig) -> list[TopicSpec]:

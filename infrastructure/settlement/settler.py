@@ -52,7 +52,7 @@ class SettlerStore(Application):
 def settler_store_env(config: NodeConfig, topic: str) -> dict[str, str]:
     return {
         "PERSISTENCE_MODULE": "infrastructure.kafka",
-        "KAFKA_BOOTSTRAP_SERVERS": config.bootstrap,
+        **config.kafka.store_env(),  # bootstrap, security, replication (the settler's principal)
         "KAFKA_EVENTS_TOPIC": topic,
         "KAFKA_PARTITIONS": "1",
         "KAFKA_OWNED_PARTITIONS": "0",

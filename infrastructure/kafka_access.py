@@ -1,0 +1,313 @@
+"""How Parsec reaches Kafka: where (bootstrap), as whom (security protocol, SASL, TLS) and how safely
+its topics are replicated; spelled for both client libraries.
+
+This module imports no Kafka client, so the configuration (``infrastructure.config``) reads it cheaply.
+``infrastructure.kafka.security`` re-exports it.
+
+Every Kafka client Parsec creates (the node's consumer and writers, the event store, the settler,
+the sender, the projection runner's source, the simulator, the bench) takes one ``KafkaSecurity``
+and asks it for its library's spelling: ``librdkafka()`` for confluent-kafka, ``kafka_python()``
+for kafka-python. Read from the environment (each process has its own principal: a node, a
+participants' gateway, the settler, a reader):
+
+=================================  ==============================================================
+``PARSEC_KAFKA_SECURITY_PROTOCOL``  ``PLAINTEXT`` (default), ``SSL``, ``SASL_PLAINTEXT``, ``SASL_SSL``
+``PARSEC_KAFKA_SASL_MECHANISM``     ``SCRAM-SHA-512`` (default with SASL), ``SCRAM-SHA-256``, ``PLAIN``
+``PARSEC_KAFKA_SASL_USERNAME``      the principal's name (``User:<name>`` in ACLs)
+``PARSEC_KAFKA_SASL_PASSWORD``      its password (or ``PARSEC_KAFKA_SASL_PASSWORD_FILE``: a file holding it)
+``PARSEC_KAFKA_SSL_CAFILE``         PEM file of the CA that signed the brokers' certificates
+``PARSEC_KAFKA_SSL_CERTFILE``       PEM client certificate (mutual TLS)
+``PARSEC_KAFKA_SSL_KEYFILE``        PEM key of that certificate
+``PARSEC_KAFKA_SSL_CHECK_HOSTNAME`` ``true`` (default): the broker's certificate must name its host
+=================================  ==============================================================
+
+The event store reads the same names without the ``PARSEC_`` prefix too (``KAFKA_SECURITY_PROTOCOL``,
+...), so that an eventsourcing application's own environment can carry them.
+
+Replication of the topics Parsec creates (``KafkaAccess``; topics that already exist are left as they are):
+
+=====================================  ==========================================================
+``PARSEC_KAFKA_REPLICATION_FACTOR``    replicas of each topic (``-1``, the default: the broker's
+                                       ``default.replication.factor``)
+``PARSEC_KAFKA_MIN_INSYNC_REPLICAS``   topic config ``min.insync.replicas`` (unset or ``0``: the
+                                       broker's default); every producer writes with ``acks=all``
+=====================================  ==========================================================
+
+A process reads these once (``infrastructure.config.Settings``, ``NodeConfig``) and hands them on:
+``KafkaAccess.kafka_python()`` / ``librdkafka()`` for the clients it makes, ``store_env()`` for an
+event store it opens, ``process_env()`` for a Parsec process it starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+_FIELDS = {
+    "protocol": "SECURITY_PROTOCOL",
+    "sasl_mechanism": "SASL_MECHANISM",
+    "username": "SASL_USERNAME",
+    "password": "SASL_PASSWORD",
+    "password_file": "SASL_PASSWORD_FILE",
+    "ssl_cafile": "SSL_CAFILE",
+    "ssl_certfile": "SSL_CERTFILE",
+    "ssl_keyfile": "SSL_KEYFILE",
+    "ssl_check_hostname": "SSL_CHECK_HOSTNAME",
+}
+
+
+class KafkaSecurityError(ValueError):
+    """Security settings that cannot work together (said before any connection is tried)."""
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    username: str | None = None
+    password: str | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_check_hostname: bool = True
+
+    def __post_init__(self) -> None:
+        protocol = self.protocol.upper()
+        object.__setattr__(self, "protocol", protocol)
+        if protocol not in PROTOCOLS:
+            raise KafkaSecurityError(f"Kafka security protocol {self.protocol!r} is unknown; use one of {PROTOCOLS}")
+        if self.sasl:
+            mechanism = (self.sasl_mechanism or "SCRAM-SHA-512").upper()
+            object.__setattr__(self, "sasl_mechanism", mechanism)
+            if mechanism not in MECHANISMS:
+                raise KafkaSecurityError(f"SASL mechanism {mechanism!r} is unknown; use one of {MECHANISMS}")
+            if not self.username or self.password is None:
+                raise KafkaSecurityError(f"{protocol} needs a SASL username and password "
+                                         "(PARSEC_KAFKA_SASL_USERNAME, PARSEC_KAFKA_SASL_PASSWORD[_FILE])")
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            path = getattr(self, name)
+            if path and not Path(path).is_file():
+                raise KafkaSecurityError(f"{name} {path!r} is not a file")
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
+
+    @property
+    def tls(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def principal(self) -> str | None:
+        """The ACL principal this client authenticates as (``User:<name>``), if any."""
+        return f"User:{self.username}" if self.sasl else None
+
+    # ------------------------------------------------------------------ reading
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | Callable[[str], str | None]) -> KafkaSecurity:
+        """From ``PARSEC_KAFKA_*`` (or ``KAFKA_*``) names; ``environ`` is a mapping or a getter."""
+        get = environ if callable(environ) else environ.get
+
+        def value(suffix: str) -> str | None:
+            for name in (f"PARSEC_KAFKA_{suffix}", f"KAFKA_{suffix}"):
+                v = get(name)
+                if v is not None and str(v).strip():
+                    return str(v).strip()
+            return None
+
+        raw = {field: value(suffix) for field, suffix in _FIELDS.items()}
+        password = raw.pop("password")
+        password_file = raw.pop("password_file")
+        if password is None and password_file:
+            try:
+                password = Path(password_file).read_text().strip()
+            except OSError as exc:
+                raise KafkaSecurityError(f"cannot read the SASL password file {password_file!r}: {exc}") from None
+        check = raw.pop("ssl_check_hostname")
+        return cls(
+            protocol=raw["protocol"] or "PLAINTEXT",
+            sasl_mechanism=raw["sasl_mechanism"],
+            username=raw["username"],
+            password=password,
+            ssl_cafile=raw["ssl_cafile"],
+            ssl_certfile=raw["ssl_certfile"],
+            ssl_keyfile=raw["ssl_keyfile"],
+            ssl_check_hostname=(check or "true").lower() not in ("0", "false", "no", "n", "off"),
+        )
+
+    def env(self) -> dict[str, str]:
+        """The ``KAFKA_*`` environment that carries these settings into an eventsourcing application."""
+        if self.protocol == "PLAINTEXT":
+            return {}
+        out = {"KAFKA_SECURITY_PROTOCOL": self.protocol}
+        if self.sasl:
+            out.update(KAFKA_SASL_MECHANISM=self.sasl_mechanism or "", KAFKA_SASL_USERNAME=self.username or "",
+                       KAFKA_SASL_PASSWORD=self.password or "")
+        for name, key in (("ssl_cafile", "KAFKA_SSL_CAFILE"), ("ssl_certfile", "KAFKA_SSL_CERTFILE"),
+                          ("ssl_keyfile", "KAFKA_SSL_KEYFILE")):
+            if getattr(self, name):
+                out[key] = getattr(self, name)
+        if self.tls and not self.ssl_check_hostname:
+            out["KAFKA_SSL_CHECK_HOSTNAME"] = "false"
+        return out
+
+    def pinned_env(self) -> dict[str, str]:
+        """Every security variable, under both spellings (``PARSEC_KAFKA_*`` and ``KAFKA_*``), unset ones
+        empty: laid over an inherited environment (an eventsourcing application merges ``os.environ``
+        under its own; a child process inherits its parent's), it yields exactly these settings."""
+        values = {
+            "SECURITY_PROTOCOL": self.protocol,
+            "SASL_MECHANISM": (self.sasl_mechanism or "") if self.sasl else "",
+            "SASL_USERNAME": (self.username or "") if self.sasl else "",
+            "SASL_PASSWORD": (self.password or "") if self.sasl else "",
+            "SASL_PASSWORD_FILE": "",
+            "SSL_CAFILE": self.ssl_cafile or "",
+            "SSL_CERTFILE": self.ssl_certfile or "",
+            "SSL_KEYFILE": self.ssl_keyfile or "",
+            "SSL_CHECK_HOSTNAME": "true" if self.ssl_check_hostname else "false",
+        }
+        return {f"{prefix}{suffix}": v for prefix in ("PARSEC_KAFKA_", "KAFKA_") for suffix, v in values.items()}
+
+    # ------------------------------------------------------------------ each library's spelling
+    def librdkafka(self) -> dict[str, Any]:
+        """confluent-kafka (librdkafka) configuration properties."""
+        conf: dict[str, Any] = {"security.protocol": self.protocol}
+        if self.sasl:
+            conf.update({"sasl.mechanisms": self.sasl_mechanism, "sasl.username": self.username,
+                         "sasl.password": self.password})
+        if self.tls:
+            if self.ssl_cafile:
+                conf["ssl.ca.location"] = self.ssl_cafile
+            if self.ssl_certfile:
+                conf["ssl.certificate.location"] = self.ssl_certfile
+            if self.ssl_keyfile:
+                conf["ssl.key.location"] = self.ssl_keyfile
+            conf["ssl.endpoint.identification.algorithm"] = "https" if self.ssl_check_hostname else "none"
+        return conf
+
+    def kafka_python(self) -> dict[str, Any]:
+        """kafka-python keyword arguments (KafkaConsumer, KafkaProducer, KafkaAdminClient)."""
+        kw: dict[str, Any] = {"security_protocol": self.protocol}
+        if self.sasl:
+            kw.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.username,
+                      sasl_plain_password=self.password)
+        if self.tls:
+            kw.update(ssl_cafile=self.ssl_cafile, ssl_certfile=self.ssl_certfile, ssl_keyfile=self.ssl_keyfile,
+                      ssl_check_hostname=self.ssl_check_hostname)
+        return kw
+
+    def __repr__(self) -> str:  # never print the password
+        who = f", {self.sasl_mechanism} as {self.username!r}" if self.sasl else ""
+        return f"KafkaSecurity({self.protocol}{who})"
+
+
+PLAINTEXT = KafkaSecurity()
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+
+
+def _int_setting(get: Callable[[str], str | None], name: str, default: int) -> int:
+    raw = get(name)
+    if raw is None or not str(raw).strip():
+        return default
+    try:
+        return int(str(raw).strip())
+    except ValueError:
+        raise KafkaSecurityError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def replication_from_env(get: Callable[[str], str | None]) -> tuple[int, int | None]:
+    """``(replication_factor, min_insync_replicas)`` from ``PARSEC_KAFKA_REPLICATION_FACTOR`` and
+    ``PARSEC_KAFKA_MIN_INSYNC_REPLICAS`` (-1 and None: the broker's defaults)."""
+    factor = _int_setting(get, "PARSEC_KAFKA_REPLICATION_FACTOR", -1)
+    insync = _int_setting(get, "PARSEC_KAFKA_MIN_INSYNC_REPLICAS", 0)
+    check_replication(factor, insync or None)
+    return factor, insync or None
+
+
+def check_replication(factor: int, insync: int | None) -> None:
+    if factor == 0 or factor < -1:
+        raise KafkaSecurityError(f"the replication factor must be -1 (the broker's default) or >= 1, got {factor}")
+    if insync is not None and insync < 1:
+        raise KafkaSecurityError(f"min.insync.replicas must be >= 1 (or unset: the broker's default), got {insync}")
+    if insync is not None and factor != -1 and insync > factor:
+        raise KafkaSecurityError(f"min.insync.replicas {insync} is above the replication factor {factor}: "
+                                 "every acks=all write would be refused")
+
+
+def topic_configs(configs: Mapping[str, str] | None, min_insync_replicas: int | None) -> dict[str, str]:
+    """A topic's configs as Parsec creates it: its own, plus ``min.insync.replicas`` when one is set
+    (a topic spec that names its own keeps it)."""
+    out = dict(configs or {})
+    if min_insync_replicas is not None:
+        out.setdefault("min.insync.replicas", str(min_insync_replicas))
+    return out
+
+
+@dataclass(frozen=True)
+class KafkaAccess:
+    """Where and as whom a process reaches Kafka, and how the topics it creates are replicated.
+
+    The one place a Kafka client's connection settings are built from: every client Parsec makes
+    takes ``kafka_python(...)`` or ``librdkafka(...)`` (producers: ``*_producer(...)``, always
+    ``acks=all``). Its repr never shows the password."""
+
+    bootstrap: str = DEFAULT_BOOTSTRAP
+    security: KafkaSecurity = field(default=PLAINTEXT)
+    replication_factor: int = -1  # -1: the broker's default.replication.factor
+    min_insync_replicas: int | None = None  # None: the broker's min.insync.replicas
+
+    def __post_init__(self) -> None:
+        check_replication(self.replication_factor, self.min_insync_replicas)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | Callable[[str], str | None],
+                 bootstrap: str | None = None) -> KafkaAccess:
+        get = environ if callable(environ) else environ.get
+        factor, insync = replication_from_env(get)
+        return cls(bootstrap=bootstrap or (get("PARSEC_KAFKA_BOOTSTRAP") or "").strip() or DEFAULT_BOOTSTRAP,
+                   security=KafkaSecurity.from_env(get), replication_factor=factor, min_insync_replicas=insync)
+
+    # ------------------------------------------------------------------ clients
+    def kafka_python(self, **extra: Any) -> dict[str, Any]:
+        """Keyword arguments of a kafka-python KafkaConsumer / KafkaAdminClient (``extra`` added)."""
+        return {"bootstrap_servers": self.bootstrap.split(","), **self.security.kafka_python(), **extra}
+
+    def kafka_python_producer(self, **extra: Any) -> dict[str, Any]:
+        """A kafka-python KafkaProducer's: every write waits for all in-sync replicas."""
+        return {**self.kafka_python(**extra), "acks": "all"}
+
+    def librdkafka(self, **extra: Any) -> dict[str, Any]:
+        """A confluent-kafka Consumer / AdminClient configuration (``extra`` added)."""
+        return {"bootstrap.servers": self.bootstrap, **self.security.librdkafka(), **extra}
+
+    def librdkafka_producer(self, **extra: Any) -> dict[str, Any]:
+        """A confluent-kafka Producer's: every write waits for all in-sync replicas."""
+        return {**self.librdkafka(**extra), "acks": "all"}
+
+    def topic_configs(self, configs: Mapping[str, str] | None = None) -> dict[str, str]:
+        return topic_configs(configs, self.min_insync_replicas)
+
+    # ------------------------------------------------------------------ handing on
+    def store_env(self) -> dict[str, str]:
+        """The part of an eventsourcing application's environment (the Kafka event store) that says how
+        to reach Kafka; overrides whatever the process inherited."""
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "KAFKA_REPLICATION_FACTOR": str(self.replication_factor),
+            "KAFKA_MIN_INSYNC_REPLICAS": str(self.min_insync_replicas or 0),
+            **self.security.pinned_env(),
+        }
+
+    def process_env(self) -> dict[str, str]:
+        """The environment that tells a Parsec process started from this one the same settings."""
+        return {
+            "PARSEC_KAFKA_BOOTSTRAP": self.bootstrap,
+            "PARSEC_KAFKA_REPLICATION_FACTOR": str(self.replication_factor),
+            "PARSEC_KAFKA_MIN_INSYNC_REPLICAS": str(self.min_insync_replicas or 0),
+            **self.security.pinned_env(),
+        }
