@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import logging
+import signal
 import sys
 import uuid
 from typing import Any
@@ -102,6 +104,9 @@ def cmd_node(args: argparse.Namespace, settings: Settings) -> int:
     config = node_config(args, settings)
     node = Node(config)
     from infrastructure.cli import stop_on_signals
+
+    # `kill -USR1 <pid>` prints every thread's stack to stderr: what a stuck node is waiting for
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     node.run(stop_on_signals("batch"))
     return 0

@@ -1041,9 +1041,7 @@ class KafkaLog:
             if group_offsets is not None:
                 # TxnOffsetCommit with the member's generation: refused (the transaction then
                 # must abort) if the group has moved on without this member
-                producer.send_offsets_to_transaction(
-                    [ck.TopicPartition(t, p, o) for t, p, o in group_offsets.offsets], group_offsets.metadata, timeout
-                )
+                self._send_offsets_bounded(producer, group_offsets, timeout)
             committing = True
             # Flushes the batch (serving the delivery reports), then EndTxn;
             # bounded, unlike kafka-python's.
@@ -1052,6 +1050,8 @@ class KafkaLog:
             deadline = time.monotonic() + timeout
             while None in reports and not failures and time.monotonic() < deadline:
                 producer.poll(0.01)
+        except BrokerUnavailableError:
+            raise  # an abandoned writer (see _send_offsets_bounded)
         except Exception as e:
             err = _ck_error(e)
             if _is_fenced(e):
@@ -1108,6 +1108,46 @@ class KafkaLog:
             )
             raise CommitOutcomeUnknownError(msg)
         return reports  # type: ignore[return-value]
+
+    def _send_offsets_bounded(self, producer: Any, group_offsets: GroupOffsets, timeout: float) -> None:
+        """``send_offsets_to_transaction``, but bounded for real.
+
+        librdkafka (up to at least 2.16, confluentinc/librdkafka#5456) ignores this call's timeout
+        while the group coordinator is unreachable: a node blocked in it for good after a broker
+        outage. So the call runs on a thread of its own; if it has not returned a little after
+        its timeout, the producer is abandoned to that thread (closing it while the call is
+        inside would crash), which closes it if the call ever returns. The open transaction is
+        aborted by the next writer's ``init_transactions`` (same transactional id): nothing of
+        the batch is committed, and the caller sees a broker that is unavailable."""
+        offsets = [ck.TopicPartition(t, p, o) for t, p, o in group_offsets.offsets]
+        done = threading.Event()
+        abandoned = threading.Event()
+        failure: list[BaseException] = []
+
+        def call() -> None:
+            try:
+                producer.send_offsets_to_transaction(offsets, group_offsets.metadata, timeout)
+            except BaseException as e:  # handed to the caller below
+                failure.append(e)
+            finally:
+                done.set()
+                if abandoned.is_set():
+                    self._close_producer(producer)
+
+        thread = threading.Thread(target=call, name=f"parsec-offsets-{self.transactional_id}", daemon=True)
+        thread.start()
+        if not done.wait(timeout + 3.0):
+            abandoned.set()
+            if self._producer is producer:
+                self._producer = None  # not closed here: the stuck call still uses it
+            msg = (
+                f"Writer {self.transactional_id}: sending the consumer group's offsets did not return in "
+                f"{timeout:g}s (the group coordinator is unreachable); the writer was abandoned and nothing "
+                "of the transaction is committed"
+            )
+            raise BrokerUnavailableError(msg)
+        if failure:
+            raise failure[0]
 
     def _write_kafka_python(self, producer: Any, records: Sequence[OutRecord]) -> list[tuple[int, int]]:
         """One kafka-python transaction. Called under the lock."""

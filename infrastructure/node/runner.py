@@ -31,7 +31,10 @@ refuses it, so the whole transaction is aborted.
 
 The ownership watchdog (:meth:`Node._watch_ownership`) stays: no client can be
 trusted never to leave a member with less than it should own while partitions
-have no owner in the group (kafka-python did, issue 10 defect 2).
+have no owner in the group (kafka-python did, issue 10 defect 2). It describes
+the group with kafka-python's admin client: librdkafka's (2.16) aborted the
+whole process (``rd_kafka_enq_once_del_source_return: Assertion
+eonce->refcnt > 0``) when a DescribeConsumerGroups ran while the broker was down.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from collections import Counter
 from typing import Any
 
 import confluent_kafka as ck
-from confluent_kafka.admin import AdminClient
+from kafka.admin import KafkaAdminClient
 
 from infrastructure.kafka.log import ensure_topics
 from infrastructure.node.config import NodeConfig
@@ -88,6 +91,10 @@ def consumer_config(c: NodeConfig) -> dict[str, Any]:
     return config
 
 
+def _is_fatal(err: Any) -> bool:
+    return err is not None and (err.fatal() or err.code() == ck.KafkaError._FATAL)
+
+
 def _records(messages: list[Any]) -> dict[tuple[str, int], list[InRecord]]:
     """A poll's messages by (topic, partition), in offset order; errors are logged and skipped."""
     out: dict[tuple[str, int], list[InRecord]] = {}
@@ -120,7 +127,7 @@ class Node:
         self.num_partitions = 0
         self.assignments = 0  # how many assignments this node's consumer was given
         # the ownership watchdog
-        self._admin: AdminClient | None = None
+        self._admin: KafkaAdminClient | None = None
         self._unowned_since: float | None = None
         self._next_ownership_check = 0.0
 
@@ -207,7 +214,7 @@ class Node:
             try:
                 w = PartitionWorker(p, self.config, executor_factory=self.executor_factory,
                                     isolate_until=self.isolate.get(p), set_aside=self.set_aside.get(p),
-                                    group_metadata=self.consumer.consumer_group_metadata)
+                                    group_metadata=self._group_metadata)
             except Exception as exc:
                 log.error("p%d: could not take over the partition (will retry): %s: %s", p, type(exc).__name__, exc)
                 continue
@@ -217,6 +224,10 @@ class Node:
         if built:
             self._reassign(self.consumer)
         return built
+
+    def _group_metadata(self) -> Any:
+        """The current consumer's (it is replaced after a fatal error): what a worker's commit carries."""
+        return self.consumer.consumer_group_metadata()
 
     def _reassign(self, consumer: Any) -> None:
         """Fetch exactly the partitions that have a worker, each from its worker's positions.
@@ -276,30 +287,31 @@ class Node:
         c = self.config
         try:
             if self._admin is None:
-                self._admin = AdminClient({"bootstrap.servers": c.bootstrap,
-                                           "client.id": f"parsec-node-{c.node_id}-watchdog",
-                                           "logger": logging.getLogger("parsec.node.librdkafka"),
-                                           **c.security.librdkafka()})
-            future = self._admin.describe_consumer_groups([c.group], request_timeout=c.kafka_timeout)[c.group]
-            group = future.result(timeout=c.kafka_timeout)
+                self._admin = KafkaAdminClient(client_id=f"parsec-node-{c.node_id}-watchdog",
+                                               **c.kafka.kafka_python(request_timeout_ms=int(c.kafka_timeout * 1000)))
+            group = self._admin.describe_groups([c.group])[c.group]
         except Exception as exc:
             log.debug("ownership check: could not describe group %s: %s: %s", c.group, type(exc).__name__, exc)
             return None
-        state = getattr(group.state, "name", str(group.state))
+        state = str(group.get("group_state") or "").upper()
         if state not in _SETTLED_GROUP_STATES:
             return None
         me = self.consumer.memberid()
         topics = (c.inbound_topic, c.control_topic)
         elsewhere: dict[str, set[int]] = {t: set() for t in topics}
         listed_for_me: set[int] = set()
-        for member in group.members or []:
-            for tp in getattr(member.assignment, "topic_partitions", None) or []:
-                if tp.topic not in elsewhere:
+        for member in group.get("members") or []:
+            assignment = member.get("member_assignment")
+            if not isinstance(assignment, dict):
+                continue
+            for tp in assignment.get("assigned_partitions") or []:
+                topic = tp.get("topic")
+                if topic not in elsewhere:
                     continue
-                if member.member_id == me:
-                    listed_for_me.add(tp.partition)
+                if member.get("member_id") == me:
+                    listed_for_me |= set(tp.get("partitions") or [])
                 else:
-                    elsewhere[tp.topic].add(tp.partition)
+                    elsewhere[topic] |= set(tp.get("partitions") or [])
         everything = set(range(self.num_partitions))
         unowned = set().union(*((everything - elsewhere[t]) for t in topics)) - self.assigned
         lost = listed_for_me - self.assigned
@@ -316,10 +328,35 @@ class Node:
         log.warning("rejoining group %s: %s", c.group, why)
         self.totals["rejoins"] += 1
         self._park(set(self.assigned))
-        self.consumer.unsubscribe()
+        try:
+            self.consumer.unsubscribe()
+        except ck.KafkaException as exc:
+            self._renew_consumer(f"unsubscribe failed: {exc}")
+            return
         self._subscribe()
         self._unowned_since = None
         self._next_ownership_check = time.monotonic() + c.rejoin_unowned_after  # let the new join settle
+
+    def _renew_consumer(self, why: str) -> None:
+        """Replace a consumer that hit a fatal error (librdkafka: the instance is unusable).
+
+        Seen after a broker outage: a static member's own rejoin raced its previous registration
+        and the broker answered FENCED_INSTANCE_ID, which librdkafka makes fatal. The workers are
+        parked (they resume if the new consumer is given their partitions; their writers fence
+        anything stale), and a new consumer joins under the same instance id."""
+        c = self.config
+        log.error("the group consumer hit a fatal error (%s): replacing it", why)
+        self.totals["consumer_renewals"] += 1
+        self._park(set(self.assigned))
+        old, self.consumer = self.consumer, None
+        try:
+            old.close()
+        except Exception:
+            log.debug("closing the failed consumer", exc_info=True)
+        self.consumer = ck.Consumer(consumer_config(c))
+        self._subscribe()
+        self._unowned_since = None
+        self._next_ownership_check = time.monotonic() + c.rejoin_unowned_after
 
     def _subscribe(self) -> None:
         c = self.config
@@ -340,7 +377,16 @@ class Node:
         last_summary, last_count = time.monotonic(), 0
         try:
             while not stop.is_set():
-                batch = _records(self.consumer.consume(num_messages=c.max_poll_records, timeout=0.2))
+                try:
+                    messages = self.consumer.consume(num_messages=c.max_poll_records, timeout=0.2)
+                except ck.KafkaException as exc:
+                    self._renew_consumer(str(exc))
+                    continue
+                fatal = next((m.error() for m in messages if _is_fatal(m.error())), None)
+                if fatal is not None:
+                    self._renew_consumer(fatal.str())
+                    continue
+                batch = _records(messages)
                 if self.broken:
                     built = self._build_broken()
                     # records fetched before these workers existed were read from no known position
@@ -415,7 +461,12 @@ class Node:
                 log.debug("closing worker", exc_info=True)
         self.workers.clear()
         self.parked.clear()
-        self._admin = None  # confluent's AdminClient has no close; dropping it frees it
+        if self._admin is not None:
+            try:
+                self._admin.close()
+            except Exception:
+                log.debug("closing the watchdog's admin client", exc_info=True)
+            self._admin = None
         if self.consumer is not None:
             try:
                 self.consumer.close()  # a dynamic member leaves the group; a static one keeps its place
