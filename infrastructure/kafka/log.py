@@ -766,8 +766,19 @@ class KafkaLog:
         self.writer_generation = 0
         self._closed = False
         self._listeners: set[threading.Event] = set()
+        self._tps = [
+            TopicPartition(s.name, p)
+            for s in specs
+            for p in range(self.partition_counts[s.name])
+            if not (settings.read_owned_only and s.name == self.primary and p not in self.owned)
+        ]
+        # next offset after the last record read, per partition: where a renewed reader resumes
+        self._read_to: dict[Any, int] = {}
+        self._consumer = self._new_reader()
+
+    def _new_reader(self) -> KafkaConsumer:
         try:
-            self._consumer = KafkaConsumer(
+            consumer = KafkaConsumer(
                 client_id=f"parsec-reader-{self.primary}",
                 group_id=None,
                 enable_auto_commit=False,
@@ -775,18 +786,35 @@ class KafkaLog:
                 auto_offset_reset="earliest",
                 max_poll_records=5000,
                 fetch_max_wait_ms=50,
-                **settings.client_kwargs(),
+                **self.settings.client_kwargs(),
             )
         except Exception as e:
-            raise _connect_error(settings, "consumer connect", e) from e
-        self._tps = [
-            TopicPartition(s.name, p)
-            for s in specs
-            for p in range(self.partition_counts[s.name])
-            if not (settings.read_owned_only and s.name == self.primary and p not in self.owned)
-        ]
-        self._consumer.assign(self._tps)
-        self._consumer.seek_to_beginning(*self._tps)
+            raise _connect_error(self.settings, "consumer connect", e) from e
+        consumer.assign(self._tps)
+        for tp in self._tps:
+            if tp in self._read_to:
+                consumer.seek(tp, self._read_to[tp])
+            else:
+                consumer.seek_to_beginning(tp)
+        return consumer
+
+    def _renew_reader(self, why: BaseException) -> None:
+        """Replace the reader after it failed to answer: a kafka-python 3.0.12 consumer that had
+        asked for end offsets before a broker of a cluster was killed kept timing out after the
+        broker came back, while a new consumer answered at once. The new one resumes after the
+        last record read; the old one is closed on a thread (its close may wait on the network)."""
+        old = self._consumer
+        logger.warning("Reader of %s did not answer (%s: %s); replacing it", self.primary, type(why).__name__, why)
+        self._consumer = self._new_reader()
+        threading.Thread(target=self._close_reader, args=(old,), daemon=True,
+                         name=f"parsec-close-reader-{self.primary}").start()
+
+    @staticmethod
+    def _close_reader(consumer: KafkaConsumer) -> None:
+        try:
+            consumer.close(autocommit=False)
+        except Exception:
+            logger.debug("closing a replaced reader failed", exc_info=True)
 
     @staticmethod
     def make_transactional_id(prefix: str, topic: str, owned: Sequence[int], num_partitions: int) -> str:
@@ -805,6 +833,7 @@ class KafkaLog:
             try:
                 end = self._consumer.end_offsets(self._tps, timeout_ms=self.settings.timeout_ms)
             except Exception as e:
+                self._renew_reader(e)  # the next call asks with a new client
                 raise _connect_error(self.settings, "end_offsets", e) from e
             deadline = time.monotonic() + self.settings.timeout
             while True:
@@ -822,6 +851,7 @@ class KafkaLog:
                         f"No progress for {self.settings.timeout:g}s reading "
                         f"{self.primary} up to its last stable offsets"
                     )
+                    self._renew_reader(OperationalError(msg))
                     raise OperationalError(msg)
                 batch = self._consumer.poll(timeout_ms=100)
                 if batch:
@@ -831,6 +861,8 @@ class KafkaLog:
                     index = self.indexes[tp.topic]
                     for r in records:
                         index.consume(tp.partition, r.offset, r.key, r.value, r.headers)
+                    if records:
+                        self._read_to[tp] = records[-1].offset + 1
 
     # -- writing ------------------------------------------------------------
 
