@@ -1,0 +1,142 @@
+"""A three-broker cluster loses a broker under load (issue 11).
+
+Given ``scripts/kafka start --brokers 3`` (three KRaft nodes, each broker and controller) and two
+node processes in one group, the topics the node creates have three replicas and
+min.insync.replicas=2. While signed payments stream in, broker 2 is SIGKILLed
+(``scripts/kafka kill-broker 2``), the stream goes on, and the broker is started again
+(``scripts/kafka start-broker 2``); then every payment is applied exactly once and nothing is lost:
+a full read_committed read of the events topic holds one PaymentAccepted record per payment and no
+(aggregate, version) twice, and every channel's replay gives its expected balances.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+
+from infrastructure.node import Sender
+from tests.integration.chaos.harness import fresh_config
+from tests.integration.cluster.conftest import Cluster, exactly_once, read_events
+from tests.integration.node.conftest import (
+    make_channels,
+    make_payments,
+    node_process,
+    open_channels,
+    reader,
+    replay,
+    sequences,
+    stop_process,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.slow]
+
+PORT = int(os.environ.get("PARSEC_TEST_CLUSTER_KAFKA_PORT", "19592"))
+DOWN = 20.0  # seconds broker 2 stays dead while payments keep coming
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    c = Cluster(tmp_path_factory.mktemp("three") / "kafka", PORT, brokers=3)
+    c.start()
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+class Stream:
+    """A gateway: sends each payment until the cluster acknowledges it (a repeat is a no-op)."""
+
+    def __init__(self, sender: Sender, payments: list[Any]) -> None:
+        self.sender, self.pending = sender, list(payments)
+        self.acknowledged = self.retried = 0
+        self.stop = threading.Event()
+
+    def run(self, rate: float) -> None:
+        while self.pending and not self.stop.is_set():
+            batch = self.pending[:10]
+            futures = [self.sender.payment(tx) for tx in batch]
+            for tx, f in zip(batch, futures, strict=True):
+                try:
+                    f.get(timeout=15)
+                except Exception:
+                    self.retried += 1
+                    continue
+                self.pending.remove(tx)
+                self.acknowledged += 1
+            self.stop.wait(len(batch) / rate)
+
+
+def describe(bootstrap: str, topics: list[str]) -> dict[str, tuple[set[int], str]]:
+    """Per topic: the replica counts of its partitions and its min.insync.replicas (admin client)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    meta = admin.list_topics(timeout=15).topics
+    configs = admin.describe_configs([ConfigResource(ResourceType.TOPIC, t) for t in topics])
+    out = {}
+    for resource, future in configs.items():
+        entries = future.result(timeout=15)
+        replicas = {len(p.replicas) for p in meta[resource.name].partitions.values()}
+        out[resource.name] = (replicas, entries["min.insync.replicas"].value)
+    return out
+
+
+def test_a_broker_killed_under_load_loses_and_doubles_nothing(cluster: Cluster, tmp_path: Path) -> None:
+    config = fresh_config(cluster.bootstrap, session_timeout_ms=10000)
+    plans = make_channels("three-brokers", 16)
+    payments = make_payments(plans, 1500, "three-brokers")
+    nodes = [node_process(config, f"cluster-node-{i}", tmp_path / f"node-{i}.log") for i in range(2)]
+    sender = Sender(config)
+    service = reader(config)
+    stream = Stream(sender, payments)
+    thread = threading.Thread(target=stream.run, args=(60.0,), daemon=True)
+    started = time.monotonic()
+    try:
+        wait_for(lambda: all("partitions assigned" in (tmp_path / f"node-{i}.log").read_text(errors="replace")
+                             for i in range(2)), 60, "both nodes assigned partitions")
+        topics = [config.events_topic, config.inbound_topic, config.control_topic, config.rejected_topic,
+                  f"{config.events_topic}.tracking"]
+        for topic, (replicas, min_isr) in describe(cluster.bootstrap, topics).items():
+            assert replicas == {3}, f"{topic}: replicas per partition {replicas}"
+            assert min_isr == "2", f"{topic}: min.insync.replicas {min_isr}"
+
+        open_channels(sender, plans)
+        thread.start()
+        wait_for(lambda: stream.acknowledged >= 300, 60, "the first 300 payments acknowledged")
+        cluster.run("kill-broker", "2")
+        killed_at = time.monotonic()
+        acknowledged_at_kill = stream.acknowledged
+        time.sleep(DOWN)
+        during = stream.acknowledged - acknowledged_at_kill
+        cluster.run("start-broker", "2")
+        back = time.monotonic() - killed_at
+
+        want = {p.channel_id: len(p.txs) for p in plans}
+        wait_for(lambda: not stream.pending and sequences(service, plans) == want, 120,
+                 "every payment applied after the broker came back")
+        drained = time.monotonic() - killed_at - back
+        assert all(n.poll() is None for n in nodes), "a node exited instead of riding out the broker's death"
+        print(f"\n{len(payments)} payments over {len(plans)} channels, {stream.retried} resent; broker 2 dead "
+              f"{back:.1f}s ({during} payments acknowledged meanwhile); drained {drained:.1f}s after it came back; "
+              f"{time.monotonic() - started:.0f}s in all")
+    finally:
+        stream.stop.set()
+        thread.join(30) if thread.is_alive() else None
+        for n in nodes:
+            stop_process(n)
+        sender.close()
+    records = read_events(cluster.bootstrap, config.events_topic, config.partitions)
+    assert exactly_once(records, plans) == []
+    for p in plans:
+        channel, events = replay(service, p.channel_id)
+        accepted = [e.sequence for e in events if type(e).__name__ == "PaymentAccepted"]
+        assert accepted == list(range(1, len(p.txs) + 1)), "a payment applied not exactly once"
+        assert (channel.balance_of(p.a.address), channel.balance_of(p.b.address)) == p.expected_balances()
+    service.close()
