@@ -18,7 +18,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import KafkaError, Producer
+from kafka import KafkaConsumer
+from kafka import TopicPartition as KafkaTopicPartition
 
 from infrastructure.kafka.log import H_TOPIC, H_VERSION
 from infrastructure.kafka.security import KafkaSecurity
@@ -123,31 +125,30 @@ class _Delivery:
 
 def read_events(bootstrap: str, topic: str, partitions: int, security: KafkaSecurity | None = None,
                 timeout: float = 60) -> list[tuple[str, int, str]]:
-    """Every committed record of the events topic, from offset 0 to the end: (key, version, event type)."""
-    conf = {"bootstrap.servers": bootstrap, "group.id": "parsec-reader-check", "enable.auto.commit": False,
-            "isolation.level": "read_committed", "auto.offset.reset": "earliest"}
-    if security is not None:
-        conf.update(security.librdkafka())
-    c = Consumer(conf)
+    """Every committed record of the events topic, from offset 0 to its end (read_committed, no group):
+    (key, version, event type) of each event record."""
+    c = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False,
+                      isolation_level="read_committed", **(security or KafkaSecurity()).kafka_python())
     try:
-        tps = [TopicPartition(topic, p, 0) for p in range(partitions)]
-        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=15)[1] for p in range(partitions)}
+        tps = [KafkaTopicPartition(topic, p) for p in range(partitions)]
         c.assign(tps)
+        c.seek_to_beginning(*tps)
+        end = c.end_offsets(tps)
         out: list[tuple[str, int, str]] = []
-        pos = {p: 0 for p in range(partitions)}
         deadline = time.monotonic() + timeout
-        while any(pos[p] < ends[p] for p in pos) and time.monotonic() < deadline:
-            for m in c.consume(500, timeout=1.0):
-                if m.error():
-                    continue
-                pos[m.partition()] = m.offset() + 1
-                h = dict(m.headers() or [])
-                if H_VERSION in h:
-                    out.append((m.key().decode(), int(h[H_VERSION]), re.split(r"[.:]", h[H_TOPIC].decode())[-1]))
-        assert all(pos[p] >= ends[p] for p in pos), f"events topic not read to its end: {pos} < {ends}"
+        # The consumer's position, not the last record's offset: a transaction's commit marker takes
+        # an offset (often the last one) that is never delivered.
+        while any(c.position(tp) < end[tp] for tp in tps):
+            assert time.monotonic() < deadline, f"events topic not read to its end in {timeout:g}s"
+            for records in c.poll(timeout_ms=500).values():
+                for r in records:
+                    h = dict(r.headers or [])
+                    if H_VERSION in h:
+                        kind = re.split(r"[.:]", h[H_TOPIC].decode())[-1]
+                        out.append((r.key.decode(), int(h[H_VERSION]), kind))
         return out
     finally:
-        c.close()
+        c.close(autocommit=False)
 
 
 def exactly_once(records: Iterable[tuple[str, int, str]], plans: list[Any]) -> list[str]:
