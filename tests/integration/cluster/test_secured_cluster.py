@@ -37,7 +37,7 @@ from tests.integration.cluster.conftest import (
     read_events,
     secured_node_process,
 )
-from tests.integration.node.conftest import make_channels, make_payments, sequences, stop_process
+from tests.integration.node.conftest import make_channels, make_payments, replay, sequences, stop_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.slow]
 
@@ -138,10 +138,10 @@ def test_a_node_applies_the_gateways_payments_exactly_once(cluster: Cluster, tmp
         reader.close()
     records = read_events(cluster.bootstrap, EVENTS, config.partitions, security=cluster.security("reader"))
     assert exactly_once(records, plans) == []
-    for p in plans:
-        channel = ChannelService(env=replace(config, security=cluster.security("reader")).store_env(None))
-        try:
-            c = channel.get_channel(p.channel_id)
-            assert (c.balance_of(p.a.address), c.balance_of(p.b.address)) == p.expected_balances()
-        finally:
-            channel.close()
+    replayer = ChannelService(env=replace(config, security=cluster.security("reader")).store_env(None))
+    try:
+        for p in plans:
+            channel, _ = replay(replayer, p.channel_id)
+            assert (channel.balance_of(p.a.address), channel.balance_of(p.b.address)) == p.expected_balances()
+    finally:
+        replayer.close()
