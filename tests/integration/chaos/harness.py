@@ -33,6 +33,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,8 +98,10 @@ class ChaosReport:
 
 
 class ChaosRun:
-    def __init__(self, config: NodeConfig, plan: ChaosPlan, log_dir: Path) -> None:
+    def __init__(self, config: NodeConfig, plan: ChaosPlan, log_dir: Path,
+                 progress: Callable[[str], None] | None = None) -> None:
         self.config, self.plan, self.log_dir = config, plan, log_dir
+        self.progress = progress or (lambda line: None)  # one line per act of chaos (scripts/chaos prints it)
         self.procs: dict[str, subprocess.Popen] = {}
         self.stopped: set[str] = set()
         self.report = ChaosReport()
@@ -176,7 +179,8 @@ class ChaosRun:
         """Each act hits a node that is working: every node has taken its partitions since its start."""
         acts = ["kill"] * self.plan.kills + ["evict"] * self.plan.evictions
         self.rng.shuffle(acts)
-        for act in acts:
+        started = time.monotonic()
+        for i, act in enumerate(acts, 1):
             self._await_working(timeout=60)
             time.sleep(self.plan.pause)
             name = self.rng.choice(sorted(self.procs))
@@ -184,6 +188,8 @@ class ChaosRun:
                 self._kill_and_restart(name)
             else:
                 self._evict(name)
+            self.progress(f"[{i}/{len(acts)}] {act} {name}; {self.report.messages_sent} messages sent; "
+                          f"{time.monotonic() - started:.0f} s")
 
     def _await_working(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -332,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     config = fresh_config(args.kafka, session_timeout_ms=args.session_timeout_ms)
     print(f"chaos: {plan.kills} kills and {plan.evictions} evictions of {plan.nodes} nodes, payments "
           f"at {plan.rate:g}/s, topics {config.events_topic.rsplit('.', 1)[0]}.*; logs in {args.logs}", flush=True)
-    report = ChaosRun(config, plan, args.logs).run()
+    report = ChaosRun(config, plan, args.logs, progress=lambda line: print(line, file=sys.stderr, flush=True)).run()
     print(report.summary())
     for problem in report.problems:
         print("problem:", problem)
