@@ -583,48 +583,26 @@ _FENCED_ERRORS: tuple[type[BaseException], ...] = tuple(
 )
 
 
+def _ck_codes(*names: str) -> frozenset[int]:
+    """The confluent-kafka ``KafkaError`` codes of these names (those this version knows)."""
+    if ck is None:
+        return frozenset()
+    return frozenset(getattr(ck.KafkaError, n) for n in names if hasattr(ck.KafkaError, n))
+
+
 # confluent-kafka (librdkafka) error codes that mean another writer took the
 # transactional id (a fatal error of the producer means the same for us: it is
 # unusable and nothing of the open transaction commits).
-_CK_FENCED_CODES: frozenset[int] = (
-    frozenset()
-    if ck is None
-    else frozenset(
-        getattr(ck.KafkaError, name)
-        for name in (
-            "_FENCED",
-            "PRODUCER_FENCED",
-            "INVALID_PRODUCER_EPOCH",
-            "INVALID_TXN_STATE",
-            "TRANSACTION_COORDINATOR_FENCED",
-        )
-        if hasattr(ck.KafkaError, name)
-    )
+_CK_FENCED_CODES = _ck_codes(
+    "_FENCED", "PRODUCER_FENCED", "INVALID_PRODUCER_EPOCH", "INVALID_TXN_STATE", "TRANSACTION_COORDINATOR_FENCED"
 )
-
 
 # broker codes of a TxnOffsetCommit from a member the group no longer has (a zombie, KIP-447)
-_CK_GROUP_FENCED_CODES: frozenset[int] = (
-    frozenset()
-    if ck is None
-    else frozenset(
-        getattr(ck.KafkaError, name)
-        for name in ("ILLEGAL_GENERATION", "UNKNOWN_MEMBER_ID", "FENCED_INSTANCE_ID", "REBALANCE_IN_PROGRESS")
-        if hasattr(ck.KafkaError, name)
-    )
-)
-
+_CK_GROUP_FENCED_CODES = _ck_codes("ILLEGAL_GENERATION", "UNKNOWN_MEMBER_ID", "FENCED_INSTANCE_ID",
+                                   "REBALANCE_IN_PROGRESS")
 
 # librdkafka / broker codes for a record the cluster will never take (retrying cannot cure them)
-_CK_TOO_LARGE_CODES: frozenset[int] = (
-    frozenset()
-    if ck is None
-    else frozenset(
-        getattr(ck.KafkaError, name)
-        for name in ("_MSG_SIZE_TOO_LARGE", "MSG_SIZE_TOO_LARGE", "RECORD_LIST_TOO_LARGE", "INVALID_RECORD")
-        if hasattr(ck.KafkaError, name)
-    )
-)
+_CK_TOO_LARGE_CODES = _ck_codes("_MSG_SIZE_TOO_LARGE", "MSG_SIZE_TOO_LARGE", "RECORD_LIST_TOO_LARGE", "INVALID_RECORD")
 
 
 def _ck_error(exc: BaseException) -> Any:

@@ -224,15 +224,13 @@ class PartitionWorker:
         inbound partition p now."""
         c = self.config
         p = self.partition
-        consumer = ck.Consumer({
-            "bootstrap.servers": c.bootstrap,
+        consumer = ck.Consumer(c.kafka.librdkafka(**{
             "group.id": f"parsec-node-rejected-scan-{p}",  # librdkafka wants one; nothing is committed
             "client.id": f"parsec-node-rejected-scan-{p}",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
             "logger": logging.getLogger("parsec.node.librdkafka"),
-            **c.security.librdkafka(),
-        })
+        }))
         try:
             timeout = c.kafka_timeout
             # read_committed: the high mark librdkafka reports is the last stable offset

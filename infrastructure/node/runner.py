@@ -67,8 +67,7 @@ _SETTLED_GROUP_STATES = ("STABLE", "EMPTY", "DEAD")
 
 def consumer_config(c: NodeConfig) -> dict[str, Any]:
     """The group consumer's librdkafka configuration (pure: tested without a broker)."""
-    config: dict[str, Any] = {
-        "bootstrap.servers": c.bootstrap,
+    config: dict[str, Any] = c.kafka.librdkafka(**{
         "group.id": c.group,
         "client.id": f"parsec-node-{c.node_id}",
         "enable.auto.commit": False,  # offsets go in the batches' transactions
@@ -84,8 +83,7 @@ def consumer_config(c: NodeConfig) -> dict[str, Any]:
         "fetch.wait.max.ms": 100,
         "socket.nagle.disable": True,
         "logger": logging.getLogger("parsec.node.librdkafka"),
-        **c.security.librdkafka(),
-    }
+    })
     if c.group_instance_id:
         config["group.instance.id"] = c.group_instance_id
     return config
