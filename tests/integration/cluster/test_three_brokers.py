@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from infrastructure.node import Sender
@@ -90,17 +91,27 @@ class Stream:
             self.stop.wait(max(0.0, len(batch) / rate - (time.monotonic() - began)))
 
 
-def describe(bootstrap: str, topics: list[str]) -> dict[str, tuple[set[int], str]]:
-    """Per topic: the replica counts of its partitions and its min.insync.replicas (admin client)."""
+def describe(bootstrap: str, topics: list[str], within: float = 30.0) -> dict[str, tuple[set[int], str]]:
+    """Per topic: the replica counts of its partitions and its min.insync.replicas (admin client).
+
+    A topic just created may not be in every broker's metadata yet: the broker that answers
+    DescribeConfigs can say UNKNOWN_TOPIC_OR_PART for a moment (seen once in CI), so ask again."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    meta = admin.list_topics(timeout=15).topics
-    configs = admin.describe_configs([ConfigResource(ResourceType.TOPIC, t) for t in topics])
-    out = {}
-    for resource, future in configs.items():
-        entries = future.result(timeout=15)
-        replicas = {len(p.replicas) for p in meta[resource.name].partitions.values()}
-        out[resource.name] = (replicas, entries["min.insync.replicas"].value)
-    return out
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            meta = admin.list_topics(timeout=15).topics
+            configs = admin.describe_configs([ConfigResource(ResourceType.TOPIC, t) for t in topics])
+            out = {}
+            for resource, future in configs.items():
+                entries = future.result(timeout=15)
+                replicas = {len(p.replicas) for p in meta[resource.name].partitions.values()}
+                out[resource.name] = (replicas, entries["min.insync.replicas"].value)
+            return out
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def test_a_broker_killed_under_load_loses_and_doubles_nothing(cluster: Cluster, tmp_path: Path) -> None:
