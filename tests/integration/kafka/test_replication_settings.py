@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
+import confluent_kafka.admin as ck_admin
 
 from domain.application import ChannelService
 from infrastructure.node.config import NodeConfig
 from infrastructure.node.send import Sender
-
-ck_admin = pytest.importorskip("confluent_kafka.admin")
 
 
 def _topic_level(bootstrap: str, topic: str) -> dict[str, str]:
