@@ -95,12 +95,20 @@ def describe(bootstrap: str, topics: list[str], within: float = 30.0) -> dict[st
     """Per topic: the replica counts of its partitions and its min.insync.replicas (admin client).
 
     A topic just created may not be in every broker's metadata yet: the broker that answers
-    DescribeConfigs can say UNKNOWN_TOPIC_OR_PART for a moment (seen once in CI), so ask again."""
+    DescribeConfigs can say UNKNOWN_TOPIC_OR_PART for a moment, and the broker that answers
+    Metadata can leave the topic out of its list (both seen in CI), so ask again until every
+    broker asked knows every topic."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     deadline = time.monotonic() + within
     while True:
         try:
             meta = admin.list_topics(timeout=15).topics
+            unknown = [t for t in topics if t not in meta or not meta[t].partitions]
+            if unknown:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"topics not in the cluster's metadata after {within:.0f} s: {unknown}")
+                time.sleep(0.5)
+                continue
             configs = admin.describe_configs([ConfigResource(ResourceType.TOPIC, t) for t in topics])
             out = {}
             for resource, future in configs.items():
