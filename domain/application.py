@@ -9,7 +9,7 @@ directory.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -85,8 +85,8 @@ class PaymentResult:
 
 
 DEFAULT_MIN_CHALLENGE_PERIOD = 3600
-"""Seconds: the shortest challenge period this service operates a channel with (and the contract's
-default minimum at deployment). Set ``PARSEC_MIN_CHALLENGE_PERIOD`` in the service's environment."""
+"""Seconds: the shortest challenge period a service operates a channel with by default (and the
+contract's default minimum at deployment); the composition root passes the configured one."""
 
 
 class ChannelService(Application[UUID]):
@@ -100,11 +100,12 @@ class ChannelService(Application[UUID]):
     name = "parsec"
     snapshotting_intervals = {Channel: 200}
 
-    @property
-    def min_challenge_period(self) -> int:
-        """A watchtower must have time to answer a stale close: channels with a shorter challenge
-        period are refused (the opener alone chooses it; the contract enforces its own minimum)."""
-        return int(self.env.get("PARSEC_MIN_CHALLENGE_PERIOD") or DEFAULT_MIN_CHALLENGE_PERIOD)
+    def __init__(self, env: Mapping[str, str] | None = None, *,
+                 min_challenge_period: int = DEFAULT_MIN_CHALLENGE_PERIOD) -> None:
+        super().__init__(env=env)
+        # A watchtower must have time to answer a stale close: channels with a shorter challenge
+        # period are refused (the opener alone chooses it; the contract enforces its own minimum).
+        self.min_challenge_period = min_challenge_period
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:
         try:

@@ -33,7 +33,7 @@ Replication of the topics Parsec creates (``KafkaAccess``; topics that already e
                                        broker's default); every producer writes with ``acks=all``
 =====================================  ==========================================================
 
-A process reads these once (``infrastructure.config.Settings``, ``NodeConfig``) and hands them on:
+A process reads these once (``infrastructure.config.Settings``, ``Settings``) and hands them on:
 ``KafkaAccess.kafka_python()`` / ``librdkafka()`` for the clients it makes, ``store_env()`` for an
 event store it opens, ``process_env()`` for a Parsec process it starts.
 """
@@ -210,25 +210,6 @@ PLAINTEXT = KafkaSecurity()
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
 
-def _int_setting(get: Callable[[str], str | None], name: str, default: int) -> int:
-    raw = get(name)
-    if raw is None or not str(raw).strip():
-        return default
-    try:
-        return int(str(raw).strip())
-    except ValueError:
-        raise KafkaSecurityError(f"{name} must be an integer, got {raw!r}") from None
-
-
-def replication_from_env(get: Callable[[str], str | None]) -> tuple[int, int | None]:
-    """``(replication_factor, min_insync_replicas)`` from ``PARSEC_KAFKA_REPLICATION_FACTOR`` and
-    ``PARSEC_KAFKA_MIN_INSYNC_REPLICAS`` (-1 and None: the broker's defaults)."""
-    factor = _int_setting(get, "PARSEC_KAFKA_REPLICATION_FACTOR", -1)
-    insync = _int_setting(get, "PARSEC_KAFKA_MIN_INSYNC_REPLICAS", 0)
-    check_replication(factor, insync or None)
-    return factor, insync or None
-
-
 def check_replication(factor: int, insync: int | None) -> None:
     if factor == 0 or factor < -1:
         raise KafkaSecurityError(f"the replication factor must be -1 (the broker's default) or >= 1, got {factor}")
@@ -263,14 +244,6 @@ class KafkaAccess:
 
     def __post_init__(self) -> None:
         check_replication(self.replication_factor, self.min_insync_replicas)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | Callable[[str], str | None],
-                 bootstrap: str | None = None) -> KafkaAccess:
-        get = environ if callable(environ) else environ.get
-        factor, insync = replication_from_env(get)
-        return cls(bootstrap=bootstrap or (get("PARSEC_KAFKA_BOOTSTRAP") or "").strip() or DEFAULT_BOOTSTRAP,
-                   security=KafkaSecurity.from_env(get), replication_factor=factor, min_insync_replicas=insync)
 
     # ------------------------------------------------------------------ clients
     def kafka_python(self, **extra: Any) -> dict[str, Any]:

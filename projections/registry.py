@@ -1,14 +1,13 @@
 """The read models the runner and the CLI know: built-ins plus plugins.
 
 A plugin is any importable module with a ``READ_MODELS`` list (or that calls
-``register``): name it with ``--plugin MODULE`` or in
-``PARSEC_PROJECTION_PLUGINS`` (comma-separated).
+``register``): name it with ``--plugin MODULE`` or in the ``projection_plugins``
+setting (``PARSEC_PROJECTION_PLUGINS``, comma-separated), which the CLI passes in.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
 
 from projections.balances import Balances
 from projections.history import PaymentHistory
@@ -37,9 +36,7 @@ BUILT_IN = ("balances", "settlements", "history")
 
 
 def load_plugins(modules: list[str] | None = None) -> None:
-    names = list(modules or [])
-    names += [m.strip() for m in os.environ.get("PARSEC_PROJECTION_PLUGINS", "").split(",") if m.strip()]
-    for name in names:
+    for name in modules or []:
         module = importlib.import_module(name)
         for model in getattr(module, "READ_MODELS", ()):
             register(model)

@@ -235,17 +235,6 @@ class ProjectionRunner:
             if self.catch_up(stop=stop) == 0:
                 stop.wait(poll_interval)
 
-    def lag(self) -> dict[str, dict[int, int]]:
-        """Events behind the head, per read model and partition (approximate on SQLite: ids can skip)."""
-        out: dict[str, dict[int, int]] = {}
-        for p in self.source.partitions():
-            head = self.source.head(p)
-            for m in self.models:
-                pos = self.positions[m.name].get(p)
-                behind = pos if pos is not None else getattr(self.source, "first_position", 0) - 1
-                out.setdefault(m.name, {})[p] = 0 if head is None else max(0, head - behind)
-        return out
-
 
 @dataclass(frozen=True)
 class RebuildResult:

@@ -21,7 +21,6 @@ one Kafka transaction. See ``partition`` for positions and the reorder window,
 ``runner`` for rebalancing.
 """
 
-from infrastructure.node.config import NodeConfig
 from infrastructure.node.messages import (
     CheckpointConfirmedNotice,
     CheckpointRequest,
@@ -47,7 +46,6 @@ __all__ = [
     "DepositRequest",
     "DisputeRequest",
     "Node",
-    "NodeConfig",
     "OpenChannelRequest",
     "PartitionWorker",
     "Rejection",

@@ -52,7 +52,6 @@ from domain.protocol import SignedInvoice
 from domain.reorder import Refused, ReorderWindow
 from infrastructure.kafka import RecordTooLargeError, tracking_name
 from infrastructure.kafka.log import GroupOffsets, OutRecord
-from infrastructure.node.config import NodeConfig
 from infrastructure.node.messages import (
     CheckpointConfirmedNotice,
     CheckpointRequest,
@@ -72,6 +71,7 @@ from infrastructure.node.messages import (
     partition_of,
 )
 from infrastructure.node.service import NodeChannelService
+from infrastructure.settings import Settings
 
 log = logging.getLogger("parsec.node")
 
@@ -168,7 +168,8 @@ class PartitionWorker:
     def __init__(
         self,
         partition: int,
-        config: NodeConfig,
+        config: Settings,
+        service: NodeChannelService,
         *,
         executor_factory: ExecutorFactory | None = None,
         isolate_until: dict[str, int] | None = None,
@@ -185,7 +186,7 @@ class PartitionWorker:
         self.isolate_until = dict(isolate_until or {})
         # (topic, offset) -> why: records refused as SetAside when read again
         self.set_aside = dict(set_aside or {})
-        self.service = NodeChannelService(env=config.store_env(partition))
+        self.service = service  # this partition's writer (infrastructure.bootstrap.partition_service)
         try:
             self.recorder: Any = self.service.recorder
             self.recorder.acquire()  # fence the previous owner, read partition p

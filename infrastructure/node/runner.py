@@ -43,13 +43,13 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import confluent_kafka as ck
 from kafka.admin import KafkaAdminClient
 
 from infrastructure.kafka.log import ensure_topics
-from infrastructure.node.config import NodeConfig
 from infrastructure.node.partition import (
     ExecutorFactory,
     InRecord,
@@ -57,7 +57,9 @@ from infrastructure.node.partition import (
     UncommittableBatch,
     UncommittableRecord,
 )
+from infrastructure.node.service import NodeChannelService
 from infrastructure.node.topics import node_topic_specs, store_settings
+from infrastructure.settings import Settings
 
 log = logging.getLogger("parsec.node")
 
@@ -65,10 +67,10 @@ log = logging.getLogger("parsec.node")
 _SETTLED_GROUP_STATES = ("STABLE", "EMPTY", "DEAD")
 
 
-def consumer_config(c: NodeConfig) -> dict[str, Any]:
+def consumer_config(c: Settings) -> dict[str, Any]:
     """The group consumer's librdkafka configuration (pure: tested without a broker)."""
     config: dict[str, Any] = c.kafka.librdkafka(**{
-        "group.id": c.group,
+        "group.id": c.node_group,
         "client.id": f"parsec-node-{c.node_id}",
         "enable.auto.commit": False,  # offsets go in the batches' transactions
         "enable.auto.offset.store": False,
@@ -107,8 +109,10 @@ def _records(messages: list[Any]) -> dict[tuple[str, int], list[InRecord]]:
 
 
 class Node:
-    def __init__(self, config: NodeConfig, *, executor_factory: ExecutorFactory | None = None) -> None:
+    def __init__(self, config: Settings, *, open_service: Callable[[int], NodeChannelService],
+                 executor_factory: ExecutorFactory | None = None) -> None:
         self.config = config
+        self.open_service = open_service  # partition -> its writer (infrastructure.bootstrap.partition_service)
         self.executor_factory = executor_factory
         self.workers: dict[int, PartitionWorker] = {}
         self.parked: dict[int, PartitionWorker] = {}
@@ -210,7 +214,7 @@ class Node:
         built = set()
         for p in sorted(self.broken):
             try:
-                w = PartitionWorker(p, self.config, executor_factory=self.executor_factory,
+                w = PartitionWorker(p, self.config, self.open_service(p), executor_factory=self.executor_factory,
                                     isolate_until=self.isolate.get(p), set_aside=self.set_aside.get(p),
                                     group_metadata=self._group_metadata)
             except Exception as exc:
@@ -268,7 +272,7 @@ class Node:
         if self._unowned_since is None:
             self._unowned_since = now
             log.info("partitions %s have no owner in group %s (%s); rejoining if still so in %.1fs",
-                     sorted(unowned), self.config.group, how, bound)
+                     sorted(unowned), self.config.node_group, how, bound)
             return
         if now - self._unowned_since >= bound:
             self._rejoin(f"partitions {sorted(unowned)} have had no owner in the group for "
@@ -287,9 +291,9 @@ class Node:
             if self._admin is None:
                 self._admin = KafkaAdminClient(client_id=f"parsec-node-{c.node_id}-watchdog",
                                                **c.kafka.kafka_python(request_timeout_ms=int(c.kafka_timeout * 1000)))
-            group = self._admin.describe_groups([c.group])[c.group]
+            group = self._admin.describe_groups([c.node_group])[c.node_group]
         except Exception as exc:
-            log.debug("ownership check: could not describe group %s: %s: %s", c.group, type(exc).__name__, exc)
+            log.debug("ownership check: could not describe group %s: %s: %s", c.node_group, type(exc).__name__, exc)
             return None
         state = str(group.get("group_state") or "").upper()
         if state not in _SETTLED_GROUP_STATES:
@@ -323,7 +327,7 @@ class Node:
     def _rejoin(self, why: str) -> None:
         """Leave and join the group again (unsubscribe + subscribe: any client can do that)."""
         c = self.config
-        log.warning("rejoining group %s: %s", c.group, why)
+        log.warning("rejoining group %s: %s", c.node_group, why)
         self.totals["rejoins"] += 1
         self._park(set(self.assigned))
         try:
@@ -369,7 +373,7 @@ class Node:
         self.consumer = ck.Consumer(consumer_config(c))
         self._subscribe()
         self._next_ownership_check = time.monotonic() + c.rejoin_unowned_after  # not during the first join
-        log.info("node %s joining group %s on %s + %s (events %s, rejected %s; %s)", c.node_id, c.group,
+        log.info("node %s joining group %s on %s + %s (events %s, rejected %s; %s)", c.node_id, c.node_group,
                  c.inbound_topic, c.control_topic, c.events_topic, c.rejected_topic,
                  f"static member {c.group_instance_id}" if c.group_instance_id else "dynamic member")
         last_summary, last_count = time.monotonic(), 0

@@ -14,10 +14,10 @@ from domain.errors import NotAParticipant
 from domain.money import Currency, parse_amount
 from domain.protocol import HashPointer, Invoice, SignedInvoice, sign_invoice
 from infrastructure.kafka.log import ensure_topics
-from infrastructure.node.config import NodeConfig
 from infrastructure.node.messages import channel_key, encode_control, partition_of
 from infrastructure.node.topics import node_topic_specs, store_settings
-from infrastructure.parties import Party
+from infrastructure.settings import Settings
+from infrastructure.tools.workload import Party
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Sent:
     key: str
 
 
-def producer_config(config: NodeConfig) -> dict[str, Any]:
+def producer_config(config: Settings) -> dict[str, Any]:
     """The sender's kafka-python producer: the config's bootstrap and security, ``acks=all``."""
     return config.kafka.kafka_python_producer(linger_ms=5, client_id="parsec-send")
 
@@ -36,7 +36,7 @@ def producer_config(config: NodeConfig) -> dict[str, Any]:
 class Sender:
     """One idempotent producer; records keyed by channel id, partitioned like the events."""
 
-    def __init__(self, config: NodeConfig) -> None:
+    def __init__(self, config: Settings) -> None:
         self.config = config
         counts = ensure_topics(store_settings(config), node_topic_specs(config))
         self.partitions = counts[config.inbound_topic]

@@ -27,13 +27,9 @@ log = logging.getLogger("parsec.node")
 
 
 class NodeChannelService(ChannelService):
-    def __init__(self, env: dict[str, str]) -> None:
-        super().__init__(env=env)
+    def __init__(self, env: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(env=env, **kwargs)
         self._pending: dict[UUID, Channel] | None = None
-
-    @property
-    def in_batch(self) -> bool:
-        return self._pending is not None
 
     def begin(self) -> None:
         self._pending = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from infrastructure.kafka.log import KafkaSettings, TopicSpec
 from infrastructure.kafka.recorders import EVENTS_TOPIC_CONFIG
-from infrastructure.node.config import NodeConfig
+from infrastructure.settings import Settings
 
 # Inbound and control keep the broker's retention: once a batch is committed its
 # effect is in the events topic. Rejections are kept for audit like the events.
@@ -12,16 +12,17 @@ INBOUND_TOPIC_CONFIG: dict[str, str] = {}
 REJECTED_TOPIC_CONFIG = dict(EVENTS_TOPIC_CONFIG)
 
 
-def store_settings(c: NodeConfig) -> KafkaSettings:
+def store_settings(c: Settings) -> KafkaSettings:
     """The settings the node's topics are created with (``ensure_topics``): its clients' security, and
     the replication factor and ``min.insync.replicas`` of ``PARSEC_KAFKA_REPLICATION_FACTOR`` /
     ``PARSEC_KAFKA_MIN_INSYNC_REPLICAS``."""
-    return KafkaSettings(bootstrap_servers=c.bootstrap, events_topic=c.events_topic, partitions=c.partitions,
-                         timeout=c.kafka_timeout, security=c.security, replication_factor=c.replication_factor,
-                         min_insync_replicas=c.min_insync_replicas)
+    k = c.kafka
+    return KafkaSettings(bootstrap_servers=k.bootstrap, events_topic=c.events_topic, partitions=c.partitions,
+                         timeout=c.kafka_timeout, security=k.security, replication_factor=k.replication_factor,
+                         min_insync_replicas=k.min_insync_replicas)
 
 
-def node_topic_specs(c: NodeConfig) -> list[TopicSpec]:
+def node_topic_specs(c: Settings) -> list[TopicSpec]:
     n = c.partitions
     return [
         TopicSpec(c.events_topic, n, EVENTS_TOPIC_CONFIG),

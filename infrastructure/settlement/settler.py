@@ -28,19 +28,17 @@ import time
 from eventsourcing.application import Application
 
 from domain.application import ChannelService
-from domain.crypto import PrivateKey
 from infrastructure.chain.channels import ChannelContract
-from infrastructure.chain.connection import Wallet, latest_timestamp
+from infrastructure.chain.connection import latest_timestamp
 from infrastructure.kafka.log import WriterFencedError
-from infrastructure.node.config import NodeConfig
 from infrastructure.node.send import Sender
-from infrastructure.settlement.control import ControlTopicCommands
+from infrastructure.settings import Settings
 from infrastructure.settlement.executor import SettlementExecutor
 from infrastructure.settlement.watcher import ChainWatcher
+from projections.source import source_for
 
 log = logging.getLogger("parsec.settlement")
 
-DEFAULT_STORE_TOPIC = "parsec.settlement.events"
 
 
 class SettlerStore(Application):
@@ -49,7 +47,7 @@ class SettlerStore(Application):
     name = "settler"
 
 
-def settler_store_env(config: NodeConfig, topic: str) -> dict[str, str]:
+def settler_store_env(config: Settings, topic: str) -> dict[str, str]:
     return {
         "PERSISTENCE_MODULE": "infrastructure.kafka",
         **config.kafka.store_env(),  # bootstrap, security, replication (the settler's principal)
@@ -63,37 +61,31 @@ def settler_store_env(config: NodeConfig, topic: str) -> dict[str, str]:
 
 
 class Settler:
+    """The settlement loop over its collaborators (built by ``infrastructure.bootstrap.settler``, which
+    fences any previous settler before the executor exists)."""
+
     def __init__(
         self,
-        config: NodeConfig,
-        contract: ChannelContract,
-        wallet: Wallet,
+        config: Settings,
         *,
-        store_topic: str = DEFAULT_STORE_TOPIC,
-        start_block: int = 0,
+        sender: Sender,
+        reader: ChannelService,
+        store: SettlerStore,
+        executor: SettlementExecutor,
+        watcher: ChainWatcher,
+        contract: ChannelContract,
+        operator: str,
         interval: float = 1.0,
     ) -> None:
         self.config = config
         self.interval = interval
-        self.sender = Sender(config)  # creates the node's topics if they are missing
-        self.reader = ChannelService(env=config.store_env(None))
-        self.store = SettlerStore(env=settler_store_env(config, store_topic))
-        try:
-            self.store.recorder.acquire()  # fence any previous settler; read its intents
-            self.commands = ControlTopicCommands(self.sender, self.reader, PrivateKey(bytes(wallet.key)))
-            self.executor = SettlementExecutor(self.reader, contract, wallet, store=self.store, commands=self.commands)
-            self.watcher = ChainWatcher(self.executor, start_block=start_block)
-        except BaseException:
-            self.close()
-            raise
-        from projections.source import source_for
-
-        self.source = source_for(self.reader)
-        self.contract = contract
+        self.sender, self.reader, self.store = sender, reader, store
+        self.executor, self.watcher, self.contract = executor, watcher, contract
+        self.source = source_for(reader)
         self.stopped = threading.Event()
         self.fenced = False
         log.info("settler: operator %s, store %s, following %s (%d partitions); nodes must trust this address "
-                 "(PARSEC_SETTLERS) to accept its notices", wallet.address, store_topic,
+                 "(PARSEC_SETTLERS) to accept its notices", operator, config.settlement_topic,
                  config.events_topic, len(self.source.partitions()))
 
     def step(self, now: int | None = None) -> None:
@@ -136,4 +128,4 @@ class Settler:
                 log.debug("closing", exc_info=True)
 
 
-__all__ = ["DEFAULT_STORE_TOPIC", "Settler", "SettlerStore", "settler_store_env"]
+__all__ = ["Settler", "SettlerStore", "settler_store_env"]

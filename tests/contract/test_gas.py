@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from infrastructure.chain.gas_report import measure
+from infrastructure.tools.gas_report import measure
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from infrastructure.config import Settings
+from infrastructure.settings import Settings
 from tests.integration.kafka.conftest import kafka_bootstrap, kafka_env
 
 __all__ = ["kafka_bootstrap"]

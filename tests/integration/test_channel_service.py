@@ -20,7 +20,7 @@ from domain.errors import (
     UnknownChannel,
     WrongSigner,
 )
-from infrastructure.config import Settings
+from infrastructure.settings import Settings
 from tests.support import ALICE, BOB, DOMAIN, PARAMS, T0, Ledger, addr
 
 

@@ -7,10 +7,9 @@ import logging
 import pytest
 from eventsourcing.utils import Environment
 
-from infrastructure.config import Settings
 from infrastructure.kafka.log import KafkaSettings, TopicSpec
 from infrastructure.kafka_access import KafkaAccess, KafkaSecurity, KafkaSecurityError
-from infrastructure.node.config import NodeConfig
+from infrastructure.settings import Settings, SettingsError
 
 SECRET = "s3cret-do-not-print"
 SASL_ENV = {
@@ -29,8 +28,8 @@ LIBRDKAFKA_SASL = {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": "SC
 
 
 @pytest.fixture
-def config() -> NodeConfig:
-    return NodeConfig.from_env(dict(SASL_ENV))
+def config() -> Settings:
+    return Settings.from_env(dict(SASL_ENV))
 
 
 def _contains(conf: dict, part: dict) -> bool:
@@ -38,11 +37,11 @@ def _contains(conf: dict, part: dict) -> bool:
 
 
 def test_the_node_config_reads_security_and_replication_once(config):
-    assert config.security.principal == "User:node"
-    assert (config.replication_factor, config.min_insync_replicas) == (3, 2)
+    assert config.kafka_security.principal == "User:node"
+    assert (config.kafka_replication_factor, config.kafka_min_insync_replicas) == (3, 2)
     k = config.kafka
     assert (k.bootstrap, k.security, k.replication_factor, k.min_insync_replicas) == ("b1:9093,b2:9093",
-                                                                                       config.security, 3, 2)
+                                                                                       config.kafka_security, 3, 2)
 
 
 def test_sender_producer_carries_security_and_acks_all(config):
@@ -64,7 +63,7 @@ def test_the_nodes_topics_are_created_with_its_security_and_replication(config):
     from infrastructure.node.topics import node_topic_specs, store_settings
 
     s = store_settings(config)
-    assert s.security == config.security and _contains(s.client_kwargs(), KAFKA_PYTHON_SASL)
+    assert s.security == config.kafka_security and _contains(s.client_kwargs(), KAFKA_PYTHON_SASL)
     assert (s.replication_factor, s.min_insync_replicas) == (3, 2)
     for spec in node_topic_specs(config):
         configs = s.topic_configs(spec)
@@ -94,11 +93,11 @@ def test_the_event_store_reads_replication_from_either_spelling():
 
 
 def test_replication_settings_that_cannot_work_are_refused():
-    with pytest.raises((KafkaSecurityError, OSError), match="above the replication factor"):
-        NodeConfig.from_env({"PARSEC_KAFKA_REPLICATION_FACTOR": "2", "PARSEC_KAFKA_MIN_INSYNC_REPLICAS": "3"})
+    with pytest.raises(SettingsError, match="above the replication factor"):
+        Settings.from_env({"PARSEC_KAFKA_REPLICATION_FACTOR": "2", "PARSEC_KAFKA_MIN_INSYNC_REPLICAS": "3"})
     with pytest.raises(KafkaSecurityError, match="replication factor must be"):
         KafkaAccess(replication_factor=0)
-    with pytest.raises(KafkaSecurityError, match="must be an integer"):
+    with pytest.raises(SettingsError, match="PARSEC_KAFKA_MIN_INSYNC_REPLICAS must be an integer >= 0, got 'two'"):
         Settings.from_env({"PARSEC_KAFKA_MIN_INSYNC_REPLICAS": "two"})
 
 
@@ -109,10 +108,10 @@ def test_store_env_pins_the_configs_settings_over_an_inherited_environment(confi
     env = config.store_env(None)
     merged = Environment("ChannelService", {**inherited, **env})
     s = KafkaSettings.from_env(merged)
-    assert s.security == config.security and s.bootstrap_servers == config.bootstrap
+    assert s.security == config.kafka_security and s.bootstrap_servers == config.kafka_bootstrap
     assert (s.replication_factor, s.min_insync_replicas) == (3, 2)
     # and a plaintext config is pinned plaintext, whatever the process inherited
-    plain = NodeConfig(bootstrap="127.0.0.1:9092")
+    plain = Settings(kafka_bootstrap="127.0.0.1:9092")
     hostile = {**SASL_ENV, "PARSEC_KAFKA_SSL_CAFILE": "/nonexistent.pem"}
     s = KafkaSettings.from_env(Environment("ChannelService", {**hostile, **plain.store_env(None)}))
     assert s.security == KafkaSecurity() and s.replication_factor == -1 and s.min_insync_replicas is None
@@ -123,7 +122,7 @@ def test_settler_store_carries_the_settlers_principal(config):
 
     env = settler_store_env(config, "parsec.settlement.events")
     s = KafkaSettings.from_env(Environment("settler", env))
-    assert s.security == config.security and s.events_topic == "parsec.settlement.events"
+    assert s.security == config.kafka_security and s.events_topic == "parsec.settlement.events"
     assert (s.replication_factor, s.min_insync_replicas) == (3, 2)
     assert _contains(s.client_kwargs(), KAFKA_PYTHON_SASL)
 
@@ -141,29 +140,29 @@ def test_projection_sources_and_the_cli_event_store_carry_security():
 
 
 def test_simulator_collector_and_spawned_nodes(config):
-    from infrastructure import simulate
+    from infrastructure.tools import simulate
 
     conf = simulate.collector_config(config)
     assert _contains(conf, KAFKA_PYTHON_SASL) and conf["group_id"] is None
     assert conf["isolation_level"] == "read_committed"
     env = simulate.node_process_env(config, {"PARSEC_KAFKA_SECURITY_PROTOCOL": "SSL", "HOME": "/h"})
     assert env["HOME"] == "/h" and env["PARSEC_LOG_LEVEL"] == "WARNING"
-    assert NodeConfig.from_env(env).kafka == config.kafka  # the spawned node authenticates as told
+    assert Settings.from_env(env).kafka == config.kafka  # the spawned node authenticates as told
 
 
 def test_simulate_kafka_config_takes_the_settings_kafka():
-    from infrastructure import simulate
+    from infrastructure.tools import simulate
 
     settings = Settings.from_env(dict(SASL_ENV))
-    c = simulate.kafka_config(settings.kafka, prefix="sim.x", partitions=2)
+    c = simulate.kafka_config(settings, prefix="sim.x", partitions=2)
     assert c.kafka == settings.kafka and c.events_topic == "sim.x.events"
-    c = simulate.kafka_config(settings.kafka, partitions=2)
+    c = simulate.kafka_config(settings, partitions=2)
     assert c.kafka == settings.kafka
-    assert simulate.kafka_config("h:1", prefix="p").security == KafkaSecurity()  # a bare address: plaintext
+    assert simulate.kafka_config("h:1", prefix="p").kafka_security == KafkaSecurity()  # a bare address: plaintext
 
 
 def test_bench_clients_of_both_libraries():
-    from infrastructure import bench
+    from infrastructure.tools import bench
 
     conf = bench.raw_clients_config(Settings.from_env(dict(SASL_ENV)).kafka)
     for name in ("admin", "producer", "consumer"):
@@ -178,8 +177,8 @@ def test_bench_clients_of_both_libraries():
 def test_tls_files_reach_both_libraries(tmp_path):
     ca = tmp_path / "ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
-    k = KafkaAccess.from_env({"PARSEC_KAFKA_SECURITY_PROTOCOL": "SSL", "PARSEC_KAFKA_SSL_CAFILE": str(ca),
-                              "PARSEC_KAFKA_SSL_CHECK_HOSTNAME": "false"})
+    k = Settings.from_env({"PARSEC_KAFKA_SECURITY_PROTOCOL": "SSL", "PARSEC_KAFKA_SSL_CAFILE": str(ca),
+                           "PARSEC_KAFKA_SSL_CHECK_HOSTNAME": "false"}).kafka
     assert _contains(k.kafka_python(), {"security_protocol": "SSL", "ssl_cafile": str(ca), "ssl_check_hostname": False})
     assert _contains(k.librdkafka(), {"security.protocol": "SSL", "ssl.ca.location": str(ca),
                                       "ssl.endpoint.identification.algorithm": "none"})
@@ -188,35 +187,30 @@ def test_tls_files_reach_both_libraries(tmp_path):
 
 def test_cli_flags_win_over_the_environment(tmp_path, monkeypatch):
     from infrastructure import cli
-    from infrastructure.node_cli import node_config
 
     secret = tmp_path / "password"
     secret.write_text("from-the-file\n")
     for k, v in SASL_ENV.items():
         monkeypatch.setenv(k, v)
-    cli._load_extra_commands()
     args = cli.build_parser().parse_args(["--kafka-security-protocol", "sasl_ssl", "--kafka-sasl-username", "gateway",
                                           "--kafka-sasl-password-file", str(secret), "send", "pay"])
     settings = cli.settings_from(args)
     sec = settings.kafka_security
     assert (sec.protocol, sec.sasl_mechanism, sec.username, sec.password) == ("SASL_SSL", "SCRAM-SHA-256", "gateway",
                                                                               "from-the-file")
-    config = node_config(args, settings)
-    assert config.security == sec and config.kafka == settings.kafka
 
 
 def test_passwords_are_never_printed(config, caplog, monkeypatch):
     from infrastructure import cli
 
-    for value in (config, config.security, config.kafka, Settings.from_env(dict(SASL_ENV)),
-                  KafkaSettings(security=config.security)):
+    for value in (config, config.kafka_security, config.kafka, Settings.from_env(dict(SASL_ENV)),
+                  KafkaSettings(security=config.kafka_security)):
         assert SECRET not in repr(value) and SECRET not in str(value)
     with caplog.at_level(logging.INFO):
         logging.getLogger("parsec.test").info("config %s, %r", config, config.kafka)
     assert "node" in caplog.text and SECRET not in caplog.text
     for k, v in SASL_ENV.items():
         monkeypatch.setenv(k, v)
-    cli._load_extra_commands()
     parser = cli.build_parser()
     helps = [parser.format_help()] + [p.format_help() for a in parser._actions
                                       if isinstance(a, argparse._SubParsersAction) for p in a.choices.values()]

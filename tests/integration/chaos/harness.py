@@ -40,8 +40,10 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from infrastructure.node import Node, NodeConfig, Sender
+from infrastructure import bootstrap
+from infrastructure.node import Sender
 from infrastructure.node.messages import channel_key, partition_of
+from infrastructure.settings import Settings
 from tests.integration.node.conftest import (
     disorder,
     make_channels,
@@ -98,7 +100,7 @@ class ChaosReport:
 
 
 class ChaosRun:
-    def __init__(self, config: NodeConfig, plan: ChaosPlan, log_dir: Path,
+    def __init__(self, config: Settings, plan: ChaosPlan, log_dir: Path,
                  progress: Callable[[str], None] | None = None) -> None:
         self.config, self.plan, self.log_dir = config, plan, log_dir
         self.progress = progress or (lambda line: None)  # one line per act of chaos (scripts/chaos prints it)
@@ -205,7 +207,7 @@ class ChaosRun:
     # ------------------------------------------------------------------ the run
     def run(self, drain_timeout: float = 240.0) -> ChaosReport:
         c, plan, r = self.config, self.plan, self.report
-        Node(c).ensure_topics()
+        bootstrap.node(c).ensure_topics()
         plans = make_channels(plan.seed, plan.channels)
         sender = Sender(c)
         service = reader(c)
@@ -251,9 +253,9 @@ class ChaosRun:
         """Gaps between the commit times of each partition's events while payments were coming in."""
         wall_start = time.time() - (time.monotonic() - started)
         wall_end = time.time() - (time.monotonic() - ended)
-        consumer = KafkaConsumer(bootstrap_servers=self.config.bootstrap.split(","), group_id=None,
+        consumer = KafkaConsumer(bootstrap_servers=self.config.kafka_bootstrap.split(","), group_id=None,
                                  enable_auto_commit=False, isolation_level="read_committed",
-                                 **self.config.security.kafka_python())
+                                 **self.config.kafka_security.kafka_python())
         try:
             tps = [TopicPartition(self.config.events_topic, p) for p in range(self.config.partitions)]
             consumer.assign(tps)
@@ -306,10 +308,10 @@ class ChaosRun:
                               f"{len(unexpected)} unexpected ({list(unexpected.items())[:5]})")
 
 
-def fresh_config(bootstrap: str, **overrides: Any) -> NodeConfig:
+def fresh_config(bootstrap: str, **overrides: Any) -> Settings:
     t = f"chaos.{uuid.uuid4().hex[:10]}"
-    c = NodeConfig(bootstrap=bootstrap, events_topic=f"{t}.events", inbound_topic=f"{t}.inbound",
-                   control_topic=f"{t}.control", rejected_topic=f"{t}.rejected", group=f"{t}.nodes", partitions=4)
+    c = Settings(kafka_bootstrap=bootstrap, events_topic=f"{t}.events", inbound_topic=f"{t}.inbound",
+                   control_topic=f"{t}.control", rejected_topic=f"{t}.rejected", node_group=f"{t}.nodes", partitions=4)
     for k, v in overrides.items():
         setattr(c, k, v)
     return c

@@ -22,9 +22,10 @@ from typing import Any
 import pytest
 
 from domain.application import ChannelService
+from infrastructure import bootstrap
 from infrastructure.chain import ChannelContract, connect, fund, wallet
-from infrastructure.node import NodeConfig, OpenChannelRequest, Sender
-from infrastructure.settlement.settler import Settler
+from infrastructure.node import OpenChannelRequest, Sender
+from infrastructure.settings import Settings
 from projections.balances import Balances, channel_balances
 from projections.runner import ProjectionRunner
 from projections.source import source_for
@@ -105,8 +106,8 @@ def test_a_20s_broker_outage_under_load_is_ridden_out(broker: PrivateBroker, tmp
         contract.open_channel(wa, p.channel_id, p.b.address, deposit=10**18, challenge_period=PERIOD)
 
     t = f"restart.{tag}"
-    config = NodeConfig(bootstrap=broker.bootstrap, events_topic=f"{t}.events", inbound_topic=f"{t}.inbound",
-                        control_topic=f"{t}.control", rejected_topic=f"{t}.rejected", group=f"{t}.nodes",
+    config = Settings(kafka_bootstrap=broker.bootstrap, events_topic=f"{t}.events", inbound_topic=f"{t}.inbound",
+                        control_topic=f"{t}.control", rejected_topic=f"{t}.rejected", node_group=f"{t}.nodes",
                         partitions=4, session_timeout_ms=10000, settlers=operator.address,
                         min_challenge_period=PERIOD)
     sender = Sender(config)
@@ -130,7 +131,7 @@ def test_a_20s_broker_outage_under_load_is_ridden_out(broker: PrivateBroker, tmp
     threads: list[threading.Thread] = []
     stream = Stream(sender, payments)
     try:
-        settler = Settler(config, ChannelContract(w3, contract.address), operator.wallet,
+        settler = bootstrap.settler(config, ChannelContract(w3, contract.address), operator.wallet,
                           store_topic=f"{t}.settlement", interval=0.3, start_block=int(w3.eth.block_number))
         runner = ProjectionRunner(source_for(reader), store, [Balances()])
         for target, args in ((settler.run, (stop,)), (runner.run_forever, (stop,)), (stream.run, (60.0,))):

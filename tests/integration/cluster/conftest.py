@@ -24,8 +24,8 @@ from kafka import TopicPartition as KafkaTopicPartition
 
 from infrastructure.kafka.log import H_TOPIC, H_VERSION
 from infrastructure.kafka.security import KafkaSecurity
-from infrastructure.node import NodeConfig
 from infrastructure.node.messages import channel_key, encode_control, partition_of
+from infrastructure.settings import Settings
 from tests.integration.node.conftest import node_process
 
 REPO = Path(__file__).resolve().parents[3]
@@ -69,7 +69,7 @@ class Cluster:
         return KafkaSecurity.from_env(env)
 
 
-def secured_node_process(config: NodeConfig, node_id: str, log_path: Path, credentials: dict[str, str]) -> Any:
+def secured_node_process(config: Settings, node_id: str, log_path: Path, credentials: dict[str, str]) -> Any:
     """``parsec node`` in a subprocess, authenticating with ``credentials`` (PARSEC_KAFKA_* env)."""
     saved = {k: os.environ.get(k) for k in credentials}
     os.environ.update(credentials)  # node_process passes os.environ on, then its own settings
@@ -87,10 +87,10 @@ class Gateway:
     """A participants' gateway: a confluent-kafka producer (acks=all) writing signed payments and
     control requests to the inbound and control topics, keyed and partitioned like the node's Sender."""
 
-    def __init__(self, config: NodeConfig, security: KafkaSecurity, **conf: Any) -> None:
+    def __init__(self, config: Settings, security: KafkaSecurity, **conf: Any) -> None:
         self.config = config
         self.errors: list[KafkaError] = []
-        self.producer = Producer({"bootstrap.servers": config.bootstrap, "acks": "all", "linger.ms": 5,
+        self.producer = Producer({"bootstrap.servers": config.kafka_bootstrap, "acks": "all", "linger.ms": 5,
                                   "message.timeout.ms": 20000, "error_cb": self.errors.append,
                                   **security.librdkafka(), **conf})
 

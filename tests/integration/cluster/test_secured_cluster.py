@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -28,8 +27,8 @@ from confluent_kafka import KafkaError
 
 from domain.application import ChannelService
 from infrastructure.kafka.log import ensure_topics
-from infrastructure.node import NodeConfig
 from infrastructure.node.topics import node_topic_specs, store_settings
+from infrastructure.settings import Settings
 from tests.integration.cluster.conftest import (
     Cluster,
     Gateway,
@@ -55,7 +54,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     try:
         # The node's four topics, made by admin up front so that each test stands alone (the node
         # may create them too: it has the Create ACL; the gateway does not).
-        admin = replace(config_for(c), security=c.security("admin"))
+        admin = config_for(c).with_kafka_security(c.security("admin"))
         ensure_topics(store_settings(admin), node_topic_specs(admin))
         ChannelService(env=admin.store_env(None)).close()  # and the store's: events, tracking
         yield c
@@ -63,10 +62,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         c.stop()
 
 
-def config_for(c: Cluster, principal: str = "gateway") -> NodeConfig:
-    return NodeConfig(bootstrap=c.bootstrap, events_topic=EVENTS, inbound_topic=INBOUND, control_topic=CONTROL,
-                      rejected_topic=REJECTED, group=GROUP, partitions=4, session_timeout_ms=6000,
-                      security=c.security(principal))
+def config_for(c: Cluster, principal: str = "gateway") -> Settings:
+    return Settings(kafka_bootstrap=c.bootstrap, events_topic=EVENTS, inbound_topic=INBOUND, control_topic=CONTROL,
+                    rejected_topic=REJECTED, node_group=GROUP, partitions=4,
+                    session_timeout_ms=6000).with_kafka_security(c.security(principal))
 
 
 def test_the_credentials_are_the_security_env_interface(cluster: Cluster) -> None:
@@ -114,7 +113,7 @@ def test_a_node_applies_the_gateways_payments_exactly_once(cluster: Cluster, tmp
     log_path = tmp_path / "node.log"
     node = secured_node_process(config, "secured-node", log_path, cluster.credentials("node"))
     gateway = Gateway(config, cluster.security("gateway"))
-    reader = ChannelService(env=replace(config, security=cluster.security("reader")).store_env(None))
+    reader = ChannelService(env=config.with_kafka_security(cluster.security("reader")).store_env(None))
     try:
         opens = [gateway.control(p.open_request()) for p in plans]
         assert gateway.flush() == 0
@@ -138,7 +137,7 @@ def test_a_node_applies_the_gateways_payments_exactly_once(cluster: Cluster, tmp
         reader.close()
     records = read_events(cluster.bootstrap, EVENTS, config.partitions, security=cluster.security("reader"))
     assert exactly_once(records, plans) == []
-    replayer = ChannelService(env=replace(config, security=cluster.security("reader")).store_env(None))
+    replayer = ChannelService(env=config.with_kafka_security(cluster.security("reader")).store_env(None))
     try:
         for p in plans:
             channel, _ = replay(replayer, p.channel_id)

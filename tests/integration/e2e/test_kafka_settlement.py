@@ -21,11 +21,11 @@ import pytest
 
 from domain.application import ChannelService
 from domain.protocol import GENESIS, Invoice, SignedInvoice, SigningDomain, sign_invoice
+from infrastructure import bootstrap
 from infrastructure.chain import ChannelContract, advance_time, connect, fund, wallet
 from infrastructure.chain import events as ev
 from infrastructure.node import OpenChannelRequest, Sender, SettlementRequest
-from infrastructure.parties import make_parties
-from infrastructure.settlement.settler import Settler
+from infrastructure.tools.workload import make_parties
 from projections.balances import Balances, channel_balances
 from projections.postgres import PostgresStore
 from projections.runner import ProjectionRunner
@@ -138,7 +138,7 @@ def test_node_settler_and_read_models_agree_with_the_chain(anvil: Any, node_conf
     threads = []
     started = time.monotonic()
     with running_node(config):
-        settler = Settler(config, ChannelContract(w3, contract.address), operator.wallet,
+        settler = bootstrap.settler(config, ChannelContract(w3, contract.address), operator.wallet,
                           store_topic=f"{config.events_topic}.settlement", interval=0.3,
                           start_block=int(w3.eth.block_number))
         # the settlements read model follows the settler's own topic too (hashes, blocks, gas)
@@ -277,9 +277,9 @@ def test_a_second_settler_fences_the_first(anvil: Any, node_config: Any) -> None
     contract = ChannelContract.deploy(w3, deployer.wallet, deployer.address, min_challenge_period=PERIOD)
     config = node_config(session_timeout_ms=30000)
     topic = f"{config.events_topic}.settlement"
-    first = Settler(config, contract, operator.wallet, store_topic=topic, start_block=int(w3.eth.block_number))
+    first = bootstrap.settler(config, contract, operator.wallet, store_topic=topic, start_block=int(w3.eth.block_number))
     first.step()
-    second = Settler(config, contract, operator.wallet, store_topic=topic, start_block=int(w3.eth.block_number))
+    second = bootstrap.settler(config, contract, operator.wallet, store_topic=topic, start_block=int(w3.eth.block_number))
     try:
         advance_time(w3, 1)  # a new block: the first settler's watcher saves its position, and is fenced
         stop = threading.Event()

@@ -8,8 +8,8 @@ import uuid
 import confluent_kafka.admin as ck_admin
 
 from domain.application import ChannelService
-from infrastructure.node.config import NodeConfig
 from infrastructure.node.send import Sender
+from infrastructure.settings import Settings
 
 
 def _topic_level(bootstrap: str, topic: str) -> dict[str, str]:
@@ -25,8 +25,8 @@ def _replicas(bootstrap: str, topic: str) -> int:
     return len(admin.list_topics(topic, timeout=10).topics[topic].partitions[0].replicas)
 
 
-def _node_config(bootstrap: str, t: str, **kw: object) -> NodeConfig:
-    return NodeConfig(bootstrap=bootstrap, events_topic=f"{t}.events", inbound_topic=f"{t}.inbound",
+def _node_config(bootstrap: str, t: str, **kw: object) -> Settings:
+    return Settings(kafka_bootstrap=bootstrap, events_topic=f"{t}.events", inbound_topic=f"{t}.inbound",
                       control_topic=f"{t}.control", rejected_topic=f"{t}.rejected", partitions=2, **kw)
 
 
@@ -36,7 +36,7 @@ def test_node_topics_and_the_event_store_take_min_insync_replicas(kafka_bootstra
     Sender(plain).close()  # unset: nothing on the topic, the broker's default applies
     assert "min.insync.replicas" not in _topic_level(kafka_bootstrap, plain.inbound_topic)
 
-    config = _node_config(kafka_bootstrap, t, replication_factor=1, min_insync_replicas=1)
+    config = _node_config(kafka_bootstrap, t, kafka_replication_factor=1, kafka_min_insync_replicas=1)
     Sender(config).close()  # creates the node's four topics
     for topic in (config.events_topic, config.inbound_topic, config.control_topic, config.rejected_topic):
         assert _topic_level(kafka_bootstrap, topic)["min.insync.replicas"] == "1"

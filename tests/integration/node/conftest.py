@@ -24,8 +24,10 @@ from kafka import KafkaConsumer, TopicPartition
 from domain.application import ChannelService
 from domain.channel import Channel
 from domain.protocol import GENESIS, Invoice, SignedInvoice, SigningDomain, sign_invoice
-from infrastructure.node import Node, NodeConfig, OpenChannelRequest, Rejection, Sender
-from infrastructure.parties import Party, make_parties
+from infrastructure import bootstrap
+from infrastructure.node import Node, OpenChannelRequest, Rejection, Sender
+from infrastructure.settings import Settings
+from infrastructure.tools.workload import Party, make_parties
 from tests.integration.kafka.conftest import kafka_bootstrap
 
 __all__ = ["kafka_bootstrap"]
@@ -35,16 +37,16 @@ DOMAIN = SigningDomain(chain_id=131277322940537, verifying_contract="0xF2E246BB7
 
 
 @pytest.fixture
-def node_config(kafka_bootstrap: str) -> Callable[..., NodeConfig]:
-    def make(**overrides: Any) -> NodeConfig:
+def node_config(kafka_bootstrap: str) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
         t = f"test.{uuid.uuid4().hex[:10]}"
-        c = NodeConfig(
-            bootstrap=kafka_bootstrap,
+        c = Settings(
+            kafka_bootstrap=kafka_bootstrap,
             events_topic=f"{t}.events",
             inbound_topic=f"{t}.inbound",
             control_topic=f"{t}.control",
             rejected_topic=f"{t}.rejected",
-            group=f"{t}.nodes",
+            node_group=f"{t}.nodes",
             partitions=4,
             session_timeout_ms=6000,
             tick_interval=0.5,
@@ -57,8 +59,8 @@ def node_config(kafka_bootstrap: str) -> Callable[..., NodeConfig]:
 
 
 @contextlib.contextmanager
-def running_node(config: NodeConfig, **kwargs: Any) -> Iterator[Node]:
-    node = Node(config, **kwargs)
+def running_node(config: Settings, **kwargs: Any) -> Iterator[Node]:
+    node = bootstrap.node(config, **kwargs)
     stop = threading.Event()
     errors: list[BaseException] = []
 
@@ -79,15 +81,15 @@ def running_node(config: NodeConfig, **kwargs: Any) -> Iterator[Node]:
     assert not errors, errors
 
 
-def node_process(config: NodeConfig, node_id: str, log_path: Path) -> subprocess.Popen:
+def node_process(config: Settings, node_id: str, log_path: Path) -> subprocess.Popen:
     env = {
         **os.environ,
-        "PARSEC_KAFKA_BOOTSTRAP": config.bootstrap,
+        "PARSEC_KAFKA_BOOTSTRAP": config.kafka_bootstrap,
         "PARSEC_EVENTS_TOPIC": config.events_topic,
         "PARSEC_INBOUND_TOPIC": config.inbound_topic,
         "PARSEC_CONTROL_TOPIC": config.control_topic,
         "PARSEC_REJECTED_TOPIC": config.rejected_topic,
-        "PARSEC_NODE_GROUP": config.group,
+        "PARSEC_NODE_GROUP": config.node_group,
         "PARSEC_PARTITIONS": str(config.partitions),
         "PARSEC_SESSION_TIMEOUT_MS": str(config.session_timeout_ms),
         "PARSEC_NODE_ID": node_id,
@@ -224,7 +226,7 @@ def open_channels(sender: Sender, plans: list[ChannelPlan], **params: Any) -> No
 # --- reading back ------------------------------------------------------------------
 
 
-def reader(config: NodeConfig) -> ChannelService:
+def reader(config: Settings) -> ChannelService:
     return ChannelService(env=config.store_env(None))
 
 
@@ -257,9 +259,9 @@ def replay(service: ChannelService, channel_id: uuid.UUID) -> tuple[Channel, lis
     return agg, events
 
 
-def read_rejected(config: NodeConfig, settle: float = 0.0) -> list[Rejection]:
+def read_rejected(config: Settings, settle: float = 0.0) -> list[Rejection]:
     time.sleep(settle)
-    c = KafkaConsumer(bootstrap_servers=config.bootstrap.split(","), group_id=None, enable_auto_commit=False,
+    c = KafkaConsumer(bootstrap_servers=config.kafka_bootstrap.split(","), group_id=None, enable_auto_commit=False,
                       isolation_level="read_committed")
     try:
         tps = [TopicPartition(config.rejected_topic, p) for p in range(config.partitions)]

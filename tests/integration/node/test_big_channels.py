@@ -82,9 +82,9 @@ def test_defect9_a_dispute_of_5000_unconfirmed_payments_is_small_and_its_partiti
     # every record written for these channels is small, whatever their history (the limit is ~1 MB)
     stored = service.mapper.to_stored_event(disputed[0])
     assert record_size(*encode_event(stored)) < 2_000
-    assert _largest_record(config.bootstrap, config.events_topic, config.partitions) < 10_000
+    assert _largest_record(config.kafka_bootstrap, config.events_topic, config.partitions) < 10_000
     snapshots = f"{config.events_topic}.snapshots"
-    assert _largest_record(config.bootstrap, snapshots, config.partitions) < 200_000
+    assert _largest_record(config.kafka_bootstrap, snapshots, config.partitions) < 200_000
     assert read_rejected(config) == []
     service.close()
 

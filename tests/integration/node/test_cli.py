@@ -13,7 +13,7 @@ from domain.crypto import PrivateKey
 from domain.protocol import HashPointer, Invoice, sign_invoice
 from infrastructure.cli import main
 from infrastructure.node.messages import partition_of
-from infrastructure.parties import make_parties
+from infrastructure.tools.workload import make_parties
 from tests.integration.node.conftest import reader, running_node, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
@@ -28,7 +28,7 @@ def test_parsec_send_open_pay_settle(node_config, capsys, tmp_path):
     a, b = make_parties("cli", 2)
 
     def send(*args: str) -> dict:
-        assert main(["--kafka", config.bootstrap, "send", *args, *topics]) == 0
+        assert main(["--kafka", config.kafka_bootstrap, "send", *args, *topics]) == 0
         return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
     with running_node(config):

@@ -13,10 +13,11 @@ from pathlib import Path
 import confluent_kafka as ck
 import pytest
 
+from infrastructure import bootstrap
 from infrastructure.kafka import WriterFencedError, tracking_name
 from infrastructure.node import Sender
 from infrastructure.node.messages import partition_of
-from infrastructure.node.partition import InRecord, PartitionWorker
+from infrastructure.node.partition import InRecord
 from tests.integration.node.conftest import (
     make_channels,
     make_payments,
@@ -33,7 +34,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def _committed(config) -> dict[tuple[str, int], int]:
-    c = ck.Consumer({"bootstrap.servers": config.bootstrap, "group.id": config.group, "enable.auto.commit": False})
+    c = ck.Consumer({"bootstrap.servers": config.kafka_bootstrap, "group.id": config.node_group, "enable.auto.commit": False})
     try:
         tps = [ck.TopicPartition(t, p) for t in (config.inbound_topic, config.control_topic)
                for p in range(config.partitions)]
@@ -45,13 +46,13 @@ def _committed(config) -> dict[tuple[str, int], int]:
 def _describe(config) -> list[dict[str, str]]:
     """``kafka-consumer-groups.sh --describe``: Kafka's own tool (scripts/kafka-tools resolves it)."""
     out = subprocess.run(
-        [str(REPO / "scripts/kafka-tools"), "consumer-groups", "--bootstrap-server", config.bootstrap,
-         "--describe", "--group", config.group],
+        [str(REPO / "scripts/kafka-tools"), "consumer-groups", "--bootstrap-server", config.kafka_bootstrap,
+         "--describe", "--group", config.node_group],
         capture_output=True, text=True, timeout=300, check=True,
     ).stdout
     rows = [line.split() for line in out.splitlines() if line.strip()]
     header = next(r for r in rows if r[:2] == ["GROUP", "TOPIC"])
-    return [dict(zip(header, r, strict=False)) for r in rows if r[0] == config.group and r != header]
+    return [dict(zip(header, r, strict=False)) for r in rows if r[0] == config.node_group and r != header]
 
 
 def test_group_offsets_are_the_tracking_positions_and_the_standard_tool_shows_no_lag(node_config):
@@ -89,7 +90,7 @@ def test_a_member_the_group_dropped_cannot_commit(node_config):
     """A stale generation (the group rebalanced without this member): the batch's transaction is aborted."""
     config = node_config()
     plans = make_channels("group-zombie", 2)
-    consumer = ck.Consumer({"bootstrap.servers": config.bootstrap, "group.id": config.group,
+    consumer = ck.Consumer({"bootstrap.servers": config.kafka_bootstrap, "group.id": config.node_group,
                             "enable.auto.commit": False, "session.timeout.ms": 6000})
     other = None
     with running_node(config):  # creates the topics; then stops, so the group is ours
@@ -98,7 +99,7 @@ def test_a_member_the_group_dropped_cannot_commit(node_config):
         consumer.subscribe([config.inbound_topic])
         wait_for(lambda: (consumer.poll(0.2), bool(consumer.assignment()))[1], 30, "the member joined")
         stale = consumer.consumer_group_metadata()
-        other = ck.Consumer({"bootstrap.servers": config.bootstrap, "group.id": config.group,
+        other = ck.Consumer({"bootstrap.servers": config.kafka_bootstrap, "group.id": config.node_group,
                              "enable.auto.commit": False, "session.timeout.ms": 6000})
         other.subscribe([config.inbound_topic])
         wait_for(lambda: (consumer.poll(0.2), other.poll(0.2), bool(other.assignment()))[2], 30,
@@ -110,7 +111,7 @@ def test_a_member_the_group_dropped_cannot_commit(node_config):
         finally:
             sender.close()
         p = partition_of(plans[0].channel_id, config.partitions)
-        worker = PartitionWorker(p, config, group_metadata=lambda: stale)
+        worker = bootstrap.partition_worker(config, p, group_metadata=lambda: stale)
         try:
             control = _read(config, config.control_topic, p)
             with pytest.raises(WriterFencedError, match="refused this member's offsets"):
@@ -130,7 +131,7 @@ def test_a_member_the_group_dropped_cannot_commit(node_config):
 
 
 def _read(config, topic: str, p: int) -> list[InRecord]:
-    c = ck.Consumer({"bootstrap.servers": config.bootstrap, "group.id": "reader", "enable.auto.commit": False,
+    c = ck.Consumer({"bootstrap.servers": config.kafka_bootstrap, "group.id": "reader", "enable.auto.commit": False,
                      "isolation.level": "read_committed"})
     try:
         c.assign([ck.TopicPartition(topic, p, 0)])

@@ -60,7 +60,7 @@ def _pays_on_every_partition(config, plans, sender, service, *, idle=lambda: Non
 
 
 def _create_topic(config, name: str) -> None:
-    admin = AdminClient({"bootstrap.servers": config.bootstrap})
+    admin = AdminClient({"bootstrap.servers": config.kafka_bootstrap})
     admin.create_topics([NewTopic(name, 1, 1)])[name].result(30)
 
 
@@ -80,7 +80,7 @@ def test_lone_node_left_after_a_second_member_joins_and_leaves_owns_everything(n
     plans = _one_channel_per_partition("rebalance-second", config.partitions)
     with running_node(config) as node:
         sender, service = Sender(config), reader(config)
-        second = ck.Consumer({"bootstrap.servers": config.bootstrap, "group.id": config.group,
+        second = ck.Consumer({"bootstrap.servers": config.kafka_bootstrap, "group.id": config.node_group,
                               "client.id": "second-member", "enable.auto.commit": False,
                               "partition.assignment.strategy": "range",
                               "session.timeout.ms": config.session_timeout_ms})

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from infrastructure.node import Node, Sender
+from infrastructure import bootstrap
+from infrastructure.node import Sender
 from infrastructure.node.messages import partition_of
-from infrastructure.node.partition import PartitionWorker
 from tests.integration.node.conftest import make_channels, read_rejected
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
@@ -36,7 +36,7 @@ def _produce(sender: Sender, topic: str, partition: int, key: bytes | None, valu
 
 def test_defect8_refusals_behind_a_long_held_payment_are_published_once_across_takeovers(node_config):
     config = node_config(max_wait=3600)  # the early payment stays held for the whole test
-    Node(config).ensure_topics()
+    bootstrap.node(config).ensure_topics()
     sender = Sender(config)
     plan = next(p for p in make_channels("defect8", 40) if partition_of(p.channel_id, config.partitions) == 0)
     early = plan.sign_next(10**9)  # its channel is never opened: held, pinning the safe position
@@ -48,7 +48,7 @@ def test_defect8_refusals_behind_a_long_held_payment_are_published_once_across_t
     try:
         for takeover in range(4):
             # each new owner fences the previous one and re-reads from the committed safe position
-            worker = PartitionWorker(0, config)
+            worker = bootstrap.partition_worker(config, 0)
             workers.append(worker)
             inbound.append(_produce(sender, config.inbound_topic, 0, None, f"not json {takeover + 2}".encode()))
             report = worker.process([], inbound)

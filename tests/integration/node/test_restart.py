@@ -9,8 +9,9 @@ import time
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from infrastructure import bootstrap
 from infrastructure.kafka import WriterFencedError
-from infrastructure.node import PartitionWorker, Sender
+from infrastructure.node import Sender
 from infrastructure.node.messages import channel_key, partition_of
 from tests.integration.node.conftest import make_channels, open_channels, read_rejected
 
@@ -18,7 +19,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
 
 def fetch(config, topic: str, partition: int, start: int) -> list:
-    c = KafkaConsumer(bootstrap_servers=config.bootstrap.split(","), group_id=None, enable_auto_commit=False,
+    c = KafkaConsumer(bootstrap_servers=config.kafka_bootstrap.split(","), group_id=None, enable_auto_commit=False,
                       isolation_level="read_committed")
     tp = TopicPartition(topic, partition)
     try:
@@ -46,7 +47,7 @@ def test_new_owner_resumes_from_the_oldest_held_payment_and_rejects_once(node_co
               sender.payment(t3)):
         f.get(timeout=15)
 
-    old = PartitionWorker(p, config)
+    old = bootstrap.partition_worker(config, p)
     control = fetch(config, config.control_topic, p, old.next_control)
     inbound = fetch(config, config.inbound_topic, p, old.next_inbound)
     report = old.process(control, inbound)
@@ -54,7 +55,7 @@ def test_new_owner_resumes_from_the_oldest_held_payment_and_rejects_once(node_co
     assert old.committed[old.t_inbound] == inbound[0].offset  # the safe position: t2, still held
     assert old.next_inbound == inbound[-1].offset + 1
 
-    new = PartitionWorker(p, config)  # the next owner: fences the old writer
+    new = bootstrap.partition_worker(config, p)  # the next owner: fences the old writer
     assert new.next_inbound == inbound[0].offset
     assert new.skip == {inbound[1].offset}
     again = fetch(config, config.inbound_topic, p, new.next_inbound)

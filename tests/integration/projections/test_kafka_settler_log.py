@@ -7,15 +7,14 @@ import uuid
 import pytest
 
 from domain.settlement import Intent, IntentKind, intent_id
-from infrastructure.config import Settings
-from infrastructure.node import NodeConfig
+from infrastructure.bootstrap import event_source
+from infrastructure.settings import Settings
 from infrastructure.settlement.records import SettlementIntent
 from infrastructure.settlement.settler import SettlerStore, settler_store_env
 from projections.runner import ProjectionRunner
 from projections.settlements import Settlements, settlements
 from projections.source import SETTLER_PARTITION_BASE
 from projections.sqlite import SQLiteStore
-from projections.wiring import event_source
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
@@ -24,7 +23,7 @@ def test_the_settlements_read_model_reads_the_settlers_transactions_from_its_top
                                                                                   monkeypatch):
     t = f"test.{uuid.uuid4().hex[:10]}"
     topic = f"{t}.settlement"
-    config = NodeConfig(bootstrap=kafka_bootstrap, events_topic=f"{t}.events")
+    config = Settings(kafka_bootstrap=kafka_bootstrap, events_topic=f"{t}.events")
     store = SettlerStore(env=settler_store_env(config, topic))  # what a settler writes
     cid = uuid.uuid4()
     intent = SettlementIntent.raised(Intent(intent_id(IntentKind.CHECKPOINT, cid, 20), IntentKind.CHECKPOINT, cid, 20))

@@ -17,7 +17,7 @@ from domain.application import ChannelService
 from domain.channel import ChannelParameters, ChannelStatus
 from domain.errors import ParsecError
 from domain.protocol import GENESIS, Invoice, SigningDomain, sign_invoice
-from infrastructure.parties import make_parties
+from infrastructure.tools.workload import make_parties
 from projections.balances import Balances, channel_balances, participant_balances
 from projections.runner import ProjectionRunner
 from projections.source import ApplicationEventSource

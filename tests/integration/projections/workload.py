@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from domain.application import ChannelService
-from infrastructure.config import Settings
-from infrastructure.demo import Demo
+from infrastructure.settings import Settings
+from infrastructure.tools.demo import Demo
 
 
 def service(events_db: Path, event_store: str = "sqlite", env: dict[str, str] | None = None) -> ChannelService:

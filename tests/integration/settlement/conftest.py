@@ -18,7 +18,7 @@ from domain.channel import ChannelParameters
 from domain.crypto import PrivateKey
 from infrastructure.chain import advance_time, fund, wallet
 from infrastructure.chain.connection import latest_timestamp
-from infrastructure.config import Settings
+from infrastructure.settings import Settings
 from infrastructure.settlement import ChainWatcher, SettlementExecutor
 from tests.contract.conftest import ETHER, Chain, Party, chain  # noqa: F401  (fixture)
 from tests.support import Ledger

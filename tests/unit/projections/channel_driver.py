@@ -8,7 +8,7 @@ from typing import Any
 
 from domain.channel import Channel, ChannelParameters
 from domain.protocol import GENESIS, HashPointer, Invoice, SigningDomain, sign_invoice
-from infrastructure.parties import Party, make_parties
+from infrastructure.tools.workload import Party, make_parties
 
 DOMAIN = SigningDomain(chain_id=1337, verifying_contract="0xF2E246BB76DF876Cef8b38ae84130F4F55De395b")
 PARAMS = ChannelParameters(challenge_period=3600, checkpoint_interval=3, checkpoint_timeout=600)

@@ -9,14 +9,14 @@ from typing import Any
 
 from rich.table import Table
 
-from infrastructure.config import Settings
+from infrastructure.settings import Settings
 
 RAIDEN_NOTE = "Raiden TokenNetwork (raiden-contracts data/gas.json)"
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from infrastructure import bench
-    from infrastructure.cli import console, err_console
+    from infrastructure.cli.console import console, err_console
+    from infrastructure.tools import bench
 
     sections = args.sections.split(",") if args.sections else None
     bootstrap = None if args.no_kafka else settings.kafka  # bootstrap, security, replication

@@ -1,6 +1,6 @@
 """Gas per channel operation on the in-process chain, beside Raiden's TokenNetwork figures.
 
-    python -m infrastructure.chain.gas_report        (or scripts/gas-report)
+    python -m infrastructure.tools.gas_report        (or scripts/gas-report)
 
 Prints JSON. Raiden's figures are raiden-contracts ``data/gas.json`` (an ERC20 token network),
 quoted in /work/shared/design/benchmarks.md. Each Parsec figure is the ``gasUsed`` of a receipt

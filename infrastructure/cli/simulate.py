@@ -9,12 +9,12 @@ from typing import Any
 
 from rich.table import Table
 
-from infrastructure.config import Settings
+from infrastructure.settings import Settings
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from infrastructure import simulate
-    from infrastructure.cli import RateProgress, console, err_console
+    from infrastructure.cli.console import RateProgress, console, err_console
+    from infrastructure.tools import simulate
 
     if args.payments is None and args.duration is None:
         args.payments = 2000
@@ -37,7 +37,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
             prefix = args.topics_prefix
             if prefix is None and args.spawn_node:
                 prefix = f"parsec.sim.{int(time.time())}"  # a private cluster: fresh topics and group
-            config = simulate.kafka_config(settings.kafka, prefix=prefix, partitions=args.partitions)
+            config = simulate.kafka_config(settings, prefix=prefix, partitions=args.partitions)
             result = simulate.run_kafka(
                 workload, config, payments=args.payments, duration=args.duration, rate=args.rate,
                 checkpoint_interval=args.checkpoint_interval, spawn=args.spawn_node,

@@ -16,29 +16,21 @@ import signal
 import threading
 from typing import Any
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
 from domain.money import format_amount
+from infrastructure import bootstrap
+from infrastructure.cli.console import console, err_console, short
+from infrastructure.settings import Settings
 from projections import registry
 from projections.balances import channel_balances, participant_balances
 from projections.history import payment_history
-from projections.runner import ProjectionRunner, rebuild
+from projections.runner import rebuild
 from projections.settlements import STATES, settlements
 from projections.store import ReadModelStore
-from projections.wiring import event_source, read_model_store
 
-console = Console()
-if not console.is_terminal:
-    console = Console(width=160)
-err_console = Console(stderr=True)
 log = logging.getLogger("parsec.projections")
-
-
-def _short(value: object, n: int = 10) -> str:
-    text = str(value)
-    return text if len(text) <= n + 2 else text[: n + 2] + "…"
 
 
 def _amount(value: int | None, currency: str | None) -> str:
@@ -61,11 +53,11 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _store(args: argparse.Namespace, settings: Any) -> ReadModelStore:
-    return read_model_store(settings, args.backend, db=args.db, schema=args.schema, events_db=args.events_db)
+    return bootstrap.read_model_store(settings, args.backend, db=args.db, schema=args.schema, events_db=args.events_db)
 
 
-def _models(args: argparse.Namespace, names: list[str] | None = None) -> list:
-    registry.load_plugins(args.plugin)
+def _models(args: argparse.Namespace, settings: Settings, names: list[str] | None = None) -> list:
+    registry.load_plugins([*args.plugin, *settings.plugin_modules])
     if not names:
         return list(registry.read_models().values())
     return [registry.get(n) for n in names]
@@ -78,15 +70,14 @@ def _known_events() -> set[str]:
 def _source(args: argparse.Namespace, settings: Any) -> Any:
     if getattr(args, "settlement_topic", None):
         settings.settlement_topic = args.settlement_topic
-    return event_source(settings, args.events_db)
+    return bootstrap.event_source(settings, args.events_db)
 
 
 def _catch_up(args: argparse.Namespace, settings: Any, store: ReadModelStore, names: list[str]) -> None:
     if getattr(args, "no_catch_up", False):
         return
-    runner = ProjectionRunner(
-        _source(args, settings), store, _models(args, names), known_events=_known_events()
-    )
+    runner = bootstrap.projection_runner(_source(args, settings), store, _models(args, settings, names),
+                                         known_events=_known_events())
     n = runner.catch_up()
     if n:
         log.info("caught up %d event(s) from the log", n)
@@ -98,7 +89,7 @@ def _print_json(rows: list[Any]) -> None:
 
 # --- projections list / rebuild / run / show ------------------------------------------
 def cmd_list(args: argparse.Namespace, settings: Any) -> int:
-    models = _models(args)
+    models = _models(args, settings)
     store = _store(args, settings)
     positions = store.all_positions()
     try:
@@ -127,7 +118,7 @@ def cmd_list(args: argparse.Namespace, settings: Any) -> int:
 
 
 def cmd_rebuild(args: argparse.Namespace, settings: Any) -> int:
-    (model,) = _models(args, [args.name])
+    (model,) = _models(args, settings, [args.name])
     store = _store(args, settings)
     source = _source(args, settings)
     progress = Progress(
@@ -164,10 +155,11 @@ def cmd_rebuild(args: argparse.Namespace, settings: Any) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Any) -> int:
-    models = _models(args, args.names)
+    models = _models(args, settings, args.names)
     store = _store(args, settings)
     source = _source(args, settings)
-    runner = ProjectionRunner(source, store, models, batch_size=args.batch_size, known_events=_known_events())
+    runner = bootstrap.projection_runner(source, store, models, batch_size=args.batch_size,
+                                         known_events=_known_events())
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -191,7 +183,7 @@ def cmd_run(args: argparse.Namespace, settings: Any) -> int:
 
 
 def cmd_show(args: argparse.Namespace, settings: Any) -> int:
-    (model,) = _models(args, [args.name])
+    (model,) = _models(args, settings, [args.name])
     store = _store(args, settings)
     _catch_up(args, settings, store, [model.name])
     out = {}
@@ -202,7 +194,7 @@ def cmd_show(args: argparse.Namespace, settings: Any) -> int:
         for c in t.columns:
             table.add_column(c.name, justify="right" if c.kind != "text" else "left")
         for r in rows:
-            table.add_row(*(_short(r[c.name], 16) if r[c.name] is not None else "" for c in t.columns))
+            table.add_row(*(short(r[c.name], 16) if r[c.name] is not None else "" for c in t.columns))
         if not args.json:
             console.print(table)
     if args.json:
@@ -235,9 +227,9 @@ def cmd_balances(args: argparse.Namespace, settings: Any) -> int:
     for c in channels:
         cur = c.currency
         table.add_row(
-            _short(c.channel_id, 8), cur, _short(c.participants[0]), _short(c.participants[1]),
+            short(c.channel_id, 8), cur, short(c.participants[0]), short(c.participants[1]),
             *(_amount(v, cur) for v in (*c.deposits, *c.sent, *c.balances)),
-            str(c.sequence), _short(c.head_hash, 8), c.status,
+            str(c.sequence), short(c.head_hash, 8), c.status,
         )
     console.print(table)
     if not args.channel:
@@ -271,9 +263,9 @@ def cmd_settlements(args: argparse.Namespace, settings: Any) -> int:
         cur = currencies.get(s.channel_id)
         seq = f"{s.from_sequence}–{s.sequence}" if s.from_sequence is not None else str(s.sequence)
         table.add_row(
-            _short(s.channel_id, 8), s.kind, seq, s.state, s.reason or "",
+            short(s.channel_id, 8), s.kind, seq, s.state, s.reason or "",
             _amount(s.balances[0], cur), _amount(s.balances[1], cur),
-            str(s.requested_at or ""), _short(s.tx_hash or "", 10), str(s.block or ""), str(s.gas or ""),
+            str(s.requested_at or ""), short(s.tx_hash or "", 10), str(s.block or ""), str(s.gas or ""),
         )
     console.print(table)
     return 0
@@ -301,9 +293,9 @@ def cmd_history(args: argparse.Namespace, settings: Any) -> int:
     for p in rows:
         cur = p.currency
         table.add_row(
-            str(p.sequence), _short(p.invoice_id, 8), _short(p.buyer), _short(p.supplier),
+            str(p.sequence), short(p.invoice_id, 8), short(p.buyer), short(p.supplier),
             _amount(p.price, cur), _amount(p.buyer_total, cur), _amount(p.buyer_balance, cur),
-            _amount(p.supplier_balance, cur), _short(p.transaction_hash, 10), _short(p.previous_hash, 10),
+            _amount(p.supplier_balance, cur), short(p.transaction_hash, 10), short(p.previous_hash, 10),
         )
     console.print(table)
     return 0

@@ -42,7 +42,9 @@ from pathlib import Path
 from typing import Any
 
 from domain.protocol import GENESIS_HASH, GENESIS_TRANSACTION_ID, PAYMENT_TYPE, SigningDomain
-from infrastructure.parties import Party, make_parties
+from infrastructure import bootstrap
+from infrastructure.settings import Settings
+from infrastructure.tools.workload import Party, make_parties
 
 log = logging.getLogger("parsec.simulate")
 
@@ -280,16 +282,14 @@ def run_embedded(
     batch: int = 200, checkpoint_interval: int = 100, progress: Callable[[int], None] | None = None,
 ) -> SimResult:
     """The stream through ChannelService on a fresh SQLite event store (one process)."""
-    from domain.application import ChannelService
     from domain.channel import ChannelParameters, PaymentOutcome
     from domain.errors import ParsecError
     from domain.protocol import SignedInvoice
     from domain.reorder import ReorderWindow
-    from infrastructure.config import Settings
 
     result = SimResult("embedded", len(workload.channels), offered_rate=rate)
     with tempfile.TemporaryDirectory(prefix="parsec-sim-") as tmp:
-        service = ChannelService(env=Settings(data_dir=Path(tmp), event_store="sqlite").application_env())
+        service = bootstrap.channel_service(Settings(data_dir=Path(tmp), event_store="sqlite"))
         params = ChannelParameters(challenge_period=3600, checkpoint_interval=checkpoint_interval,
                                    checkpoint_timeout=3600)
         now = int(time.time())
@@ -443,15 +443,13 @@ class BalancesFollower(threading.Thread):
 
     def __init__(self, config: Any, path: Path) -> None:
         super().__init__(name="parsec-sim-balances", daemon=True)
-        from domain.application import ChannelService
         from projections.balances import Balances
-        from projections.runner import ProjectionRunner
         from projections.source import source_for
         from projections.sqlite import SQLiteStore
 
-        self.app = ChannelService(env=config.store_env(None))
+        self.app = bootstrap.channel_reader(config)
         self.store = SQLiteStore(path)
-        self.runner = ProjectionRunner(source_for(self.app), self.store, [Balances()], batch_size=2000)
+        self.runner = bootstrap.projection_runner(source_for(self.app), self.store, [Balances()], batch_size=2000)
         self.stop = threading.Event()
         self.error: BaseException | None = None
 
@@ -490,10 +488,10 @@ class SpawnedNodes:
         root = Path(__file__).resolve().parents[1]
         env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
         for i in range(n):
-            cmd = [sys.executable, "-m", "infrastructure.cli", "--kafka", config.bootstrap, "node",
+            cmd = [sys.executable, "-m", "infrastructure.cli", "--kafka", config.kafka_bootstrap, "node",
                    "--events-topic", config.events_topic, "--inbound-topic", config.inbound_topic,
                    "--control-topic", config.control_topic, "--rejected-topic", config.rejected_topic,
-                   "--partitions", str(config.partitions), "--group", config.group,
+                   "--partitions", str(config.partitions), "--group", config.node_group,
                    "--node-id", f"sim-{i}", "--max-wait", str(max_wait), "--tick-interval", "0.5"]
             if max_poll_records:
                 cmd += ["--max-poll-records", str(max_poll_records)]
@@ -522,25 +520,18 @@ class SpawnedNodes:
                 p.wait(5)
 
 
-def kafka_config(kafka: Any, *, prefix: str | None = None, partitions: int = 4) -> Any:
+def kafka_config(settings: Settings | str, *, prefix: str | None = None, partitions: int = 4) -> Settings:
     """Node topics: the node's defaults, or a fresh private set named ``<prefix>.*``.
 
-    ``kafka``: a ``KafkaAccess`` (``Settings.kafka``: bootstrap, security, replication), or a bootstrap
-    address alone (plaintext, the broker's replication defaults)."""
-    from infrastructure.kafka_access import KafkaAccess
-    from infrastructure.node.config import NodeConfig
-
-    access = kafka if isinstance(kafka, KafkaAccess) else KafkaAccess(bootstrap=kafka)
-    how = dict(bootstrap=access.bootstrap, security=access.security, replication_factor=access.replication_factor,
-               min_insync_replicas=access.min_insync_replicas)
-    if prefix is None:
-        c = NodeConfig.from_env(partitions=partitions, **how)
-    else:
-        c = NodeConfig(events_topic=f"{prefix}.events", inbound_topic=f"{prefix}.inbound",
-                       control_topic=f"{prefix}.control", rejected_topic=f"{prefix}.rejected",
-                       group=f"{prefix}.nodes", partitions=partitions, **how)
-        c.validate()
-    return c
+    ``settings``: this run's (bootstrap, security, replication), or a bootstrap address alone."""
+    if isinstance(settings, str):
+        settings = Settings(kafka_bootstrap=settings)
+    update: dict[str, Any] = {"partitions": partitions}
+    if prefix is not None:
+        update.update(events_topic=f"{prefix}.events", inbound_topic=f"{prefix}.inbound",
+                      control_topic=f"{prefix}.control", rejected_topic=f"{prefix}.rejected",
+                      node_group=f"{prefix}.nodes")
+    return settings.model_copy(update=update)
 
 
 def run_kafka(

@@ -9,8 +9,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from infrastructure import bootstrap
 from projections.model import ReadModel
-from projections.runner import ProjectionRunner, rebuild
+from projections.runner import rebuild
 from projections.source import EventSource
 from projections.store import ReadModelStore
 
@@ -44,7 +45,7 @@ def bench_rebuild(
             results.append(BenchResult(backend, m.name, r.events, r.seconds, batch_size))
         for m in models:
             store.reset(m.name, m.tables)
-        runner = ProjectionRunner(source, store, models, batch_size=batch_size)
+        runner = bootstrap.projection_runner(source, store, models, batch_size=batch_size)
         started = time.perf_counter()
         events = runner.catch_up()
         results.append(BenchResult(backend, "all", events, time.perf_counter() - started, batch_size))

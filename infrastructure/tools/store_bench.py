@@ -1,6 +1,6 @@
 """Benchmark: the Kafka event store against eventsourcing's SQLite store.
 
-    python -m infrastructure.kafka.bench --events 20000 --aggregates 500
+    python -m infrastructure.tools.store_bench --events 20000 --aggregates 500
 
 Appends N events across M aggregates through an eventsourcing Application
 (generic Aggregate; each save() is one transaction holding
@@ -94,10 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", choices=["kafka", "sqlite"], help="run one store only")
     args = ap.parse_args(argv)
 
-    from infrastructure.kafka_access import KafkaAccess
+    from infrastructure.settings import Settings
 
-    # bootstrap, security (PARSEC_KAFKA_SECURITY_PROTOCOL, SASL, TLS) and replication, read once
-    access = KafkaAccess.from_env(os.environ, bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+    access = Settings().kafka  # bootstrap, security and replication, read once
     bootstrap = access.bootstrap
     result: dict[str, Any] = {
         "params": {

@@ -11,7 +11,10 @@ import sys
 import uuid
 from typing import Any
 
-from infrastructure.config import Settings
+from infrastructure import bootstrap
+from infrastructure.cli.console import stop_on_signals
+from infrastructure.cli.options import TOPIC_FIELDS, add_settings_flags
+from infrastructure.settings import Settings
 
 log = logging.getLogger("parsec.node")
 
@@ -53,57 +56,17 @@ refused to the rejected topic with their reason.
 """
 
 
-def _add_topic_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--events-topic", help="events topic (env PARSEC_EVENTS_TOPIC)")
-    p.add_argument("--inbound-topic", help="inbound payments topic (env PARSEC_INBOUND_TOPIC)")
-    p.add_argument("--control-topic", help="control requests topic (env PARSEC_CONTROL_TOPIC)")
-    p.add_argument("--rejected-topic", help="rejected messages topic (env PARSEC_REJECTED_TOPIC)")
-    p.add_argument("--partitions", type=int, help="partitions of topics the node creates (env PARSEC_PARTITIONS)")
-
-
 def _quiet_kafka() -> None:
     """kafka-python logs every connection at INFO: keep the node's own story readable."""
     if logging.getLogger("parsec").getEffectiveLevel() > logging.DEBUG:
         logging.getLogger("kafka").setLevel(logging.WARNING)
 
 
-def node_config(args: argparse.Namespace, settings: Settings) -> Any:
-    from infrastructure.node.config import NodeConfig
-
-    _quiet_kafka()
-
-    return NodeConfig.from_env(
-        bootstrap=settings.kafka_bootstrap,
-        security=settings.kafka_security,  # read once, with the flags (parsec --help)
-        replication_factor=settings.kafka_replication_factor,
-        min_insync_replicas=settings.kafka_min_insync_replicas,
-        events_topic=args.events_topic,
-        inbound_topic=args.inbound_topic,
-        control_topic=args.control_topic,
-        rejected_topic=args.rejected_topic,
-        partitions=args.partitions,
-        group=getattr(args, "group", None),
-        node_id=getattr(args, "node_id", None),
-        window=getattr(args, "window", None),
-        max_wait=getattr(args, "max_wait", None),
-        tick_interval=getattr(args, "tick_interval", None),
-        timeout_check_interval=getattr(args, "timeout_check_interval", None),
-        max_poll_records=getattr(args, "max_poll_records", None),
-        session_timeout_ms=getattr(args, "session_timeout_ms", None),
-        group_instance_id=getattr(args, "group_instance_id", None),
-        rejoin_unowned_after=getattr(args, "rejoin_unowned_after", None),
-        settlers=getattr(args, "settlers", None),
-        min_challenge_period=getattr(args, "min_challenge_period", None),
-    )
-
-
 # --- node --------------------------------------------------------------------------
 def cmd_node(args: argparse.Namespace, settings: Settings) -> int:
-    from infrastructure.node.runner import Node
 
-    config = node_config(args, settings)
-    node = Node(config)
-    from infrastructure.cli import stop_on_signals
+    _quiet_kafka()
+    node = bootstrap.node(settings)
 
     # `kill -USR1 <pid>` prints every thread's stack to stderr: what a stuck node is waiting for
     faulthandler.register(signal.SIGUSR1, all_threads=True)
@@ -120,7 +83,7 @@ def _print_sent(what: str, future: Any, extra: dict[str, Any] | None = None) -> 
 
 
 def _party(seed: str, who: str) -> Any:
-    from infrastructure.parties import make_parties
+    from infrastructure.tools.workload import make_parties
 
     a, b = make_parties(seed, 2)
     if who.lower() in ("a", "0"):
@@ -135,11 +98,12 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     from domain.money import Currency, parse_amount
     from domain.protocol import SignedInvoice
     from infrastructure.node import messages as m
-    from infrastructure.node.send import Sender, next_payment
-    from infrastructure.parties import make_parties
+    from infrastructure.node.send import next_payment
+    from infrastructure.tools.workload import make_parties
 
-    config = node_config(args, settings)
-    sender = Sender(config)
+    _quiet_kafka()
+    config = settings
+    sender = bootstrap.sender(settings)
     try:
         kind = args.kind
         if kind == "pay":
@@ -151,9 +115,7 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
                 return 0
             if not (args.seed and args.channel and args.amount):
                 raise ValueError("send pay needs --file, or --seed, --channel, --from and --amount")
-            from domain.application import ChannelService
-
-            reader = ChannelService(env=config.store_env(None))
+            reader = bootstrap.channel_reader(settings)
             try:
                 tx = next_payment(reader, uuid.UUID(args.channel), _party(args.seed, args.sender), args.amount)
             finally:
@@ -234,9 +196,7 @@ def _channel_domain(args: argparse.Namespace, config: Any, channel: uuid.UUID) -
         if not (args.chain_id and args.contract):
             raise ValueError("give both --chain-id and --contract, or neither (the channel's own are read)")
         return SigningDomain(chain_id=args.chain_id, verifying_contract=args.contract)
-    from domain.application import ChannelService
-
-    reader = ChannelService(env=config.store_env(None))
+    reader = bootstrap.channel_reader(config)
     try:
         return reader.get_channel_aggregate(channel).domain
     finally:
@@ -258,28 +218,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=NODE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_topic_flags(node)
-    node.add_argument("--group", help="consumer group (env PARSEC_NODE_GROUP, default parsec-node)")
-    node.add_argument("--node-id", help="this member's name (env PARSEC_NODE_ID); a stable name makes the node a "
-                      "static group member: restarted, it takes its partitions back without a rebalance")
-    node.add_argument("--group-instance-id", help="the static member id (env PARSEC_GROUP_INSTANCE_ID; default "
-                      "parsec-node-<node id> when the node id is given, else a dynamic member)")
-    node.add_argument("--window", type=int, help="n: held transactions per channel (env PARSEC_WINDOW, default 64)")
-    node.add_argument("--max-wait", type=int, help="seconds a held transaction waits (env PARSEC_MAX_WAIT, default 30)")
-    node.add_argument("--tick-interval", type=float, help="seconds between window-expiry passes (default 1)")
-    node.add_argument("--timeout-check-interval", type=float,
-                      help="seconds between checkpoint-timeout passes (default 5)")
-    node.add_argument("--max-poll-records", type=int, help="records per poll / transaction (default 2000)")
-    node.add_argument("--session-timeout-ms", type=int, help="group session timeout (default 10000)")
-    node.add_argument("--rejoin-unowned-after", type=float,
-                      help="seconds partitions of the inbound/control topics may have no owner in the group "
-                           "while this node owns fewer than it could before it rejoins (default 5, 0: off; "
-                           "env PARSEC_REJOIN_UNOWNED_AFTER)")
-    node.add_argument("--settlers", help="comma-separated addresses of the settlers whose notices this node "
-                                         "accepts (env PARSEC_SETTLERS; default none: every notice refused)")
-    node.add_argument("--min-challenge-period", type=int,
-                      help="refuse channels whose challenge period is shorter, in seconds (a watchtower needs "
-                           "time to answer a stale close; env PARSEC_MIN_CHALLENGE_PERIOD, default 3600)")
+    add_settings_flags(node, *TOPIC_FIELDS)
+    add_settings_flags(node, "node_group", "node_id", "group_instance_id", "window", "max_wait", "tick_interval",
+                       "timeout_check_interval", "max_poll_records", "session_timeout_ms", "rejoin_unowned_after",
+                       "settlers", "min_challenge_period")
     node.set_defaults(func=cmd_node)
 
     send = sub.add_parser(
@@ -296,7 +238,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     send.add_argument("kind", choices=("pay", "open", "deposit", "set-operator", "checkpoint", "settle", "dispute"))
-    _add_topic_flags(send)
+    add_settings_flags(send, *TOPIC_FIELDS)
     send.add_argument("--channel", help="channel id (open: generated when omitted)")
     send.add_argument("--file", help="pay: a signed invoice JSON file, or - for stdin")
     send.add_argument("--seed", help="seed of the two parties' keys (A = party 0, B = party 1)")

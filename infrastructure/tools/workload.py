@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from domain.addresses import Address, btc_p2pkh_address, eth_address_from_public_key
+from domain.addresses import Address, eth_address_from_public_key
 from domain.crypto import PrivateKey
 
 
@@ -20,10 +20,6 @@ class Party:
     @property
     def address(self) -> Address:
         return eth_address_from_public_key(self.key.public_key)
-
-    @property
-    def btc_address(self) -> str:
-        return btc_p2pkh_address(self.key.public_key)
 
 
 def make_parties(seed: int | str, count: int) -> list[Party]:

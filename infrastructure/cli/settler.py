@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from typing import Any
 
-from infrastructure.config import Settings
-from infrastructure.node_cli import _add_topic_flags, node_config
+from infrastructure import bootstrap
+from infrastructure.cli.console import stop_on_signals
+from infrastructure.cli.options import TOPIC_FIELDS, add_settings_flags
+from infrastructure.settings import Settings
 
 log = logging.getLogger("parsec.settlement")
 
@@ -25,15 +26,14 @@ environment variables (flags win over them):
 """
 
 
-def _operator(args: argparse.Namespace) -> Any:
+def _operator(args: argparse.Namespace, settings: Settings) -> Any:
     from domain.crypto import PrivateKey
     from infrastructure.chain import wallet
 
-    raw = os.environ.get("PARSEC_OPERATOR_KEY")
     if args.operator_seed:
         key = PrivateKey.from_seed(args.operator_seed)
-    elif raw:
-        key = PrivateKey.from_hex(raw)
+    elif settings.operator_key is not None:
+        key = PrivateKey.from_hex(settings.operator_key.get_secret_value())
     else:
         raise ValueError("the operator wallet: set PARSEC_OPERATOR_KEY or pass --operator-seed")
     return wallet(key)
@@ -41,25 +41,12 @@ def _operator(args: argparse.Namespace) -> Any:
 
 def cmd_settler(args: argparse.Namespace, settings: Settings) -> int:
     from infrastructure.chain import ChannelContract, connect
-    from infrastructure.settlement.settler import DEFAULT_STORE_TOPIC, Settler
 
-    config = node_config(args, settings)
-    rpc = args.eth_rpc or settings.eth_rpc
-    address = args.contract or os.environ.get("PARSEC_CONTRACT")
-    if not rpc or not address:
+    if not settings.eth_rpc or not settings.contract:
         raise ValueError("the settler needs an Ethereum node (--eth-rpc / PARSEC_ETH_RPC) and the contract "
                          "address (--contract / PARSEC_CONTRACT)")
-    w3 = connect(rpc)
-    settler = Settler(
-        config,
-        ChannelContract(w3, address),
-        _operator(args),
-        store_topic=args.store_topic or os.environ.get("PARSEC_SETTLEMENT_TOPIC") or DEFAULT_STORE_TOPIC,
-        start_block=args.start_block,
-        interval=args.interval,
-    )
-    from infrastructure.cli import stop_on_signals
-
+    settler = bootstrap.settler(settings, ChannelContract(connect(settings.eth_rpc), settings.contract),
+                                _operator(args, settings), start_block=args.start_block, interval=args.interval)
     settler.run(stop_on_signals("pass"))
     return 3 if settler.fenced else 0
 
@@ -77,11 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=SETTLER_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_topic_flags(p)
-    p.add_argument("--eth-rpc", help="Ethereum JSON-RPC URL (env PARSEC_ETH_RPC)")
-    p.add_argument("--contract", help="ParsecChannels address (env PARSEC_CONTRACT)")
+    add_settings_flags(p, *TOPIC_FIELDS, "eth_rpc", "contract", "settlement_topic")
     p.add_argument("--operator-seed", help="derive the operator key from a seed (tests, demos)")
-    p.add_argument("--store-topic", help="the settler's store (env PARSEC_SETTLEMENT_TOPIC)")
     p.add_argument("--start-block", type=int, default=0, help="first block the watcher reads (default 0)")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between passes (default 1)")
     p.set_defaults(func=cmd_settler)

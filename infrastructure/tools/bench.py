@@ -24,9 +24,10 @@ from domain.application import ChannelService
 from domain.channel import ChannelParameters
 from domain.crypto import PrivateKey, keccak, recover_public_key
 from domain.protocol import GENESIS, Invoice, SignedInvoice, SigningDomain, sign_invoice
-from infrastructure.config import Settings
+from infrastructure import bootstrap
 from infrastructure.kafka_access import KafkaAccess
-from infrastructure.parties import make_parties
+from infrastructure.settings import Settings
+from infrastructure.tools.workload import make_parties
 
 BENCH_DOMAIN = SigningDomain(chain_id=131277322940537, verifying_contract="0xF2E246BB76DF876Cef8b38ae84130F4F55De395b")
 
@@ -137,8 +138,7 @@ def embedded_payments(channels: int = 100, payments: int = 20_000, batch: int = 
     """Verified payments applied end to end on the embedded store (SQLite), one process."""
     opens, messages = make_workload(channels, payments)
     with tempfile.TemporaryDirectory() as tmp:
-        env = Settings(data_dir=Path(tmp), event_store="sqlite").application_env()
-        service = ChannelService(env=env)
+        service = bootstrap.channel_service(Settings(data_dir=Path(tmp), event_store="sqlite"))
         open_all(service, opens)
         start = time.perf_counter()
         accepted = 0
@@ -233,8 +233,8 @@ def kafka_payments(kafka: KafkaAccess | str, quick: bool = False, nodes: int | N
     PaymentAccepted event (the node's transaction committed)."""
     from kafka import KafkaAdminClient
 
-    from infrastructure import simulate
     from infrastructure.node.send import Sender
+    from infrastructure.tools import simulate
 
     k = _access(kafka)
     try:
@@ -340,9 +340,9 @@ def confluent_raw(kafka: KafkaAccess | str, messages: int = 20_000, size: int | 
 
 def replay(postgres_dsn: str | None, quick: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]], str | None]:
     """Read-model rebuild rate (events/s) per backend, on a log made by the demo workload."""
-    from infrastructure.demo import Demo
+    from infrastructure.tools.demo import Demo
+    from infrastructure.tools.projections_bench import bench_rebuild
     from projections import registry
-    from projections.bench import bench_rebuild
     from projections.source import ApplicationEventSource
     from projections.sqlite import SQLiteStore
 
@@ -350,7 +350,7 @@ def replay(postgres_dsn: str | None, quick: bool = False) -> tuple[dict[str, Any
     skipped = None
     with tempfile.TemporaryDirectory(prefix="parsec-bench-replay-") as tmp:
         settings = Settings(data_dir=Path(tmp), event_store="sqlite")
-        app = ChannelService(env=settings.application_env(sqlite_path=Path(tmp) / "events.sqlite"))
+        app = bootstrap.channel_service(settings, sqlite_path=Path(tmp) / "events.sqlite")
         Demo(app, channels=50, payments=payments, seed=7).run()
         source = ApplicationEventSource.of(app)
         models = list(registry.read_models().values())
@@ -382,7 +382,7 @@ def replay(postgres_dsn: str | None, quick: bool = False) -> tuple[dict[str, Any
 
 
 def gas() -> dict[str, Any]:
-    from infrastructure.chain.gas_report import measure
+    from infrastructure.tools.gas_report import measure
 
     return measure()
 

@@ -1,0 +1,191 @@
+"""The composition root: every service Parsec runs is built here, from one ``Settings``.
+
+The CLI (``infrastructure/cli``), the tools (``infrastructure/tools``) and tests ask this module for
+what they run; nothing else constructs a ``ChannelService``, a node, a settler, a settlement
+executor, a chain watcher or a projection runner (import-linter checks who imports this module;
+``grep "ChannelService("`` finds the constructor here only). Constructors elsewhere take their
+collaborators; the order things are built in (a settler fences its predecessor before its executor
+exists, a partition's writer is opened by the node that owns it) is written here once.
+
+Read models: the event source and the read-model store are chosen here too (``projections`` may
+not import ``infrastructure``); another event source can be plugged in with
+``SOURCE_FACTORIES[name] = factory`` where ``factory(settings) -> EventSource``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from eventsourcing.application import Application
+
+from domain.application import ChannelService
+from domain.crypto import PrivateKey
+from infrastructure.settings import Settings
+from projections.model import ReadModel
+from projections.runner import ProjectionRunner
+from projections.source import (
+    SETTLER_PARTITION_BASE,
+    CombinedEventSource,
+    EventSource,
+    PartitionedEventSource,
+    source_for,
+)
+from projections.store import ReadModelStore
+
+SOURCE_FACTORIES: dict[str, Callable[[Settings], EventSource]] = {}
+
+
+class NotWired(ValueError):
+    """The chosen event store has no event source plugged in."""
+
+
+# ---------------------------------------------------------------------- channels
+def channel_service(settings: Settings, *, sqlite_path: Path | None = None) -> ChannelService:
+    """The write side on the configured event store (SQLite, Kafka or memory)."""
+    return ChannelService(env=settings.application_env(sqlite_path=sqlite_path),
+                          min_challenge_period=settings.min_challenge_period)
+
+
+def channel_reader(settings: Settings) -> ChannelService:
+    """A reader of every partition of the Kafka events topic (it never writes: no cache)."""
+    return ChannelService(env=settings.store_env(None), min_challenge_period=settings.min_challenge_period)
+
+
+# ---------------------------------------------------------------------- the node
+def partition_service(settings: Settings, partition: int) -> Any:
+    """The only writer of events partition ``partition`` (opened by the node that owns it)."""
+    from infrastructure.node.service import NodeChannelService
+
+    return NodeChannelService(env=settings.store_env(partition), min_challenge_period=settings.min_challenge_period)
+
+
+def partition_worker(settings: Settings, partition: int, **kwargs: Any) -> Any:
+    """A partition's worker outside a node (tools and tests): fences the previous owner."""
+    from infrastructure.node.partition import PartitionWorker
+
+    return PartitionWorker(partition, settings, partition_service(settings, partition), **kwargs)
+
+
+def node(settings: Settings, **kwargs: Any) -> Any:
+    """A node: joins the group and opens a writer per partition it is given."""
+    from infrastructure.node.runner import Node
+
+    return Node(settings, open_service=lambda p: partition_service(settings, p), **kwargs)
+
+
+def sender(settings: Settings) -> Any:
+    """A producer of signed payments and control requests (creates the node's topics if missing)."""
+    from infrastructure.node.send import Sender
+
+    return Sender(settings)
+
+
+# ---------------------------------------------------------------------- settlement
+def settlement(service: ChannelService, contract: Any, wallet: Any, *, start_block: int | None = None,
+               **executor_kwargs: Any) -> tuple[Any, Any]:
+    """The settlement executor over ``service`` and the chain watcher that feeds it."""
+    from infrastructure.settlement.executor import SettlementExecutor
+    from infrastructure.settlement.watcher import ChainWatcher
+
+    executor = SettlementExecutor(service, contract, wallet, **executor_kwargs)
+    watcher = ChainWatcher(executor) if start_block is None else ChainWatcher(executor, start_block=start_block)
+    return executor, watcher
+
+
+def settler(settings: Settings, contract: Any, wallet: Any, *, store_topic: str | None = None,
+            start_block: int = 0, interval: float = 1.0) -> Any:
+    """The deployment's settler: fences any previous settler on its store topic, then builds its executor."""
+    from infrastructure.settlement.control import ControlTopicCommands
+    from infrastructure.settlement.settler import Settler, SettlerStore, settler_store_env
+
+    if store_topic is not None:
+        settings = settings.model_copy(update={"settlement_topic": store_topic})
+    out = sender(settings)
+    reader = channel_reader(settings)
+    store = SettlerStore(env=settler_store_env(settings, settings.settlement_topic))
+    try:
+        store.recorder.acquire()  # fence any previous settler; read its intents
+        commands = ControlTopicCommands(out, reader, PrivateKey(bytes(wallet.key)))
+        executor, watcher = settlement(reader, contract, wallet, store=store, commands=commands,
+                                       start_block=start_block)
+        return Settler(settings, sender=out, reader=reader, store=store, executor=executor, watcher=watcher,
+                       contract=contract, operator=wallet.address, interval=interval)
+    except BaseException:
+        for closing in (out, reader, store):
+            closing.close()
+        raise
+
+
+# ---------------------------------------------------------------------- read models
+def events_path(settings: Settings, events_db: str | None = None) -> Path:
+    return Path(events_db).expanduser() if events_db else Path(settings.data_dir) / "events.sqlite"
+
+
+def event_source(settings: Settings, events_db: str | None = None) -> EventSource:
+    """What the read models follow: the SQLite log, or the Kafka events topic beside the settler's store."""
+    if settings.event_store in SOURCE_FACTORIES:
+        return SOURCE_FACTORIES[settings.event_store](settings)
+    if settings.event_store == "sqlite":
+        path = events_path(settings, events_db)
+        if not path.exists():
+            raise FileNotFoundError(f"no event store at {path}; run `parsec demo` or pass --events-db")
+        return source_for(channel_service(settings, sqlite_path=path))
+    if settings.event_store == "kafka":
+        app = channel_service(settings)
+        if not PartitionedEventSource.supports(app.recorder):
+            raise NotWired("the Kafka event store's recorder has no per-partition notification API")
+        return CombinedEventSource((0, source_for(app)), (SETTLER_PARTITION_BASE, settler_source(settings)))
+    raise NotWired(
+        f"no event source for the {settings.event_store!r} event store is plugged in "
+        "(infrastructure.bootstrap.SOURCE_FACTORIES)"
+    )
+
+
+def settler_source(settings: Settings, topic: str | None = None) -> EventSource:
+    """The settler's own one-partition log on Kafka (its intents: hashes, blocks, gas, failures)."""
+
+    class SettlerLog(Application):  # the settler's store, read only (the settler is its writer)
+        name = "settler"
+
+    env = {**settings.application_env(), "KAFKA_EVENTS_TOPIC": topic or settings.settlement_topic,
+           "KAFKA_PARTITIONS": "1", "AGGREGATE_CACHE_MAXSIZE": "0"}
+    return source_for(SettlerLog(env=env))
+
+
+def backend_name(settings: Settings, backend: str | None) -> str:
+    return backend or ("postgres" if settings.postgres_dsn else "sqlite")
+
+
+def read_model_store(
+    settings: Settings,
+    backend: str | None = None,
+    *,
+    db: str | None = None,
+    schema: str = "public",
+    events_db: str | None = None,
+) -> ReadModelStore:
+    """SQLite: ``readmodels.sqlite`` next to the event store (so each log has its own); PostgreSQL: the DSN."""
+    name = backend_name(settings, backend)
+    if name == "postgres":
+        if not settings.postgres_dsn:
+            raise ValueError("--backend postgres needs a DSN: --postgres or PARSEC_POSTGRES_DSN")
+        from projections.postgres import PostgresStore
+
+        return PostgresStore(settings.postgres_dsn, schema=schema)
+    from projections.sqlite import SQLiteStore
+
+    if db:
+        path = Path(db).expanduser()
+    elif settings.event_store == "sqlite":
+        path = events_path(settings, events_db).parent / "readmodels.sqlite"
+    else:
+        path = Path(settings.data_dir) / "readmodels.sqlite"
+    return SQLiteStore(path)
+
+
+def projection_runner(source: EventSource, store: ReadModelStore, models: Sequence[ReadModel],
+                      **kwargs: Any) -> ProjectionRunner:
+    """Read models fed from ``source`` into ``store``, exactly once (positions saved with the rows)."""
+    return ProjectionRunner(source, store, list(models), **kwargs)

@@ -1,0 +1,28 @@
+"""Flags that set a field of ``Settings``: their help comes from the field's description, so the
+flag, the environment variable and docs/configuration.md say the same thing."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from infrastructure.settings import Settings, variable
+
+# the flags whose name is not the field's (``--group`` sets ``node_group``)
+FLAG_NAMES = {"node_group": "--group"}
+TOPIC_FIELDS = ("events_topic", "inbound_topic", "control_topic", "rejected_topic", "partitions")
+
+
+def add_settings_flags(parser: argparse.ArgumentParser, *fields: str) -> None:
+    """``--<field>`` flags for these settings; ``settings_from`` lays what is given over the environment."""
+    for name in fields:
+        info = Settings.model_fields[name]
+        base = next((a for a in (getattr(info.annotation, "__args__", None) or (info.annotation,))
+                     if a is not type(None)), str)
+        kind = base if base in (int, float) else Path if base is Path else str
+        default = "" if info.default_factory is not None or info.default in (None, "") else f", default {info.default}"
+        # SUPPRESS: a flag not given leaves the attribute unset, so a global flag of the same
+        # setting (``parsec --eth-rpc URL settler``) is not overwritten by the subcommand's default
+        parser.add_argument(FLAG_NAMES.get(name, "--" + name.replace("_", "-")), dest=name, type=kind,
+                            default=argparse.SUPPRESS, help=f"{info.description} (env {variable(name)}{default})")
+    parser.set_defaults(settings_flags=tuple(parser.get_default("settings_flags") or ()) + fields)
