@@ -287,7 +287,8 @@ class Settings(BaseSettings):
             env.update(PERSISTENCE_MODULE="eventsourcing.sqlite", SQLITE_DBNAME=str(path), SQLITE_LOCK_TIMEOUT="10")
         elif self.event_store == "kafka":
             env.update(PERSISTENCE_MODULE="infrastructure.kafka", **self.kafka.store_env(),
-                       KAFKA_EVENTS_TOPIC=self.events_topic, KAFKA_TIMEOUT=str(self.kafka_timeout))
+                       KAFKA_EVENTS_TOPIC=self.events_topic, KAFKA_PARTITIONS=str(self.partitions),
+                       KAFKA_TIMEOUT=str(self.kafka_timeout))
         else:
             env.update(PERSISTENCE_MODULE="eventsourcing.popo")
         return env

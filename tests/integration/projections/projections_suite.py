@@ -206,8 +206,9 @@ class ReadModelBackendSuite:
         payments, rounds = ("100", "30") if event_store == "sqlite" else ("100", "30")
         if event_store == "kafka":
             env.update(PARSEC_KAFKA_BOOTSTRAP=request.getfixturevalue("kafka_broker"),
-                       KAFKA_EVENTS_TOPIC=f"test.{uuid.uuid4().hex[:12]}.events", KAFKA_PARTITIONS="3")
-        os.environ.update({k: v for k, v in env.items() if k.startswith("KAFKA_")})  # for this process's reader
+                       PARSEC_EVENTS_TOPIC=f"test.{uuid.uuid4().hex[:12]}.events", PARSEC_PARTITIONS="3")
+        mine = {k: env[k] for k in ("PARSEC_EVENTS_TOPIC", "PARSEC_PARTITIONS") if k in env}
+        os.environ.update(mine)  # for this process's reader
         writer = subprocess.Popen(
             [sys.executable, str(Path(__file__).with_name("workload.py")), str(events), payments, "11", rounds, "0.25"],
             env={**env, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
@@ -243,8 +244,8 @@ class ReadModelBackendSuite:
             runner.send_signal(signal.SIGTERM)
             assert runner.wait(20) == 0  # a clean stop
         finally:
-            for k in [k for k in os.environ if k.startswith("KAFKA_")]:
-                del os.environ[k]
+            for k in mine:
+                os.environ.pop(k, None)
             if writer.poll() is None:
                 writer.kill()
         assert kills >= 1 and any(0 < p < sum(heads.values()) for p in killed_at), (killed_at, heads)

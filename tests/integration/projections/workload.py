@@ -18,9 +18,8 @@ from infrastructure.tools.demo import Demo
 
 
 def service(events_db: Path, event_store: str = "sqlite", env: dict[str, str] | None = None) -> ChannelService:
-    """ChannelService on the SQLite file, or on Kafka (bootstrap and topic from the environment)."""
+    """ChannelService on the SQLite file, or on Kafka (bootstrap and topic from PARSEC_* in the environment)."""
     settings = Settings(data_dir=events_db.parent, event_store=event_store)
-    settings.kafka_bootstrap = os.environ.get("PARSEC_KAFKA_BOOTSTRAP", settings.kafka_bootstrap)
     return ChannelService(env={**settings.application_env(sqlite_path=events_db), **(env or {})})
 
 
