@@ -23,13 +23,13 @@ from typing import Any
 from domain.application import ChannelService
 from domain.channel import ChannelParameters
 from domain.crypto import PrivateKey, keccak, recover_public_key
-from domain.protocol import GENESIS, Invoice, SignedInvoice, SigningDomain, sign_invoice
+from domain.protocol import SignedInvoice
 from infrastructure import bootstrap
 from infrastructure.kafka_access import KafkaAccess
 from infrastructure.settings import Settings
-from infrastructure.tools.workload import make_parties
+from infrastructure.tools.workload import DEV_DOMAIN, ChannelPlan, make_channels
 
-BENCH_DOMAIN = SigningDomain(chain_id=131277322940537, verifying_contract="0xF2E246BB76DF876Cef8b38ae84130F4F55De395b")
+BENCH_DOMAIN = DEV_DOMAIN
 
 
 class SkipSection(Exception):
@@ -104,34 +104,18 @@ def crypto_limits(seconds: float = 1.0) -> dict[str, float]:
     }
 
 
-def make_workload(channels: int, payments: int, seed: int = 1) -> tuple[list[dict[str, Any]], list[bytes]]:
+def make_workload(channels: int, payments: int, seed: int = 1) -> tuple[list[ChannelPlan], list[bytes]]:
     """Pre-signed payments (JSON bytes) over ``channels`` ETH channels, round-robin, always affordable."""
-    parties = make_parties(f"bench-{seed}", channels * 2)
-    opens, state = [], []
-    for i in range(channels):
-        a, b = parties[2 * i], parties[2 * i + 1]
-        cid = uuid.UUID(int=(seed << 64) + i + 1, version=4)
-        opens.append(dict(channel_id=cid, public_key_a=a.public_key, public_key_b=b.public_key,
-                          currency="ETH", deposit_a=10**24, deposit_b=0))
-        state.append([cid, a, b, 0, GENESIS, 0])
-    messages = []
-    for n in range(payments):
-        st = state[n % channels]
-        cid, a, b, seq, head, sent = st
-        tx = sign_invoice(
-            Invoice(invoice_address=b.address, price=10**12, currency="ETH"),
-            key=a.key, channel=cid, invoice_id=uuid.UUID(int=n + 1, version=4), sequence=seq + 1,
-            previous=head, buyer_total=sent + 10**12, domain=BENCH_DOMAIN, verify=False,
-        )
-        st[3], st[4], st[5] = seq + 1, tx.pointer, sent + 10**12
-        messages.append(tx.to_json())
-    return opens, messages
+    plans = make_channels(f"bench-{seed}", channels, deposits=(10**24, 0), domain=BENCH_DOMAIN)
+    messages = [plans[n % channels].pay_json(10**12, invoice_id=uuid.UUID(int=n + 1, version=4))
+                for n in range(payments)]
+    return plans, messages
 
 
-def open_all(service: ChannelService, opens: list[dict[str, Any]], checkpoint_interval: int = 1000) -> None:
+def open_all(service: ChannelService, plans: list[ChannelPlan], checkpoint_interval: int = 1000) -> None:
     params = ChannelParameters(challenge_period=3600, checkpoint_interval=checkpoint_interval, checkpoint_timeout=3600)
-    for o in opens:
-        service.open_channel(**o, parameters=params, domain=BENCH_DOMAIN, at=int(time.time()))
+    for plan in plans:
+        service.open_channel(**plan.open_kwargs(params, int(time.time())))
 
 
 def embedded_payments(channels: int = 100, payments: int = 20_000, batch: int = 200) -> dict[str, Any]:

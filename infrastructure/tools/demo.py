@@ -30,7 +30,7 @@ from domain.channel import ChannelParameters, PaymentOutcome
 from domain.crypto import PrivateKey
 from domain.errors import ParsecError
 from domain.money import Currency
-from domain.protocol import GENESIS, HashPointer, Invoice, SignedInvoice, SigningDomain, sign_invoice
+from domain.protocol import HashPointer, Invoice, SignedInvoice, SigningDomain, sign_invoice
 from infrastructure import bootstrap
 from infrastructure.chain import (
     ETH,
@@ -44,30 +44,9 @@ from infrastructure.chain import (
     wallet,
 )
 from infrastructure.chain.connection import advance_time, latest_timestamp
-from infrastructure.tools.workload import Party, make_parties
+from infrastructure.tools.workload import DEV_DOMAIN, ChannelPlan, Party, make_channels, make_parties
 
 log = logging.getLogger("parsec.demo")
-
-# The in-process chain's id (eth-tester) and the address its first account's first
-# deployment gets; the demo signs for that network.
-DEMO_CHAIN_ID = 131277322940537
-DEMO_CONTRACT = "0xF2E246BB76DF876Cef8b38ae84130F4F55De395b"
-
-
-@dataclass
-class ChannelPlan:
-    channel_id: uuid.UUID
-    a: Party
-    b: Party
-    currency: Currency
-    deposits: tuple[int, int]
-    sent: list[int] = field(default_factory=lambda: [0, 0])
-    sequence: int = 0
-    head: HashPointer = GENESIS
-
-    def balance(self, i: int) -> int:
-        return self.deposits[i] - self.sent[i] + self.sent[1 - i]
-
 
 @dataclass
 class DemoResult:
@@ -121,30 +100,19 @@ class Demo:
                 checkpoint_interval=checkpoint_interval,
                 checkpoint_timeout=600,
             )
-        self.domain = domain or SigningDomain(chain_id=DEMO_CHAIN_ID, verifying_contract=DEMO_CONTRACT)
+        self.domain = domain or DEV_DOMAIN
 
     def open_channels(self) -> list[ChannelPlan]:
         parties = make_parties(self.seed, max(2, self.n_channels // 2 + 2))
-        plans = []
-        now = int(time.time())
+        deposits = []
         for i in range(self.n_channels):
-            a, b = self.rng.sample(parties, 2)
-            currency = Currency.BTC if i % 4 == 3 else Currency.ETH
-            unit = 10**currency.decimals
-            deposits = (self.rng.randint(1, 10) * unit, self.rng.randint(0, 5) * unit)
-            cid = uuid.UUID(int=self.rng.getrandbits(128), version=4)
-            self.service.open_channel(
-                channel_id=cid,
-                public_key_a=a.public_key,
-                public_key_b=b.public_key,
-                currency=currency,
-                deposit_a=deposits[0],
-                deposit_b=deposits[1],
-                parameters=self.parameters,
-                domain=self.domain,
-                at=now,
-            )
-            plans.append(ChannelPlan(cid, a, b, currency, deposits))
+            unit = 10 ** (Currency.BTC if i % 4 == 3 else Currency.ETH).decimals
+            deposits.append((self.rng.randint(1, 10) * unit, self.rng.randint(0, 5) * unit))
+        plans = make_channels(self.seed, self.n_channels, deposits=deposits, parties=parties, rng=self.rng,
+                              currencies=(Currency.ETH, Currency.ETH, Currency.ETH, Currency.BTC), domain=self.domain)
+        now = int(time.time())
+        for plan in plans:
+            self.service.open_channel(**plan.open_kwargs(self.parameters, now))
         log.info("opened %d channels between %d parties", len(plans), len(parties))
         if self.chain is not None:
             self.chain.open_channels(plans)
@@ -159,22 +127,8 @@ class Demo:
             return None
         unit = 10**plan.currency.decimals
         price = min(available, self.rng.randint(1, 1000) * unit // 10_000)
-        buyer, supplier = (plan.a, plan.b) if payer == 0 else (plan.b, plan.a)
-        tx = sign_invoice(
-            Invoice(invoice_address=supplier.address, price=price, currency=plan.currency, invoice_type="demo"),
-            key=buyer.key,
-            channel=plan.channel_id,
-            invoice_id=uuid.UUID(int=self.rng.getrandbits(128), version=4),
-            sequence=plan.sequence + 1,
-            previous=plan.head,
-            buyer_total=plan.sent[payer] + price,
-            domain=self.domain,
-            verify=False,  # the node verifies every message it receives
-        )
-        plan.sent[payer] += price
-        plan.sequence += 1
-        plan.head = tx.pointer
-        return tx
+        return plan.pay(price, payer, invoice_id=uuid.UUID(int=self.rng.getrandbits(128), version=4),
+                        invoice_type="demo")
 
     def corrupt(self, plan: ChannelPlan, tx: SignedInvoice) -> bytes:
         """An invalid message next to a real one, as a faulty or hostile client would send."""

@@ -24,7 +24,6 @@ Embedded: from the payment's generation to the commit of its batch.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
@@ -41,34 +40,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from domain.protocol import GENESIS_HASH, GENESIS_TRANSACTION_ID, PAYMENT_TYPE, SigningDomain
+from domain.protocol import HashPointer, SigningDomain
 from infrastructure import bootstrap
 from infrastructure.settings import Settings
-from infrastructure.tools.workload import Party, make_parties
+from infrastructure.tools.workload import DEV_DOMAIN, ChannelPlan, make_parties
 
 log = logging.getLogger("parsec.simulate")
 
-SIM_DOMAIN = SigningDomain(chain_id=131277322940537, verifying_contract="0xF2E246BB76DF876Cef8b38ae84130F4F55De395b")
+SIM_DOMAIN = DEV_DOMAIN
 INVALID_KINDS = ("signature", "chain", "overspend", "unknown_channel", "malformed")
 UNIT = 10**9  # prices in gwei steps
 
 
 # --------------------------------------------------------------------------- workload
-@dataclass
-class SimChannel:
-    channel_id: uuid.UUID
-    a: Party
-    b: Party
-    deposits: tuple[int, int]
-    sent: list[int] = field(default_factory=lambda: [0, 0])
-    sequence: int = 0
-    head_id: uuid.UUID = GENESIS_TRANSACTION_ID
-    head_hash: bytes = GENESIS_HASH
-
-    def balance(self, i: int) -> int:
-        return self.deposits[i] - self.sent[i] + self.sent[1 - i]
-
-
 @dataclass
 class Item:
     """One message of the stream."""
@@ -77,36 +61,6 @@ class Item:
     raw: bytes
     kind: str  # "valid", "duplicate", or one of INVALID_KINDS
     invoice_id: str = ""  # valid ones: what the PaymentAccepted event carries
-
-
-def payment_json(
-    ch: SimChannel, payer: int, price: int, invoice_id: uuid.UUID, domain: SigningDomain, *,
-    signer: Party | None = None, previous: tuple[uuid.UUID, bytes] | None = None, buyer_total: int | None = None,
-) -> tuple[bytes, bytes]:
-    """A signed invoice's JSON (the wire form of ``SignedInvoice.to_json``) and its hash.
-
-    The simulator's own fast signer: the EIP-712 digest and signature exactly as
-    ``sign_invoice`` makes them, without building and re-validating the model (the
-    receiver verifies everything). ``signer``/``previous``/``buyer_total`` forge variants."""
-    buyer, supplier = (ch.a, ch.b) if payer == 0 else (ch.b, ch.a)
-    prev_id, prev_hash = previous or (ch.head_id, ch.head_hash)
-    total = ch.sent[payer] + price if buyer_total is None else buyer_total
-    struct = {
-        "channelId": ch.channel_id.bytes, "sequence": ch.sequence + 1, "invoiceId": invoice_id.bytes,
-        "buyer": buyer.address, "supplier": supplier.address, "price": price, "buyerTotal": total,
-        "currency": "ETH", "invoiceType": "", "previous": prev_hash,
-    }
-    digest = domain.digest(PAYMENT_TYPE.hash_struct(struct))
-    sig = (signer or buyer).key.sign_digest(digest)
-    doc = {
-        "invoiceID": str(invoice_id), "invoiceSignature": "0x" + sig.hex(), "supplierAddress": supplier.address,
-        "buyerPublicKey": "0x" + buyer.public_key.hex(), "buyerAddress": buyer.address, "currency": "ETH",
-        "price": str(price), "channel": str(ch.channel_id),
-        "hashPointerToPrevious": {"transactionID": str(prev_id), "transactionHash": "0x" + prev_hash.hex()},
-        "sequence": ch.sequence + 1, "buyerTotal": str(total), "invoiceType": "",
-        "domain": {"chainId": domain.chain_id, "verifyingContract": domain.verifying_contract},
-    }
-    return json.dumps(doc, separators=(",", ":")).encode(), digest
 
 
 class Workload:
@@ -129,7 +83,7 @@ class Workload:
         for i in range(channels):
             a, b = self.rng.sample(parties, 2)
             cid = uuid.UUID(int=(run << 64) | (self.rng.getrandbits(48) << 16) | i, version=4)
-            self.channels.append(SimChannel(cid, a, b, (10**24, 10**21)))
+            self.channels.append(ChannelPlan(cid, a, b, (10**24, 10**21), domain=domain))
         self._late: list[tuple[int, Item]] = []  # (emit after this many more items, item)
         self.generated = 0
 
@@ -140,11 +94,7 @@ class Workload:
             payer = 1 - payer
         price = self.rng.randint(1, 1000) * UNIT
         iid = uuid.UUID(int=self.rng.getrandbits(128), version=4)
-        raw, digest = payment_json(ch, payer, price, iid, self.domain)
-        ch.sent[payer] += price
-        ch.sequence += 1
-        ch.head_id, ch.head_hash = iid, digest
-        return Item(ch.channel_id, raw, "valid", str(iid))
+        return Item(ch.channel_id, ch.pay_json(price, payer, invoice_id=iid), "valid", str(iid))
 
     def _invalid(self) -> Item:
         kind = self.rng.choice(INVALID_KINDS)
@@ -152,15 +102,16 @@ class Workload:
         iid = uuid.UUID(int=self.rng.getrandbits(128), version=4)
         price = self.rng.randint(1, 1000) * UNIT
         if kind == "signature":  # the counterparty signs in the buyer's name
-            raw, _ = payment_json(ch, 0, price, iid, self.domain, signer=ch.b)
+            raw = ch.forged_json(price, 0, invoice_id=iid, signer=ch.b.key)
         elif kind == "chain":  # properly signed, but not linked to the head
-            raw, _ = payment_json(ch, 0, price, iid, self.domain, previous=(uuid.uuid4(), b"\xab" * 32))
+            raw = ch.forged_json(price, 0, invoice_id=iid,
+                                 previous=HashPointer(transaction_id=uuid.uuid4(), transaction_hash=b"\xab" * 32))
         elif kind == "overspend":  # properly signed, more than the buyer has
-            raw, _ = payment_json(ch, 1, ch.balance(1) + UNIT, iid, self.domain)
+            raw = ch.forged_json(ch.balance(1) + UNIT, 1, invoice_id=iid)
         elif kind == "unknown_channel":  # a channel nobody opened
-            ghost = SimChannel(uuid.UUID(int=self.rng.getrandbits(128), version=4), ch.a, ch.b, (0, 0))
-            raw, _ = payment_json(ghost, 0, price, iid, self.domain)
-            return Item(ghost.channel_id, raw, kind)
+            ghost = ChannelPlan(uuid.UUID(int=self.rng.getrandbits(128), version=4), ch.a, ch.b, (0, 0),
+                                domain=self.domain)
+            return Item(ghost.channel_id, ghost.forged_json(price, 0, invoice_id=iid), kind)
         else:
             raw = b'{"invoiceID": "' + str(iid).encode() + b'", "not json'
         return Item(ch.channel_id, raw, kind)
@@ -294,9 +245,7 @@ def run_embedded(
                                    checkpoint_timeout=3600)
         now = int(time.time())
         for ch in workload.channels:
-            service.open_channel(channel_id=ch.channel_id, public_key_a=ch.a.public_key,
-                                 public_key_b=ch.b.public_key, currency="ETH", deposit_a=ch.deposits[0],
-                                 deposit_b=ch.deposits[1], parameters=params, domain=workload.domain, at=now)
+            service.open_channel(**ch.open_kwargs(params, now))
         window = ReorderWindow(64, 30)
         pending: list[tuple[Item, float]] = []
 
@@ -547,7 +496,6 @@ def run_kafka(
     rate of a backlog, not bounded by this process's producing. ``follow_balances``: the balances
     read model follows the events topic here, and the clock stops when it has applied the last
     payment."""
-    from infrastructure.node.messages import OpenChannelRequest
     from infrastructure.node.send import Sender
 
     logging.getLogger("kafka").setLevel(logging.WARNING)
@@ -570,12 +518,8 @@ def run_kafka(
             follower = BalancesFollower(config, tmp / "balances.sqlite")
             follower.start()
         for ch in workload.channels:
-            sender.control(OpenChannelRequest(
-                channel=ch.channel_id, public_key_a="0x" + ch.a.public_key.hex(),
-                public_key_b="0x" + ch.b.public_key.hex(), currency="ETH", deposit_a=ch.deposits[0],
-                deposit_b=ch.deposits[1], challenge_period=3600, checkpoint_interval=checkpoint_interval,
-                checkpoint_timeout=3600, chain_id=workload.domain.chain_id,
-                contract=workload.domain.verifying_contract).signed(ch.a.key, workload.domain))  # signed by A
+            sender.control(ch.open_request(challenge_period=3600, checkpoint_interval=checkpoint_interval,
+                                           checkpoint_timeout=3600))
         sender.flush()
         deadline = time.monotonic() + open_timeout
         while collector.opened < len(workload.channels):
@@ -665,5 +609,5 @@ def run_kafka(
             nodes.stop()
 
 
-__all__ = ["INVALID_KINDS", "Item", "SimResult", "Workload", "kafka_config", "payment_json", "run_embedded",
+__all__ = ["INVALID_KINDS", "Item", "SimResult", "Workload", "kafka_config", "run_embedded",
            "run_kafka"]

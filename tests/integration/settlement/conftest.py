@@ -16,6 +16,7 @@ import pytest
 from domain.application import ChannelService
 from domain.channel import ChannelParameters
 from domain.crypto import PrivateKey
+from infrastructure import bootstrap
 from infrastructure.chain import advance_time, fund, wallet
 from infrastructure.chain.connection import latest_timestamp
 from infrastructure.settings import Settings
@@ -41,12 +42,10 @@ class Node:
     start_block: int = 0
 
     def start(self) -> Node:
-        settings = Settings(data_dir=self.path.parent)
-        env = settings.application_env(sqlite_path=self.path)
-        env["PARSEC_MIN_CHALLENGE_PERIOD"] = str(PERIOD)  # the contract's minimum here is 60 s too
-        self.service = ChannelService(env=env)
-        self.executor = SettlementExecutor(self.service, self.chain.channels, self.operator.wallet)
-        self.watcher = ChainWatcher(self.executor, start_block=self.start_block)
+        settings = Settings(data_dir=self.path.parent, min_challenge_period=PERIOD)  # the contract's minimum too
+        self.service = bootstrap.channel_service(settings, sqlite_path=self.path)
+        self.executor, self.watcher = bootstrap.settlement(self.service, self.chain.channels, self.operator.wallet,
+                                                           start_block=self.start_block)
         return self
 
     def crash(self) -> Node:
