@@ -134,17 +134,16 @@ contending for the same partitions keep fencing each other (correct but slow),
 so partition ownership belongs to the node runtime, not to per-write races.
 """
 
-from infrastructure.kafka.log import (
+from infrastructure.kafka.codec import partition_for_key
+from infrastructure.kafka.errors import (
     BrokerUnavailableError,
     CommitOutcomeUnknownError,
     CorruptRecord,
     CorruptRecordError,
-    KafkaLog,
-    KafkaSettings,
     RecordTooLargeError,
     WriterFencedError,
-    partition_for_key,
 )
+from infrastructure.kafka.log import KafkaLog
 from infrastructure.kafka.recorders import (
     KafkaAggregateRecorder,
     KafkaApplicationRecorder,
@@ -156,6 +155,7 @@ from infrastructure.kafka.recorders import (
     KafkaTrackingRecorder,
     tracking_name,
 )
+from infrastructure.kafka.settings import KafkaSettings
 
 Factory = KafkaFactory
 

@@ -25,29 +25,26 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import resolve_topic
 
-from infrastructure.kafka.log import (
-    CorruptRecord,
-    CorruptRecordError,
-    EventsIndex,
-    GroupOffsets,
-    KafkaLog,
-    KafkaSettings,
+from infrastructure.kafka.admin import TopicSpec, ensure_topics
+from infrastructure.kafka.codec import (
     OutRecord,
-    SnapshotsIndex,
-    TopicSpec,
-    TrackingIndex,
     encode_event,
     encode_tracking,
-    ensure_topics,
     originator_key,
     partition_for_key,
 )
+from infrastructure.kafka.errors import CorruptRecord, CorruptRecordError
+from infrastructure.kafka.index import EventsIndex, SnapshotsIndex, TrackingIndex
+from infrastructure.kafka.log import KafkaLog
+from infrastructure.kafka.settings import KafkaSettings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from uuid import UUID
 
     from eventsourcing.utils import Environment, EnvType
+
+    from infrastructure.kafka.writer import GroupOffsets
 
 INFINITE = {"retention.ms": "-1", "retention.bytes": "-1"}
 EVENTS_TOPIC_CONFIG = {**INFINITE, "cleanup.policy": "delete"}
@@ -180,8 +177,7 @@ class KafkaAggregateRecorder(AggregateRecorder):
         desc: bool = False,
         limit: int | None = None,
     ) -> Sequence[StoredEvent]:
-        self.log.catch_up()
-        with self.log._lock:
+        with self.log.caught_up():
             key = str(originator_id)
             corrupt = self.index.corrupt_by_key.get(key)
             if corrupt:
@@ -243,8 +239,7 @@ class KafkaApplicationRecorder(KafkaAggregateRecorder, ApplicationRecorder):
         """Notifications of one partition, ids = Kafka offset + 1 (not
         contiguous: transaction markers and aborted records take offsets)."""
         self._check_partition(partition)
-        self.log.catch_up()
-        with self.log._lock:
+        with self.log.caught_up():
             offsets = self.index.log_offsets[partition]
             events = self.index.log_events[partition]
             if start is None:
@@ -274,8 +269,7 @@ class KafkaApplicationRecorder(KafkaAggregateRecorder, ApplicationRecorder):
 
     def max_partition_notification_id(self, partition: int) -> int | None:
         self._check_partition(partition)
-        self.log.catch_up()
-        with self.log._lock:
+        with self.log.caught_up():
             offsets = self.index.log_offsets[partition]
             return offsets[-1] + 1 if offsets else None
 
@@ -418,8 +412,7 @@ class KafkaTrackingRecorder(TrackingRecorder):
         )
 
     def max_tracking_id(self, application_name: str) -> int | None:
-        self.log.catch_up()
-        with self.log._lock:
+        with self.log.caught_up():
             return self.tracking_index.max_ids.get(application_name)
 
 
@@ -441,8 +434,7 @@ class KafkaProcessRecorder(KafkaApplicationRecorder, ProcessRecorder):
         self._insert([], tracking)
 
     def max_tracking_id(self, application_name: str) -> int | None:
-        self.log.catch_up()
-        with self.log._lock:
+        with self.log.caught_up():
             return self.tracking_index.max_ids.get(application_name)
 
 
@@ -498,8 +490,7 @@ class KafkaSnapshotRecorder(AggregateRecorder):
         desc: bool = False,
         limit: int | None = None,
     ) -> Sequence[StoredEvent]:
-        self.log.catch_up()
-        with self.log._lock:
+        with self.log.caught_up():
             s = self.index.latest.get(str(originator_id))
         if s is None or limit == 0:
             return []

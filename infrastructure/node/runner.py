@@ -48,7 +48,7 @@ from typing import Any
 import confluent_kafka as ck
 from kafka.admin import KafkaAdminClient
 
-from infrastructure.kafka.log import ensure_topics
+from infrastructure.kafka.admin import ensure_topics
 from infrastructure.node.config import NodeConfig
 from infrastructure.node.partition import (
     ExecutorFactory,

@@ -13,7 +13,7 @@ from domain.application import ChannelService
 from domain.errors import NotAParticipant
 from domain.money import Currency, parse_amount
 from domain.protocol import HashPointer, Invoice, SignedInvoice, sign_invoice
-from infrastructure.kafka.log import ensure_topics
+from infrastructure.kafka.admin import ensure_topics
 from infrastructure.node.config import NodeConfig
 from infrastructure.node.messages import channel_key, encode_control, partition_of
 from infrastructure.node.topics import node_topic_specs, store_settings

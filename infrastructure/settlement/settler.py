@@ -31,7 +31,7 @@ from domain.application import ChannelService
 from domain.crypto import PrivateKey
 from infrastructure.chain.channels import ChannelContract
 from infrastructure.chain.connection import Wallet, latest_timestamp
-from infrastructure.kafka.log import WriterFencedError
+from infrastructure.kafka.errors import WriterFencedError
 from infrastructure.node.config import NodeConfig
 from infrastructure.node.send import Sender
 from infrastructure.settlement.control import ControlTopicCommands

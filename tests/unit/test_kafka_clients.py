@@ -8,7 +8,8 @@ import pytest
 from eventsourcing.utils import Environment
 
 from infrastructure.config import Settings
-from infrastructure.kafka.log import KafkaSettings, TopicSpec
+from infrastructure.kafka.admin import TopicSpec
+from infrastructure.kafka.settings import KafkaSettings
 from infrastructure.kafka_access import KafkaAccess, KafkaSecurity, KafkaSecurityError
 from infrastructure.node.config import NodeConfig
 
