@@ -72,6 +72,17 @@ def encode_event(s: StoredEvent, kind: bytes = KIND_EVENT) -> tuple[bytes, bytes
     return originator_key(s.originator_id), bytes(s.state), headers
 
 
+def event_records(
+    topic: str, stored_events: Sequence[StoredEvent], num_partitions: int, kind: bytes = KIND_EVENT
+) -> list[OutRecord]:
+    """The records of ``stored_events`` on ``topic``, each in its aggregate's partition."""
+    records = []
+    for s in stored_events:
+        key, value, headers = encode_event(s, kind)
+        records.append(OutRecord(topic, partition_for_key(key, num_partitions), key, value, headers))
+    return records
+
+
 def decode_event(
     key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]] | None
 ) -> StoredEvent:

@@ -27,9 +27,10 @@ from eventsourcing.utils import resolve_topic
 
 from infrastructure.kafka.admin import TopicSpec, ensure_topics
 from infrastructure.kafka.codec import (
+    KIND_SNAPSHOT,
     OutRecord,
-    encode_event,
     encode_tracking,
+    event_records,
     originator_key,
     partition_for_key,
 )
@@ -123,11 +124,7 @@ class KafkaAggregateRecorder(AggregateRecorder):
         given (any topic, e.g. a node's rejected-messages topic) and get their
         ``offset`` set once committed.
         """
-        n = self.num_partitions
-        records = []
-        for s in stored_events:
-            key, value, headers = encode_event(s)
-            records.append(OutRecord(self.topic, partition_for_key(key, n), key, value, headers))
+        records = event_records(self.topic, stored_events, self.num_partitions)
         all_trackings = ([tracking] if tracking is not None else []) + list(trackings)
         if all_trackings and self.tracking_topic is None:
             msg = "This recorder does not record tracking objects"
@@ -394,15 +391,29 @@ class KafkaSubscription(ListenNotifySubscription[KafkaPartitionView]):
 # ---------------------------------------------------------------------------
 
 
-class KafkaTrackingRecorder(TrackingRecorder):
+class _TrackingReader:
+    """``max_tracking_id`` answered from a tracking topic's index, caught up first."""
+
+    log: KafkaLog
+    tracking_index: TrackingIndex
+
+    def _read_tracking(self, topic: str) -> None:
+        index = self.log.indexes[topic]
+        assert isinstance(index, TrackingIndex)
+        self.tracking_index = index
+
+    def max_tracking_id(self, application_name: str) -> int | None:
+        with self.log.caught_up():
+            return self.tracking_index.max_ids.get(application_name)
+
+
+class KafkaTrackingRecorder(_TrackingReader, TrackingRecorder):
     """Tracking records in a compacted one-partition topic (key = tracking
     name, value = notification id), written by a fenced transactional writer."""
 
     def __init__(self, log: KafkaLog) -> None:
         self.log = log
-        index = log.indexes[log.primary]
-        assert isinstance(index, TrackingIndex)
-        self.tracking_index: TrackingIndex = index
+        self._read_tracking(log.primary)
 
     def insert_tracking(self, tracking: Tracking) -> None:
         key, value, headers = encode_tracking(tracking.application_name, tracking.notification_id)
@@ -411,12 +422,8 @@ class KafkaTrackingRecorder(TrackingRecorder):
             lambda: _check_tracking(self.tracking_index, tracking),
         )
 
-    def max_tracking_id(self, application_name: str) -> int | None:
-        with self.log.caught_up():
-            return self.tracking_index.max_ids.get(application_name)
 
-
-class KafkaProcessRecorder(KafkaApplicationRecorder, ProcessRecorder):
+class KafkaProcessRecorder(_TrackingReader, KafkaApplicationRecorder, ProcessRecorder):
     """Events and the tracking record in one Kafka transaction.
 
     The tracking record goes to the tracking topic (compacted, one partition)
@@ -426,16 +433,10 @@ class KafkaProcessRecorder(KafkaApplicationRecorder, ProcessRecorder):
 
     def __init__(self, log: KafkaLog, tracking_topic: str) -> None:
         super().__init__(log, tracking_topic=tracking_topic)
-        index = log.indexes[tracking_topic]
-        assert isinstance(index, TrackingIndex)
-        self.tracking_index: TrackingIndex = index
+        self._read_tracking(tracking_topic)
 
     def insert_tracking(self, tracking: Tracking) -> None:
         self._insert([], tracking)
-
-    def max_tracking_id(self, application_name: str) -> int | None:
-        with self.log.caught_up():
-            return self.tracking_index.max_ids.get(application_name)
 
 
 # ---------------------------------------------------------------------------
@@ -458,11 +459,7 @@ class KafkaSnapshotRecorder(AggregateRecorder):
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if not stored_events:
             return None
-        n = self.log.num_partitions
-        records = []
-        for s in stored_events:
-            key, value, headers = encode_event(s, kind=b"snapshot")
-            records.append(OutRecord(self.log.primary, partition_for_key(key, n), key, value, headers))
+        records = event_records(self.log.primary, stored_events, self.log.num_partitions, KIND_SNAPSHOT)
 
         def check() -> None:
             newest: dict[str, int] = {}
