@@ -117,7 +117,7 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
                 raise ValueError("send pay needs --file, or --seed, --channel, --from and --amount")
             reader = bootstrap.channel_reader(settings)
             try:
-                tx = next_payment(reader, uuid.UUID(args.channel), _party(args.seed, args.sender), args.amount)
+                tx = next_payment(reader, uuid.UUID(args.channel), _party(args.seed, args.sender).key, args.amount)
             finally:
                 reader.close()
             _print_sent("payment", sender.payment(tx),

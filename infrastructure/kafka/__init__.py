@@ -132,19 +132,39 @@ ownership of a partition subset bound it in production); a read costs one
 ListOffsets round trip (~1 ms) to reach the last stable offset; two processes
 contending for the same partitions keep fencing each other (correct but slow),
 so partition ownership belongs to the node runtime, not to per-write races.
+
+Modules
+-------
+* ``errors``: the errors above (and :class:`CorruptRecord`).
+* ``settings``: :class:`KafkaSettings`, read from the eventsourcing ``Environment``.
+* ``codec``: record keys, partitions, headers and values (``encode_event``,
+  ``decode_event``, ``encode_tracking``, ``OutRecord``).
+* ``index``: the in-memory indexes of the events, snapshots and tracking topics.
+* ``admin``: creating and describing topics (``TopicSpec``, ``ensure_topics``).
+* ``log``: :class:`KafkaLog`, reading its topics into their indexes and writing
+  through its writer; readers of the indexes hold it with ``log.exclusive()``
+  (``log.caught_up()``: catch up first).
+* ``writer``: the transactional writer, a port (``TransactionalWriter``: begin,
+  send, send group offsets, commit, abort, fencing) with one adapter per client
+  library (``ConfluentWriter``, ``KafkaPythonWriter``).
+* ``recorders``: the eventsourcing recorders and the factory.
+
+This package imports its Kafka clients when imported: eventsourcing finds the
+factory among the members of the ``PERSISTENCE_MODULE`` module, so it must be
+here. Code that must not load a Kafka client (the configuration) reads the
+connection settings from :mod:`infrastructure.kafka_access`, outside the package.
 """
 
-from infrastructure.kafka.log import (
+from infrastructure.kafka.codec import partition_for_key
+from infrastructure.kafka.errors import (
     BrokerUnavailableError,
     CommitOutcomeUnknownError,
     CorruptRecord,
     CorruptRecordError,
-    KafkaLog,
-    KafkaSettings,
     RecordTooLargeError,
     WriterFencedError,
-    partition_for_key,
 )
+from infrastructure.kafka.log import KafkaLog
 from infrastructure.kafka.recorders import (
     KafkaAggregateRecorder,
     KafkaApplicationRecorder,
@@ -156,6 +176,7 @@ from infrastructure.kafka.recorders import (
     KafkaTrackingRecorder,
     tracking_name,
 )
+from infrastructure.kafka.settings import KafkaSettings
 
 Factory = KafkaFactory
 

@@ -25,29 +25,27 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import resolve_topic
 
-from infrastructure.kafka.log import (
-    CorruptRecord,
-    CorruptRecordError,
-    EventsIndex,
-    GroupOffsets,
-    KafkaLog,
-    KafkaSettings,
+from infrastructure.kafka.admin import TopicSpec, ensure_topics
+from infrastructure.kafka.codec import (
+    KIND_SNAPSHOT,
     OutRecord,
-    SnapshotsIndex,
-    TopicSpec,
-    TrackingIndex,
-    encode_event,
     encode_tracking,
-    ensure_topics,
+    event_records,
     originator_key,
     partition_for_key,
 )
+from infrastructure.kafka.errors import CorruptRecord, CorruptRecordError
+from infrastructure.kafka.index import EventsIndex, SnapshotsIndex, TrackingIndex
+from infrastructure.kafka.log import KafkaLog
+from infrastructure.kafka.settings import KafkaSettings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from uuid import UUID
 
     from eventsourcing.utils import Environment, EnvType
+
+    from infrastructure.kafka.writer import GroupOffsets
 
 INFINITE = {"retention.ms": "-1", "retention.bytes": "-1"}
 EVENTS_TOPIC_CONFIG = {**INFINITE, "cleanup.policy": "delete"}
@@ -126,11 +124,7 @@ class KafkaAggregateRecorder(AggregateRecorder):
         given (any topic, e.g. a node's rejected-messages topic) and get their
         ``offset`` set once committed.
         """
-        n = self.num_partitions
-        records = []
-        for s in stored_events:
-            key, value, headers = encode_event(s)
-            records.append(OutRecord(self.topic, partition_for_key(key, n), key, value, headers))
+        records = event_records(self.topic, stored_events, self.num_partitions)
         all_trackings = ([tracking] if tracking is not None else []) + list(trackings)
         if all_trackings and self.tracking_topic is None:
             msg = "This recorder does not record tracking objects"
@@ -180,8 +174,7 @@ class KafkaAggregateRecorder(AggregateRecorder):
         desc: bool = False,
         limit: int | None = None,
     ) -> Sequence[StoredEvent]:
-        self.log.catch_up()
-        with self.log._lock:
+        with self.log.caught_up():
             key = str(originator_id)
             corrupt = self.index.corrupt_by_key.get(key)
             if corrupt:
@@ -243,8 +236,7 @@ class KafkaApplicationRecorder(KafkaAggregateRecorder, ApplicationRecorder):
         """Notifications of one partition, ids = Kafka offset + 1 (not
         contiguous: transaction markers and aborted records take offsets)."""
         self._check_partition(partition)
-        self.log.catch_up()
-        with self.log._lock:
+        with self.log.caught_up():
             offsets = self.index.log_offsets[partition]
             events = self.index.log_events[partition]
             if start is None:
@@ -274,8 +266,7 @@ class KafkaApplicationRecorder(KafkaAggregateRecorder, ApplicationRecorder):
 
     def max_partition_notification_id(self, partition: int) -> int | None:
         self._check_partition(partition)
-        self.log.catch_up()
-        with self.log._lock:
+        with self.log.caught_up():
             offsets = self.index.log_offsets[partition]
             return offsets[-1] + 1 if offsets else None
 
@@ -400,15 +391,29 @@ class KafkaSubscription(ListenNotifySubscription[KafkaPartitionView]):
 # ---------------------------------------------------------------------------
 
 
-class KafkaTrackingRecorder(TrackingRecorder):
+class _TrackingReader:
+    """``max_tracking_id`` answered from a tracking topic's index, caught up first."""
+
+    log: KafkaLog
+    tracking_index: TrackingIndex
+
+    def _read_tracking(self, topic: str) -> None:
+        index = self.log.indexes[topic]
+        assert isinstance(index, TrackingIndex)
+        self.tracking_index = index
+
+    def max_tracking_id(self, application_name: str) -> int | None:
+        with self.log.caught_up():
+            return self.tracking_index.max_ids.get(application_name)
+
+
+class KafkaTrackingRecorder(_TrackingReader, TrackingRecorder):
     """Tracking records in a compacted one-partition topic (key = tracking
     name, value = notification id), written by a fenced transactional writer."""
 
     def __init__(self, log: KafkaLog) -> None:
         self.log = log
-        index = log.indexes[log.primary]
-        assert isinstance(index, TrackingIndex)
-        self.tracking_index: TrackingIndex = index
+        self._read_tracking(log.primary)
 
     def insert_tracking(self, tracking: Tracking) -> None:
         key, value, headers = encode_tracking(tracking.application_name, tracking.notification_id)
@@ -417,13 +422,8 @@ class KafkaTrackingRecorder(TrackingRecorder):
             lambda: _check_tracking(self.tracking_index, tracking),
         )
 
-    def max_tracking_id(self, application_name: str) -> int | None:
-        self.log.catch_up()
-        with self.log._lock:
-            return self.tracking_index.max_ids.get(application_name)
 
-
-class KafkaProcessRecorder(KafkaApplicationRecorder, ProcessRecorder):
+class KafkaProcessRecorder(_TrackingReader, KafkaApplicationRecorder, ProcessRecorder):
     """Events and the tracking record in one Kafka transaction.
 
     The tracking record goes to the tracking topic (compacted, one partition)
@@ -433,17 +433,10 @@ class KafkaProcessRecorder(KafkaApplicationRecorder, ProcessRecorder):
 
     def __init__(self, log: KafkaLog, tracking_topic: str) -> None:
         super().__init__(log, tracking_topic=tracking_topic)
-        index = log.indexes[tracking_topic]
-        assert isinstance(index, TrackingIndex)
-        self.tracking_index: TrackingIndex = index
+        self._read_tracking(tracking_topic)
 
     def insert_tracking(self, tracking: Tracking) -> None:
         self._insert([], tracking)
-
-    def max_tracking_id(self, application_name: str) -> int | None:
-        self.log.catch_up()
-        with self.log._lock:
-            return self.tracking_index.max_ids.get(application_name)
 
 
 # ---------------------------------------------------------------------------
@@ -466,11 +459,7 @@ class KafkaSnapshotRecorder(AggregateRecorder):
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if not stored_events:
             return None
-        n = self.log.num_partitions
-        records = []
-        for s in stored_events:
-            key, value, headers = encode_event(s, kind=b"snapshot")
-            records.append(OutRecord(self.log.primary, partition_for_key(key, n), key, value, headers))
+        records = event_records(self.log.primary, stored_events, self.log.num_partitions, KIND_SNAPSHOT)
 
         def check() -> None:
             newest: dict[str, int] = {}
@@ -498,8 +487,7 @@ class KafkaSnapshotRecorder(AggregateRecorder):
         desc: bool = False,
         limit: int | None = None,
     ) -> Sequence[StoredEvent]:
-        self.log.catch_up()
-        with self.log._lock:
+        with self.log.caught_up():
             s = self.index.latest.get(str(originator_id))
         if s is None or limit == 0:
             return []

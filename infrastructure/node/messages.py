@@ -49,7 +49,7 @@ from domain.control import (
 from domain.crypto import PrivateKey
 from domain.errors import MalformedMessage, ParsecError, UnsignedRequest
 from domain.protocol import SigningDomain
-from infrastructure.kafka.log import OutRecord, partition_for_key
+from infrastructure.kafka.codec import OutRecord, partition_for_key
 
 # --- control requests ------------------------------------------------------------
 

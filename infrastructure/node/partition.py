@@ -51,7 +51,8 @@ from domain.errors import MalformedMessage, ParsecError, UnknownChannel, WindowE
 from domain.protocol import SignedInvoice
 from domain.reorder import Refused, ReorderWindow
 from infrastructure.kafka import RecordTooLargeError, tracking_name
-from infrastructure.kafka.log import GroupOffsets, OutRecord
+from infrastructure.kafka.codec import OutRecord
+from infrastructure.kafka.writer import GroupOffsets
 from infrastructure.node.messages import (
     CheckpointConfirmedNotice,
     CheckpointRequest,
@@ -566,7 +567,7 @@ class PartitionWorker:
 
     # ------------------------------------------------------------------ timers
     def channel_ids(self) -> list[UUID]:
-        with self.recorder.log._lock:
+        with self.recorder.log.exclusive():
             keys = list(self.recorder.index.sequences)
         out = []
         for k in keys:

@@ -49,7 +49,7 @@ from typing import Any
 import confluent_kafka as ck
 from kafka.admin import KafkaAdminClient
 
-from infrastructure.kafka.log import ensure_topics
+from infrastructure.kafka.admin import ensure_topics
 from infrastructure.node.partition import (
     ExecutorFactory,
     InRecord,

@@ -9,15 +9,16 @@ from uuid import UUID
 
 from kafka import KafkaProducer
 
+from domain.addresses import eth_address_from_public_key
 from domain.application import ChannelService
+from domain.crypto import PrivateKey
 from domain.errors import NotAParticipant
 from domain.money import Currency, parse_amount
 from domain.protocol import HashPointer, Invoice, SignedInvoice, sign_invoice
-from infrastructure.kafka.log import ensure_topics
+from infrastructure.kafka.admin import ensure_topics
 from infrastructure.node.messages import channel_key, encode_control, partition_of
 from infrastructure.node.topics import node_topic_specs, store_settings
 from infrastructure.settings import Settings
-from infrastructure.tools.workload import Party
 
 
 @dataclass(frozen=True)
@@ -71,25 +72,27 @@ class Sender:
         self.producer.close()
 
 
-def next_payment(reader: ChannelService, channel_id: UUID, buyer: Party, amount: str, invoice_type: str = "") -> SignedInvoice:
+def next_payment(reader: ChannelService, channel_id: UUID, key: PrivateKey, amount: str,
+                 invoice_type: str = "") -> SignedInvoice:
     """Sign the payment that extends ``channel_id``'s head as the event store has it now.
 
     (A payment still in flight on the inbound topic is not seen: send one at a time,
     or sign a chain yourself and send the files.)"""
     ch = reader.get_channel_aggregate(channel_id)
-    if buyer.address not in ch.participants:
-        raise NotAParticipant(f"{buyer.address} is not a participant of channel {channel_id}")
-    supplier = ch.counterparty(buyer.address)
+    buyer = eth_address_from_public_key(key.public_key)
+    if buyer not in ch.participants:
+        raise NotAParticipant(f"{buyer} is not a participant of channel {channel_id}")
+    supplier = ch.counterparty(buyer)
     cur = Currency.parse(ch.currency)
     price = parse_amount(amount, cur)
     previous = HashPointer(transaction_id=UUID(ch.head_id), transaction_hash=bytes.fromhex(ch.head_hash[2:]))
     return sign_invoice(
         Invoice(invoice_address=supplier, price=price, currency=cur, invoice_type=invoice_type),
-        key=buyer.key,
+        key=key,
         channel=channel_id,
         invoice_id=uuid.uuid4(),
         sequence=ch.sequence + 1,
         previous=previous,
-        buyer_total=ch.sent[buyer.address] + price,
+        buyer_total=ch.sent[buyer] + price,
         domain=ch.domain,
     )

@@ -21,7 +21,8 @@ from eventsourcing.persistence import Tracking
 from domain.application import ChannelService
 from domain.channel import Channel
 from domain.errors import ChannelAlreadyExists
-from infrastructure.kafka.log import GroupOffsets, OutRecord
+from infrastructure.kafka.codec import OutRecord
+from infrastructure.kafka.writer import GroupOffsets
 
 log = logging.getLogger("parsec.node")
 

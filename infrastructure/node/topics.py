@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from infrastructure.kafka.log import KafkaSettings, TopicSpec
+from infrastructure.kafka.admin import TopicSpec
 from infrastructure.kafka.recorders import EVENTS_TOPIC_CONFIG
+from infrastructure.kafka.settings import KafkaSettings
 from infrastructure.settings import Settings
 
 # Inbound and control keep the broker's retention: once a batch is committed its

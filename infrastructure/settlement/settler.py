@@ -30,7 +30,7 @@ from eventsourcing.application import Application
 from domain.application import ChannelService
 from infrastructure.chain.channels import ChannelContract
 from infrastructure.chain.connection import latest_timestamp
-from infrastructure.kafka.log import WriterFencedError
+from infrastructure.kafka.errors import WriterFencedError
 from infrastructure.node.send import Sender
 from infrastructure.settings import Settings
 from infrastructure.settlement.executor import SettlementExecutor

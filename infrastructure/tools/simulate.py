@@ -353,7 +353,7 @@ class Collector(threading.Thread):
             self.consumer.seek(tp, end)
 
     def run(self) -> None:
-        from infrastructure.kafka.log import H_TOPIC
+        from infrastructure.kafka.codec import H_TOPIC
         from infrastructure.node.messages import H_REASON
 
         events, rejected = self.config.events_topic, self.config.rejected_topic

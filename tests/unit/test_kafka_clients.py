@@ -7,7 +7,8 @@ import logging
 import pytest
 from eventsourcing.utils import Environment
 
-from infrastructure.kafka.log import KafkaSettings, TopicSpec
+from infrastructure.kafka.admin import TopicSpec
+from infrastructure.kafka.settings import KafkaSettings
 from infrastructure.kafka_access import KafkaAccess, KafkaSecurity, KafkaSecurityError
 from infrastructure.settings import Settings, SettingsError
 
@@ -66,7 +67,7 @@ def test_the_nodes_topics_are_created_with_its_security_and_replication(config):
     assert s.security == config.kafka_security and _contains(s.client_kwargs(), KAFKA_PYTHON_SASL)
     assert (s.replication_factor, s.min_insync_replicas) == (3, 2)
     for spec in node_topic_specs(config):
-        configs = s.topic_configs(spec)
+        configs = s.topic_configs(spec.configs)
         assert configs["min.insync.replicas"] == "2"
         assert {k: configs[k] for k in spec.configs} == spec.configs  # the topic's own configs kept
 
@@ -75,9 +76,9 @@ def test_min_insync_replicas_unset_leaves_the_broker_default():
     s = KafkaSettings()
     assert s.min_insync_replicas is None and s.replication_factor == -1
     spec = TopicSpec("t", 1, {"cleanup.policy": "compact"})
-    assert s.topic_configs(spec) == {"cleanup.policy": "compact"}
+    assert s.topic_configs(spec.configs) == {"cleanup.policy": "compact"}
     # a spec that names its own min.insync.replicas keeps it
-    assert KafkaSettings(min_insync_replicas=2).topic_configs(TopicSpec("t", 1, {"min.insync.replicas": "1"})) == {
+    assert KafkaSettings(min_insync_replicas=2).topic_configs({"min.insync.replicas": "1"}) == {
         "min.insync.replicas": "1"}
 
 

@@ -22,7 +22,7 @@ from confluent_kafka import KafkaError, Producer
 from kafka import KafkaConsumer
 from kafka import TopicPartition as KafkaTopicPartition
 
-from infrastructure.kafka.log import H_TOPIC, H_VERSION
+from infrastructure.kafka.codec import H_TOPIC, H_VERSION
 from infrastructure.kafka.security import KafkaSecurity
 from infrastructure.node.messages import channel_key, encode_control, partition_of
 from infrastructure.settings import Settings

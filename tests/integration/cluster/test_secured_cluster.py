@@ -26,7 +26,7 @@ import pytest
 from confluent_kafka import KafkaError
 
 from domain.application import ChannelService
-from infrastructure.kafka.log import ensure_topics
+from infrastructure.kafka.admin import ensure_topics
 from infrastructure.node.topics import node_topic_specs, store_settings
 from infrastructure.settings import Settings
 from tests.integration.cluster.conftest import (

@@ -82,10 +82,10 @@ def hang(bootstrap: str, topic: str, partitions: str, agg: str, other: str) -> N
     r = recorder(bootstrap, topic, int(partitions))
     aggregate_id, other_id = UUID(agg), UUID(other)
     r.insert_events([StoredEvent(aggregate_id, v, "Committed", b"{}") for v in (1, 2, 3)])
-    log = r.log
-    producer = log._producer
-    assert producer is not None
-    from infrastructure.kafka.log import encode_event, partition_for_key
+    writer = r.log.writer
+    assert writer is not None
+    producer = writer.client  # the client library's own producer
+    from infrastructure.kafka.codec import encode_event, partition_for_key
 
     producer.begin_transaction()
     for s in [StoredEvent(aggregate_id, v, "Uncommitted", b"{}") for v in (4, 5, 6)] + [

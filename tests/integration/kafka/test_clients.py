@@ -12,13 +12,8 @@ from eventsourcing.persistence import InfrastructureFactory, OperationalError, S
 from eventsourcing.utils import Environment
 
 from infrastructure.kafka import KafkaApplicationRecorder, KafkaFactory, WriterFencedError
-from infrastructure.kafka.log import (
-    CLIENT_CONFLUENT,
-    CLIENT_KAFKA_PYTHON,
-    KafkaSettings,
-    OutRecord,
-    default_client,
-)
+from infrastructure.kafka.codec import OutRecord
+from infrastructure.kafka.settings import CLIENT_CONFLUENT, CLIENT_KAFKA_PYTHON, KafkaSettings, default_client
 
 from .conftest import new_topic
 

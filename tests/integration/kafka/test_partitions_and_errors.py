@@ -29,7 +29,7 @@ from infrastructure.kafka import (
     partition_for_key,
     tracking_name,
 )
-from infrastructure.kafka.log import originator_key
+from infrastructure.kafka.codec import originator_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
@@ -223,7 +223,7 @@ def test_corrupt_record_is_reported_with_partition_and_offset(
         producer.flush()
         f2, reader = _open(env)
         try:
-            with caplog.at_level(logging.ERROR, logger="infrastructure.kafka.log"):
+            with caplog.at_level(logging.ERROR, logger="infrastructure.kafka.index"):
                 assert [e.state for e in reader.select_events(good)] == [b"ok"]
             assert f"partition={p} offset={meta.offset}" in caplog.text
             assert f"partition=0 offset={meta2.offset}" in caplog.text

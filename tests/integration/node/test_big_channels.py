@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from infrastructure.kafka.log import encode_event, record_size
+from infrastructure.kafka.codec import encode_event, record_size
 from infrastructure.node import CheckpointRequest, DisputeRequest, Sender
 from infrastructure.node.messages import partition_of
 from tests.integration.node.conftest import (
