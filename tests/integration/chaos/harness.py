@@ -42,7 +42,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from infrastructure.node import Node, NodeConfig, Sender
 from infrastructure.node.messages import channel_key, partition_of
-from tests.integration.node.conftest import (
+from tests.integration.node.harness import (
     disorder,
     make_channels,
     make_payments,

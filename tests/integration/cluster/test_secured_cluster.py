@@ -30,14 +30,14 @@ from domain.application import ChannelService
 from infrastructure.kafka.log import ensure_topics
 from infrastructure.node import NodeConfig
 from infrastructure.node.topics import node_topic_specs, store_settings
-from tests.integration.cluster.conftest import (
+from tests.integration.cluster.harness import (
     Cluster,
     Gateway,
     exactly_once,
     read_events,
     secured_node_process,
 )
-from tests.integration.node.conftest import make_channels, make_payments, replay, sequences, stop_process
+from tests.integration.node.harness import make_channels, make_payments, replay, sequences, stop_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.slow]
 

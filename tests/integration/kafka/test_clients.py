@@ -19,8 +19,7 @@ from infrastructure.kafka.log import (
     OutRecord,
     default_client,
 )
-
-from .conftest import new_topic
+from tests.integration.kafka.harness import new_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 

@@ -1,5 +1,5 @@
-"""Fixtures for the node's integration tests: fresh topics per test, nodes in threads
-or subprocesses, a signed workload, and readers of the events and rejected topics."""
+"""Helpers for the node's tests: fresh topics per test, nodes in threads or subprocesses,
+a signed workload, and readers of the events and rejected topics."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from domain.application import ChannelService
@@ -26,16 +25,14 @@ from domain.channel import Channel
 from domain.protocol import GENESIS, Invoice, SignedInvoice, SigningDomain, sign_invoice
 from infrastructure.node import Node, NodeConfig, OpenChannelRequest, Rejection, Sender
 from infrastructure.parties import Party, make_parties
-from tests.integration.kafka.conftest import kafka_bootstrap
-
-__all__ = ["kafka_bootstrap"]
 
 REPO = Path(__file__).resolve().parents[3]
 DOMAIN = SigningDomain(chain_id=131277322940537, verifying_contract="0xF2E246BB76DF876Cef8b38ae84130F4F55De395b")
 
 
-@pytest.fixture
-def node_config(kafka_bootstrap: str) -> Callable[..., NodeConfig]:
+def node_configs(kafka_bootstrap: str) -> Callable[..., NodeConfig]:
+    """A maker of node configurations on fresh topics (keyword arguments override fields)."""
+
     def make(**overrides: Any) -> NodeConfig:
         t = f"test.{uuid.uuid4().hex[:10]}"
         c = NodeConfig(
