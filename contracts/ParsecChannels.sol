@@ -486,6 +486,13 @@ contract ParsecChannels {
         }
     }
 
+    /// A buyer's recorded (total, sequence) after proof `t`: a higher sequence, a total not lower.
+    function _advanced(SignedPayment calldata t, uint128 sent, uint64 seq) internal pure returns (uint128, uint64) {
+        if (t.sequence <= seq) revert StaleProof(t.sequence, seq);
+        if (t.buyerTotal < sent) revert TotalDecreased(t.buyerTotal, sent);
+        return (t.buyerTotal, t.sequence);
+    }
+
     /// Apply per-participant proofs (each must pay the caller's principal); a proof replaces the
     /// recorded one for its buyer only with a higher sequence and a total not lower. Only the
     /// slots of the buyers concerned are touched. No solvency check: settle clamps.
@@ -503,18 +510,10 @@ contract ParsecChannels {
             SignedPayment calldata t = proofs[i];
             address supplier;
             if (t.buyer == p.a) {
-                uint64 seq = c.seqA;
-                if (t.sequence <= seq) revert StaleProof(t.sequence, seq);
-                uint128 sent = c.sentA;
-                if (t.buyerTotal < sent) revert TotalDecreased(t.buyerTotal, sent);
-                (c.sentA, c.seqA) = (t.buyerTotal, t.sequence);
+                (c.sentA, c.seqA) = _advanced(t, c.sentA, c.seqA);
                 supplier = p.b;
             } else if (t.buyer == p.b) {
-                uint64 seq = c.seqB;
-                if (t.sequence <= seq) revert StaleProof(t.sequence, seq);
-                uint128 sent = c.sentB;
-                if (t.buyerTotal < sent) revert TotalDecreased(t.buyerTotal, sent);
-                (c.sentB, c.seqB) = (t.buyerTotal, t.sequence);
+                (c.sentB, c.seqB) = _advanced(t, c.sentB, c.seqB);
                 supplier = p.a;
             } else {
                 revert BuyerNotParticipant(t.buyer);

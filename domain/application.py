@@ -9,7 +9,8 @@ directory.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -164,9 +165,8 @@ class ChannelService(Application[UUID]):
     def deposit(
         self, channel_id: UUID, participant: str, amount: int, *, auth: RequestAuth | None = None, at: int = 0
     ) -> ChannelView:
-        channel = self.get_channel_aggregate(channel_id)
-        channel.deposit(participant, amount, auth=auth, at=at)
-        self.save(channel)
+        with self._changing(channel_id) as channel:
+            channel.deposit(participant, amount, auth=auth, at=at)
         return ChannelView.of(channel)
 
     def accept_payment(self, tx: SignedInvoice | bytes | str, at: int) -> PaymentResult:
@@ -270,36 +270,39 @@ class ChannelService(Application[UUID]):
         return [c.id for c in due]
 
     def confirm_checkpoint(self, channel_id: UUID, sequence: int, tx_hash: str, block: int) -> None:
-        channel = self.get_channel_aggregate(channel_id)
-        channel.confirm_checkpoint(sequence, tx_hash, block)
-        self.save(channel)
+        with self._changing(channel_id) as channel:
+            channel.confirm_checkpoint(sequence, tx_hash, block)
 
     def request_settlement(
         self, channel_id: UUID, at: int, requested_by: str = "operator", auth: RequestAuth | None = None
     ) -> None:
-        channel = self.get_channel_aggregate(channel_id)
-        channel.request_settlement(at, requested_by, auth)
-        self.save(channel)
+        with self._changing(channel_id) as channel:
+            channel.request_settlement(at, requested_by, auth)
 
     def request_dispute(
         self, channel_id: UUID, at: int, requested_by: str = "operator", auth: RequestAuth | None = None
     ) -> None:
-        channel = self.get_channel_aggregate(channel_id)
-        channel.request_dispute(at, requested_by, auth)
-        self.save(channel)
+        with self._changing(channel_id) as channel:
+            channel.request_dispute(at, requested_by, auth)
 
     def register_operator(
         self, channel_id: UUID, participant: str, operator: str, *, auth: RequestAuth | None = None, at: int = 0
     ) -> None:
-        channel = self.get_channel_aggregate(channel_id)
-        channel.register_operator(participant, operator, auth=auth, at=at)
-        self.save(channel)
+        with self._changing(channel_id) as channel:
+            channel.register_operator(participant, operator, auth=auth, at=at)
 
     def close_channel(self, channel_id: UUID, at: int, payouts: list[int] | None = None) -> ChannelView:
-        channel = self.get_channel_aggregate(channel_id)
-        channel.close(at, payouts)
-        self.save(channel)
+        with self._changing(channel_id) as channel:
+            channel.close(at, payouts)
         return ChannelView.of(channel)
+
+    @contextmanager
+    def _changing(self, channel_id: UUID) -> Iterator[Channel]:
+        """Load a channel for one command and save what the command decided; a refusal
+        (an exception from the aggregate) saves nothing."""
+        channel = self.get_channel_aggregate(channel_id)
+        yield channel
+        self.save(channel)
 
     # --- queries -------------------------------------------------------------
     def get_channel_aggregate(self, channel_id: UUID) -> Channel:

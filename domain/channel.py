@@ -333,6 +333,16 @@ class Channel(Aggregate):
         self._request_checkpoint(reason, at, auth)
         return True
 
+    def _state_at_head(self) -> dict[str, Any]:
+        """What a checkpoint or a settlement carries to the chain: the head, both balances, and
+        each participant's latest signed payment (the evidence the contract verifies)."""
+        return dict(
+            sequence=self.sequence,
+            head_hash=self.head_hash,
+            balances=[self.balance_of(p) for p in self.participants],
+            evidence=[self.latest[p] for p in self.participants if p in self.latest],
+        )
+
     def check_timeout(self, now: int) -> bool:
         if not self.checkpoint_due(now):
             return False
@@ -340,15 +350,7 @@ class Channel(Aggregate):
         return True
 
     def _request_checkpoint(self, reason: CheckpointReason, at: int, auth: RequestAuth | None = None) -> None:
-        self._checkpoint_requested(
-            sequence=self.sequence,
-            head_hash=self.head_hash,
-            reason=reason.value,
-            balances=[self.balance_of(p) for p in self.participants],
-            evidence=[self.latest[p] for p in self.participants if p in self.latest],
-            at=at,
-            **_by(auth),
-        )
+        self._checkpoint_requested(reason=reason.value, at=at, **self._state_at_head(), **_by(auth))
 
     @event("CheckpointRequested")
     def _checkpoint_requested(
@@ -377,14 +379,7 @@ class Channel(Aggregate):
         if auth is not None:
             self.authorize(auth, at)
         self._require_open()
-        self._settlement_requested(
-            sequence=self.sequence,
-            head_hash=self.head_hash,
-            balances=[self.balance_of(p) for p in self.participants],
-            evidence=[self.latest[p] for p in self.participants if p in self.latest],
-            at=at,
-            **_by(auth, requested_by),
-        )
+        self._settlement_requested(at=at, **self._state_at_head(), **_by(auth, requested_by))
 
     @event("SettlementRequested")
     def _settlement_requested(

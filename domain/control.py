@@ -15,10 +15,11 @@ node is configured to trust. No I/O, no clock: times are arguments.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import ClassVar
+from enum import Enum, StrEnum
+from typing import ClassVar, TypeVar
 from uuid import UUID
 
 from domain.addresses import Address, eth_address_from_public_key
@@ -34,6 +35,8 @@ from domain.errors import (
 from domain.protocol import SigningDomain
 
 MAX_UINT64 = 2**64 - 1
+
+_E = TypeVar("_E", bound=StrEnum)
 
 CHANNEL_REQUEST_TYPE = StructType.parse("ChannelRequest(bytes16 channelId,string action,uint64 nonce,uint64 expiry)")
 OPEN_CHANNEL_TYPE = StructType.parse(
@@ -84,8 +87,10 @@ class Signed:
 
     TYPE: ClassVar[StructType]
 
-    def values(self) -> dict[str, object]:  # pragma: no cover - every subclass defines it
-        raise NotImplementedError
+    def values(self) -> dict[str, object]:
+        """The struct's members, each from the attribute of the same name in snake_case
+        (``channelId`` from ``channel_id``): one declaration, the EIP-712 type, says what is signed."""
+        return {name: _member_value(getattr(self, _attribute(name))) for _, name in self.TYPE.fields}
 
     def struct_hash(self) -> bytes:
         try:
@@ -118,6 +123,18 @@ class SignedRequest(Signed):
         return RequestAuth(self.recover(domain, signature), self.nonce, self.expiry)
 
 
+def _attribute(member: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", member).lower()
+
+
+def _member_value(value: object) -> object:
+    if isinstance(value, UUID):
+        return value.bytes
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
 def _signature_bytes(signature: bytes | str | None, what: str) -> bytes:
     if signature is None or signature == "" or signature == b"":
         raise UnsignedRequest(f"{what} carries no signature: control requests and notices must be signed")
@@ -139,9 +156,8 @@ class ChannelRequest(SignedRequest):
     nonce: int
     expiry: int
 
-    def values(self) -> dict[str, object]:
-        return {"channelId": self.channel_id.bytes, "action": ControlAction(self.action).value,
-                "nonce": self.nonce, "expiry": self.expiry}
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "action", _member_of(ControlAction, self.action))
 
 
 @dataclass(frozen=True)
@@ -166,21 +182,6 @@ class OpenChannel(SignedRequest):
         return cls(participant_a=eth_address_from_public_key(public_key_a),
                    participant_b=eth_address_from_public_key(public_key_b), **fields)  # type: ignore[arg-type]
 
-    def values(self) -> dict[str, object]:
-        return {
-            "channelId": self.channel_id.bytes,
-            "participantA": self.participant_a,
-            "participantB": self.participant_b,
-            "currency": self.currency,
-            "depositA": self.deposit_a,
-            "depositB": self.deposit_b,
-            "challengePeriod": self.challenge_period,
-            "checkpointInterval": self.checkpoint_interval,
-            "checkpointTimeout": self.checkpoint_timeout,
-            "nonce": self.nonce,
-            "expiry": self.expiry,
-        }
-
 
 @dataclass(frozen=True)
 class Deposit(SignedRequest):
@@ -192,10 +193,6 @@ class Deposit(SignedRequest):
     amount: int
     nonce: int
     expiry: int
-
-    def values(self) -> dict[str, object]:
-        return {"channelId": self.channel_id.bytes, "participant": self.participant, "amount": self.amount,
-                "nonce": self.nonce, "expiry": self.expiry}
 
 
 @dataclass(frozen=True)
@@ -209,10 +206,6 @@ class SetOperator(SignedRequest):
     nonce: int
     expiry: int
 
-    def values(self) -> dict[str, object]:
-        return {"channelId": self.channel_id.bytes, "participant": self.participant, "operator": self.operator,
-                "nonce": self.nonce, "expiry": self.expiry}
-
 
 @dataclass(frozen=True)
 class SettlerNotice(Signed):
@@ -224,9 +217,8 @@ class SettlerNotice(Signed):
     body_hash: bytes
     issued_at: int
 
-    def values(self) -> dict[str, object]:
-        return {"channelId": self.channel_id.bytes, "kind": NoticeKind(self.kind).value,
-                "bodyHash": self.body_hash, "issuedAt": self.issued_at}
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", _member_of(NoticeKind, self.kind))
 
     @classmethod
     def checkpoint_confirmed(cls, channel_id: UUID, sequence: int, tx_hash: str, block: int,
@@ -249,6 +241,13 @@ class SettlerNotice(Signed):
     @classmethod
     def settle(cls, channel_id: UUID, reason: str, issued_at: int) -> SettlerNotice:
         return cls(channel_id, NoticeKind.SETTLE, _hash_body(SETTLE_BODY, {"reason": reason}), issued_at)
+
+
+def _member_of(kind: type[_E], value: object) -> _E:
+    try:
+        return kind(value)
+    except ValueError:
+        raise MalformedMessage(f"{value!r} is not a {kind.__name__}") from None
 
 
 def _hash_body(struct: StructType, values: dict[str, object]) -> bytes:

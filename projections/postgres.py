@@ -30,6 +30,7 @@ _UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError)
 class PostgresStore(ReadModelStore):
     dialect = "postgres"
     placeholder = "%s"
+    column_types = _TYPES
 
     def __init__(self, dsn: str, *, schema: str = "public", connect_timeout: int = 5) -> None:
         if not _SCHEMA.match(schema):
@@ -62,18 +63,8 @@ class PostgresStore(ReadModelStore):
             raise StoreUnavailable(f"cannot connect to PostgreSQL: {err}") from err
         self._conn = conn
 
-    def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
-
     def drop_schema(self) -> None:
         self.conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
-
-    def sql_type(self, column: Column) -> str:
-        return _TYPES[column.kind]
 
     def _param(self, column: Column) -> str:
         return _CASTS[column.kind]

@@ -68,6 +68,15 @@ def advance(rows: Rows, channel_id: str, kind: str, sequence: int, state: str, *
     return row
 
 
+def _requested_at_head(rows: Rows, event: Any, kind: str, reason: str) -> None:
+    """A checkpoint or settlement request: both carry the head and the balances at it."""
+    a, b = event.balances
+    advance(
+        rows, str(event.originator_id), kind, event.sequence, "requested",
+        reason=reason, head_hash=event.head_hash, balance_a=a, balance_b=b, requested_at=event.at,
+    )
+
+
 class Settlements(ReadModel):
     name = "settlements"
     tables = (SETTLEMENTS,)
@@ -75,11 +84,7 @@ class Settlements(ReadModel):
 
     @handles("Channel.CheckpointRequested")
     def checkpoint_requested(self, event: Any, rows: Rows) -> None:
-        a, b = event.balances
-        advance(
-            rows, str(event.originator_id), "checkpoint", event.sequence, "requested",
-            reason=event.reason, head_hash=event.head_hash, balance_a=a, balance_b=b, requested_at=event.at,
-        )
+        _requested_at_head(rows, event, "checkpoint", event.reason)
 
     @handles("Channel.CheckpointConfirmed")
     def checkpoint_confirmed(self, event: Any, rows: Rows) -> None:
@@ -90,11 +95,7 @@ class Settlements(ReadModel):
 
     @handles("Channel.SettlementRequested")
     def settlement_requested(self, event: Any, rows: Rows) -> None:
-        a, b = event.balances
-        advance(
-            rows, str(event.originator_id), "settlement", event.sequence, "requested",
-            reason=event.requested_by, head_hash=event.head_hash, balance_a=a, balance_b=b, requested_at=event.at,
-        )
+        _requested_at_head(rows, event, "settlement", event.requested_by)
 
     @handles("Channel.DisputeRequested")
     def dispute_requested(self, event: Any, rows: Rows) -> None:

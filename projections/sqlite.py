@@ -23,6 +23,7 @@ _TYPES = {"text": "TEXT", "int": "INTEGER", "amount": "TEXT"}
 class SQLiteStore(ReadModelStore):
     dialect = "sqlite"
     placeholder = "?"
+    column_types = _TYPES
 
     def __init__(self, path: Path | str, *, timeout: float = 10.0) -> None:
         self.path = str(path)
@@ -52,16 +53,6 @@ class SQLiteStore(ReadModelStore):
         except sqlite3.OperationalError as err:
             raise StoreUnavailable(f"cannot open read-model database {self.path}: {err}") from err
         self._conn = conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
-
-    def sql_type(self, column: Column) -> str:
-        return _TYPES[column.kind]
 
     def to_db(self, column: Column, value: Any) -> Any:
         if value is not None and column.kind == "amount":

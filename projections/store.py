@@ -49,10 +49,13 @@ class ReadModelStore(ABC):
 
     dialect: str
     placeholder: str
+    column_types: dict[str, str]
+    """Column kind ("text", "int", "amount") → this database's SQL type."""
+    _conn: Any = None  # the DB-API connection, None until (re)connected
 
     # --- dialect ------------------------------------------------------------
-    @abstractmethod
-    def sql_type(self, column: Column) -> str: ...
+    def sql_type(self, column: Column) -> str:
+        return self.column_types[column.kind]
 
     @abstractmethod
     def to_db(self, column: Column, value: Any) -> Any: ...
@@ -69,8 +72,13 @@ class ReadModelStore(ABC):
         """A context manager: one database transaction; yields an object with ``execute``,
         ``executemany`` and ``rowcount`` after execute (a DB-API cursor)."""
 
-    @abstractmethod
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Close the connection if one is open (the next statement reconnects)."""
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
 
     @abstractmethod
     def reconnect(self) -> None:

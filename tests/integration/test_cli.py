@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from infrastructure.cli import main
-from tests.support import ALICE, Ledger
+from tests.builders import ALICE, Ledger
 
 
 def run(*args: str, stdin: bytes | None = None, env_dir=None) -> subprocess.CompletedProcess:

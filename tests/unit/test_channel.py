@@ -21,7 +21,7 @@ from domain.errors import (
 )
 from domain.money import Currency
 from domain.protocol import HashPointer, SigningDomain
-from tests.support import ALICE, BOB, CAROL, DOMAIN, T0, Ledger, addr, open_channel
+from tests.builders import ALICE, BOB, CAROL, DOMAIN, T0, Ledger, addr, open_channel
 
 
 def event_names(channel: Channel) -> list[str]:

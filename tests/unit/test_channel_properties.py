@@ -9,7 +9,7 @@ from domain.channel import Channel
 from domain.crypto import recover_public_key
 from domain.errors import ParsecError
 from domain.protocol import GENESIS_HASH, SignedInvoice
-from tests.support import ALICE, BOB, T0, addr, open_channel
+from tests.builders import ALICE, BOB, T0, addr, open_channel
 
 action = st.tuples(
     st.sampled_from(["pay", "pay", "pay", "repeat", "overspend", "gap"]),

@@ -48,7 +48,7 @@ from infrastructure.node.messages import (
     encode_control,
     parse_control,
 )
-from tests.support import ALICE, BOB, CAROL, DOMAIN, PARAMS, T0, addr, open_channel
+from tests.builders import ALICE, BOB, CAROL, DOMAIN, PARAMS, T0, addr, open_channel
 
 CID = uuid.UUID("6a1f6c8e-9f6c-4d59-9a0f-0b8f2f7d1c11")
 OTHER_DOMAIN = SigningDomain(chain_id=DOMAIN.chain_id, verifying_contract="0x" + "c1" * 20)

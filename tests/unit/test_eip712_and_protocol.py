@@ -31,7 +31,7 @@ from domain.protocol import (
     cooperative_close_digest,
     sign_cooperative_close,
 )
-from tests.support import ALICE, BOB, CAROL, DOMAIN, Ledger, addr
+from tests.builders import ALICE, BOB, CAROL, DOMAIN, Ledger, addr
 
 
 # --- EIP-712 -------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from domain.channel import PaymentOutcome
 from domain.errors import OutOfWindow, ParsecError, WindowExpired
 from domain.reorder import ReorderWindow
-from tests.support import ALICE, BOB, T0, open_channel
+from tests.builders import ALICE, BOB, T0, open_channel
 
 
 def feed(window, channel, arrivals, now=T0):

@@ -183,7 +183,7 @@ def test_defect9_a_long_dispute_continues_from_the_head_each_step_recorded():
 
 
 def test_channel_events_map_to_process_inputs():
-    from tests.support import ALICE, T0, open_channel
+    from tests.builders import ALICE, T0, open_channel
 
     channel, ledger = open_channel(1000, 500)
     for _ in range(5):  # the 5th is the checkpoint interval
@@ -198,6 +198,6 @@ def test_channel_events_map_to_process_inputs():
 
 
 def ledger_addr(ledger):
-    from tests.support import addr
+    from tests.builders import addr
 
     return addr(ledger.a)

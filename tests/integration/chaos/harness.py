@@ -44,7 +44,7 @@ from infrastructure import bootstrap
 from infrastructure.node import Sender
 from infrastructure.node.messages import channel_key, partition_of
 from infrastructure.settings import Settings
-from tests.integration.node.conftest import (
+from tests.integration.node.harness import (
     disorder,
     make_channels,
     make_payments,

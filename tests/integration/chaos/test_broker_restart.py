@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 
-from domain.application import ChannelService
 from infrastructure import bootstrap
 from infrastructure.chain import ChannelContract, connect, fund, wallet
 from infrastructure.node import OpenChannelRequest, Sender
@@ -30,9 +29,9 @@ from projections.balances import Balances, channel_balances
 from projections.runner import ProjectionRunner
 from projections.source import source_for
 from projections.sqlite import SQLiteStore
-from tests.contract.conftest import ANVIL_URL, ETHER, _party
-from tests.integration.e2e.test_kafka_settlement import Plan
-from tests.integration.node.conftest import node_process, replay, stop_process, wait_for
+from tests.e2e.test_kafka_settlement import Plan
+from tests.integration.contract.chain import ANVIL_URL, ETHER, party
+from tests.integration.node.harness import node_process, replay, stop_process, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.chain, pytest.mark.slow]
 
@@ -93,8 +92,8 @@ class Stream:
 def test_a_20s_broker_outage_under_load_is_ridden_out(broker: PrivateBroker, tmp_path: Path) -> None:
     w3 = connect(ANVIL_URL, timeout=10)
     tag = uuid.uuid4().hex[:8]
-    deployer = _party(w3, f"parsec-restart/{tag}/deployer")
-    operator = _party(w3, f"parsec-restart/{tag}/operator")
+    deployer = party(w3, f"parsec-restart/{tag}/deployer")
+    operator = party(w3, f"parsec-restart/{tag}/operator")
     contract = ChannelContract.deploy(w3, deployer.wallet, deployer.address, min_challenge_period=PERIOD)
     plans = [Plan(f"parsec-restart/{tag}/{i}", contract.domain) for i in range(4)]
     for p in plans:
@@ -125,7 +124,7 @@ def test_a_20s_broker_outage_under_load_is_ridden_out(broker: PrivateBroker, tmp
                                     and rng.random() < 0.3))
 
     node = node_process(config, "restart-node", tmp_path / "node.log")
-    reader = ChannelService(env=config.store_env(None))
+    reader = bootstrap.channel_reader(config)
     store = SQLiteStore(tmp_path / "read-models.sqlite")
     stop = threading.Event()
     threads: list[threading.Thread] = []

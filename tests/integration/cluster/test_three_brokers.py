@@ -26,8 +26,8 @@ from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from infrastructure.node import Sender
 from tests.integration.chaos.harness import fresh_config
-from tests.integration.cluster.conftest import Cluster, exactly_once, read_events
-from tests.integration.node.conftest import (
+from tests.integration.cluster.harness import Cluster, exactly_once, read_events
+from tests.integration.node.harness import (
     make_channels,
     make_payments,
     node_process,

@@ -14,8 +14,7 @@ from eventsourcing.utils import Environment
 from infrastructure.kafka import KafkaApplicationRecorder, KafkaFactory, WriterFencedError
 from infrastructure.kafka.codec import OutRecord
 from infrastructure.kafka.settings import CLIENT_CONFLUENT, CLIENT_KAFKA_PYTHON, KafkaSettings, default_client
-
-from .conftest import new_topic
+from tests.integration.kafka.harness import new_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 

@@ -36,7 +36,7 @@ from infrastructure.kafka import (
     KafkaProcessRecorder,
     KafkaTrackingRecorder,
 )
-from tests.integration.kafka.conftest import configured_bootstrap, kafka_env
+from tests.integration.kafka.harness import configured_bootstrap, kafka_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.usefixtures("kafka_bootstrap")]
 

@@ -17,7 +17,7 @@ from eventsourcing.persistence import InfrastructureFactory, StoredEvent
 from eventsourcing.utils import Environment
 
 from infrastructure.kafka import KafkaApplicationRecorder, KafkaFactory, WriterFencedError
-from tests.integration.kafka.conftest import REPO, new_topic
+from tests.integration.kafka.harness import REPO, new_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 

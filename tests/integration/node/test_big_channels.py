@@ -14,7 +14,7 @@ from kafka import KafkaConsumer, TopicPartition
 from infrastructure.kafka.codec import encode_event, record_size
 from infrastructure.node import CheckpointRequest, DisputeRequest, Sender
 from infrastructure.node.messages import partition_of
-from tests.integration.node.conftest import (
+from tests.integration.node.harness import (
     DOMAIN,
     make_channels,
     open_channels,

@@ -14,7 +14,7 @@ from domain.protocol import HashPointer, Invoice, sign_invoice
 from infrastructure.cli import main
 from infrastructure.node.messages import partition_of
 from infrastructure.tools.workload import make_parties
-from tests.integration.node.conftest import reader, running_node, wait_for
+from tests.integration.node.harness import reader, running_node, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 

@@ -31,7 +31,7 @@ from infrastructure.node import (
     SettleNotice,
 )
 from infrastructure.node.messages import channel_key, encode_control, partition_of
-from tests.integration.node.conftest import (
+from tests.integration.node.harness import (
     DOMAIN,
     make_channels,
     open_channels,

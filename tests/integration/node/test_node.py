@@ -17,7 +17,7 @@ import pytest
 from domain.protocol import HashPointer
 from infrastructure.node import CheckpointRequest, DisputeRequest, Sender, SettlementRequest
 from infrastructure.node.messages import channel_key, partition_of
-from tests.integration.node.conftest import (
+from tests.integration.node.harness import (
     DOMAIN,
     RecordingExecutor,
     disorder,

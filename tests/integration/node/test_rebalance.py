@@ -20,7 +20,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from infrastructure.node import Node, Sender
 from infrastructure.node.messages import partition_of
-from tests.integration.node.conftest import (
+from tests.integration.node.harness import (
     ChannelPlan,
     make_channels,
     open_channels,

@@ -15,7 +15,7 @@ import pytest
 from infrastructure import bootstrap
 from infrastructure.node import Sender
 from infrastructure.node.messages import partition_of
-from tests.integration.node.conftest import make_channels, read_rejected
+from tests.integration.node.harness import make_channels, read_rejected
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
@@ -64,7 +64,7 @@ def test_defect8_refusals_behind_a_long_held_payment_are_published_once_across_t
 
 def test_defect7_a_channel_below_the_nodes_minimum_challenge_period_is_refused(node_config):
     """The opener alone chooses the challenge period: the node refuses to operate one too short to answer."""
-    from tests.integration.node.conftest import open_channels, reader, running_node, wait_for
+    from tests.integration.node.harness import open_channels, reader, running_node, wait_for
 
     config = node_config(min_challenge_period=3600)
     short, fine = make_channels("defect7", 2)

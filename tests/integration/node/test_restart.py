@@ -13,7 +13,7 @@ from infrastructure import bootstrap
 from infrastructure.kafka import WriterFencedError
 from infrastructure.node import Sender
 from infrastructure.node.messages import channel_key, partition_of
-from tests.integration.node.conftest import make_channels, open_channels, read_rejected
+from tests.integration.node.harness import make_channels, open_channels, read_rejected
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 

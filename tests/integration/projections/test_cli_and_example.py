@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 
 import pytest
-import workload
 
 from infrastructure.cli import main
 from projections.examples.revenue import revenue_by_seller
 from projections.history import PAYMENTS
 from projections.sqlite import SQLiteStore
+from tests.integration.projections import workload
 
 
 @pytest.fixture

@@ -33,8 +33,8 @@ def test_the_settlements_read_model_reads_the_settlers_transactions_from_its_top
     store.save(intent)
     store.close()
 
-    settings = Settings(event_store="kafka", kafka_bootstrap=kafka_bootstrap, settlement_topic=topic)
-    monkeypatch.setenv("KAFKA_EVENTS_TOPIC", f"{t}.events")  # the channels' events topic of this test
+    settings = Settings(event_store="kafka", kafka_bootstrap=kafka_bootstrap, events_topic=f"{t}.events",
+                        settlement_topic=topic)
     source = event_source(settings)
     assert SETTLER_PARTITION_BASE in source.partitions()
     rows = SQLiteStore(tmp_path / "rm.sqlite")

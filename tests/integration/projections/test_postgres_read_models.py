@@ -6,10 +6,10 @@ import time
 
 import psycopg
 import pytest
-from conftest import new_schema
-from projections_suite import ReadModelBackendSuite
 
 from projections.postgres import PostgresStore
+from tests.integration.projections.harness import new_schema
+from tests.suites.read_model_store import ReadModelBackendSuite
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 

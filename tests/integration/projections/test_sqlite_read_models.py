@@ -7,9 +7,9 @@ import sqlite3
 import time
 
 import pytest
-from projections_suite import ReadModelBackendSuite
 
 from projections.sqlite import SQLiteStore
+from tests.suites.read_model_store import ReadModelBackendSuite
 
 
 class TestSQLiteReadModels(ReadModelBackendSuite):

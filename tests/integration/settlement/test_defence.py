@@ -15,10 +15,9 @@ import pytest
 
 from domain.channel import ChannelParameters
 from infrastructure.chain import ETH, ChannelStatus
-from tests.contract.conftest import BTC, ETHER
-from tests.support import Ledger
-
-from .conftest import PERIOD, Node
+from tests.builders import Ledger
+from tests.integration.contract.chain import BTC, ETHER
+from tests.integration.settlement.harness import PERIOD, Node
 
 A_FIRST, B_FIRST = "A's later payment first", "B's later payment first"
 

@@ -9,9 +9,8 @@ import time
 
 from domain.settlement import IntentKind, IntentStatus, intent_id
 from infrastructure.chain import ChannelStatus
-from tests.contract.conftest import ETHER
-
-from .conftest import PERIOD, Node
+from tests.integration.contract.chain import ETHER
+from tests.integration.settlement.harness import PERIOD, Node
 
 
 def onchain_balances(node: Node, cid):

@@ -1,5 +1,5 @@
-"""Fixtures for the node's integration tests: fresh topics per test, nodes in threads
-or subprocesses, a signed workload, and readers of the events and rejected topics."""
+"""Helpers for the node's tests: fresh topics per test, nodes in threads or subprocesses,
+a signed workload, and readers of the events and rejected topics."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from domain.application import ChannelService
@@ -28,16 +27,14 @@ from infrastructure import bootstrap
 from infrastructure.node import Node, OpenChannelRequest, Rejection, Sender
 from infrastructure.settings import Settings
 from infrastructure.tools.workload import Party, make_parties
-from tests.integration.kafka.conftest import kafka_bootstrap
-
-__all__ = ["kafka_bootstrap"]
 
 REPO = Path(__file__).resolve().parents[3]
 DOMAIN = SigningDomain(chain_id=131277322940537, verifying_contract="0xF2E246BB76DF876Cef8b38ae84130F4F55De395b")
 
 
-@pytest.fixture
-def node_config(kafka_bootstrap: str) -> Callable[..., Settings]:
+def node_configs(kafka_bootstrap: str) -> Callable[..., Settings]:
+    """A maker of node configurations on fresh topics (keyword arguments override fields)."""
+
     def make(**overrides: Any) -> Settings:
         t = f"test.{uuid.uuid4().hex[:10]}"
         c = Settings(
@@ -227,7 +224,7 @@ def open_channels(sender: Sender, plans: list[ChannelPlan], **params: Any) -> No
 
 
 def reader(config: Settings) -> ChannelService:
-    return ChannelService(env=config.store_env(None))
+    return bootstrap.channel_reader(config)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.5) -> None:

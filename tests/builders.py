@@ -1,4 +1,4 @@
-"""Builders shared by the test suites: parties, channels and signed payments."""
+"""Builders shared by the tests: parties, channels and signed payments."""
 
 from __future__ import annotations
 

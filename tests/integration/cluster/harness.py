@@ -26,7 +26,7 @@ from infrastructure.kafka.codec import H_TOPIC, H_VERSION
 from infrastructure.kafka.security import KafkaSecurity
 from infrastructure.node.messages import channel_key, encode_control, partition_of
 from infrastructure.settings import Settings
-from tests.integration.node.conftest import node_process
+from tests.integration.node.harness import node_process
 
 REPO = Path(__file__).resolve().parents[3]
 SCRIPT = REPO / "scripts" / "kafka"

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import workload
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import StoredEvent
 
@@ -30,8 +29,9 @@ from projections.model import Column, Table
 from projections.runner import Backoff, ProjectionRunner, rebuild
 from projections.source import ApplicationEventSource, source_for
 from projections.store import PositionConflict, ReadModelStore, TrackingUpdate
+from tests.integration.projections import workload
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 MODELS = list(registry.read_models().values())
 BIG = 2**128 - 1  # the largest amount a message may carry
 EVENT_STORES = [
@@ -205,12 +205,12 @@ class ReadModelBackendSuite:
                "PARSEC_EVENT_STORE": event_store}
         payments, rounds = ("100", "30") if event_store == "sqlite" else ("100", "30")
         if event_store == "kafka":
-            env.update(PARSEC_KAFKA_BOOTSTRAP=request.getfixturevalue("kafka_broker"),
+            env.update(PARSEC_KAFKA_BOOTSTRAP=request.getfixturevalue("kafka_bootstrap"),
                        PARSEC_EVENTS_TOPIC=f"test.{uuid.uuid4().hex[:12]}.events", PARSEC_PARTITIONS="3")
         mine = {k: env[k] for k in ("PARSEC_EVENTS_TOPIC", "PARSEC_PARTITIONS") if k in env}
         os.environ.update(mine)  # for this process's reader
         writer = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("workload.py")), str(events), payments, "11", rounds, "0.25"],
+            [sys.executable, workload.__file__, str(events), payments, "11", rounds, "0.25"],
             env={**env, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
         )
         runner_cmd = [sys.executable, "-m", "infrastructure.cli", "projections", "run",

@@ -31,8 +31,8 @@ from projections.postgres import PostgresStore
 from projections.runner import ProjectionRunner
 from projections.settlements import Settlements, settlements
 from projections.source import SETTLER_PARTITION_BASE, CombinedEventSource, source_for
-from tests.contract.conftest import ANVIL_URL, ETHER, _party
-from tests.integration.node.conftest import disorder, running_node, wait_for
+from tests.integration.contract.chain import ANVIL_URL, ETHER, party
+from tests.integration.node.harness import disorder, running_node, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.chain, pytest.mark.postgres]
 
@@ -98,8 +98,8 @@ def _thread(target: Any, *args: Any) -> threading.Thread:
 def test_node_settler_and_read_models_agree_with_the_chain(anvil: Any, node_config: Any, pg_store: Any) -> None:
     w3 = anvil
     tag = uuid.uuid4().hex[:8]
-    deployer = _party(w3, f"parsec-e2e/{tag}/deployer")
-    operator = _party(w3, f"parsec-e2e/{tag}/operator")
+    deployer = party(w3, f"parsec-e2e/{tag}/deployer")
+    operator = party(w3, f"parsec-e2e/{tag}/operator")
     contract = ChannelContract.deploy(w3, deployer.wallet, deployer.address, min_challenge_period=PERIOD)
     plans = [Plan(f"parsec-e2e/{tag}/{i}", contract.domain) for i in range(CHANNELS)]
     for p in plans:
@@ -272,8 +272,8 @@ def test_node_settler_and_read_models_agree_with_the_chain(anvil: Any, node_conf
 def test_a_second_settler_fences_the_first(anvil: Any, node_config: Any) -> None:
     w3 = anvil
     tag = uuid.uuid4().hex[:8]
-    deployer = _party(w3, f"parsec-e2e/{tag}/deployer")
-    operator = _party(w3, f"parsec-e2e/{tag}/operator")
+    deployer = party(w3, f"parsec-e2e/{tag}/deployer")
+    operator = party(w3, f"parsec-e2e/{tag}/operator")
     contract = ChannelContract.deploy(w3, deployer.wallet, deployer.address, min_challenge_period=PERIOD)
     config = node_config(session_timeout_ms=30000)
     topic = f"{config.events_topic}.settlement"

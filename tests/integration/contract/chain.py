@@ -1,8 +1,9 @@
-"""One contract test suite, two backends: the in-process py-evm chain and a real anvil node.
+"""The contract deployed on one backend, with funded parties: the in-process py-evm chain
+(eth-tester) or a real anvil node.
 
-The anvil backend is marked ``integration`` + ``chain``; it reuses a node already answering on
-``PARSEC_ANVIL_PORT`` (default 8545) or starts one with ``scripts/anvil start`` (and stops it
-again at the end of the session only if it started it).
+The ``chain`` fixture (tests/integration/conftest.py) runs every test that asks for it on
+both. Anvil: reuses a node already answering on ``PARSEC_ANVIL_PORT`` (default 8545) or starts
+one with ``scripts/anvil start`` (and stops it again only if it started it).
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 from web3 import Web3
 
 from domain.crypto import PrivateKey
 from infrastructure.chain import ChannelContract, TestToken, Wallet, connect, fund, wallet
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ANVIL_URL = f"http://127.0.0.1:{os.environ.get('PARSEC_ANVIL_PORT', '8545')}"
 ETHER = 10**18
 BTC = 10**8
@@ -66,35 +66,34 @@ def _anvil_w3() -> Iterator[Web3]:
             subprocess.run([str(ROOT / "scripts" / "anvil"), "stop"], check=False)
 
 
-def _party(w3: Web3, seed: str) -> Party:
+def party(w3: Web3, seed: str, ether: int = 1000) -> Party:
+    """The party of ``seed``'s key, funded with ``ether`` (from the dev account)."""
     key = PrivateKey.from_seed(seed)
-    party = Party(key, wallet(key))
-    fund(w3, party.address, 1000 * ETHER)
-    return party
+    p = Party(key, wallet(key))
+    fund(w3, p.address, ether * ETHER)
+    return p
 
 
-@pytest.fixture(
-    scope="session",
-    params=["eth-tester", pytest.param("anvil", marks=[pytest.mark.integration, pytest.mark.chain])],
-)
-def chain(request: pytest.FixtureRequest) -> Iterator[Chain]:
-    if request.param == "eth-tester":
+def deployed_chain(backend: str) -> Iterator[Chain]:
+    """The contracts deployed on ``backend`` ("eth-tester" or "anvil"), for as long as the
+    generator runs (then anvil stops, if this started it)."""
+    if backend == "eth-tester":
         generator: Iterator[Web3] = iter([connect(None)])
     else:
         generator = _anvil_w3()
     w3 = next(generator)
-    deployer = _party(w3, "parsec-contract-tests/deployer")
+    deployer = party(w3, "parsec-contract-tests/deployer")
     token = TestToken.deploy(w3, deployer.wallet)
     channels = ChannelContract.deploy(w3, deployer.wallet, token.address, min_challenge_period=MIN_PERIOD)
     yield Chain(
-        name=request.param,
+        name=backend,
         w3=w3,
         channels=channels,
         token=token,
         deployer=deployer,
-        alice=_party(w3, "parsec-contract-tests/alice"),
-        bob=_party(w3, "parsec-contract-tests/bob"),
-        carol=_party(w3, "parsec-contract-tests/carol"),
+        alice=party(w3, "parsec-contract-tests/alice"),
+        bob=party(w3, "parsec-contract-tests/bob"),
+        carol=party(w3, "parsec-contract-tests/carol"),
     )
     for _ in generator:  # runs the generator's cleanup (stops anvil if we started it)
         pass

@@ -19,8 +19,8 @@ from infrastructure.chain import events as ev
 from infrastructure.chain.artifacts import load_artifact
 from infrastructure.chain.channels import _transact
 from infrastructure.chain.connection import latest_timestamp
-from tests.contract.conftest import BTC, ETHER, MIN_PERIOD, Chain, Party, _party
-from tests.contract.payments import PaymentChain
+from tests.integration.contract.chain import BTC, ETHER, MIN_PERIOD, Chain, Party, party
+from tests.integration.contract.payments import PaymentChain
 
 PERIOD = 3600
 
@@ -39,7 +39,7 @@ class Parties:
 
 def fresh(chain: Chain) -> Parties:
     tag = uuid.uuid4().hex[:8]
-    a, b, node, third = (_party(chain.w3, f"parsec-issue10/{tag}/{n}") for n in ("a", "b", "node", "third"))
+    a, b, node, third = (party(chain.w3, f"parsec-issue10/{tag}/{n}") for n in ("a", "b", "node", "third"))
     for p in (a, b):
         chain.token.mint(chain.deployer.wallet, p.address, 10 * BTC)
         chain.token.approve(p.wallet, chain.channels.address, 2**256 - 1)
@@ -315,7 +315,7 @@ def test_defect7_a_gas_hungry_contract_receiver_is_paid_through_withdraw_called_
 @pytest.mark.parametrize("currency", ["ETH", "BTC"])
 def test_defect7_set_payee_redirects_every_payout(chain: Chain, currency: str) -> None:
     p = fresh(chain)
-    payee = _party(chain.w3, f"parsec-issue10/{uuid.uuid4().hex[:8]}/payee")
+    payee = party(chain.w3, f"parsec-issue10/{uuid.uuid4().hex[:8]}/payee")
     receipt = chain.channels.set_payee(p.a.wallet, payee.address)
     assert receipt.events[0] == ev.PayeeSet(
         receipt.block_number, receipt.tx_hash, receipt.events[0].log_index, p.a.address, payee.address

@@ -23,8 +23,8 @@ from infrastructure.chain import (
 from infrastructure.chain import events as ev
 from infrastructure.chain.artifacts import load_artifact
 from infrastructure.chain.connection import latest_timestamp
-from tests.contract.conftest import BTC, ETHER, Chain
-from tests.contract.payments import PaymentChain, high_s, with_signature
+from tests.integration.contract.chain import BTC, ETHER, Chain
+from tests.integration.contract.payments import PaymentChain, high_s, with_signature
 
 PERIOD = 3600
 
