@@ -9,12 +9,20 @@ from typing import Any
 
 from rich.table import Table
 
+from infrastructure.cli.options import add_command
 from infrastructure.settings import Settings
 
 RAIDEN_NOTE = "Raiden TokenNetwork (raiden-contracts data/gas.json)"
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    """Measure payments/s, latency, replay and gas beside the machine's limits (JSON).
+
+    Run the benchmark suite and print a table; --json writes the document. Limits are measured in the
+    same run: secp256k1 recoveries/s per core with the library the node uses, the raw produce/consume
+    rate of the same Kafka client on messages of the same size. Sections whose service is unreachable
+    are listed under 'skipped'.
+    """
     from infrastructure.cli.console import console, err_console
     from infrastructure.tools import bench
 
@@ -80,18 +88,8 @@ def render(result: dict[str, Any]) -> Table:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "bench",
-        help="measure payments/s, latency, replay and gas beside the machine's limits (JSON)",
-        description=(
-            "Run the benchmark suite and print a table; --json writes the document. Limits are measured "
-            "in the same run: secp256k1 recoveries/s per core with the library the node uses, the raw "
-            "produce/consume rate of the same Kafka client on messages of the same size. Sections whose "
-            "service is unreachable are listed under 'skipped'."
-        ),
-    )
+    p = add_command(sub, cmd_bench)
     p.add_argument("--json", metavar="FILE", help="write the JSON document to FILE")
     p.add_argument("--quick", action="store_true", help="smaller workloads (a smoke run, figures are noisier)")
     p.add_argument("--sections", help="comma-separated subset, e.g. limits,embedded,gas")
     p.add_argument("--no-kafka", action="store_true", help="skip the sections that need a Kafka broker")
-    p.set_defaults(func=cmd_bench)

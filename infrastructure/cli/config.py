@@ -8,10 +8,17 @@ from pydantic import SecretStr
 from rich.table import Table
 
 from infrastructure.cli.console import console, print_json
+from infrastructure.cli.options import add_command
 from infrastructure.settings import Settings, accepts, variable
 
 
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    """Show every setting, its value and where it came from.
+
+    Print each PARSEC_* setting with the value this run would use (flags, environment, the config file
+    of --config / PARSEC_CONFIG, defaults) and what it is for. Secrets are hidden. docs/configuration.md
+    explains each one.
+    """
     sources = settings.sources()
     rows = []
     for name, info in Settings.model_fields.items():
@@ -32,12 +39,5 @@ def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "config",
-        help="show every setting, its value and where it came from",
-        description="Print each PARSEC_* setting with the value this run would use (flags, environment, the "
-                    "config file of --config / PARSEC_CONFIG, defaults) and what it is for. Secrets are hidden. "
-                    "docs/configuration.md explains each one.",
-    )
+    p = add_command(sub, cmd_config)
     p.add_argument("--json", action="store_true", help="one JSON document instead of the table")
-    p.set_defaults(func=cmd_config)

@@ -9,11 +9,23 @@ from rich.table import Table
 from domain.money import format_amount
 from infrastructure import bootstrap
 from infrastructure.cli.console import RateProgress, console, log, short
+from infrastructure.cli.options import add_command
 from infrastructure.settings import Settings
 
 
 # --- demo ----------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Run a simulated network of channels on the embedded defaults.
+
+    Open channels between generated parties (deterministic keys from --seed), stream signed payments
+    through the command handlers on a fresh embedded SQLite event store, and print the channels'
+    balances and checkpoint requests. A few duplicates and invalid messages are mixed in: duplicates are
+    no-ops, invalid ones are refused with their reason. Unless --no-chain: the channels are also opened
+    on the in-process Ethereum chain (or --eth-rpc) with the contract and a BTC token deployed, the
+    node's wallet operates for every participant, every checkpoint (each m-th sequence) is sent and
+    confirmed on-chain, and --settle channels are closed and settled at the end (the chain's clock is
+    advanced past the challenge period).
+    """
     from infrastructure.tools.demo import Demo, fresh_demo_store
 
     path = fresh_demo_store(settings.data_dir)
@@ -196,21 +208,7 @@ def _chain_figures(result, service, chain) -> dict:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    demo = sub.add_parser(
-        "demo",
-        help="run a simulated network of channels on the embedded defaults",
-        description=(
-            "Open channels between generated parties (deterministic keys from --seed), stream signed "
-            "payments through the command handlers on a fresh embedded SQLite event store, and print "
-            "the channels' balances and checkpoint requests. A few duplicates and invalid messages are "
-            "mixed in: duplicates are no-ops, invalid ones are refused with their reason. Unless "
-            "--no-chain: the channels are also opened on the in-process Ethereum chain (or --eth-rpc) "
-            "with the contract and a BTC token deployed, the node's wallet operates for every "
-            "participant, every checkpoint (each m-th sequence) is sent and confirmed on-chain, and "
-            "--settle channels are closed and settled at the end (the chain's clock is advanced past "
-            "the challenge period)."
-        ),
-    )
+    demo = add_command(sub, cmd_demo)
     demo.add_argument("--channels", type=int, default=20, help="channels to open (default 20)")
     demo.add_argument("--payments", type=int, default=2000, help="payments to send (default 2000)")
     demo.add_argument("--seed", type=int, default=7, help="seed for keys and the workload (default 7)")
@@ -225,4 +223,3 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="only the event store: no chain, no contract, no on-chain checkpoints (the fast, older demo)",
     )
     demo.add_argument("--settle", type=int, default=3, help="channels to settle on-chain at the end (default 3)")
-    demo.set_defaults(func=cmd_demo)

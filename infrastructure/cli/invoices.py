@@ -9,11 +9,19 @@ from rich.table import Table
 
 from domain.money import format_amount
 from infrastructure.cli.console import console
+from infrastructure.cli.options import add_command
 from infrastructure.settings import Settings
 
 
 # --- verify --------------------------------------------------------------------------
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    """Check a signed invoice (JSON) and show what it says.
+
+    Validate one signed invoice: currency, amounts, the buyer address against its key, the low-s
+    signature against the buyer's key over the EIP-712 digest. Prints its fields and transaction hash,
+    or the reason it is refused (exit status 2). Whether it extends its channel's chain is the node's
+    decision, not checked here.
+    """
     from domain.protocol import SignedInvoice
 
     raw = sys.stdin.buffer.read() if args.file == "-" else open(args.file, "rb").read()
@@ -40,6 +48,10 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_amount(args: argparse.Namespace, settings: Settings) -> int:
+    """Convert a decimal amount to the smallest unit (exactly).
+
+    Parse a decimal amount exactly: 'parsec amount 0.05 ETH' prints 50000000000000000 wei.
+    """
     from domain.money import Currency, parse_amount
 
     cur = Currency.parse(args.currency)
@@ -51,24 +63,9 @@ def cmd_amount(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    verify = sub.add_parser(
-        "verify",
-        help="check a signed invoice (JSON) and show what it says",
-        description=(
-            "Validate one signed invoice: currency, amounts, the buyer address against its key, the "
-            "low-s signature against the buyer's key over the EIP-712 digest. Prints its fields and "
-            "transaction hash, or the reason it is refused (exit status 2). Whether it extends its "
-            "channel's chain is the node's decision, not checked here."
-        ),
-    )
+    verify = add_command(sub, cmd_verify)
     verify.add_argument("file", help="a JSON file, or - for standard input")
-    verify.set_defaults(func=cmd_verify)
 
-    amount = sub.add_parser(
-        "amount",
-        help="convert a decimal amount to the smallest unit (exactly)",
-        description="Parse a decimal amount exactly: 'parsec amount 0.05 ETH' prints 50000000000000000 wei.",
-    )
+    amount = add_command(sub, cmd_amount)
     amount.add_argument("amount", help="decimal string, e.g. 0.05")
     amount.add_argument("currency", help="ETH or BTC")
-    amount.set_defaults(func=cmd_amount)

@@ -13,7 +13,7 @@ from typing import Any
 
 from infrastructure import bootstrap
 from infrastructure.cli.console import stop_on_signals
-from infrastructure.cli.options import TOPIC_FIELDS, add_settings_flags
+from infrastructure.cli.options import TOPIC_FIELDS, add_command, add_settings_flags
 from infrastructure.settings import Settings
 
 log = logging.getLogger("parsec.node")
@@ -22,32 +22,7 @@ DEMO_CHAIN_ID = 131277322940537
 DEMO_CONTRACT = "0xF2E246BB76DF876Cef8b38ae84130F4F55De395b"
 
 NODE_EPILOG = """\
-environment variables (flags win over them):
-  PARSEC_KAFKA_BOOTSTRAP      Kafka bootstrap servers (default 127.0.0.1:9092)
-  PARSEC_EVENTS_TOPIC         events topic (default: the event store's, parsec.parsec.events)
-  PARSEC_INBOUND_TOPIC        signed payments (default parsec.inbound)
-  PARSEC_CONTROL_TOPIC        control requests (default parsec.control)
-  PARSEC_REJECTED_TOPIC       refused messages with reasons (default parsec.rejected)
-  PARSEC_PARTITIONS           partitions when the node creates the topics (default 4)
-  PARSEC_NODE_GROUP           consumer group (default parsec-node)
-  PARSEC_NODE_ID              this member's name in logs (default host-pid)
-  PARSEC_WINDOW               n: transactions held per channel to restore order (default 64)
-  PARSEC_MAX_WAIT             seconds a held transaction waits for its predecessors (default 30)
-  PARSEC_TICK_INTERVAL        seconds between window-expiry passes (default 1)
-  PARSEC_TIMEOUT_CHECK_INTERVAL  seconds between checkpoint-timeout passes (default 5)
-  PARSEC_MAX_POLL_RECORDS     records per poll, i.e. per transaction at most (default 2000)
-  PARSEC_SESSION_TIMEOUT_MS   group session timeout (default 10000)
-  PARSEC_REJOIN_UNOWNED_AFTER  seconds partitions may have no owner in the group while this node owns
-                              fewer than it could before it rejoins the group (default 5; 0: off)
-  PARSEC_SETTLERS             comma-separated addresses of the settlers (their operator keys) whose
-                              signed notices (checkpoint confirmed, closed, settle) this node accepts;
-                              unset: every notice is refused (UnauthorizedRequest)
-  PARSEC_MIN_CHALLENGE_PERIOD seconds: an open with a shorter challenge period is refused
-                              (ChallengePeriodTooShort; default 3600)
-  PARSEC_KAFKA_REPLICATION_FACTOR  replicas of the topics the node creates (default -1: the broker's)
-  PARSEC_KAFKA_MIN_INSYNC_REPLICAS their min.insync.replicas (unset: the broker's default)
-  PARSEC_KAFKA_SECURITY_PROTOCOL, PARSEC_KAFKA_SASL_*, PARSEC_KAFKA_SSL_*: how it authenticates
-                              (parsec --help; docs/operations.md, "Kafka security settings")
+Every flag has a PARSEC_* variable and a config-file key (docs/configuration.md; `parsec config`).
 
 Control requests must be signed (EIP-712, docs/protocol.md): open by participant A; deposit and
 set-operator by the participant; checkpoint, settle and dispute by a participant or the operator it
@@ -65,6 +40,15 @@ def _quiet_kafka() -> None:
 # --- node --------------------------------------------------------------------------
 def cmd_node(args: argparse.Namespace, settings: Settings) -> int:
 
+    """Run a Parsec node: own partitions, verify, order and apply payments exactly once.
+
+    Join the consumer group on the inbound and control topics (Range assignor: inbound p and control p
+    go to the same node). For each owned partition: verify each payment, restore each channel's order
+    with a reorder window of n, apply it to its channel, checkpoint every m-th sequence and on the
+    checkpoint timeout, honour control requests; commit the events, the rejected messages and the
+    positions in one Kafka transaction. SIGTERM or Ctrl-C stops it cleanly; a node started in the same
+    group takes half the partitions.
+    """
     _quiet_kafka()
     node = bootstrap.node(settings)
 
@@ -94,6 +78,16 @@ def _party(seed: str, who: str) -> Any:
 
 
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
+    """Produce a signed payment or a control request to the cluster.
+
+    pay: a signed payment from a JSON file (or - for stdin), or signed here with a seeded party's key as
+    the next transaction of the channel's head in the event store. open, deposit, set-operator,
+    checkpoint, settle, dispute: a control request, signed (EIP-712) with a seeded party's key (open: A;
+    deposit: --from; set-operator, checkpoint, settle, dispute: --as) or, for checkpoint, settle and
+    dispute, an operator's (--operator-seed) that the party registered with set-operator. Nonce:
+    milliseconds since the epoch; expiry: now + --valid-for. Prints topic, partition, offset, signer and
+    nonce.
+    """
     from domain.addresses import eth_address_from_public_key
     from domain.money import Currency, parse_amount
     from domain.protocol import SignedInvoice
@@ -204,39 +198,13 @@ def _channel_domain(args: argparse.Namespace, config: Any, channel: uuid.UUID) -
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    node = sub.add_parser(
-        "node",
-        help="run a Parsec node: own partitions, verify, order and apply payments exactly once",
-        description=(
-            "Join the consumer group on the inbound and control topics (Range assignor: inbound p and "
-            "control p go to the same node). For each owned partition: verify each payment, restore each "
-            "channel's order with a reorder window of n, apply it to its channel, checkpoint every m-th "
-            "sequence and on the checkpoint timeout, honour control requests; commit the events, the "
-            "rejected messages and the positions in one Kafka transaction. SIGTERM or Ctrl-C stops it "
-            "cleanly; a node started in the same group takes half the partitions."
-        ),
-        epilog=NODE_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    node = add_command(sub, cmd_node, epilog=NODE_EPILOG)
     add_settings_flags(node, *TOPIC_FIELDS)
     add_settings_flags(node, "node_group", "node_id", "group_instance_id", "window", "max_wait", "tick_interval",
                        "timeout_check_interval", "max_poll_records", "session_timeout_ms", "rejoin_unowned_after",
                        "settlers", "min_challenge_period")
-    node.set_defaults(func=cmd_node)
 
-    send = sub.add_parser(
-        "send",
-        help="produce a signed payment or a control request to the cluster",
-        description=(
-            "pay: a signed payment from a JSON file (or - for stdin), or signed here with a seeded party's "
-            "key as the next transaction of the channel's head in the event store. open, deposit, "
-            "set-operator, checkpoint, settle, dispute: a control request, signed (EIP-712) with a seeded "
-            "party's key (open: A; deposit: --from; set-operator, checkpoint, settle, dispute: --as) or, for "
-            "checkpoint, settle and dispute, an operator's (--operator-seed) that the party registered with "
-            "set-operator. Nonce: milliseconds since the epoch; expiry: now + --valid-for. Prints topic, "
-            "partition, offset, signer and nonce."
-        ),
-    )
+    send = add_command(sub, cmd_send)
     send.add_argument("kind", choices=("pay", "open", "deposit", "set-operator", "checkpoint", "settle", "dispute"))
     add_settings_flags(send, *TOPIC_FIELDS)
     send.add_argument("--channel", help="channel id (open: generated when omitted)")
@@ -259,4 +227,3 @@ def register(sub: argparse._SubParsersAction) -> None:
     send.add_argument("--operator-seed", help="checkpoint/settle/dispute: sign as the operator with this seed's key")
     send.add_argument("--valid-for", type=int, default=300,
                       help="seconds the signed request stays valid (default 300)")
-    send.set_defaults(func=cmd_send)

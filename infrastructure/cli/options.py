@@ -4,6 +4,8 @@ flag, the environment variable and docs/configuration.md say the same thing."""
 from __future__ import annotations
 
 import argparse
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 
 from infrastructure.settings import Settings, variable
@@ -26,3 +28,21 @@ def add_settings_flags(parser: argparse.ArgumentParser, *fields: str) -> None:
         parser.add_argument(FLAG_NAMES.get(name, "--" + name.replace("_", "-")), dest=name, type=kind,
                             default=argparse.SUPPRESS, help=f"{info.description} (env {variable(name)}{default})")
     parser.set_defaults(settings_flags=tuple(parser.get_default("settings_flags") or ()) + fields)
+
+
+def add_command(sub: argparse._SubParsersAction, func: Callable[..., int], *, name: str | None = None,
+                epilog: str | None = None) -> argparse.ArgumentParser:
+    """A command whose name is its function's (``cmd_bench`` → ``bench``), whose one-line help is the first
+    line of the function's docstring and whose description is the rest: the command documents itself once."""
+    doc = inspect.cleandoc(func.__doc__ or "")
+    summary, _, details = doc.partition("\n\n")
+    parser = sub.add_parser(name or func.__name__.removeprefix("cmd_").replace("_", "-"),
+                            help=_help_line(summary), description=details or summary, epilog=epilog,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.set_defaults(func=func)
+    return parser
+
+
+def _help_line(summary: str) -> str:
+    line = " ".join(summary.split()).rstrip(".")
+    return line[:1].lower() + line[1:]

@@ -22,6 +22,7 @@ from rich.table import Table as RichTable
 from domain.money import format_amount
 from infrastructure import bootstrap
 from infrastructure.cli.console import console, err_console, short
+from infrastructure.cli.options import add_command
 from infrastructure.settings import Settings
 from projections import registry
 from projections.balances import channel_balances, participant_balances
@@ -89,6 +90,7 @@ def _print_json(rows: list[Any]) -> None:
 
 # --- projections list / rebuild / run / show ------------------------------------------
 def cmd_list(args: argparse.Namespace, settings: Any) -> int:
+    """Read models, their positions and the log head."""
     models = _models(args, settings)
     store = _store(args, settings)
     positions = store.all_positions()
@@ -118,6 +120,7 @@ def cmd_list(args: argparse.Namespace, settings: Any) -> int:
 
 
 def cmd_rebuild(args: argparse.Namespace, settings: Any) -> int:
+    """Drop one read model and replay the whole log into it."""
     (model,) = _models(args, settings, [args.name])
     store = _store(args, settings)
     source = _source(args, settings)
@@ -155,6 +158,7 @@ def cmd_rebuild(args: argparse.Namespace, settings: Any) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Any) -> int:
+    """Follow the log and keep read models current (Ctrl-C stops)."""
     models = _models(args, settings, args.names)
     store = _store(args, settings)
     source = _source(args, settings)
@@ -183,6 +187,7 @@ def cmd_run(args: argparse.Namespace, settings: Any) -> int:
 
 
 def cmd_show(args: argparse.Namespace, settings: Any) -> int:
+    """Print a read model's tables (any read model, plugins too)."""
     (model,) = _models(args, settings, [args.name])
     store = _store(args, settings)
     _catch_up(args, settings, store, [model.name])
@@ -204,6 +209,7 @@ def cmd_show(args: argparse.Namespace, settings: Any) -> int:
 
 # --- queries ------------------------------------------------------------------------
 def cmd_balances(args: argparse.Namespace, settings: Any) -> int:
+    """Channel balances and participant totals (balances read model)."""
     store = _store(args, settings)
     _catch_up(args, settings, store, ["balances"])
     if args.participant:
@@ -248,6 +254,7 @@ def _print_participants(rows: list) -> None:
 
 
 def cmd_settlements(args: argparse.Namespace, settings: Any) -> int:
+    """Checkpoints, settlements and disputes with their on-chain state."""
     store = _store(args, settings)
     _catch_up(args, settings, store, ["settlements"])
     rows = settlements(store, args.channel, args.state)
@@ -276,6 +283,7 @@ def _has(store: ReadModelStore, name: str) -> bool:
 
 
 def cmd_history(args: argparse.Namespace, settings: Any) -> int:
+    """A channel's payments in sequence order with their hash links."""
     store = _store(args, settings)
     _catch_up(args, settings, store, ["history"])
     rows = payment_history(store, args.channel, limit=args.limit)
@@ -311,53 +319,46 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     psub = proj.add_subparsers(dest="projections_command", metavar="ACTION", required=True)
 
-    p = psub.add_parser("list", help="read models, their positions and the log head")
+    p = add_command(psub, cmd_list)
     _common(p)
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_list)
 
-    p = psub.add_parser("rebuild", help="drop one read model and replay the whole log into it")
+    p = add_command(psub, cmd_rebuild)
     p.add_argument("name", help="read model (see `parsec projections list`)")
     _common(p)
     p.add_argument("--batch-size", type=int, default=1000, help="events per transaction (default 1000)")
     p.add_argument("--json", action="store_true", help="also print the result as JSON")
-    p.set_defaults(func=cmd_rebuild)
 
-    p = psub.add_parser("run", help="follow the log and keep read models current (Ctrl-C stops)")
+    p = add_command(psub, cmd_run)
     p.add_argument("names", nargs="*", help="read models to run (default: all)")
     _common(p)
     p.add_argument("--batch-size", type=int, default=500, help="events per transaction (default 500)")
     p.add_argument("--poll", type=float, default=0.2, help="seconds between polls when caught up (default 0.2)")
-    p.set_defaults(func=cmd_run)
 
-    p = psub.add_parser("show", help="print a read model's tables (any read model, plugins too)")
+    p = add_command(psub, cmd_show)
     p.add_argument("name")
     _common(p)
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-catch-up", action="store_true", help="only read; do not apply new events first")
-    p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("balances", help="channel balances and participant totals (balances read model)")
+    p = add_command(sub, cmd_balances)
     p.add_argument("--channel", help="one channel id")
     p.add_argument("--participant", help="one participant address: totals per currency")
     _common(p)
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-catch-up", action="store_true", help="only read; do not apply new events first")
-    p.set_defaults(func=cmd_balances)
 
-    p = sub.add_parser("settlements", help="checkpoints, settlements and disputes with their on-chain state")
+    p = add_command(sub, cmd_settlements)
     p.add_argument("--channel", help="one channel id")
     p.add_argument("--state", choices=STATES)
     _common(p)
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-catch-up", action="store_true", help="only read; do not apply new events first")
-    p.set_defaults(func=cmd_settlements)
 
-    p = sub.add_parser("history", help="a channel's payments in sequence order with their hash links")
+    p = add_command(sub, cmd_history)
     p.add_argument("--channel", required=True, help="channel id")
     p.add_argument("--limit", type=int, default=None)
     _common(p)
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-catch-up", action="store_true", help="only read; do not apply new events first")
-    p.set_defaults(func=cmd_history)

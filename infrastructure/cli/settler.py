@@ -8,21 +8,15 @@ from typing import Any
 
 from infrastructure import bootstrap
 from infrastructure.cli.console import stop_on_signals
-from infrastructure.cli.options import TOPIC_FIELDS, add_settings_flags
+from infrastructure.cli.options import TOPIC_FIELDS, add_command, add_settings_flags
 from infrastructure.settings import Settings
 
 log = logging.getLogger("parsec.settlement")
 
 SETTLER_EPILOG = """\
-environment variables (flags win over them):
-  PARSEC_OPERATOR_KEY         the operator wallet's private key (hex); or --operator-seed
-  PARSEC_ETH_RPC              the Ethereum node (or --eth-rpc)
-  PARSEC_CONTRACT             the ParsecChannels contract address (or --contract)
-  PARSEC_SETTLEMENT_TOPIC     the settler's own one-partition store (default parsec.settlement.events)
-  and the node's topic variables (PARSEC_EVENTS_TOPIC, PARSEC_CONTROL_TOPIC, ...)
-  PARSEC_KAFKA_SECURITY_PROTOCOL, PARSEC_KAFKA_SASL_*, PARSEC_KAFKA_SSL_*: the settler's own principal,
-  PARSEC_KAFKA_REPLICATION_FACTOR, PARSEC_KAFKA_MIN_INSYNC_REPLICAS: its store topic's replication
-  (parsec --help; docs/operations.md, "Kafka security settings")
+PARSEC_OPERATOR_KEY holds the operator wallet's private key (hex), or pass --operator-seed (tests).
+Every flag has a PARSEC_* variable and a config-file key (docs/configuration.md; `parsec config`);
+the settler authenticates to Kafka as its own principal (docs/operations.md, "Kafka security settings").
 """
 
 
@@ -40,6 +34,13 @@ def _operator(args: argparse.Namespace, settings: Settings) -> Any:
 
 
 def cmd_settler(args: argparse.Namespace, settings: Settings) -> int:
+    """Settle on-chain for a Kafka deployment: checkpoints, closes, settles, disputes, watchtower.
+
+    Follow the events topic (read-only, every partition), turn checkpoint, settlement and dispute
+    requests into contract transactions sent with one operator wallet, watch the contract, and send what
+    the chain did back to the owning nodes on the control topic. Run one per deployment: its intents
+    live on a one-partition topic whose writer is fenced, so a newer settler stops an older one.
+    """
     from infrastructure.chain import ChannelContract, connect
 
     if not settings.eth_rpc or not settings.contract:
@@ -52,20 +53,8 @@ def cmd_settler(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "settler",
-        help="settle on-chain for a Kafka deployment: checkpoints, closes, settles, disputes, watchtower",
-        description=(
-            "Follow the events topic (read-only, every partition), turn checkpoint, settlement and dispute "
-            "requests into contract transactions sent with one operator wallet, watch the contract, and send "
-            "what the chain did back to the owning nodes on the control topic. Run one per deployment: its "
-            "intents live on a one-partition topic whose writer is fenced, so a newer settler stops an older one."
-        ),
-        epilog=SETTLER_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = add_command(sub, cmd_settler, epilog=SETTLER_EPILOG)
     add_settings_flags(p, *TOPIC_FIELDS, "eth_rpc", "contract", "settlement_topic")
     p.add_argument("--operator-seed", help="derive the operator key from a seed (tests, demos)")
     p.add_argument("--start-block", type=int, default=0, help="first block the watcher reads (default 0)")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between passes (default 1)")
-    p.set_defaults(func=cmd_settler)

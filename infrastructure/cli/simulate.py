@@ -9,10 +9,24 @@ from typing import Any
 
 from rich.table import Table
 
+from infrastructure.cli.options import add_command
 from infrastructure.settings import Settings
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    """The paper's simulator: parties, channels and a stream of signed payments (Kafka or embedded).
+
+    Generate parties, open channels (control requests on Kafka, or directly on the embedded store) and
+    stream signed payments into the inbound topic (or the embedded store with --embedded) at --rate
+    payments/s (0 = as fast as possible) for --payments or --duration. Fractions of the stream can be
+    shuffled within --distance positions (inside the node's reorder window), sent twice, or invalid (bad
+    signature, broken chain, overspend, unknown channel, malformed bytes). Outcomes are read back from
+    the events and rejected topics. Latency on Kafka: from handing a payment to the producer to a
+    read_committed consumer receiving its PaymentAccepted event (the node's transaction committed).
+    Kafka mode needs a running node on the same topics (parsec node) or --spawn-node N, which starts N
+    node processes on fresh private topics. Unknown-channel payments are refused after the node's --max-
+    wait (spawned nodes: 2 s).
+    """
     from infrastructure.cli.console import RateProgress, console, err_console
     from infrastructure.tools import simulate
 
@@ -75,22 +89,7 @@ def render(result: Any) -> Table:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "simulate",
-        help="the paper's simulator: parties, channels and a stream of signed payments (Kafka or embedded)",
-        description=(
-            "Generate parties, open channels (control requests on Kafka, or directly on the embedded store) "
-            "and stream signed payments into the inbound topic (or the embedded store with --embedded) at "
-            "--rate payments/s (0 = as fast as possible) for --payments or --duration. Fractions of the "
-            "stream can be shuffled within --distance positions (inside the node's reorder window), sent "
-            "twice, or invalid (bad signature, broken chain, overspend, unknown channel, malformed bytes). "
-            "Outcomes are read back from the events and rejected topics. Latency on Kafka: from handing a "
-            "payment to the producer to a read_committed consumer receiving its PaymentAccepted event (the "
-            "node's transaction committed). Kafka mode needs a running node on the same topics (parsec node) "
-            "or --spawn-node N, which starts N node processes on fresh private topics. Unknown-channel "
-            "payments are refused after the node's --max-wait (spawned nodes: 2 s)."
-        ),
-    )
+    p = add_command(sub, cmd_simulate)
     p.add_argument("--embedded", action="store_true", help="apply in-process on a fresh SQLite store (no Kafka)")
     p.add_argument("--channels", type=int, default=50, help="channels to open (default 50)")
     p.add_argument("--payments", type=int, help="valid payments to send (default 2000 unless --duration)")
@@ -111,4 +110,3 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--drain-timeout", type=float, default=60.0,
                    help="seconds without progress after which waiting for outcomes stops (default 60)")
     p.add_argument("--json", action="store_true", help="also print the figures as JSON")
-    p.set_defaults(func=cmd_simulate)
