@@ -9,7 +9,7 @@ from rich.table import Table
 from domain.money import format_amount
 from infrastructure import bootstrap
 from infrastructure.cli.console import RateProgress, console, log, short
-from infrastructure.cli.options import add_command
+from infrastructure.cli.options import add_command, add_workload_flags, workload_args
 from infrastructure.settings import Settings
 
 
@@ -41,17 +41,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             "chain: %s, contract %s, BTC token %s, node (operator) %s",
             settings.eth_rpc or "in-process py-evm", chain.contract.address, chain.token.address, chain.node.address,
         )
-    demo = Demo(
-        service,
-        channels=args.channels,
-        payments=args.payments,
-        seed=args.seed,
-        duplicate_rate=args.duplicates,
-        invalid_rate=args.invalid,
-        checkpoint_interval=args.checkpoint_interval,
-        batch_size=args.batch,
-        chain=chain,
-    )
+    demo = Demo(service, chain=chain, **workload_args(args))
     with RateProgress("payments", args.payments) as tick:
         result = demo.run(progress=tick)
     demo.settle(result, args.settle)
@@ -209,13 +199,8 @@ def _chain_figures(result, service, chain) -> dict:
 
 def register(sub: argparse._SubParsersAction) -> None:
     demo = add_command(sub, cmd_demo)
-    demo.add_argument("--channels", type=int, default=20, help="channels to open (default 20)")
-    demo.add_argument("--payments", type=int, default=2000, help="payments to send (default 2000)")
-    demo.add_argument("--seed", type=int, default=7, help="seed for keys and the workload (default 7)")
-    demo.add_argument("--duplicates", type=float, default=0.02, help="fraction of payments sent twice (default 0.02)")
-    demo.add_argument("--invalid", type=float, default=0.01, help="fraction with an invalid variant (default 0.01)")
-    demo.add_argument("--checkpoint-interval", type=int, default=50, help="m: checkpoint every m-th sequence (default 50)")
-    demo.add_argument("--batch", type=int, default=100, help="payments applied per store transaction (default 100)")
+    add_workload_flags(demo, channels=20, payments=2000, seed=7, duplicates=0.02, invalid=0.01, checkpoint_interval=50,
+                       batch=100)
     demo.add_argument("--show", type=int, default=20, help="channels to list in the table (default 20)")
     demo.add_argument("--json", action="store_true", help="also print the run's figures as JSON")
     demo.add_argument(

@@ -46,3 +46,28 @@ def add_command(sub: argparse._SubParsersAction, func: Callable[..., int], *, na
 def _help_line(summary: str) -> str:
     line = " ".join(summary.split()).rstrip(".")
     return line[:1].lower() + line[1:]
+
+
+WORKLOAD_FLAGS = ("channels", "payments", "seed", "duplicates", "invalid", "checkpoint_interval", "batch")
+
+
+def workload_args(args: argparse.Namespace) -> dict[str, object]:
+    """The workload flags as keyword arguments (the demo's and the simulator's parameters have their names)."""
+    return {name: getattr(args, name) for name in WORKLOAD_FLAGS}
+
+
+def add_workload_flags(parser: argparse.ArgumentParser, *, channels: int, payments: int | None, seed: int,
+                       duplicates: float, invalid: float, checkpoint_interval: int, batch: int) -> None:
+    """The generated workload's flags (infrastructure/tools/workload.py), shared by the demo and the simulator."""
+    flags: list[tuple[str, type, object, str]] = [
+        ("--channels", int, channels, "channels to open"),
+        ("--payments", int, payments, "valid payments to send" + ("" if payments else " (2000 unless --duration)")),
+        ("--seed", int, seed, "seed of the parties' keys and of the workload"),
+        ("--duplicates", float, duplicates, "fraction of payments sent twice (0-1)"),
+        ("--invalid", float, invalid, "fraction with an extra invalid message (0-1)"),
+        ("--checkpoint-interval", int, checkpoint_interval, "m: the channels checkpoint every m-th sequence"),
+        ("--batch", int, batch, "payments applied per store transaction (embedded store)"),
+    ]
+    for flag, kind, default, text in flags:
+        shown = "" if default is None else f" (default {default})"
+        parser.add_argument(flag, type=kind, default=default, help=text + shown)

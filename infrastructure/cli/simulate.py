@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.table import Table
 
-from infrastructure.cli.options import add_command
+from infrastructure.cli.options import add_command, add_workload_flags
 from infrastructure.settings import Settings
 
 
@@ -24,8 +24,8 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     the events and rejected topics. Latency on Kafka: from handing a payment to the producer to a
     read_committed consumer receiving its PaymentAccepted event (the node's transaction committed).
     Kafka mode needs a running node on the same topics (parsec node) or --spawn-node N, which starts N
-    node processes on fresh private topics. Unknown-channel payments are refused after the node's --max-
-    wait (spawned nodes: 2 s).
+    node processes on fresh private topics. Unknown-channel payments are refused after the node's
+    --max-wait (spawned nodes: 2 s).
     """
     from infrastructure.cli.console import RateProgress, console, err_console
     from infrastructure.tools import simulate
@@ -91,17 +91,12 @@ def render(result: Any) -> Table:
 def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, cmd_simulate)
     p.add_argument("--embedded", action="store_true", help="apply in-process on a fresh SQLite store (no Kafka)")
-    p.add_argument("--channels", type=int, default=50, help="channels to open (default 50)")
-    p.add_argument("--payments", type=int, help="valid payments to send (default 2000 unless --duration)")
+    add_workload_flags(p, channels=50, payments=None, seed=7, duplicates=0.0, invalid=0.0, checkpoint_interval=100,
+                       batch=200)
     p.add_argument("--duration", type=float, help="seconds to keep sending")
     p.add_argument("--rate", type=float, default=0.0, help="payments/s to offer (0 = as fast as possible)")
     p.add_argument("--out-of-order", type=float, default=0.0, help="fraction shuffled within --distance (0-1)")
     p.add_argument("--distance", type=int, default=4, help="how far a shuffled message moves (default 4)")
-    p.add_argument("--duplicates", type=float, default=0.0, help="fraction sent twice (0-1)")
-    p.add_argument("--invalid", type=float, default=0.0, help="fraction of extra invalid messages (0-1)")
-    p.add_argument("--seed", type=int, default=7, help="seed of keys and workload (channel ids are fresh per run)")
-    p.add_argument("--checkpoint-interval", type=int, default=100, help="m of the channels opened (default 100)")
-    p.add_argument("--batch", type=int, default=200, help="embedded: payments per store transaction")
     p.add_argument("--spawn-node", type=int, default=0, metavar="N", help="start N node processes (fresh topics)")
     p.add_argument("--topics-prefix", help="use topics <prefix>.inbound etc. (default: the node's topics)")
     p.add_argument("--partitions", type=int, default=4, help="partitions of topics created here (default 4)")

@@ -72,10 +72,10 @@ class Demo:
         channels: int = 20,
         payments: int = 2000,
         seed: int = 7,
-        duplicate_rate: float = 0.02,
-        invalid_rate: float = 0.01,
+        duplicates: float = 0.02,
+        invalid: float = 0.01,
         checkpoint_interval: int = 50,
-        batch_size: int = 100,
+        batch: int = 100,
         domain: SigningDomain | None = None,
         chain: DemoChain | None = None,
     ) -> None:
@@ -86,9 +86,9 @@ class Demo:
         self.n_payments = payments
         self.rng = random.Random(seed)
         self.seed = seed
-        self.duplicate_rate = duplicate_rate
-        self.invalid_rate = invalid_rate
-        self.batch_size = max(1, batch_size)
+        self.duplicate_rate = duplicates
+        self.invalid_rate = invalid
+        self.batch_size = max(1, batch)
         self.parameters = ChannelParameters(
             challenge_period=3600, checkpoint_interval=checkpoint_interval, checkpoint_timeout=600
         )

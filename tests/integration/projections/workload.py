@@ -25,7 +25,7 @@ def service(events_db: Path, event_store: str = "sqlite", env: dict[str, str] | 
 
 def write(app: ChannelService, payments: int, seed: int = 7, channels: int = 6) -> Demo:
     demo = Demo(app, channels=channels, payments=payments, seed=seed, checkpoint_interval=10,
-                duplicate_rate=0.05, invalid_rate=0.02)
+                duplicates=0.05, invalid=0.02)
     result = demo.run()
     plans = result.channels
     # the rest of a channel's life: a top-up, a confirmed checkpoint, a dispute, a settlement and a close
