@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from domain.channel import ChannelParameters
-from infrastructure.chain import ETH, ChannelStatus
+from infrastructure.chain import ETH, OnChainStatus
 from tests.contract.conftest import BTC, ETHER
 from tests.support import Ledger
 
@@ -60,7 +60,7 @@ def payouts(node: Node, ledger: Ledger) -> tuple[int, int]:
 
 def settle(node: Node, ledger: Ledger) -> tuple[int, int]:
     node.advance(PERIOD + 1)
-    run_until(node, lambda: node.chain.channels.channel(ledger.channel_id).status is ChannelStatus.SETTLED, "settle")
+    run_until(node, lambda: node.chain.channels.channel(ledger.channel_id).status is OnChainStatus.SETTLED, "settle")
     return payouts(node, ledger)
 
 
