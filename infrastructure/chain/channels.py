@@ -2,8 +2,9 @@
 
 Every write returns a ``Receipt`` (hash, block, gas used, decoded events); every revert becomes
 ``ContractReverted`` carrying the contract's custom error. Domain objects go in (``SignedInvoice``,
-UUIDs, integer amounts) and typed values come out; nothing web3-shaped leaks past this module
-except the ``Web3`` instance the caller chose.
+UUIDs, integer amounts) and typed values come out; nothing web3-shaped leaks past this package
+except the ``Web3`` instance the caller chose (the ``*_call`` builders hand unsigned calls only to
+``infrastructure.chain.sender``, which signs them for the chain port).
 """
 
 from __future__ import annotations

@@ -126,8 +126,8 @@ class SettlementIntent(Aggregate):
             payload=tuple(self.payload),
             not_before=self.not_before,
             attempt=self.attempt,
-            after=getattr(self, "after", 0),
-            deadline=getattr(self, "deadline", 0),
+            after=self.after,
+            deadline=self.deadline,
         )
 
     def record(self) -> IntentRecord:

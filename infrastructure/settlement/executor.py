@@ -5,6 +5,11 @@ run them through ``domain.settlement.transition``, save what changed (intent agg
 cursor, one store transaction), and only then act: send transactions, turn receipts back into
 ``Confirmed``/``Failed``, tell the Channel what the chain did.
 
+The chain is reached only through the ``infrastructure.chain.port.Chain`` port. Dispatch is by
+tables, one entry per case: intent kind -> planner (``_PLANNERS``), process output -> effect
+(``_OUTPUTS``), chain event class -> observation (``_OBSERVERS``); the Channel events it follows
+are ``domain.settlement.CHANNEL_REQUESTS``, by class.
+
 Nothing is sent twice:
 - intent ids are deterministic, so a re-read request is recognised;
 - the signed transaction (hash, nonce, raw bytes) is saved as ``TransactionSubmitted`` before it

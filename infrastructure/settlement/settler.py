@@ -30,7 +30,7 @@ from eventsourcing.application import Application
 from domain.application import ChannelService
 from domain.crypto import PrivateKey
 from infrastructure.chain.channels import ChannelContract
-from infrastructure.chain.connection import Wallet, latest_timestamp
+from infrastructure.chain.connection import Wallet
 from infrastructure.kafka.log import WriterFencedError
 from infrastructure.node.config import NodeConfig
 from infrastructure.node.send import Sender
@@ -98,7 +98,7 @@ class Settler:
 
     def step(self, now: int | None = None) -> None:
         """One pass: follow the log, send due intents and collect receipts, watch the chain."""
-        chain_now = latest_timestamp(self.contract.w3)
+        chain_now = self.contract.latest_timestamp()
         now = max(int(time.time()), chain_now) if now is None else now
         self.executor.catch_up(self.source)
         self.executor.tick(now, chain_time=chain_now)
