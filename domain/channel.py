@@ -32,7 +32,7 @@ from domain.addresses import eth_address_from_public_key
 from domain.control import NO_OPERATOR, RequestAuth
 from domain.errors import (
     BrokenHashPointer,
-    ChannelClosed,
+    ChannelIsClosed,
     ChannelNotOpen,
     ConflictingPayment,
     CumulativeTotalMismatch,
@@ -405,7 +405,7 @@ class Channel(Aggregate):
         if auth is not None:
             self.authorize(auth, at)
         if self.status == ChannelStatus.CLOSED.value:
-            raise ChannelClosed(f"channel {self.id} is closed")
+            raise ChannelIsClosed(f"channel {self.id} is closed")
         self._dispute_requested(
             from_sequence=self.confirmed_sequence + 1,
             to_sequence=self.sequence,
@@ -423,7 +423,7 @@ class Channel(Aggregate):
     def close(self, at: int, payouts: list[int] | None = None) -> None:
         """Close for good; ``payouts`` are what the chain paid (A, B), else the computed balances."""
         if self.status == ChannelStatus.CLOSED.value:
-            raise ChannelClosed(f"channel {self.id} is already closed")
+            raise ChannelIsClosed(f"channel {self.id} is already closed")
         balances = [self.balance_of(p) for p in self.participants]
         if payouts is not None:
             if len(payouts) != 2 or sum(payouts) != self.total_deposits:
@@ -440,7 +440,7 @@ class Channel(Aggregate):
 
     def _require_open(self) -> None:
         if self.status == ChannelStatus.CLOSED.value:
-            raise ChannelClosed(f"channel {self.id} is closed; nothing more is accepted")
+            raise ChannelIsClosed(f"channel {self.id} is closed; nothing more is accepted")
         if self.status != ChannelStatus.OPEN.value:
             raise ChannelNotOpen(f"channel {self.id} is {self.status}; nothing more is accepted")
 
@@ -483,7 +483,7 @@ class Channel(Aggregate):
         if auth is not None:
             self.authorize(auth, at, participant=participant)
         if self.status == ChannelStatus.CLOSED.value:
-            raise ChannelClosed(f"channel {self.id} is closed; nothing more is accepted")
+            raise ChannelIsClosed(f"channel {self.id} is closed; nothing more is accepted")
         self._operator_registered(participant=participant, operator=operator, **_by(auth))
 
     @event("OperatorRegistered")

@@ -110,8 +110,12 @@ class Overspend(ChannelError):
     pass
 
 
-class ChannelClosed(ChannelError):
-    pass
+class ChannelIsClosed(ChannelError):
+    """Nothing more is accepted: the channel is closed (``Channel.ChannelClosed`` is the event)."""
+
+    @property
+    def reason(self) -> str:
+        return "ChannelClosed"  # consumers of the rejected topic match this code
 
 
 class ChannelNotOpen(ChannelError):

@@ -1,10 +1,13 @@
 """The settlement process manager's core: a pure transition (state, input) -> (state, outputs).
 
-Inputs are the Channel's requests (checkpoint, settlement, dispute) and what
-the executor observed on the chain (a transaction submitted, confirmed or
-failed; a channel closed on-chain). Outputs are intents to send and commands
-back to the Channel. Nothing here does I/O: the executor in
-``infrastructure`` sends, waits for receipts, and feeds the results back in.
+Inputs are facts, named in the past tense: the Channel's requests
+(``CheckpointWanted``, ``SettlementWanted``, ``DisputeWanted``, the watchtower's
+``UpdateWanted``) and what the executor observed on the chain (``Submitted``,
+``Confirmed``, ``Failed``, ``ClosedOnChain``). Outputs are commands, named in
+the imperative: ``SendTransaction`` an intent, and to the Channel
+``ConfirmCheckpoint``, ``CloseChannel``, or ``ReportGiveUp``. Nothing here does
+I/O: the executor in ``infrastructure`` sends, waits for receipts, and feeds
+the results back in.
 
 Rules (after Raiden's pending-until-observed transfers):
 - every intent has a deterministic id (channel, kind, sequence, attempt), so a
@@ -18,16 +21,19 @@ Rules (after Raiden's pending-until-observed transfers):
   deadline is ahead. Whatever the failure, it is retried (after a revert later
   each time, ``RETRY_BACKOFF``), and re-planned from the chain's state on every attempt;
   it is given up only once the challenge period is over, when nothing can be
-  submitted any more. (A defence that gave up after a revert let a stale state
-  settle: issue 10, defect 1.)
+  submitted any more: a defence given up early lets the counterparty's stale
+  state settle.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
+
+from domain.channel import Channel
 
 PROCESS_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:parsec:settlement-process")
 RETRY_BACKOFF = (2, 4, 8, 15, 30)  # seconds before a defence's next attempt; then every 30 s
@@ -152,7 +158,9 @@ class ClosedOnChain:
 
 # --- outputs ---------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Send:
+class SendTransaction:
+    """Put the intent on-chain (the executor sends it once it is due)."""
+
     intent: Intent
 
 
@@ -167,7 +175,9 @@ class ConfirmCheckpoint:
 
 
 @dataclass(frozen=True)
-class ChannelSettled:
+class CloseChannel:
+    """Tell the Channel the chain settled it, with what the chain paid."""
+
     channel_id: uuid.UUID
     tx_hash: str
     block: int
@@ -175,7 +185,9 @@ class ChannelSettled:
 
 
 @dataclass(frozen=True)
-class GaveUp:
+class ReportGiveUp:
+    """The intent will not be tried again: log it and count it."""
+
     intent: Intent
     reason: str
 
@@ -192,20 +204,18 @@ class ProcessState:
         return [r for r in self.intents.values() if r.status in (IntentStatus.PENDING, IntentStatus.SUBMITTED)]
 
 
-def wanted(event: Any) -> CheckpointWanted | SettlementWanted | DisputeWanted | None:
-    """The process manager's input for a Channel event (None: the event asks nothing of the chain).
+CHANNEL_REQUESTS: dict[type, Callable[[Any], CheckpointWanted | SettlementWanted | DisputeWanted]] = {
+    Channel.CheckpointRequested: lambda e: CheckpointWanted(e.originator_id, e.sequence, tuple(e.evidence)),
+    Channel.SettlementRequested: lambda e: SettlementWanted(e.originator_id, e.sequence, tuple(e.evidence)),
+    Channel.DisputeRequested: lambda e: DisputeWanted(e.originator_id, e.from_sequence, e.to_sequence),
+}
+"""The Channel events that ask something of the chain, each with the process input it becomes."""
 
-    Events are recognised by class name (``Channel.CheckpointRequested``), so events decoded
-    from any store or topic work without importing the aggregate.
-    """
-    name = type(event).__qualname__.rpartition(".")[2]
-    if name == "CheckpointRequested":
-        return CheckpointWanted(event.originator_id, event.sequence, tuple(event.evidence))
-    if name == "SettlementRequested":
-        return SettlementWanted(event.originator_id, event.sequence, tuple(event.evidence))
-    if name == "DisputeRequested":
-        return DisputeWanted(event.originator_id, event.from_sequence, event.to_sequence)
-    return None
+
+def wanted(event: Any) -> CheckpointWanted | SettlementWanted | DisputeWanted | None:
+    """The process manager's input for a Channel event (None: the event asks nothing of the chain)."""
+    to_input = CHANNEL_REQUESTS.get(type(event))
+    return to_input(event) if to_input is not None else None
 
 
 def _with(state: ProcessState, *records: IntentRecord) -> ProcessState:
@@ -218,7 +228,7 @@ def _with(state: ProcessState, *records: IntentRecord) -> ProcessState:
 def _new_intent(state: ProcessState, intent: Intent) -> tuple[ProcessState, list[object]]:
     if intent.intent_id in state.intents:  # a replayed request: already known, nothing new
         return state, []
-    return _with(state, IntentRecord(intent)), [Send(intent)]
+    return _with(state, IntentRecord(intent)), [SendTransaction(intent)]
 
 
 def _raise(
@@ -233,82 +243,113 @@ def _raise(
     return _new_intent(state, intent)
 
 
+def _on_checkpoint_wanted(state: ProcessState, event: CheckpointWanted) -> tuple[ProcessState, list[object]]:
+    intent = Intent(
+        intent_id(IntentKind.CHECKPOINT, event.channel_id, event.sequence),
+        IntentKind.CHECKPOINT, event.channel_id, event.sequence, event.evidence,
+    )
+    if intent.intent_id in state.intents:
+        return state, []
+    superseded = [
+        replace(r, status=IntentStatus.SUPERSEDED)
+        for r in state.intents.values()
+        if r.intent.channel_id == event.channel_id
+        and r.intent.kind is IntentKind.CHECKPOINT
+        and r.status is IntentStatus.PENDING
+        and r.intent.sequence < event.sequence
+    ]
+    return _new_intent(_with(state, *superseded), intent)
+
+
+def _on_settlement_wanted(state: ProcessState, event: SettlementWanted) -> tuple[ProcessState, list[object]]:
+    return _raise(state, IntentKind.CLOSE, event.channel_id, event.sequence, event.evidence)
+
+
+def _on_dispute_wanted(state: ProcessState, event: DisputeWanted) -> tuple[ProcessState, list[object]]:
+    return _raise(state, IntentKind.DISPUTE, event.channel_id, event.to_sequence, ())
+
+
+def _on_update_wanted(state: ProcessState, event: UpdateWanted) -> tuple[ProcessState, list[object]]:
+    intent = Intent(intent_id(IntentKind.UPDATE, event.channel_id, event.sequence), IntentKind.UPDATE,
+                    event.channel_id, event.sequence, event.evidence, deadline=event.deadline)
+    return _new_intent(state, intent)
+
+
+def _on_closed_on_chain(state: ProcessState, event: ClosedOnChain) -> tuple[ProcessState, list[object]]:
+    return _raise(state, IntentKind.SETTLE, event.channel_id, event.sequence, (), not_before=event.settle_after)
+
+
+def _on_submitted(state: ProcessState, event: Submitted) -> tuple[ProcessState, list[object]]:
+    rec = state.record(event.intent_id)
+    if rec is None or rec.status is not IntentStatus.PENDING:
+        return state, []
+    return _with(state, replace(rec, status=IntentStatus.SUBMITTED, tx_hash=event.tx_hash)), []
+
+
+def _on_confirmed(state: ProcessState, event: Confirmed) -> tuple[ProcessState, list[object]]:
+    rec = state.record(event.intent_id)
+    if rec is None or rec.status is IntentStatus.CONFIRMED:
+        return state, []
+    done = replace(
+        rec, status=IntentStatus.CONFIRMED, tx_hash=event.tx_hash, block=event.block, gas_used=event.gas_used
+    )
+    outputs: list[object] = []
+    kind = rec.intent.kind
+    stepped = kind in (IntentKind.DISPUTE, IntentKind.UPDATE)  # a defence may take the dispute's path
+    if stepped and event.reached is not None and event.reached < rec.intent.sequence:
+        # one step of a long dispute: confirm what the chain has, continue from there
+        outputs.append(ConfirmCheckpoint(rec.intent.channel_id, event.reached, event.tx_hash, event.block))
+        nxt = replace(
+            rec.intent,
+            intent_id=intent_id(kind, rec.intent.channel_id, rec.intent.sequence, after=event.reached),
+            attempt=0,
+            after=event.reached,
+        )
+        if nxt.intent_id in state.intents:
+            return _with(state, done), outputs
+        return _with(state, done, IntentRecord(nxt)), [*outputs, SendTransaction(nxt)]
+    if kind in (IntentKind.CHECKPOINT, IntentKind.DISPUTE):
+        outputs.append(ConfirmCheckpoint(rec.intent.channel_id, rec.intent.sequence, event.tx_hash, event.block))
+    elif kind is IntentKind.SETTLE:
+        outputs.append(CloseChannel(rec.intent.channel_id, event.tx_hash, event.block, event.payouts))
+    return _with(state, done), outputs
+
+
+def _on_failed(state: ProcessState, event: Failed) -> tuple[ProcessState, list[object]]:
+    rec = state.record(event.intent_id)
+    if rec is None or rec.status in (IntentStatus.CONFIRMED, IntentStatus.FAILED, IntentStatus.SUPERSEDED):
+        return state, []
+    failed = replace(rec, status=IntentStatus.FAILED, error=event.reason)
+    nxt = rec.intent.attempt + 1
+    defending = rec.intent.deadline > 0 and event.at < rec.intent.deadline
+    if not defending and (event.final or nxt >= state.max_attempts):
+        return _with(state, failed), [ReportGiveUp(rec.intent, event.reason)]
+    retry = replace(
+        rec.intent,
+        intent_id=intent_id(rec.intent.kind, rec.intent.channel_id, rec.intent.sequence, nxt, rec.intent.after),
+        attempt=nxt,
+        # a revert that would repeat now waits a little; a passing failure (a stale nonce) retries at once
+        not_before=event.at + RETRY_BACKOFF[min(rec.intent.attempt, len(RETRY_BACKOFF) - 1)]
+        if defending and event.final else rec.intent.not_before,
+    )
+    return _with(state, failed, IntentRecord(retry)), [SendTransaction(retry)]
+
+
+_TRANSITIONS: dict[type, Callable[[ProcessState, Any], tuple[ProcessState, list[object]]]] = {
+    CheckpointWanted: _on_checkpoint_wanted,
+    SettlementWanted: _on_settlement_wanted,
+    DisputeWanted: _on_dispute_wanted,
+    UpdateWanted: _on_update_wanted,
+    ClosedOnChain: _on_closed_on_chain,
+    Submitted: _on_submitted,
+    Confirmed: _on_confirmed,
+    Failed: _on_failed,
+}
+
+
 def transition(state: ProcessState, event: object) -> tuple[ProcessState, list[object]]:
     """The whole process manager: one input in, the new state and the outputs out."""
-    if isinstance(event, CheckpointWanted):
-        intent = Intent(
-            intent_id(IntentKind.CHECKPOINT, event.channel_id, event.sequence),
-            IntentKind.CHECKPOINT, event.channel_id, event.sequence, event.evidence,
-        )
-        if intent.intent_id in state.intents:
-            return state, []
-        superseded = [
-            replace(r, status=IntentStatus.SUPERSEDED)
-            for r in state.intents.values()
-            if r.intent.channel_id == event.channel_id
-            and r.intent.kind is IntentKind.CHECKPOINT
-            and r.status is IntentStatus.PENDING
-            and r.intent.sequence < event.sequence
-        ]
-        return _new_intent(_with(state, *superseded), intent)
-    if isinstance(event, SettlementWanted):
-        return _raise(state, IntentKind.CLOSE, event.channel_id, event.sequence, event.evidence)
-    if isinstance(event, DisputeWanted):
-        return _raise(state, IntentKind.DISPUTE, event.channel_id, event.to_sequence, ())
-    if isinstance(event, UpdateWanted):
-        intent = Intent(intent_id(IntentKind.UPDATE, event.channel_id, event.sequence), IntentKind.UPDATE,
-                        event.channel_id, event.sequence, event.evidence, deadline=event.deadline)
-        return _new_intent(state, intent)
-    if isinstance(event, ClosedOnChain):
-        return _raise(state, IntentKind.SETTLE, event.channel_id, event.sequence, (), not_before=event.settle_after)
-    if isinstance(event, Submitted):
-        rec = state.record(event.intent_id)
-        if rec is None or rec.status is not IntentStatus.PENDING:
-            return state, []
-        return _with(state, replace(rec, status=IntentStatus.SUBMITTED, tx_hash=event.tx_hash)), []
-    if isinstance(event, Confirmed):
-        rec = state.record(event.intent_id)
-        if rec is None or rec.status in (IntentStatus.CONFIRMED,):
-            return state, []
-        done = replace(
-            rec, status=IntentStatus.CONFIRMED, tx_hash=event.tx_hash, block=event.block, gas_used=event.gas_used
-        )
-        outputs: list[object] = []
-        kind = rec.intent.kind
-        stepped = kind in (IntentKind.DISPUTE, IntentKind.UPDATE)  # a defence may take the dispute's path
-        if stepped and event.reached is not None and event.reached < rec.intent.sequence:
-            # one step of a long dispute: confirm what the chain has, continue from there
-            outputs.append(ConfirmCheckpoint(rec.intent.channel_id, event.reached, event.tx_hash, event.block))
-            nxt = replace(
-                rec.intent,
-                intent_id=intent_id(kind, rec.intent.channel_id, rec.intent.sequence, after=event.reached),
-                attempt=0,
-                after=event.reached,
-            )
-            if nxt.intent_id in state.intents:
-                return _with(state, done), outputs
-            return _with(state, done, IntentRecord(nxt)), [*outputs, Send(nxt)]
-        if kind in (IntentKind.CHECKPOINT, IntentKind.DISPUTE):
-            outputs.append(ConfirmCheckpoint(rec.intent.channel_id, rec.intent.sequence, event.tx_hash, event.block))
-        elif kind is IntentKind.SETTLE:
-            outputs.append(ChannelSettled(rec.intent.channel_id, event.tx_hash, event.block, event.payouts))
-        return _with(state, done), outputs
-    if isinstance(event, Failed):
-        rec = state.record(event.intent_id)
-        if rec is None or rec.status in (IntentStatus.CONFIRMED, IntentStatus.FAILED, IntentStatus.SUPERSEDED):
-            return state, []
-        failed = replace(rec, status=IntentStatus.FAILED, error=event.reason)
-        nxt = rec.intent.attempt + 1
-        defending = rec.intent.deadline > 0 and event.at < rec.intent.deadline
-        if not defending and (event.final or nxt >= state.max_attempts):
-            return _with(state, failed), [GaveUp(rec.intent, event.reason)]
-        retry = replace(
-            rec.intent,
-            intent_id=intent_id(rec.intent.kind, rec.intent.channel_id, rec.intent.sequence, nxt, rec.intent.after),
-            attempt=nxt,
-            # a revert that would repeat now waits a little; a passing failure (a stale nonce) retries at once
-            not_before=event.at + RETRY_BACKOFF[min(rec.intent.attempt, len(RETRY_BACKOFF) - 1)]
-            if defending and event.final else rec.intent.not_before,
-        )
-        return _with(state, failed, IntentRecord(retry)), [Send(retry)]
-    raise TypeError(f"the process manager does not know {type(event).__name__}")
+    handler = _TRANSITIONS.get(type(event))
+    if handler is None:
+        raise TypeError(f"the process manager does not know {type(event).__name__}")
+    return handler(state, event)

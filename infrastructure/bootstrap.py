@@ -145,6 +145,9 @@ def event_source(settings: Settings, events_db: str | None = None) -> EventSourc
 
 def settler_source(settings: Settings, topic: str | None = None) -> EventSource:
     """The settler's own one-partition log on Kafka (its intents: hashes, blocks, gas, failures)."""
+    # the intents' classes, and the topics of their module's earlier name, must be registered
+    # before the log is decoded (a read-models process imports nothing else of the settler)
+    import infrastructure.settlement.aggregates  # noqa: F401
 
     class SettlerLog(Application):  # the settler's store, read only (the settler is its writer)
         name = "settler"

@@ -2,8 +2,9 @@
 
 Every write returns a ``Receipt`` (hash, block, gas used, decoded events); every revert becomes
 ``ContractReverted`` carrying the contract's custom error. Domain objects go in (``SignedInvoice``,
-UUIDs, integer amounts) and typed values come out; nothing web3-shaped leaks past this module
-except the ``Web3`` instance the caller chose.
+UUIDs, integer amounts) and typed values come out; nothing web3-shaped leaks past this package
+except the ``Web3`` instance the caller chose (the ``*_call`` builders hand unsigned calls only to
+``infrastructure.chain.sender``, which signs them for the chain port).
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ from uuid import UUID
 from eth_utils import to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
+from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError
 
 from domain.crypto import keccak
 from domain.protocol import SignedInvoice, SigningDomain
 from infrastructure.chain.artifacts import load_artifact
-from infrastructure.chain.connection import Wallet
+from infrastructure.chain.connection import Wallet, latest_timestamp
 from infrastructure.chain.errors import ContractReverted, RevertDecoder, TransactionFailed, revert_data
-from infrastructure.chain.events import ChainEvent, decode_events
+from infrastructure.chain.events import LOG_NAMES, ChainEvent, decode_events, typed_events
 
 try:  # the embedded chain raises its own error type on a revert
     from eth_tester.exceptions import TransactionFailed as _TesterTransactionFailed
@@ -33,6 +35,9 @@ try:  # the embedded chain raises its own error type on a revert
 except ImportError:  # pragma: no cover - eth-tester is optional with a JSON-RPC node
     _TESTER_ERRORS = ()
 
+CALL_REVERTS: tuple[type[BaseException], ...] = (ContractLogicError, *_TESTER_ERRORS)
+"""What building or simulating a call raises when the contract reverts, whichever node answered."""
+
 TxHash = NewType("TxHash", str)
 ETH = "0x0000000000000000000000000000000000000000"
 DEFAULT_MIN_CHALLENGE_PERIOD = 3600
@@ -40,7 +45,9 @@ DEFAULT_MIN_CHALLENGE_PERIOD = 3600
 SETTLED_MARKER = (1).to_bytes(32, "big")
 
 
-class ChannelStatus(IntEnum):
+class OnChainStatus(IntEnum):
+    """The contract's channel status (``domain.channel.ChannelStatus`` is the Channel's own)."""
+
     NONE = 0
     OPEN = 1
     CLOSED_BY_A = 2
@@ -69,7 +76,7 @@ class OnChainChannel:
     """What the contract records for one channel."""
 
     channel_id: UUID
-    status: ChannelStatus
+    status: OnChainStatus
     deposit_a: int
     deposit_b: int
     settle_at: int
@@ -94,7 +101,7 @@ class OnChainChannel:
 
     @property
     def is_closed(self) -> bool:
-        return self.status in (ChannelStatus.CLOSED_BY_A, ChannelStatus.CLOSED_BY_B)
+        return self.status in (OnChainStatus.CLOSED_BY_A, OnChainStatus.CLOSED_BY_B)
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,7 @@ class Receipt:
     block_number: int
     gas_used: int
     events: tuple[ChainEvent, ...] = field(default=())
+    succeeded: bool = True  # False: mined with status 0 (reverted when mined)
 
 
 PaymentTuple = tuple[int, bytes, str, int, int, bytes, bytes, bytes, bytes, int]
@@ -213,13 +221,13 @@ class ChannelContract:
         return self._send(sender, fn, operation="setPayee")
 
     def checkpoint(self, sender: Wallet, channel_id: UUID, proofs: Sequence[Proof]) -> Receipt:
-        return self._evidence("checkpoint", sender, channel_id, proofs)
+        return self._send(sender, self.checkpoint_call(channel_id, proofs), operation="checkpoint")
 
     def close(self, sender: Wallet, channel_id: UUID, proofs: Sequence[Proof] = ()) -> Receipt:
-        return self._evidence("close", sender, channel_id, proofs)
+        return self._send(sender, self.close_call(channel_id, proofs), operation="close")
 
     def update(self, sender: Wallet, channel_id: UUID, proofs: Sequence[Proof]) -> Receipt:
-        return self._evidence("update", sender, channel_id, proofs)
+        return self._send(sender, self.update_call(channel_id, proofs), operation="update")
 
     def dispute(
         self,
@@ -234,17 +242,10 @@ class ChannelContract:
         ``head`` is the recorded head (the recorded proof with the highest sequence); leave it
         out when nothing is recorded yet and ``payments`` start at sequence 1.
         """
-        fn = self.contract.functions.dispute(
-            channel_id.bytes,
-            self.params(channel_id).as_tuple(),
-            payment_tuple(head) if head is not None else EMPTY_PAYMENT,
-            [payment_tuple(p) for p in payments],
-        )
-        return self._send(sender, fn, operation="dispute")
+        return self._send(sender, self.dispute_call(channel_id, payments, head=head), operation="dispute")
 
     def settle(self, sender: Wallet, channel_id: UUID) -> Receipt:
-        fn = self.contract.functions.settle(channel_id.bytes, self.params(channel_id).as_tuple())
-        return self._send(sender, fn, operation="settle")
+        return self._send(sender, self.settle_call(channel_id), operation="settle")
 
     def cooperative_close(
         self,
@@ -279,7 +280,52 @@ class ChannelContract:
         fn = self.contract.functions.withdraw(to_checksum_address(owner or sender.address))
         return self._send(sender, fn, operation="withdraw")
 
+    # ------------------------------------------------------------ calls, built but not sent
+    # (for a sender that signs them itself: ``infrastructure.chain.sender.TransactionSender``)
+    def checkpoint_call(self, channel_id: UUID, proofs: Sequence[Proof]) -> ContractFunction:
+        return self._evidence_call("checkpoint", channel_id, proofs)
+
+    def close_call(self, channel_id: UUID, proofs: Sequence[Proof] = ()) -> ContractFunction:
+        return self._evidence_call("close", channel_id, proofs)
+
+    def update_call(self, channel_id: UUID, proofs: Sequence[Proof]) -> ContractFunction:
+        return self._evidence_call("update", channel_id, proofs)
+
+    def dispute_call(
+        self, channel_id: UUID, payments: Sequence[Proof], *, head: Proof | None = None
+    ) -> ContractFunction:
+        return self.contract.functions.dispute(
+            channel_id.bytes,
+            self.params(channel_id).as_tuple(),
+            payment_tuple(head) if head is not None else EMPTY_PAYMENT,
+            [payment_tuple(p) for p in payments],
+        )
+
+    def settle_call(self, channel_id: UUID) -> ContractFunction:
+        return self.contract.functions.settle(channel_id.bytes, self.params(channel_id).as_tuple())
+
     # ------------------------------------------------------------ reads
+    def operator_of(self, participant: str) -> str:
+        """Who may submit proofs paying ``participant`` besides itself (the zero address: nobody)."""
+        return self.contract.functions.operatorOf(to_checksum_address(participant)).call()
+
+    def block_number(self) -> int:
+        return int(self.w3.eth.block_number)
+
+    def latest_timestamp(self) -> int:
+        return latest_timestamp(self.w3)
+
+    def channel_events(self, channel_id: UUID, *kinds: type[ChainEvent]) -> list[ChainEvent]:
+        """Every event of these kinds about one channel since the contract was deployed, in chain order."""
+        entries = []
+        for kind in kinds:
+            name = LOG_NAMES[kind]
+            for entry in getattr(self.contract.events, name).get_logs(
+                from_block=0, argument_filters={"channelId": channel_id.bytes}
+            ):
+                entries.append((name, entry))
+        return typed_events(entries)
+
     def params(self, channel_id: UUID) -> ChannelParams:
         """The channel's parameters, from memory or from its ChannelOpened event."""
         known = self._params.get(channel_id)
@@ -298,7 +344,7 @@ class ChannelContract:
     def channel(self, channel_id: UUID) -> OnChainChannel:
         raw = self.contract.functions.getChannel(channel_id.bytes).call()
         params_hash, dep_a, dep_b, settle_at, status, sent_a, seq_a, sent_b, seq_b = raw
-        state = ChannelStatus.SETTLED if params_hash == SETTLED_MARKER else ChannelStatus(status)
+        state = OnChainStatus.SETTLED if params_hash == SETTLED_MARKER else OnChainStatus(status)
         return OnChainChannel(
             channel_id=channel_id,
             status=state,
@@ -324,11 +370,11 @@ class ChannelContract:
         return decode_events(self.contract, logs)
 
     # ------------------------------------------------------------ plumbing
-    def _evidence(self, name: str, sender: Wallet, channel_id: UUID, proofs: Sequence[Proof]) -> Receipt:
-        fn = getattr(self.contract.functions, name)(
+    def _evidence_call(self, name: str, channel_id: UUID, proofs: Sequence[Proof]) -> ContractFunction:
+        """checkpoint, close and update take the same arguments: the channel and its proofs."""
+        return getattr(self.contract.functions, name)(
             channel_id.bytes, self.params(channel_id).as_tuple(), [payment_tuple(p) for p in proofs]
         )
-        return self._send(sender, fn, operation=name)
 
     def _send(self, sender: Wallet, fn: Any, *, value: int = 0, operation: str) -> Receipt:
         raw = _transact(self.w3, sender, fn, value, self._decoder, operation)
@@ -353,7 +399,7 @@ def _transact(
                 "chainId": w3.eth.chain_id,
             }
         )
-    except (ContractLogicError, *_TESTER_ERRORS) as exc:
+    except CALL_REVERTS as exc:
         data = revert_data(exc)
         if decoder is not None and data:
             raise decoder.decode(data, operation) from None

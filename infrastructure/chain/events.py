@@ -1,5 +1,9 @@
 """The contract's events as typed, frozen values, for a chain watcher.
 
+Each class is named after the contract's log, except where that name is also a domain name:
+``ChannelClosedLog`` (``Channel.ChannelClosed`` is the Channel's own event, with its final
+balances), so that one name never means two things in the code base.
+
 ``Checkpointed`` and ``StateUpdated`` are emitted once per recorded proof (the buyer's new
 sequence and total); ``Disputed`` carries the whole recorded state and the new head's digest.
 Together with ``ChannelOpened``/``Deposited`` a watcher can follow a channel from events alone.
@@ -62,7 +66,9 @@ class StateUpdated(ProofRecorded):
 
 
 @dataclass(frozen=True)
-class ChannelClosed(ChainEvent):
+class ChannelClosedLog(ChainEvent):
+    """The contract's ``ChannelClosed`` log: a unilateral close started the challenge period."""
+
     channel_id: UUID
     closer: str
     settle_at: int
@@ -170,7 +176,7 @@ _DECODERS: dict[str, tuple[type[ChainEvent], Any]] = {
     "Checkpointed": (Checkpointed, _proof),
     "StateUpdated": (StateUpdated, _proof),
     "ChannelClosed": (
-        ChannelClosed,
+        ChannelClosedLog,
         lambda a: {
             "channel_id": UUID(bytes=bytes(a["channelId"])),
             "closer": a["closer"],
@@ -202,22 +208,33 @@ _DECODERS: dict[str, tuple[type[ChainEvent], Any]] = {
 }
 
 
+LOG_NAMES: dict[type[ChainEvent], str] = {cls: name for name, (cls, _) in _DECODERS.items()}
+"""The contract's log name of each event class."""
+
+
 def decode_events(contract: Contract, logs: Iterable[Any]) -> list[ChainEvent]:
-    """Decode this contract's logs (others are skipped) into typed events, in log order."""
+    """Decode this contract's raw logs (others are skipped) into typed events, in log order."""
     by_topic = {
         event_abi_to_log_topic(item): item["name"]
         for item in contract.abi
         if item.get("type") == "event" and item["name"] in _DECODERS
     }
-    decoded: list[ChainEvent] = []
+    entries: list[tuple[str, Any]] = []
     for log in logs:
         if log["address"] != contract.address or not log["topics"]:
             continue
         name = by_topic.get(bytes(log["topics"][0]))
         if name is None:
             continue
+        entries.append((name, getattr(contract.events, name)().process_log(log)))
+    return typed_events(entries)
+
+
+def typed_events(entries: Iterable[tuple[str, Any]]) -> list[ChainEvent]:
+    """Processed log entries (web3's, with ``args``), each with its log name, as typed events in chain order."""
+    decoded: list[ChainEvent] = []
+    for name, entry in entries:
         cls, convert = _DECODERS[name]
-        entry = getattr(contract.events, name)().process_log(log)
         decoded.append(
             cls(
                 block_number=entry["blockNumber"],

@@ -123,7 +123,7 @@ def _read_models(service, path):
         if p.exists():
             p.unlink()
     store = SQLiteStore(db)
-    from infrastructure.settlement.records import ProcessCursor, SettlementIntent
+    from infrastructure.settlement.aggregates import ProcessCursor, SettlementIntent
 
     ours = [  # the process manager's own events: stored in the same log, no demo read model needs them
         f"{cls.__name__}.{name}"

@@ -2,7 +2,8 @@
 
 ``SettlementExecutor`` follows the Channel events, runs them through
 ``domain.settlement.transition``, stores each intent as a ``SettlementIntent`` aggregate before
-acting, and sends contract transactions with the node's operator wallet. ``ChainWatcher``
+acting, and sends contract transactions through the chain port (``infrastructure.chain.port.Chain``:
+the contract and the node's operator wallet). ``ChainWatcher``
 follows the contract's events and hands them to the executor (confirmations, closes, settles,
 and the watchtower's answer to a stale close).
 
@@ -16,6 +17,7 @@ A node drives both::
         watcher.poll(now)            # chain events -> domain
 """
 
+from infrastructure.settlement.aggregates import ProcessCursor, SettlementIntent
 from infrastructure.settlement.executor import (
     ChannelCommands,
     DirectChannelCommands,
@@ -23,8 +25,6 @@ from infrastructure.settlement.executor import (
     SettlementExecutor,
     TickReport,
 )
-from infrastructure.settlement.records import ProcessCursor, SettlementIntent
-from infrastructure.settlement.sender import NonceTooLow, PreparedTransaction, TransactionSender
 from infrastructure.settlement.watcher import ChainWatcher
 
 __all__ = [
@@ -32,11 +32,8 @@ __all__ = [
     "ChannelCommands",
     "DirectChannelCommands",
     "GasUse",
-    "NonceTooLow",
-    "PreparedTransaction",
     "ProcessCursor",
     "SettlementExecutor",
     "SettlementIntent",
     "TickReport",
-    "TransactionSender",
 ]

@@ -5,6 +5,11 @@ run them through ``domain.settlement.transition``, save what changed (intent agg
 cursor, one store transaction), and only then act: send transactions, turn receipts back into
 ``Confirmed``/``Failed``, tell the Channel what the chain did.
 
+The chain is reached only through the ``infrastructure.chain.port.Chain`` port. Dispatch is by
+tables, one entry per case: intent kind -> planner (``_PLANNERS``), process output -> effect
+(``_OUTPUTS``), chain event class -> observation (``_OBSERVERS``); the Channel events it follows
+are ``domain.settlement.CHANNEL_REQUESTS``, by class.
+
 Nothing is sent twice:
 - intent ids are deterministic, so a re-read request is recognised;
 - the signed transaction (hash, nonce, raw bytes) is saved as ``TransactionSubmitted`` before it
@@ -19,58 +24,50 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.utils import TopicError, resolve_topic
 
 from domain.application import ChannelService
-from domain.channel import ChannelStatus as DomainStatus
+from domain.channel import ChannelStatus
 from domain.errors import ParsecError, UnknownChannel
 from domain.protocol import SignedInvoice
 from domain.settlement import (
-    ChannelSettled,
+    CHANNEL_REQUESTS,
+    CloseChannel,
     ClosedOnChain,
     ConfirmCheckpoint,
     Confirmed,
     Failed,
-    GaveUp,
+    Intent,
     IntentKind,
     IntentRecord,
     IntentStatus,
     ProcessState,
+    ReportGiveUp,
+    SendTransaction,
     Submitted,
     UpdateWanted,
     transition,
     wanted,
 )
 from infrastructure.chain import events as ev
-from infrastructure.chain.channels import (
-    EMPTY_PAYMENT,
-    ChannelContract,
-    ChannelStatus,
-    OnChainChannel,
-    payment_tuple,
-)
-from infrastructure.chain.connection import Wallet, latest_timestamp
+from infrastructure.chain.channels import ChannelContract, OnChainChannel, OnChainStatus
+from infrastructure.chain.connection import Wallet
 from infrastructure.chain.errors import ContractReverted
-from infrastructure.settlement.records import ProcessCursor, SettlementIntent, cursor_id
-from infrastructure.settlement.sender import NonceTooLow, PreparedTransaction, TransactionSender
+from infrastructure.chain.operator import OperatorChain
+from infrastructure.chain.port import Call, Chain
+from infrastructure.chain.sender import NonceTooLow, PreparedTransaction
+from infrastructure.settlement.aggregates import ProcessCursor, SettlementIntent, cursor_id
 
 log = logging.getLogger("parsec.settlement")
 
-CHANNEL_REQUESTS = ("Channel.CheckpointRequested", "Channel.SettlementRequested", "Channel.DisputeRequested")
 TRANSIENT_REVERTS = frozenset({"ChallengePeriodNotOver"})  # time will fix these; every other revert repeats
 _OPEN = (IntentStatus.PENDING, IntentStatus.SUBMITTED)
-_CONTRACT_CALL = {
-    IntentKind.CHECKPOINT: "checkpoint",
-    IntentKind.CLOSE: "close",
-    IntentKind.UPDATE: "update",
-    IntentKind.SETTLE: "settle",
-    IntentKind.DISPUTE: "dispute",
-}
 
 
 @dataclass(frozen=True)
@@ -96,7 +93,7 @@ class TickReport:
 class _Plan:
     """What to do with a pending intent, decided from the contract's current state."""
 
-    fn: Any = None  # a contract call to send
+    call: Call | None = None  # a contract call to send
     proofs: int = 0  # signed payments it carries (sets the gas limit)
     done: tuple[str, int, tuple[int, int] | None] | None = None  # already on-chain: tx, block, payouts
     fail: tuple[str, bool] | None = None  # reason, final
@@ -106,7 +103,7 @@ class _Plan:
 @dataclass
 class ExecutorStats:
     gas: list[GasUse] = field(default_factory=list)
-    gave_up: list[GaveUp] = field(default_factory=list)
+    gave_up: list[ReportGiveUp] = field(default_factory=list)
     reverts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
@@ -141,20 +138,38 @@ class DirectChannelCommands:
         self.service.close_channel(channel_id, at=at, payouts=payouts)
 
 
+@dataclass
+class _Observed:
+    """What one batch of chain events asks for: process inputs, and checkpoints to confirm."""
+
+    inputs: list[object] = field(default_factory=list)
+    confirmed: dict[tuple[UUID, str], tuple[int, int]] = field(default_factory=dict)  # (channel, tx) -> seq, block
+
+
+def _request_class(topic: str) -> type | None:
+    """The class a stored event's topic names (None: not in this code base, e.g. a newer writer's)."""
+    try:
+        return resolve_topic(topic)
+    except TopicError:
+        return None
+
+
 class SettlementExecutor:
     """Turns a ChannelService's settlement requests into contract transactions.
 
-    ``service``: the channels (any persistence module). ``store``: where intents and the cursor
-    are saved (default: the same application, so they share its event store). ``wallet``: the
-    node's operator wallet (``setOperator`` of every participant it serves). ``commands``:
-    where confirmations, settlement requests and closes go (default: ``service`` itself).
+    ``service``: the channels (any persistence module). ``chain``: the chain port, or a
+    ``ChannelContract`` together with ``wallet``, the node's operator wallet (``setOperator`` of
+    every participant it serves), which then sends through an ``OperatorChain``. ``store``: where
+    intents and the cursor are saved (default: the same application, so they share its event
+    store). ``commands``: where confirmations, settlement requests and closes go (default:
+    ``service`` itself).
     """
 
     def __init__(
         self,
         service: ChannelService,
-        contract: ChannelContract,
-        wallet: Wallet,
+        chain: Chain | ChannelContract,
+        wallet: Wallet | None = None,
         *,
         name: str = "settlement",
         store: Application | None = None,
@@ -164,11 +179,14 @@ class SettlementExecutor:
         commands: ChannelCommands | None = None,
         dispute_chunk: int = 200,
     ) -> None:
+        if not isinstance(chain, Chain):
+            if wallet is None:
+                raise TypeError("a ChannelContract needs the operator wallet that signs its transactions")
+            chain = OperatorChain(chain, wallet)
         self.service = service
         self.commands: ChannelCommands = commands or DirectChannelCommands(service)
         self.store: Application = store or service
-        self.contract = contract
-        self.sender = TransactionSender(contract, wallet)
+        self.chain: Chain = chain
         self.name = name
         self.snapshot_every = snapshot_every
         # A gas limit from the intent's size instead of the node's estimate (one simulated run
@@ -212,10 +230,10 @@ class SettlementExecutor:
             key=lambda a: a.nonce if a.nonce is not None else -1,
         )
         for agg in submitted:
-            if self.sender.receipt(agg.tx_hash) is None and agg.raw_tx and not self.sender.is_known(agg.tx_hash):
+            if self.chain.receipt(agg.tx_hash) is None and agg.raw_tx and not self.chain.is_known(agg.tx_hash):
                 log.info("re-broadcasting %s %s (nonce %s) after a restart", agg.kind, agg.tx_hash, agg.nonce)
                 self._broadcast(agg.id, bytes.fromhex(agg.raw_tx.removeprefix("0x")))
-        self.sender.resync()
+        self.chain.resync_nonce()
         if submitted:
             self._poll()
 
@@ -236,7 +254,8 @@ class SettlementExecutor:
                 if not batch:
                     break
                 count += len(batch)
-                events = [e.event for e in batch if e.name in CHANNEL_REQUESTS]
+                # only the requests are decoded: their class is known from the topic alone
+                events = [e.event for e in batch if _request_class(e.topic) in CHANNEL_REQUESTS]
                 self.handle(events, partition=partition, position=batch[-1].position)
                 if len(batch) < limit:
                     break
@@ -264,7 +283,7 @@ class SettlementExecutor:
             state, out = transition(state, item)
             outputs += out
         # "final" in the stored failure means given up: a defence's final revert is retried, not final
-        gave_up = {o.intent.intent_id for o in outputs if isinstance(o, GaveUp)}
+        gave_up = {o.intent.intent_id for o in outputs if isinstance(o, ReportGiveUp)}
         finals = {i.intent_id: i.intent_id in gave_up for i in inputs if isinstance(i, Failed)}
         self._persist(old, state, submissions or {}, payouts or {}, finals)
         self._perform(outputs)
@@ -311,14 +330,27 @@ class SettlementExecutor:
 
     def _perform(self, outputs: Sequence[object]) -> None:
         for out in outputs:
-            if isinstance(out, ConfirmCheckpoint):
-                self._confirm_channel(out.channel_id, out.sequence, out.tx_hash, out.block)
-            elif isinstance(out, ChannelSettled):
-                self._close_channel(out.channel_id, out.payouts)
-            elif isinstance(out, GaveUp):
-                log.warning("gave up %s of channel %s: %s", out.intent.kind, out.intent.channel_id, out.reason)
-                self.stats.gave_up.append(out)
-            # Send: the intent is pending in the state; tick() sends it when it is due
+            self._OUTPUTS[type(out)](self, out)
+
+    def _send_later(self, out: SendTransaction) -> None:
+        """Nothing now: the intent is pending in the state and tick() sends it once it is due."""
+
+    def _confirm(self, out: ConfirmCheckpoint) -> None:
+        self._confirm_channel(out.channel_id, out.sequence, out.tx_hash, out.block)
+
+    def _close(self, out: CloseChannel) -> None:
+        self._close_channel(out.channel_id, out.payouts)
+
+    def _report_give_up(self, out: ReportGiveUp) -> None:
+        log.warning("gave up %s of channel %s: %s", out.intent.kind, out.intent.channel_id, out.reason)
+        self.stats.gave_up.append(out)
+
+    _OUTPUTS: dict[type, Callable[[SettlementExecutor, Any], None]] = {
+        SendTransaction: _send_later,
+        ConfirmCheckpoint: _confirm,
+        CloseChannel: _close,
+        ReportGiveUp: _report_give_up,
+    }
 
     # ------------------------------------------------------------------ effects on the channels
     def _confirm_channel(self, channel_id: UUID, sequence: int, tx_hash: str, block: int) -> None:
@@ -336,47 +368,59 @@ class SettlementExecutor:
             channel = self.service.get_channel_aggregate(channel_id)
         except UnknownChannel:
             return
-        if channel.status == DomainStatus.CLOSED.value:
+        if channel.status == ChannelStatus.CLOSED.value:
             return
         self.commands.close_channel(channel_id, self._now, list(payouts) if payouts else None)
-
     # ------------------------------------------------------------------ chain observations
     def observe(self, chain_events: Iterable[ev.ChainEvent], now: int | None = None) -> None:
         """What the chain did (from receipts or the watcher), turned into domain inputs."""
         if now is not None:
             self._now = now
-        inputs: list[object] = []
-        confirmed: dict[tuple[UUID, str], tuple[int, int]] = {}
+        chain_events = list(chain_events)
+        seen = _Observed()
         for e in chain_events:
-            if isinstance(e, ev.Checkpointed):
-                key = (e.channel_id, e.tx_hash)
-                seq, _ = confirmed.get(key, (0, 0))
-                confirmed[key] = (max(seq, e.sequence), e.block_number)
-            elif isinstance(e, ev.Disputed):
-                confirmed[(e.channel_id, e.tx_hash)] = (max(e.seq_a, e.seq_b), e.block_number)
-            elif isinstance(e, ev.ChannelClosed):
-                inputs += self._closed_on_chain(e)
-            elif isinstance(e, ev.ChannelSettled | ev.CooperativelyClosed):
-                self._close_channel(e.channel_id, (e.balance_a, e.balance_b))
-        for (cid, tx_hash), (seq, block) in confirmed.items():
+            handler = self._OBSERVERS.get(type(e))
+            if handler is not None:
+                handler(self, e, seen)
+        for (cid, tx_hash), (seq, block) in seen.confirmed.items():
             self._confirm_channel(cid, seq, tx_hash, block)
         # a counterparty's update or dispute during the challenge period may leave the chain behind
         # the log again (e.g. the closer's own later proof was recorded after our answer)
         closing = {e.channel_id for e in chain_events if isinstance(e, ev.StateUpdated | ev.Disputed)}
-        closing -= {e.channel_id for e in chain_events if isinstance(e, ev.ChannelClosed)}
+        closing -= {e.channel_id for e in chain_events if isinstance(e, ev.ChannelClosedLog)}
         for cid in sorted(closing):
-            inputs += self._defence(cid)
-        if inputs:
-            self._apply(inputs)
+            seen.inputs += self._defence(cid)
+        if seen.inputs:
+            self._apply(seen.inputs)
 
-    def _closed_on_chain(self, e: ev.ChannelClosed) -> list[object]:
+    def _seen_checkpointed(self, e: ev.Checkpointed, seen: _Observed) -> None:
+        key = (e.channel_id, e.tx_hash)
+        seq, _ = seen.confirmed.get(key, (0, 0))
+        seen.confirmed[key] = (max(seq, e.sequence), e.block_number)
+
+    def _seen_disputed(self, e: ev.Disputed, seen: _Observed) -> None:
+        seen.confirmed[(e.channel_id, e.tx_hash)] = (max(e.seq_a, e.seq_b), e.block_number)
+
+    def _seen_closed(self, e: ev.ChannelClosedLog, seen: _Observed) -> None:
         try:
             channel = self.service.get_channel_aggregate(e.channel_id)
         except UnknownChannel:
-            return []
-        if channel.status == DomainStatus.OPEN.value:  # closed by someone else: stop taking payments
+            return
+        if channel.status == ChannelStatus.OPEN.value:  # closed by someone else: stop taking payments
             self.commands.request_settlement(e.channel_id, self._now, f"chain: closed by {e.closer}")
-        return [ClosedOnChain(e.channel_id, 0, e.settle_at), *self._defence(e.channel_id)]  # a channel closes once
+        # a channel closes once, so its settle intent has sequence 0
+        seen.inputs += [ClosedOnChain(e.channel_id, 0, e.settle_at), *self._defence(e.channel_id)]
+
+    def _seen_paid_out(self, e: ev.ChannelSettled | ev.CooperativelyClosed, seen: _Observed) -> None:
+        self._close_channel(e.channel_id, (e.balance_a, e.balance_b))
+
+    _OBSERVERS: dict[type[ev.ChainEvent], Callable[[SettlementExecutor, Any, _Observed], None]] = {
+        ev.Checkpointed: _seen_checkpointed,
+        ev.Disputed: _seen_disputed,
+        ev.ChannelClosedLog: _seen_closed,
+        ev.ChannelSettled: _seen_paid_out,
+        ev.CooperativelyClosed: _seen_paid_out,
+    }
 
     def _defence(self, cid: UUID) -> list[object]:
         """Watchtower: while a channel is closed on-chain, the chain must end up with the newest state
@@ -387,10 +431,10 @@ class SettlementExecutor:
             channel = self.service.get_channel_aggregate(cid)
         except UnknownChannel:
             return []
-        onchain = self.contract.channel(cid)
+        onchain = self.chain.channel(cid)
         if not onchain.is_closed or not channel.latest:
             return []
-        params = self.contract.params(cid)
+        params = self.chain.params(cid)
         recorded = {params.a: onchain.seq_a, params.b: onchain.seq_b}
         newer = [p for buyer, p in channel.latest.items() if p["sequence"] > recorded.get(buyer, 0)]
         if not newer:
@@ -406,7 +450,7 @@ class SettlementExecutor:
         self._now = now
         report = TickReport()
         if chain_time is None:
-            chain_time = latest_timestamp(self.contract.w3)
+            chain_time = self.chain.latest_timestamp()
         self._chain_now = chain_time
         self._operators.clear()
         self._poll(report)
@@ -437,8 +481,8 @@ class SettlementExecutor:
         if plan.done is not None:
             tx_hash, block, payouts = plan.done
             # already on-chain (someone's transaction, or ours before a crash): the gas of that one
-            receipt = self.sender.receipt(tx_hash) if tx_hash else None
-            gas = int(receipt["gasUsed"]) if receipt is not None else 0
+            receipt = self.chain.receipt(tx_hash) if tx_hash else None
+            gas = receipt.gas_used if receipt is not None else 0
             self._apply([Confirmed(iid, tx_hash, block, gas, payouts)], payouts={iid: payouts} if payouts else None)
             report.confirmed += 1
             return False
@@ -447,9 +491,10 @@ class SettlementExecutor:
             self._apply([Failed(iid, reason, final, at=self._chain_now)])
             report.failed += 1
             return False
+        assert plan.call is not None
         try:
             gas = self.gas_base + self.gas_per_proof * max(plan.proofs, len(intent.payload))
-            prepared = self.sender.prepare(plan.fn, _CONTRACT_CALL[intent.kind], gas=gas if self.fixed_gas else None)
+            prepared = self.chain.prepare(plan.call, gas=gas if self.fixed_gas else None)
         except ContractReverted as err:
             self.stats.reverts[err.name] += 1
             self._apply([Failed(iid, str(err), final=err.name not in TRANSIENT_REVERTS, at=self._chain_now)])
@@ -462,12 +507,12 @@ class SettlementExecutor:
 
     def _broadcast(self, iid: UUID, raw: bytes) -> None:
         try:
-            self.sender.broadcast(raw)
+            self.chain.broadcast(raw)
         except NonceTooLow as err:
             rec = self.state.record(iid)
-            if rec is not None and rec.tx_hash and self.sender.receipt(rec.tx_hash) is not None:
+            if rec is not None and rec.tx_hash and self.chain.receipt(rec.tx_hash) is not None:
                 return  # it was mined after all
-            self.sender.resync()
+            self.chain.resync_nonce()
             self._apply([Failed(iid, f"nonce already used, will resend: {err}", at=self._chain_now)])
 
     def _poll(self, report: TickReport | None = None) -> None:
@@ -478,26 +523,26 @@ class SettlementExecutor:
         for rec in list(self.state.intents.values()):
             if rec.status is not IntentStatus.SUBMITTED or not rec.tx_hash:
                 continue
-            receipt = self.sender.receipt(rec.tx_hash)
+            receipt = self.chain.receipt(rec.tx_hash)
             if receipt is None:
                 continue
             iid = rec.intent.intent_id
-            if receipt["status"] != 1:
+            if not receipt.succeeded:
                 inputs.append(Failed(iid, f"{rec.intent.kind}: transaction {rec.tx_hash} reverted when mined",
                                      at=self._chain_now))
                 if report:
                     report.failed += 1
                 continue
-            events = ev.decode_events(self.contract.contract, receipt["logs"])
+            events = list(receipt.events)
             settled = [e for e in events if isinstance(e, ev.ChannelSettled)]
             po = (settled[0].balance_a, settled[0].balance_b) if settled else None
             if po:
                 payouts[iid] = po
             disputed = [e for e in events if isinstance(e, ev.Disputed)]
             reached = max(disputed[-1].seq_a, disputed[-1].seq_b) if disputed else None
-            inputs.append(Confirmed(iid, rec.tx_hash, receipt["blockNumber"], receipt["gasUsed"], po, reached))
+            inputs.append(Confirmed(iid, rec.tx_hash, receipt.block_number, receipt.gas_used, po, reached))
             self.stats.gas.append(
-                GasUse(rec.intent.kind.value, rec.intent.channel_id, rec.tx_hash, receipt["blockNumber"], receipt["gasUsed"])
+                GasUse(rec.intent.kind.value, rec.intent.channel_id, rec.tx_hash, receipt.block_number, receipt.gas_used)
             )
             observed += events
             if report:
@@ -509,41 +554,63 @@ class SettlementExecutor:
 
     # ------------------------------------------------------------------ reading the contract first
     def _plan(self, rec: IntentRecord, chain_time: int) -> _Plan:
+        """What to do with a pending intent, from the contract's state now (one planner per kind)."""
         intent = rec.intent
+        return self._PLANNERS[intent.kind](self, intent, self.chain.channel(intent.channel_id), chain_time)
+
+    def _plan_settle(self, intent: Intent, onchain: OnChainChannel, chain_time: int) -> _Plan:
         cid = intent.channel_id
-        onchain = self.contract.channel(cid)
-        kind = intent.kind
-        if kind is IntentKind.SETTLE:
-            if onchain.status is ChannelStatus.SETTLED:
-                return _Plan(done=self._find(cid, "ChannelSettled"))
-            if not onchain.is_closed:
-                return _Plan(fail=(f"channel {cid} is not closed on-chain ({onchain.status.name})", True))
-            if chain_time < onchain.settle_at:
-                return _Plan(wait=True)
-            return _Plan(fn=self._call("settle", cid))
-        if kind is IntentKind.CLOSE and onchain.status is not ChannelStatus.OPEN:
-            return _Plan(done=self._find(cid, "ChannelClosed"))
-        if kind is IntentKind.CHECKPOINT and onchain.status is not ChannelStatus.OPEN:
-            return _Plan(fail=(f"channel {cid} is no longer open on-chain ({onchain.status.name})", True))
-        if kind is IntentKind.UPDATE:
-            if not onchain.is_closed:
-                return _Plan(fail=(f"channel {cid} is not closed on-chain ({onchain.status.name})", True))
-            if chain_time >= onchain.settle_at:
-                return _Plan(fail=(f"the challenge period of channel {cid} is over", True))
-            return self._plan_defence(intent, cid, onchain)
-        if kind is IntentKind.DISPUTE:
-            return self._plan_dispute(intent.sequence, cid, onchain)
+        if onchain.status is OnChainStatus.SETTLED:
+            return _Plan(done=self._find(cid, ev.ChannelSettled))
+        if not onchain.is_closed:
+            return _Plan(fail=(f"channel {cid} is not closed on-chain ({onchain.status.name})", True))
+        if chain_time < onchain.settle_at:
+            return _Plan(wait=True)
+        return _Plan(call=Call(IntentKind.SETTLE, cid))
+
+    def _plan_close(self, intent: Intent, onchain: OnChainChannel, chain_time: int) -> _Plan:
+        if onchain.status is not OnChainStatus.OPEN:
+            return _Plan(done=self._find(intent.channel_id, ev.ChannelClosedLog))
+        return self._plan_evidence(intent, onchain)
+
+    def _plan_checkpoint(self, intent: Intent, onchain: OnChainChannel, chain_time: int) -> _Plan:
+        if onchain.status is not OnChainStatus.OPEN:
+            return _Plan(fail=(f"channel {intent.channel_id} is no longer open on-chain ({onchain.status.name})", True))
+        return self._plan_evidence(intent, onchain)
+
+    def _plan_update(self, intent: Intent, onchain: OnChainChannel, chain_time: int) -> _Plan:
+        cid = intent.channel_id
+        if not onchain.is_closed:
+            return _Plan(fail=(f"channel {cid} is not closed on-chain ({onchain.status.name})", True))
+        if chain_time >= onchain.settle_at:
+            return _Plan(fail=(f"the challenge period of channel {cid} is over", True))
+        return self._plan_defence(intent, onchain)
+
+    def _plan_dispute_request(self, intent: Intent, onchain: OnChainChannel, chain_time: int) -> _Plan:
+        return self._plan_dispute(intent.sequence, intent.channel_id, onchain)
+
+    _PLANNERS: dict[IntentKind, Callable[[SettlementExecutor, Intent, OnChainChannel, int], _Plan]] = {
+        IntentKind.SETTLE: _plan_settle,
+        IntentKind.CLOSE: _plan_close,
+        IntentKind.CHECKPOINT: _plan_checkpoint,
+        IntentKind.UPDATE: _plan_update,
+        IntentKind.DISPUTE: _plan_dispute_request,
+    }
+
+    def _plan_evidence(self, intent: Intent, onchain: OnChainChannel) -> _Plan:
+        """A checkpoint or a close: the intent's proofs the chain does not have yet."""
+        cid = intent.channel_id
         newer = self._new_proofs(intent.payload, cid, onchain)
         # only proofs paying a participant this wallet acts for count on-chain (the evidence rule)
         proofs = [p for p in newer if self._may_submit_for(p.supplier_address)]
         if not proofs:
-            if kind is IntentKind.CLOSE:
-                return _Plan(fn=self._call("close", cid, []))
+            if intent.kind is IntentKind.CLOSE:
+                return _Plan(call=Call(IntentKind.CLOSE, cid))
             if newer:
                 return _Plan(fail=(f"channel {cid}: its newer proofs pay no participant this wallet acts for "
                                    "(the contract would revert NotPayee)", True))
-            return _Plan(done=self._find(cid, "Checkpointed", "StateUpdated", "Disputed"))
-        return _Plan(fn=self._call(_CONTRACT_CALL[kind], cid, [payment_tuple(p) for p in proofs]), proofs=len(proofs))
+            return _Plan(done=self._find(cid, ev.Checkpointed, ev.StateUpdated, ev.Disputed))
+        return _Plan(call=Call(intent.kind, cid, tuple(proofs)), proofs=len(proofs))
 
     def _plan_dispute(self, target: int, cid: UUID, onchain: OnChainChannel) -> _Plan:
         """The next step of the paper's disputed settlement: the signed payments after the chain's
@@ -551,7 +618,7 @@ class SettlementExecutor:
         in a block), ending with one that pays a participant this wallet may submit for."""
         head = onchain.head_sequence
         if head >= target:
-            return _Plan(done=self._find(cid, "Disputed", "Checkpointed", "StateUpdated"))
+            return _Plan(done=self._find(cid, ev.Disputed, ev.Checkpointed, ev.StateUpdated))
         payments = [
             SignedInvoice.parse(e.transaction)
             for e in self.service.payments_between(cid, head + 1, min(target, head + self.dispute_chunk))
@@ -566,15 +633,9 @@ class SettlementExecutor:
             return _Plan(fail=(f"channel {cid}: none of the next {self.dispute_chunk} payments after {head} pays a "
                                "participant this wallet acts for", True))
         head_payment = self._payment_at(cid, head) if head else None
-        fn = self.contract.contract.functions.dispute(
-            cid.bytes,
-            self.contract.params(cid).as_tuple(),
-            payment_tuple(head_payment) if head_payment is not None else EMPTY_PAYMENT,
-            [payment_tuple(p) for p in payments],
-        )
-        return _Plan(fn=fn, proofs=len(payments))
+        return _Plan(call=Call(IntentKind.DISPUTE, cid, tuple(payments), head=head_payment), proofs=len(payments))
 
-    def _plan_defence(self, intent: Any, cid: UUID, onchain: OnChainChannel) -> _Plan:
+    def _plan_defence(self, intent: Intent, onchain: OnChainChannel) -> _Plan:
         """The newest state both parties signed, onto the chain of a closed channel.
 
         ``update`` records each buyer's newer proof, but only one that pays a participant this
@@ -584,9 +645,10 @@ class SettlementExecutor:
         covers the hash links to every payment before it. Otherwise the proofs we may submit are
         sent, which is enough for our side: settle credits each side with what the other provably
         sent (docs/protocol.md, "Settling a contested channel")."""
+        cid = intent.channel_id
         newer = self._new_proofs(intent.payload, cid, onchain)
         if not newer:
-            return _Plan(done=self._find(cid, "StateUpdated", "Disputed", "Checkpointed"))
+            return _Plan(done=self._find(cid, ev.StateUpdated, ev.Disputed, ev.Checkpointed))
         ours = [p for p in newer if self._may_submit_for(p.supplier_address)]
         if len(ours) < len(newer) and onchain.head_sequence < intent.sequence:
             head = self._payment_at(cid, intent.sequence)
@@ -596,17 +658,17 @@ class SettlementExecutor:
             # nothing we may submit now (e.g. an operator right withdrawn): fail, retried until the deadline
             return _Plan(fail=(f"channel {cid}: its newer proofs pay no participant this wallet acts for "
                                "(the contract would revert NotPayee)", False))
-        return _Plan(fn=self._call("update", cid, [payment_tuple(p) for p in ours]), proofs=len(ours))
+        return _Plan(call=Call(IntentKind.UPDATE, cid, tuple(ours)), proofs=len(ours))
 
     def _may_submit_for(self, payee: str) -> bool:
         """Whether the contract takes a proof paying ``payee`` from this wallet (itself or its operator)."""
-        me = self.sender.address
+        me = self.chain.submitter
         if payee == me:
             return True
         # read once per tick: a participant may change its operator at any moment
         operator = self._operators.get(payee)
         if operator is None:
-            operator = self._operators[payee] = self.contract.contract.functions.operatorOf(payee).call()
+            operator = self._operators[payee] = self.chain.operator_of(payee)
         return operator == me
 
     def _payment_at(self, cid: UUID, sequence: int) -> SignedInvoice | None:
@@ -615,28 +677,18 @@ class SettlementExecutor:
 
     def _new_proofs(self, payload: Sequence[dict[str, Any]], cid: UUID, onchain: OnChainChannel) -> list[SignedInvoice]:
         """The intent's proofs that are newer than what the chain recorded for their buyer."""
-        a = self.contract.params(cid).a
+        a = self.chain.params(cid).a
         proofs = [SignedInvoice.parse(d) for d in payload]
         return [p for p in proofs if p.sequence > (onchain.seq_a if p.buyer == a else onchain.seq_b)]
 
-    def _call(self, name: str, cid: UUID, proofs: list[Any] | None = None) -> Any:
-        fn = getattr(self.contract.contract.functions, name)
-        params = self.contract.params(cid).as_tuple()
-        return fn(cid.bytes, params) if proofs is None else fn(cid.bytes, params, proofs)
-
-    def _find(self, cid: UUID, *names: str) -> tuple[str, int, tuple[int, int] | None]:
+    def _find(self, cid: UUID, *kinds: type[ev.ChainEvent]) -> tuple[str, int, tuple[int, int] | None]:
         """The latest contract event of these kinds for the channel: whose transaction did it."""
-        found: list[Any] = []
-        for name in names:
-            found += getattr(self.contract.contract.events, name).get_logs(
-                from_block=0, argument_filters={"channelId": cid.bytes}
-            )
+        found = self.chain.channel_events(cid, *kinds)
         if not found:
-            return "", int(self.contract.w3.eth.block_number), None
-        last = max(found, key=lambda log: (log["blockNumber"], log["logIndex"]))
-        args = last["args"]
-        payouts = (args["balanceA"], args["balanceB"]) if "balanceA" in args else None
-        return last["transactionHash"].to_0x_hex(), last["blockNumber"], payouts
+            return "", self.chain.block_number(), None
+        last = max(found, key=lambda e: (e.block_number, e.log_index))
+        payouts = (last.balance_a, last.balance_b) if isinstance(last, ev.ChannelSettled) else None
+        return last.tx_hash, last.block_number, payouts
 
     # ------------------------------------------------------------------ queries
     def open_intents(self) -> list[IntentRecord]:

@@ -29,7 +29,6 @@ from eventsourcing.application import Application
 
 from domain.application import ChannelService
 from infrastructure.chain.channels import ChannelContract
-from infrastructure.chain.connection import latest_timestamp
 from infrastructure.kafka.errors import WriterFencedError
 from infrastructure.node.send import Sender
 from infrastructure.settings import Settings
@@ -90,7 +89,7 @@ class Settler:
 
     def step(self, now: int | None = None) -> None:
         """One pass: follow the log, send due intents and collect receipts, watch the chain."""
-        chain_now = latest_timestamp(self.contract.w3)
+        chain_now = self.contract.latest_timestamp()
         now = max(int(time.time()), chain_now) if now is None else now
         self.executor.catch_up(self.source)
         self.executor.tick(now, chain_time=chain_now)

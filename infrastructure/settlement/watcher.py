@@ -14,12 +14,12 @@ from __future__ import annotations
 from eventsourcing.application import AggregateNotFoundError
 
 from infrastructure.chain import events as ev
+from infrastructure.settlement.aggregates import ProcessCursor, cursor_id
 from infrastructure.settlement.executor import SettlementExecutor
-from infrastructure.settlement.records import ProcessCursor, cursor_id
 
 
 class ChainWatcher:
-    """Follows one ChannelContract's events for a SettlementExecutor."""
+    """Follows the executor's chain (its ``Chain`` port) for the executor."""
 
     def __init__(
         self,
@@ -31,7 +31,7 @@ class ChainWatcher:
         max_blocks: int = 2000,
     ) -> None:
         self.executor = executor
-        self.contract = executor.contract
+        self.chain = executor.chain
         self.store = executor.store
         self.confirmations = confirmations
         self.max_blocks = max_blocks
@@ -49,12 +49,12 @@ class ChainWatcher:
 
     def poll(self, now: int) -> list[ev.ChainEvent]:
         """Handle the events of every new block (up to ``confirmations`` behind the head)."""
-        head = int(self.contract.w3.eth.block_number) - self.confirmations
+        head = self.chain.block_number() - self.confirmations
         handled: list[ev.ChainEvent] = []
         while self.block < head:
             start = self.block + 1
             end = min(head, start + self.max_blocks - 1)
-            events = self.contract.events(start, end)
+            events = self.chain.events(start, end)
             self.executor.observe(events, now)
             self._cursor.moved({"block": end}, [], [])
             self.store.save(self._cursor)

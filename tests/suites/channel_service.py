@@ -16,7 +16,7 @@ from domain.channel import PaymentOutcome
 from domain.errors import (
     BrokenHashPointer,
     ChannelAlreadyExists,
-    ChannelClosed,
+    ChannelIsClosed,
     Overspend,
     UnknownChannel,
     WrongSigner,
@@ -149,7 +149,7 @@ class ChannelServiceSuite:
         service.request_settlement(ledger.channel_id, at=T0)
         view = service.close_channel(ledger.channel_id, at=T0 + 700)
         assert view.status == "closed" and view.balances == (75, 125)
-        with pytest.raises(ChannelClosed):
+        with pytest.raises(ChannelIsClosed):
             service.accept_payment(ledger.pay(ALICE, 1), at=T0)
         names = [type(e).__name__ for e in make_service(cache=False).channel_events(ledger.channel_id)]
         assert names == [

@@ -7,7 +7,7 @@ import pytest
 from domain.channel import RETAINED_HASHES, Channel, ChannelParameters, ChannelStatus, PaymentOutcome
 from domain.errors import (
     BrokenHashPointer,
-    ChannelClosed,
+    ChannelIsClosed,
     ChannelNotOpen,
     ConflictingPayment,
     CumulativeTotalMismatch,
@@ -185,11 +185,11 @@ def test_settlement_stops_payments_and_close_is_final():
         channel.accept_payment(ledger.pay(ALICE, 10), T0)
     channel.close(T0 + 700)
     assert channel.final_balances == {addr(ALICE): 990, addr(BOB): 510}
-    with pytest.raises(ChannelClosed):
+    with pytest.raises(ChannelIsClosed):
         channel.accept_payment(ledger.pay(ALICE, 1), T0)
-    with pytest.raises(ChannelClosed):
+    with pytest.raises(ChannelIsClosed):
         channel.deposit(addr(ALICE), 1)
-    with pytest.raises(ChannelClosed):
+    with pytest.raises(ChannelIsClosed):
         channel.close(T0)
 
 

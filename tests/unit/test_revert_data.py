@@ -2,7 +2,7 @@
 
 import pytest
 
-from infrastructure.settlement.sender import _literal_revert_data
+from infrastructure.chain.sender import _literal_revert_data
 
 
 @pytest.mark.parametrize(

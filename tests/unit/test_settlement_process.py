@@ -7,18 +7,18 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from domain.settlement import (
-    ChannelSettled,
     CheckpointWanted,
+    CloseChannel,
     ClosedOnChain,
     ConfirmCheckpoint,
     Confirmed,
     DisputeWanted,
     Failed,
-    GaveUp,
     IntentKind,
     IntentStatus,
     ProcessState,
-    Send,
+    ReportGiveUp,
+    SendTransaction,
     SettlementWanted,
     Submitted,
     UpdateWanted,
@@ -41,7 +41,7 @@ def run(state, *events):
 def test_a_checkpoint_request_becomes_one_intent_with_a_deterministic_id():
     state, out = run(ProcessState(), CheckpointWanted(CH, 10, ({"sequence": 10},)))
     (send,) = out
-    assert isinstance(send, Send) and send.intent.kind is IntentKind.CHECKPOINT
+    assert isinstance(send, SendTransaction) and send.intent.kind is IntentKind.CHECKPOINT
     assert send.intent.intent_id == intent_id(IntentKind.CHECKPOINT, CH, 10)
     # the same request replayed (a restart re-reads the log): nothing new
     state2, out2 = run(state, CheckpointWanted(CH, 10, ({"sequence": 10},)))
@@ -73,11 +73,11 @@ def test_failures_are_retried_then_given_up():
     iid0 = intent_id(IntentKind.DISPUTE, CH, 5)
     state, out = run(ProcessState(max_attempts=2), DisputeWanted(CH, 1, 5), Failed(iid0, "nonce too low"))
     retry = out[-1]
-    assert isinstance(retry, Send) and retry.intent.attempt == 1 and retry.intent.intent_id != iid0
+    assert isinstance(retry, SendTransaction) and retry.intent.attempt == 1 and retry.intent.intent_id != iid0
     state, out = run(state, Failed(retry.intent.intent_id, "nonce too low"))
-    assert isinstance(out[-1], GaveUp)
+    assert isinstance(out[-1], ReportGiveUp)
     state, out = run(ProcessState(), DisputeWanted(CH, 1, 5), Failed(iid0, "revert: BrokenHashLink", final=True))
-    assert isinstance(out[-1], GaveUp)
+    assert isinstance(out[-1], ReportGiveUp)
 
 
 def test_settlement_closes_then_settles_after_the_challenge_period():
@@ -88,7 +88,7 @@ def test_settlement_closes_then_settles_after_the_challenge_period():
     settle = out[-1].intent
     assert settle.kind is IntentKind.SETTLE and settle.not_before == 1_000
     state, out = run(state, Confirmed(settle.intent_id, "0xd", 9, 60_000))
-    assert out == [ChannelSettled(CH, "0xd", 9)]
+    assert out == [CloseChannel(CH, "0xd", 9)]
 
 
 class ProcessMachine(RuleBasedStateMachine):
@@ -101,7 +101,7 @@ class ProcessMachine(RuleBasedStateMachine):
 
     def _apply(self, event):
         self.state, out = transition(self.state, event)
-        self.sent += [o.intent.intent_id for o in out if isinstance(o, Send)]
+        self.sent += [o.intent.intent_id for o in out if isinstance(o, SendTransaction)]
 
     @rule(seq=st.integers(1, 30), kind=st.sampled_from(["checkpoint", "settle", "dispute"]))
     def request(self, seq, kind):
@@ -149,7 +149,7 @@ def test_a_settle_carries_the_chains_payouts_to_the_channel():
     state, out = run(ProcessState(), ClosedOnChain(CH, 0, settle_after=50))
     settle = out[0].intent
     _, out = run(state, Confirmed(settle.intent_id, "0xs", 8, 40_000, payouts=(700, 300)))
-    assert out == [ChannelSettled(CH, "0xs", 8, (700, 300))]
+    assert out == [CloseChannel(CH, "0xs", 8, (700, 300))]
 
 
 def test_defect1_a_defence_is_never_given_up_while_the_challenge_period_runs():
@@ -160,13 +160,13 @@ def test_defect1_a_defence_is_never_given_up_while_the_challenge_period_runs():
     for attempt in range(12):  # reverts that "will repeat", far past max_attempts
         state, out = run(state, Failed(send.intent.intent_id, "revert: Overdraft", final=True, at=at))
         (send,) = out
-        assert isinstance(send, Send) and send.intent.attempt == attempt + 1
+        assert isinstance(send, SendTransaction) and send.intent.attempt == attempt + 1
         assert send.intent.not_before > at and send.intent.deadline == deadline  # later each time
         at = send.intent.not_before
-    assert not any(isinstance(o, GaveUp) for o in out)
+    assert not any(isinstance(o, ReportGiveUp) for o in out)
     # once the challenge period is over nothing can be submitted: only then is it given up
     state, out = run(state, Failed(send.intent.intent_id, "ChallengePeriodOver", final=True, at=deadline))
-    assert isinstance(out[-1], GaveUp)
+    assert isinstance(out[-1], ReportGiveUp)
 
 
 def test_defect9_a_long_dispute_continues_from_the_head_each_step_recorded():
@@ -175,7 +175,7 @@ def test_defect9_a_long_dispute_continues_from_the_head_each_step_recorded():
                      Confirmed(iid, "0x1", 10, 2_000_000, reached=200))
     confirm, step = out[-2:]
     assert isinstance(confirm, ConfirmCheckpoint) and confirm.sequence == 200  # what the chain has so far
-    assert isinstance(step, Send) and step.intent.after == 200 and step.intent.sequence == 5000
+    assert isinstance(step, SendTransaction) and step.intent.after == 200 and step.intent.sequence == 5000
     assert step.intent.intent_id == intent_id(IntentKind.DISPUTE, CH, 5000, after=200)
     state, out = run(state, Confirmed(step.intent.intent_id, "0x2", 11, 2_000_000, reached=5000))
     assert [type(o).__name__ for o in out] == ["ConfirmCheckpoint"] and out[0].sequence == 5000

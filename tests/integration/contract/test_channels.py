@@ -16,8 +16,8 @@ from domain.protocol import SigningDomain, sign_cooperative_close
 from infrastructure.chain import (
     ETH,
     ChannelContract,
-    ChannelStatus,
     ContractReverted,
+    OnChainStatus,
     advance_time,
 )
 from infrastructure.chain import events as ev
@@ -56,7 +56,7 @@ def test_open_and_deposit_record_state_and_events(chain: Chain) -> None:
     deposited = chain.channels.deposit(chain.bob.wallet, cid, ETHER)
 
     state = chain.channels.channel(cid)
-    assert (state.status, state.deposit_a, state.deposit_b) == (ChannelStatus.OPEN, 2 * ETHER, ETHER)
+    assert (state.status, state.deposit_a, state.deposit_b) == (OnChainStatus.OPEN, 2 * ETHER, ETHER)
     (event,) = opened.events
     assert isinstance(event, ev.ChannelOpened)
     assert (event.channel_id, event.a, event.b, event.deposit) == (
@@ -131,7 +131,7 @@ def test_stale_close_loses_to_the_counterpartys_newer_state(chain: Chain) -> Non
 
     # alice closes with bob's proof only, hiding what she paid
     closed = chain.channels.close(a.wallet, cid, [payments.latest_of(b.address)])
-    assert isinstance(closed.events[0], ev.ChannelClosed) and closed.events[0].closer == a.address
+    assert isinstance(closed.events[0], ev.ChannelClosedLog) and closed.events[0].closer == a.address
     # the closer may update too, but only with proofs that pay it, and only newer ones
     with reverts("NotPayee"):
         chain.channels.update(a.wallet, cid, [newest])
@@ -161,7 +161,7 @@ def test_stale_close_loses_to_the_counterpartys_newer_state(chain: Chain) -> Non
     assert settled.events[-1] == ev.ChannelSettled(
         settled.block_number, settled.tx_hash, settled.events[-1].log_index, cid, ETHER - 800, ETHER + 800
     )
-    assert chain.channels.channel(cid).status is ChannelStatus.SETTLED
+    assert chain.channels.channel(cid).status is OnChainStatus.SETTLED
     with reverts("AlreadySettled"):
         chain.channels.settle(chain.carol.wallet, cid)
     with reverts("ChannelExists"):  # the id is burnt: old signatures can never count again
@@ -224,7 +224,7 @@ def test_cooperative_close_pays_out_at_once(chain: Chain) -> None:
     assert eth_balance(chain, a.address) - before_a == ETHER - 7
     assert eth_balance(chain, b.address) - before_b == ETHER // 2 + 7
     assert any(isinstance(e, ev.CooperativelyClosed) and e.sequence == 1 for e in receipt.events)
-    assert chain.channels.channel(cid).status is ChannelStatus.SETTLED
+    assert chain.channels.channel(cid).status is OnChainStatus.SETTLED
 
 
 def test_disputed_settlement_replays_the_signed_chain(chain: Chain) -> None:
@@ -252,7 +252,7 @@ def test_disputed_settlement_replays_the_signed_chain(chain: Chain) -> None:
     chain.channels.dispute(a.wallet, cid, more, head=last_of_a)
     state = chain.channels.channel(cid)
     assert (state.seq_a, state.sent_a, state.seq_b, state.sent_b) == (9, 41, 10, 9)
-    assert state.status is ChannelStatus.CLOSED_BY_B
+    assert state.status is OnChainStatus.CLOSED_BY_B
 
 
 def test_disputed_settlement_refuses_a_broken_chain(chain: Chain) -> None:

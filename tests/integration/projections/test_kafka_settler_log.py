@@ -9,7 +9,7 @@ import pytest
 from domain.settlement import Intent, IntentKind, intent_id
 from infrastructure.bootstrap import event_source
 from infrastructure.settings import Settings
-from infrastructure.settlement.records import SettlementIntent
+from infrastructure.settlement.aggregates import SettlementIntent
 from infrastructure.settlement.settler import SettlerStore, settler_store_env
 from projections.runner import ProjectionRunner
 from projections.settlements import Settlements, settlements

@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from domain.channel import ChannelParameters
-from infrastructure.chain import ETH, ChannelStatus
+from infrastructure.chain import ETH, OnChainStatus
 from tests.builders import Ledger
 from tests.integration.contract.chain import BTC, ETHER
 from tests.integration.settlement.harness import PERIOD, Node
@@ -59,7 +59,7 @@ def payouts(node: Node, ledger: Ledger) -> tuple[int, int]:
 
 def settle(node: Node, ledger: Ledger) -> tuple[int, int]:
     node.advance(PERIOD + 1)
-    run_until(node, lambda: node.chain.channels.channel(ledger.channel_id).status is ChannelStatus.SETTLED, "settle")
+    run_until(node, lambda: node.chain.channels.channel(ledger.channel_id).status is OnChainStatus.SETTLED, "settle")
     return payouts(node, ledger)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 from domain.settlement import IntentKind, IntentStatus, intent_id
-from infrastructure.chain import ChannelStatus
+from infrastructure.chain import OnChainStatus
 from tests.integration.contract.chain import ETHER
 from tests.integration.settlement.harness import PERIOD, Node
 
@@ -53,7 +53,7 @@ def test_a_settlement_closes_then_settles_with_payouts_equal_to_the_balances(nod
     assert node.chain.channels.channel(ledger.channel_id).is_closed
     node.advance(PERIOD + 1)
     node.run()
-    assert node.chain.channels.channel(ledger.channel_id).status is ChannelStatus.SETTLED
+    assert node.chain.channels.channel(ledger.channel_id).status is OnChainStatus.SETTLED
     view = node.service.get_channel(ledger.channel_id)
     assert view.status == "closed"
     channel = node.service.get_channel_aggregate(ledger.channel_id)
@@ -76,7 +76,7 @@ def test_a_stale_close_by_the_counterparty_loses_to_the_watchtowers_update(node:
     assert [g.kind for g in node.executor.stats.gas] == ["update"]
     node.advance(PERIOD + 1)
     node.run()
-    assert node.chain.channels.channel(ledger.channel_id).status is ChannelStatus.SETTLED
+    assert node.chain.channels.channel(ledger.channel_id).status is OnChainStatus.SETTLED
     channel = node.service.get_channel_aggregate(ledger.channel_id)
     assert list(channel.final_balances.values()) == [ETHER - 800, ETHER + 800]
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from web3 import Web3
-from web3.exceptions import ContractLogicError, TransactionNotFound
+from web3.exceptions import TransactionNotFound
 
-from infrastructure.chain.channels import _TESTER_ERRORS, ChannelContract
+from infrastructure.chain.channels import CALL_REVERTS, ChannelContract
 from infrastructure.chain.connection import Wallet
 from infrastructure.chain.errors import ChainError, ContractReverted, RevertDecoder, revert_data
 
@@ -26,7 +26,7 @@ def _literal_revert_data(exc: BaseException) -> bytes | None:
     """eth-tester's ``eth_call`` puts the revert data in its message as a bytes literal."""
     text = str(exc.args[0]) if exc.args else ""
     # the literal is the first b'...' or b"..." that parses: the revert bytes themselves may
-    # contain b' or b" (taking the later of the two first marks misread those as Error(...))
+    # contain b' or b", so a later mark can be inside the literal
     starts = sorted(i for i in range(len(text) - 1) if text[i] == "b" and text[i + 1] in "'\"")
     for start in starts:
         try:
@@ -94,7 +94,7 @@ class TransactionSender:
                     fields["gas"] = gas
                 tx = fn.build_transaction(fields)
                 break
-            except (ContractLogicError, *_TESTER_ERRORS) as exc:
+            except CALL_REVERTS as exc:
                 data = revert_data(exc) or _literal_revert_data(exc)
                 if data:
                     raise self._decoder.decode(data, operation) from None

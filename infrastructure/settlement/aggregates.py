@@ -1,4 +1,4 @@
-"""The process manager's durable state: one aggregate per intent, one cursor per follower.
+"""The process manager's aggregates: one per intent, one cursor per follower.
 
 Both live in the same eventsourcing application (event store) as the channels, so the
 executor's state survives a crash with the log it follows:
@@ -13,10 +13,12 @@ executor's state survives a crash with the log it follows:
 
 from __future__ import annotations
 
+import sys
 import uuid
 from typing import Any
 
 from eventsourcing.domain import Aggregate, event
+from eventsourcing.utils import register_topic
 
 from domain.settlement import Intent, IntentKind, IntentRecord, IntentStatus
 
@@ -124,8 +126,8 @@ class SettlementIntent(Aggregate):
             payload=tuple(self.payload),
             not_before=self.not_before,
             attempt=self.attempt,
-            after=getattr(self, "after", 0),
-            deadline=getattr(self, "deadline", 0),
+            after=self.after,
+            deadline=self.deadline,
         )
 
     def record(self) -> IntentRecord:
@@ -178,3 +180,10 @@ class ProcessCursor(Aggregate):
 
 def cursor_id(name: str) -> uuid.UUID:
     return uuid.uuid5(CURSOR_NAMESPACE, name)
+
+
+
+# Intents and cursors stored before this module had its name keep reading: their events' topics
+# name ``infrastructure.settlement.records`` (``records:SettlementIntent.IntentRaised`` ...), and
+# a module registered under a topic resolves every class in it.
+register_topic("infrastructure.settlement.records", sys.modules[__name__])
