@@ -144,15 +144,26 @@ def payment_tuple(invoice: Proof) -> PaymentTuple:
     )
 
 
-class ChannelContract:
-    """One deployed ParsecChannels contract."""
+class DeployedContract:
+    """A contract at an address, with the ABI and the revert decoder of its compiled artifact."""
+
+    ARTIFACT = ""
 
     def __init__(self, w3: Web3, address: str) -> None:
-        artifact = load_artifact("ParsecChannels")
+        artifact = load_artifact(self.ARTIFACT)
         self.w3 = w3
         self.address = to_checksum_address(address)
         self.contract: Contract = w3.eth.contract(address=self.address, abi=artifact.abi)
         self._decoder = RevertDecoder(artifact.abi)
+
+
+class ChannelContract(DeployedContract):
+    """One deployed ParsecChannels contract."""
+
+    ARTIFACT = "ParsecChannels"
+
+    def __init__(self, w3: Web3, address: str) -> None:
+        super().__init__(w3, address)
         self._params: dict[UUID, ChannelParams] = {}
 
     # ------------------------------------------------------------ deployment
@@ -412,17 +423,11 @@ def _transact(
     return receipt
 
 
-class TestToken:
+class TestToken(DeployedContract):
     """The ERC20 standing for BTC in tests (8 decimals, open mint)."""
 
     __test__ = False  # not a pytest class
-
-    def __init__(self, w3: Web3, address: str) -> None:
-        artifact = load_artifact("TestToken")
-        self.w3 = w3
-        self.address = to_checksum_address(address)
-        self.contract: Contract = w3.eth.contract(address=self.address, abi=artifact.abi)
-        self._decoder = RevertDecoder(artifact.abi)
+    ARTIFACT = "TestToken"
 
     @classmethod
     def deploy(cls, w3: Web3, deployer: Wallet) -> TestToken:

@@ -14,7 +14,7 @@ payout its receiver refused (a credit of the participant), ``Withdrawn`` that cr
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 from uuid import UUID
 
@@ -131,84 +131,35 @@ class Withdrawn(ChainEvent):
     amount: int
 
 
-def _proof(a: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "channel_id": UUID(bytes=bytes(a["channelId"])),
-        "buyer": a["buyer"],
-        "sequence": a["sequence"],
-        "buyer_total": a["buyerTotal"],
-    }
-
-
-def _disputed(a: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "channel_id": UUID(bytes=bytes(a["channelId"])),
-        "payments": a["payments"],
-        "seq_a": a["seqA"],
-        "sent_a": a["sentA"],
-        "seq_b": a["seqB"],
-        "sent_b": a["sentB"],
-        "head_hash": bytes(a["headHash"]),
-    }
-
-
-_DECODERS: dict[str, tuple[type[ChainEvent], Any]] = {
-    "ChannelOpened": (
-        ChannelOpened,
-        lambda a: {
-            "channel_id": UUID(bytes=bytes(a["channelId"])),
-            "a": a["a"],
-            "b": a["b"],
-            "token": a["token"],
-            "challenge_period": a["challengePeriod"],
-            "deposit": a["deposit"],
-        },
-    ),
-    "Deposited": (
-        Deposited,
-        lambda a: {
-            "channel_id": UUID(bytes=bytes(a["channelId"])),
-            "participant": a["participant"],
-            "amount": a["amount"],
-            "total_deposit": a["totalDeposit"],
-        },
-    ),
-    "Checkpointed": (Checkpointed, _proof),
-    "StateUpdated": (StateUpdated, _proof),
-    "ChannelClosed": (
-        ChannelClosedLog,
-        lambda a: {
-            "channel_id": UUID(bytes=bytes(a["channelId"])),
-            "closer": a["closer"],
-            "settle_at": a["settleAt"],
-        },
-    ),
-    "Disputed": (Disputed, _disputed),
-    "ChannelSettled": (
-        ChannelSettled,
-        lambda a: {
-            "channel_id": UUID(bytes=bytes(a["channelId"])),
-            "balance_a": a["balanceA"],
-            "balance_b": a["balanceB"],
-        },
-    ),
-    "CooperativelyClosed": (
-        CooperativelyClosed,
-        lambda a: {
-            "channel_id": UUID(bytes=bytes(a["channelId"])),
-            "balance_a": a["balanceA"],
-            "balance_b": a["balanceB"],
-            "sequence": a["sequence"],
-        },
-    ),
-    "OperatorSet": (OperatorSet, lambda a: {"participant": a["participant"], "operator": a["operator"]}),
-    "PayeeSet": (PayeeSet, lambda a: {"participant": a["participant"], "payee": a["payee"]}),
-    "PayoutDeferred": (PayoutDeferred, lambda a: {"owner": a["owner"], "amount": a["amount"]}),
-    "Withdrawn": (Withdrawn, lambda a: {"owner": a["owner"], "to": a["to"], "amount": a["amount"]}),
+# each class by its contract log name (the classes' fields are the log's arguments in snake_case)
+_EVENTS: dict[str, type[ChainEvent]] = {
+    "ChannelOpened": ChannelOpened, "Deposited": Deposited, "Checkpointed": Checkpointed,
+    "StateUpdated": StateUpdated, "ChannelClosed": ChannelClosedLog, "Disputed": Disputed,
+    "ChannelSettled": ChannelSettled, "CooperativelyClosed": CooperativelyClosed, "OperatorSet": OperatorSet,
+    "PayeeSet": PayeeSet, "PayoutDeferred": PayoutDeferred, "Withdrawn": Withdrawn,
 }
+_BASE_FIELDS = {f.name for f in fields(ChainEvent)}
 
 
-LOG_NAMES: dict[type[ChainEvent], str] = {cls: name for name, (cls, _) in _DECODERS.items()}
+def _log_argument(name: str) -> str:
+    """The contract's name of a field: ``channel_id`` → ``channelId``, ``seq_a`` → ``seqA``."""
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _arguments(cls: type[ChainEvent], args: Any) -> dict[str, Any]:
+    """A log's arguments as the class's fields: bytes32 ids as UUIDs, bytes as bytes, the rest as they are."""
+    out: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name in _BASE_FIELDS:
+            continue
+        value = args[_log_argument(f.name)]
+        out[f.name] = UUID(bytes=bytes(value)) if f.type in (UUID, "UUID") else (
+            bytes(value) if f.type in (bytes, "bytes") else value)
+    return out
+
+
+LOG_NAMES: dict[type[ChainEvent], str] = {cls: name for name, cls in _EVENTS.items()}
 """The contract's log name of each event class."""
 
 
@@ -217,7 +168,7 @@ def decode_events(contract: Contract, logs: Iterable[Any]) -> list[ChainEvent]:
     by_topic = {
         event_abi_to_log_topic(item): item["name"]
         for item in contract.abi
-        if item.get("type") == "event" and item["name"] in _DECODERS
+        if item.get("type") == "event" and item["name"] in _EVENTS
     }
     entries: list[tuple[str, Any]] = []
     for log in logs:
@@ -234,14 +185,8 @@ def typed_events(entries: Iterable[tuple[str, Any]]) -> list[ChainEvent]:
     """Processed log entries (web3's, with ``args``), each with its log name, as typed events in chain order."""
     decoded: list[ChainEvent] = []
     for name, entry in entries:
-        cls, convert = _DECODERS[name]
-        decoded.append(
-            cls(
-                block_number=entry["blockNumber"],
-                tx_hash=entry["transactionHash"].to_0x_hex(),
-                log_index=entry["logIndex"],
-                **convert(entry["args"]),
-            )
-        )
+        cls = _EVENTS[name]
+        decoded.append(cls(block_number=entry["blockNumber"], tx_hash=entry["transactionHash"].to_0x_hex(),
+                           log_index=entry["logIndex"], **_arguments(cls, entry["args"])))
     decoded.sort(key=lambda e: (e.block_number, e.log_index))
     return decoded
