@@ -7,35 +7,13 @@ This module imports no Kafka client, so the configuration (``infrastructure.conf
 Every Kafka client Parsec creates (the node's consumer and writers, the event store, the settler,
 the sender, the projection runner's source, the simulator, the bench) takes one ``KafkaSecurity``
 and asks it for its library's spelling: ``librdkafka()`` for confluent-kafka, ``kafka_python()``
-for kafka-python. Read from the environment (each process has its own principal: a node, a
-participants' gateway, the settler, a reader):
-
-=================================  ==============================================================
-``PARSEC_KAFKA_SECURITY_PROTOCOL``  ``PLAINTEXT`` (default), ``SSL``, ``SASL_PLAINTEXT``, ``SASL_SSL``
-``PARSEC_KAFKA_SASL_MECHANISM``     ``SCRAM-SHA-512`` (default with SASL), ``SCRAM-SHA-256``, ``PLAIN``
-``PARSEC_KAFKA_SASL_USERNAME``      the principal's name (``User:<name>`` in ACLs)
-``PARSEC_KAFKA_SASL_PASSWORD``      its password (or ``PARSEC_KAFKA_SASL_PASSWORD_FILE``: a file holding it)
-``PARSEC_KAFKA_SSL_CAFILE``         PEM file of the CA that signed the brokers' certificates
-``PARSEC_KAFKA_SSL_CERTFILE``       PEM client certificate (mutual TLS)
-``PARSEC_KAFKA_SSL_KEYFILE``        PEM key of that certificate
-``PARSEC_KAFKA_SSL_CHECK_HOSTNAME`` ``true`` (default): the broker's certificate must name its host
-=================================  ==============================================================
-
-The event store reads the same names without the ``PARSEC_`` prefix too (``KAFKA_SECURITY_PROTOCOL``,
-...), so that an eventsourcing application's own environment can carry them.
-
-Replication of the topics Parsec creates (``KafkaAccess``; topics that already exist are left as they are):
-
-=====================================  ==========================================================
-``PARSEC_KAFKA_REPLICATION_FACTOR``    replicas of each topic (``-1``, the default: the broker's
-                                       ``default.replication.factor``)
-``PARSEC_KAFKA_MIN_INSYNC_REPLICAS``   topic config ``min.insync.replicas`` (unset or ``0``: the
-                                       broker's default); every producer writes with ``acks=all``
-=====================================  ==========================================================
+for kafka-python. Each process has its own principal (a node, a participants' gateway, the settler,
+a reader); its settings are ``PARSEC_KAFKA_*`` values of ``infrastructure.settings.Settings``
+(docs/configuration.md), and ``KAFKA_*`` ones inside an event store's environment.
 
 A process reads these once (``infrastructure.config.Settings``, ``Settings``) and hands them on:
 ``KafkaAccess.kafka_python()`` / ``librdkafka()`` for the clients it makes, ``store_env()`` for an
-event store it opens, ``process_env()`` for a Parsec process it starts.
+event store it opens (a Parsec process it starts gets ``Settings.process_env()``).
 """
 
 from __future__ import annotations
@@ -109,15 +87,13 @@ class KafkaSecurity:
     # ------------------------------------------------------------------ reading
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | Callable[[str], str | None]) -> KafkaSecurity:
-        """From ``PARSEC_KAFKA_*`` (or ``KAFKA_*``) names; ``environ`` is a mapping or a getter."""
+        """From an event store's ``KAFKA_*`` environment (what ``store_env`` writes); ``environ`` is a mapping
+        or a getter. A process's own ``PARSEC_KAFKA_*`` settings are read by ``infrastructure.settings``."""
         get = environ if callable(environ) else environ.get
 
         def value(suffix: str) -> str | None:
-            for name in (f"PARSEC_KAFKA_{suffix}", f"KAFKA_{suffix}"):
-                v = get(name)
-                if v is not None and str(v).strip():
-                    return str(v).strip()
-            return None
+            v = get(f"KAFKA_{suffix}")
+            return str(v).strip() if v is not None and str(v).strip() else None
 
         raw = {field: value(suffix) for field, suffix in _FIELDS.items()}
         password = raw.pop("password")
@@ -156,9 +132,8 @@ class KafkaSecurity:
         return out
 
     def pinned_env(self) -> dict[str, str]:
-        """Every security variable, under both spellings (``PARSEC_KAFKA_*`` and ``KAFKA_*``), unset ones
-        empty: laid over an inherited environment (an eventsourcing application merges ``os.environ``
-        under its own; a child process inherits its parent's), it yields exactly these settings."""
+        """Every ``KAFKA_*`` security variable, unset ones empty: laid over an inherited environment (an
+        eventsourcing application merges ``os.environ`` under its own), it yields exactly these settings."""
         values = {
             "SECURITY_PROTOCOL": self.protocol,
             "SASL_MECHANISM": (self.sasl_mechanism or "") if self.sasl else "",
@@ -170,7 +145,7 @@ class KafkaSecurity:
             "SSL_KEYFILE": self.ssl_keyfile or "",
             "SSL_CHECK_HOSTNAME": "true" if self.ssl_check_hostname else "false",
         }
-        return {f"{prefix}{suffix}": v for prefix in ("PARSEC_KAFKA_", "KAFKA_") for suffix, v in values.items()}
+        return {f"KAFKA_{suffix}": v for suffix, v in values.items()}
 
     # ------------------------------------------------------------------ each library's spelling
     def librdkafka(self) -> dict[str, Any]:
@@ -273,14 +248,5 @@ class KafkaAccess:
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "KAFKA_REPLICATION_FACTOR": str(self.replication_factor),
             "KAFKA_MIN_INSYNC_REPLICAS": str(self.min_insync_replicas or 0),
-            **self.security.pinned_env(),
-        }
-
-    def process_env(self) -> dict[str, str]:
-        """The environment that tells a Parsec process started from this one the same settings."""
-        return {
-            "PARSEC_KAFKA_BOOTSTRAP": self.bootstrap,
-            "PARSEC_KAFKA_REPLICATION_FACTOR": str(self.replication_factor),
-            "PARSEC_KAFKA_MIN_INSYNC_REPLICAS": str(self.min_insync_replicas or 0),
             **self.security.pinned_env(),
         }

@@ -102,13 +102,13 @@ class KafkaSettings:
             value = env.get(key)
             return value.strip() if value is not None and value.strip() else None
 
-        bootstrap = get("KAFKA_BOOTSTRAP_SERVERS") or get("PARSEC_KAFKA_BOOTSTRAP") or DEFAULT_BOOTSTRAP
+        bootstrap = get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP
         default_events = "parsec." + _topic_safe((env.name or "app").lower()) + ".events"
         events_topic = get("KAFKA_EVENTS_TOPIC") or default_events
         try:
             partitions = int(get("KAFKA_PARTITIONS") or DEFAULT_PARTITIONS)
-            replication = int(get("KAFKA_REPLICATION_FACTOR") or get("PARSEC_KAFKA_REPLICATION_FACTOR") or -1)
-            insync = int(get("KAFKA_MIN_INSYNC_REPLICAS") or get("PARSEC_KAFKA_MIN_INSYNC_REPLICAS") or 0) or None
+            replication = int(get("KAFKA_REPLICATION_FACTOR") or -1)
+            insync = int(get("KAFKA_MIN_INSYNC_REPLICAS") or 0) or None
             timeout = float(get("KAFKA_TIMEOUT") or DEFAULT_TIMEOUT)
             tx_timeout = int(get("KAFKA_TRANSACTION_TIMEOUT_MS") or 15000)
             max_record = int(get("KAFKA_MAX_RECORD_BYTES") or MAX_RECORD_BYTES)

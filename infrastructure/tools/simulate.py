@@ -423,7 +423,7 @@ class BalancesFollower(threading.Thread):
 def node_process_env(config: Any, environ: Any, extra: dict[str, str] | None = None) -> dict[str, str]:
     """A spawned node's environment: this process's, with the config's Kafka settings (bootstrap,
     security, replication) pinned over it, so the node authenticates as the simulator was told to."""
-    return {**environ, "PARSEC_LOG_LEVEL": "WARNING", **config.kafka.process_env(), **(extra or {})}
+    return {**environ, **config.process_env(), "PARSEC_LOG_LEVEL": "WARNING", **(extra or {})}
 
 
 class SpawnedNodes:

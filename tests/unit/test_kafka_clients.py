@@ -82,10 +82,10 @@ def test_min_insync_replicas_unset_leaves_the_broker_default():
         "min.insync.replicas": "1"}
 
 
-def test_the_event_store_reads_replication_from_either_spelling():
-    s = KafkaSettings.from_env(Environment("app", {"PARSEC_KAFKA_REPLICATION_FACTOR": "3",
-                                                    "PARSEC_KAFKA_MIN_INSYNC_REPLICAS": "2"}))
-    assert (s.replication_factor, s.min_insync_replicas) == (3, 2)
+def test_the_event_store_reads_only_its_own_kafka_environment():
+    s = KafkaSettings.from_env(Environment("app", {"KAFKA_REPLICATION_FACTOR": "3", "KAFKA_MIN_INSYNC_REPLICAS": "2",
+                                                    "PARSEC_KAFKA_REPLICATION_FACTOR": "5"}))
+    assert (s.replication_factor, s.min_insync_replicas) == (3, 2)  # PARSEC_* is the process's, not the store's
     s = KafkaSettings.from_env(Environment("app", {"KAFKA_REPLICATION_FACTOR": "2", "KAFKA_MIN_INSYNC_REPLICAS": "0",
                                                     "PARSEC_KAFKA_MIN_INSYNC_REPLICAS": "2"}))
     assert (s.replication_factor, s.min_insync_replicas) == (2, None)  # an explicit 0 pins the broker default

@@ -15,8 +15,8 @@ def test_plaintext_by_default():
 def test_sasl_scram_for_both_libraries_and_the_event_store(tmp_path):
     secret = tmp_path / "password"
     secret.write_text("s3cret\n")
-    s = KafkaSecurity.from_env({"PARSEC_KAFKA_SECURITY_PROTOCOL": "sasl_plaintext",
-                                "PARSEC_KAFKA_SASL_USERNAME": "node", "PARSEC_KAFKA_SASL_PASSWORD_FILE": str(secret)})
+    s = KafkaSecurity.from_env({"KAFKA_SECURITY_PROTOCOL": "sasl_plaintext",
+                                "KAFKA_SASL_USERNAME": "node", "KAFKA_SASL_PASSWORD_FILE": str(secret)})
     assert (s.protocol, s.sasl_mechanism, s.principal) == ("SASL_PLAINTEXT", "SCRAM-SHA-512", "User:node")
     assert s.librdkafka() == {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanisms": "SCRAM-SHA-512",
                               "sasl.username": "node", "sasl.password": "s3cret"}

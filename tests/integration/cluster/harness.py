@@ -66,7 +66,7 @@ class Cluster:
         env = self.credentials(principal)
         if password is not None:
             env["PARSEC_KAFKA_SASL_PASSWORD"] = password
-        return KafkaSecurity.from_env(env)
+        return Settings.from_env(env).kafka_security
 
 
 def secured_node_process(config: Settings, node_id: str, log_path: Path, credentials: dict[str, str]) -> Any:
