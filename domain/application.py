@@ -2,9 +2,9 @@
 
 One method per command (load, decide, save) and queries for a channel's
 state. Persistence is whatever eventsourcing module the environment names
-(``PERSISTENCE_MODULE``); the composition root in ``infrastructure.config``
-sets the embedded default, eventsourcing's SQLite module, in the data
-directory.
+(``PERSISTENCE_MODULE``); the composition root (``infrastructure.bootstrap``)
+builds every ChannelService from the settings: SQLite in the data directory by
+default, or the Kafka event store.
 """
 
 from __future__ import annotations

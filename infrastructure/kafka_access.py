@@ -1,7 +1,7 @@
 """How Parsec reaches Kafka: where (bootstrap), as whom (security protocol, SASL, TLS) and how safely
 its topics are replicated; spelled for both client libraries.
 
-This module imports no Kafka client, so the configuration (``infrastructure.config``) reads it cheaply.
+This module imports no Kafka client, so the settings (``infrastructure.settings``) import it cheaply.
 ``infrastructure.kafka.security`` re-exports it.
 
 Every Kafka client Parsec creates (the node's consumer and writers, the event store, the settler,
@@ -11,7 +11,7 @@ for kafka-python. Each process has its own principal (a node, a participants' ga
 a reader); its settings are ``PARSEC_KAFKA_*`` values of ``infrastructure.settings.Settings``
 (docs/configuration.md), and ``KAFKA_*`` ones inside an event store's environment.
 
-A process reads these once (``infrastructure.config.Settings``, ``Settings``) and hands them on:
+A process reads these once (``infrastructure.settings.Settings``) and hands them on:
 ``KafkaAccess.kafka_python()`` / ``librdkafka()`` for the clients it makes, ``store_env()`` for an
 event store it opens (a Parsec process it starts gets ``Settings.process_env()``).
 """
