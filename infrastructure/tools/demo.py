@@ -30,7 +30,13 @@ from domain.channel import ChannelParameters, PaymentOutcome
 from domain.crypto import PrivateKey
 from domain.errors import ParsecError
 from domain.money import Currency
-from domain.protocol import HashPointer, Invoice, SignedInvoice, SigningDomain, sign_invoice
+from domain.protocol import (
+    HashPointer,
+    Invoice,
+    SignedInvoice,
+    SigningDomain,
+    signed_invoice_json,
+)
 from infrastructure import bootstrap
 from infrastructure.chain import (
     ETH,
@@ -155,7 +161,7 @@ class Demo:
             signed["buyer_total"] = tx.buyer_total
         if kind in ("overspend", "pointer", "domain"):
             invoice = Invoice(invoice_address=tx.supplier_address, price=price, currency=plan.currency)
-            return sign_invoice(invoice, **signed).to_json()
+            return signed_invoice_json(invoice, **signed)[0]  # the wire form: the receiver refuses it
         d = tx.to_dict()
         if kind == "signature":
             other = plan.b if payer == 0 else plan.a  # the counterparty signs in the buyer's name
