@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 from uuid import UUID
 
@@ -20,21 +20,18 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.channel import (
     Channel,
-    ChannelParameters,
     CheckpointReason,
     PaymentOutcome,
 )
 from domain.control import RequestAuth
 from domain.errors import (
-    ChallengePeriodTooShort,
     ChannelAlreadyExists,
     ConflictingPayment,
     ParsecError,
     StalePayment,
     UnknownChannel,
 )
-from domain.money import Currency
-from domain.protocol import SignedInvoice, SigningDomain
+from domain.protocol import SignedInvoice
 
 
 @dataclass(frozen=True)
@@ -59,22 +56,12 @@ class ChannelView:
     @classmethod
     def of(cls, ch: Channel) -> ChannelView:
         a, b = ch.participants
-        return cls(
-            channel_id=ch.id,
-            version=ch.version,
-            status=ch.status,
-            currency=ch.currency,
-            participants=(a, b),
-            deposits=(ch.deposits[a], ch.deposits[b]),
-            sent=(ch.sent[a], ch.sent[b]),
-            balances=(ch.balance_of(a), ch.balance_of(b)),
-            sequence=ch.sequence,
-            head_hash=ch.head_hash,
-            checkpoint_sequence=ch.checkpoint_sequence,
-            confirmed_sequence=ch.confirmed_sequence,
-            chain_id=ch.chain_id,
-            contract=ch.contract,
-        )
+        derived: dict[str, Any] = {
+            "channel_id": ch.id, "participants": (a, b), "deposits": (ch.deposits[a], ch.deposits[b]),
+            "sent": (ch.sent[a], ch.sent[b]), "balances": (ch.balance_of(a), ch.balance_of(b)),
+        }
+        # every other field is the aggregate's attribute of the same name
+        return cls(**derived, **{f.name: getattr(ch, f.name) for f in fields(cls) if f.name not in derived})
 
 
 @dataclass(frozen=True)
@@ -125,41 +112,15 @@ class ChannelService(Application[UUID]):
             raise
 
     # --- commands ----------------------------------------------------------
-    def open_channel(
-        self,
-        *,
-        channel_id: UUID,
-        public_key_a: bytes,
-        public_key_b: bytes,
-        currency: Currency | str,
-        deposit_a: int,
-        deposit_b: int,
-        parameters: ChannelParameters,
-        domain: SigningDomain,
-        at: int,
-        auth: RequestAuth | None = None,
-    ) -> UUID:
-        if parameters.challenge_period < self.min_challenge_period:
-            raise ChallengePeriodTooShort(
-                f"a challenge period of {parameters.challenge_period}s is below this node's minimum of "
-                f"{self.min_challenge_period}s (PARSEC_MIN_CHALLENGE_PERIOD)"
-            )
-        channel = Channel.open(
-            channel_id=channel_id,
-            public_key_a=public_key_a,
-            public_key_b=public_key_b,
-            currency=currency,
-            deposit_a=deposit_a,
-            deposit_b=deposit_b,
-            parameters=parameters,
-            domain=domain,
-            at=at,
-            auth=auth,
-        )
+    def open_channel(self, **terms: Any) -> UUID:
+        """Open a channel on the keywords of :meth:`Channel.open` (``channel_id``, the public keys,
+        ``currency``, deposits, ``parameters``, ``domain``, ``at``, ``auth``), refusing a challenge
+        period below this service's minimum."""
+        channel = Channel.open(min_challenge_period=self.min_challenge_period, **terms)
         try:
             self.save(channel)
         except IntegrityError:
-            raise ChannelAlreadyExists(f"channel {channel_id} already exists") from None
+            raise ChannelAlreadyExists(f"channel {channel.id} already exists") from None
         return channel.id
 
     def deposit(

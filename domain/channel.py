@@ -32,6 +32,7 @@ from domain.addresses import eth_address_from_public_key
 from domain.control import NO_OPERATOR, RequestAuth
 from domain.errors import (
     BrokenHashPointer,
+    ChallengePeriodTooShort,
     ChannelIsClosed,
     ChannelNotOpen,
     ConflictingPayment,
@@ -115,7 +116,17 @@ class Channel(Aggregate):
         domain: SigningDomain,
         at: int,
         auth: RequestAuth | None = None,
+        min_challenge_period: int = 0,
     ) -> Channel:
+        """Participant A opens a channel with B; ``auth``: A's signed request, checked against ``at``.
+
+        A watchtower must have time to answer a stale close: a challenge period below
+        ``min_challenge_period`` (the operating service's) is refused."""
+        if parameters.challenge_period < min_challenge_period:
+            raise ChallengePeriodTooShort(
+                f"a challenge period of {parameters.challenge_period}s is below this node's minimum of "
+                f"{min_challenge_period}s (PARSEC_MIN_CHALLENGE_PERIOD)"
+            )
         cur = Currency.parse(currency)
         check_amount(deposit_a, positive=False, what="deposit_a")
         check_amount(deposit_b, positive=False, what="deposit_b")

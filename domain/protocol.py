@@ -365,28 +365,27 @@ def payment_digest(invoice: Invoice, *, buyer: str, channel: UUID, invoice_id: U
     }))
 
 
-def signed_invoice_json(
-    invoice: Invoice,
-    *,
-    key: PrivateKey,
-    channel: UUID,
-    invoice_id: UUID,
-    sequence: int,
-    previous: HashPointer,
-    buyer_total: int,
-    domain: SigningDomain,
-    signer: PrivateKey | None = None,
-) -> tuple[bytes, HashPointer]:
+def _buyer_signature(invoice: Invoice, key: PrivateKey, signer: PrivateKey, previous: HashPointer,
+                     **position: Any) -> tuple[str, bytes, bytes]:
+    """The buyer's checksum address (from ``key``), the payment digest at ``position`` (channel,
+    invoice_id, sequence, buyer_total, domain) after ``previous``, and ``signer``'s signature of it."""
+    buyer = to_checksum_address(eth_address_bytes(key.public_key))
+    digest = payment_digest(invoice, buyer=buyer, previous_hash=previous.transaction_hash, **position)
+    return buyer, digest, signer.sign_digest(digest)
+
+
+def signed_invoice_json(invoice: Invoice, *, key: PrivateKey, channel: UUID, invoice_id: UUID, sequence: int,
+                        previous: HashPointer, buyer_total: int, domain: SigningDomain,
+                        signer: PrivateKey | None = None) -> tuple[bytes, HashPointer]:
     """The wire form of ``sign_invoice(...).to_json()`` and the new head, without building the model.
 
     For load generators (the simulator): a third of ``sign_invoice``'s cost. ``signer`` signs in
     the buyer's name (a forged variant: the receiver refuses it). Every receiver verifies what it
     parses, so nothing here is trusted; a unit test keeps this equal to ``SignedInvoice.to_json``."""
     buyer_key = key.public_key
-    buyer = to_checksum_address(eth_address_bytes(buyer_key))
-    digest = payment_digest(invoice, buyer=buyer, channel=channel, invoice_id=invoice_id, sequence=sequence,
-                            previous_hash=previous.transaction_hash, buyer_total=buyer_total, domain=domain)
-    signature = (signer or key).sign_digest(digest)
+    buyer, digest, signature = _buyer_signature(invoice, key, signer or key, previous, channel=channel,
+                                                invoice_id=invoice_id, sequence=sequence,
+                                                buyer_total=buyer_total, domain=domain)
     doc = {
         "invoiceID": str(invoice_id), "invoiceSignature": "0x" + signature.hex(),
         "supplierAddress": invoice.invoice_address, "buyerPublicKey": "0x" + buyer_key.hex(),
@@ -401,26 +400,15 @@ def signed_invoice_json(
                                                                         transaction_hash=digest)
 
 
-def sign_invoice(
-    invoice: Invoice,
-    *,
-    key: PrivateKey,
-    channel: UUID,
-    invoice_id: UUID,
-    sequence: int,
-    previous: HashPointer,
-    buyer_total: int,
-    domain: SigningDomain,
-    buyer_address: str | None = None,
-    verify: bool = True,
-) -> SignedInvoice:
+def sign_invoice(invoice: Invoice, *, key: PrivateKey, channel: UUID, invoice_id: UUID, sequence: int,
+                 previous: HashPointer, buyer_total: int, domain: SigningDomain,
+                 buyer_address: str | None = None, verify: bool = True) -> SignedInvoice:
     """The buyer's side: sign ``invoice`` as transaction ``sequence`` of ``channel``."""
-    buyer = to_checksum_address(eth_address_bytes(key.public_key))
+    buyer, digest, signature = _buyer_signature(invoice, key, key, previous, channel=channel,
+                                                invoice_id=invoice_id, sequence=sequence,
+                                                buyer_total=buyer_total, domain=domain)
     if buyer_address is None:
         buyer_address = buyer if invoice.currency is Currency.ETH else btc_p2pkh_address(key.public_key)
-    digest = payment_digest(invoice, buyer=buyer, channel=channel, invoice_id=invoice_id, sequence=sequence,
-                            previous_hash=previous.transaction_hash, buyer_total=buyer_total, domain=domain)
-    signature = key.sign_digest(digest)
     fields = dict(
         invoice_id=invoice_id,
         invoice_signature=signature,

@@ -54,36 +54,32 @@ def _recompute(row: dict[str, Any]) -> None:
     row["balance_b"] = row["deposit_b"] - row["sent_b"] + row["sent_a"]
 
 
-class Balances(ReadModel):
-    name = "balances"
-    tables = (CHANNELS,)
-    description = "per channel: deposits, sent, balances, head; per participant: totals across channels"
-
+class Balances(
+    ReadModel, name="balances", tables=(CHANNELS,),
+    description="per channel: deposits, sent, balances, head; per participant: totals across channels",
+):
     @handles("Channel.ChannelOpened")
     def opened(self, event: Any, rows: Rows) -> None:
         a, b = event.participants
         da, db = event.deposits
-        rows.put(
-            CHANNELS,
-            dict(
-                channel_id=str(event.originator_id),
-                currency=event.currency,
-                participant_a=a,
-                participant_b=b,
-                deposit_a=da,
-                deposit_b=db,
-                sent_a=0,
-                sent_b=0,
-                balance_a=da,
-                balance_b=db,
-                sequence=0,
-                head_hash=GENESIS_HEAD,
-                checkpoint_sequence=0,
-                confirmed_sequence=0,
-                status="open",
-                opened_at=event.opened_at,
-            ),
+        row = dict(
+            channel_id=str(event.originator_id),
+            currency=event.currency,
+            participant_a=a,
+            participant_b=b,
+            deposit_a=da,
+            deposit_b=db,
+            sent_a=0,
+            sent_b=0,
+            sequence=0,
+            head_hash=GENESIS_HEAD,
+            checkpoint_sequence=0,
+            confirmed_sequence=0,
+            status="open",
+            opened_at=event.opened_at,
         )
+        _recompute(row)
+        rows.put(CHANNELS, row)
 
     def _row(self, event: Any, rows: Rows) -> dict[str, Any]:
         row = rows.get(CHANNELS, str(event.originator_id))

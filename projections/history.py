@@ -31,11 +31,10 @@ PAYMENTS = Table(
 )
 
 
-class PaymentHistory(ReadModel):
-    name = "history"
-    tables = (PAYMENTS,)
-    description = "every accepted payment per channel, in sequence order, with its hash links"
-
+class PaymentHistory(
+    ReadModel, name="history", tables=(PAYMENTS,),
+    description="every accepted payment per channel, in sequence order, with its hash links",
+):
     @handles("Channel.PaymentAccepted")
     def paid(self, event: Any, rows: Rows) -> None:
         tx = event.transaction

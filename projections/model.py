@@ -95,15 +95,27 @@ def handles(*event_names: str) -> Callable[[Callable[..., None]], Callable[..., 
 
 
 class ReadModel:
-    """Subclass with ``name``, ``tables`` and ``@handles(...)`` methods ``(self, event, rows)``."""
+    """Subclass with ``name``, ``tables`` and ``@handles(...)`` methods ``(self, event, rows)``.
+
+    ``name``, ``tables`` and ``description`` are given in the class statement,
+    ``class Revenue(ReadModel, name="revenue", tables=(REVENUE,), description="..."):``,
+    or as class attributes of the same names.
+    """
 
     name: ClassVar[str]
     tables: ClassVar[tuple[Table, ...]]
     description: ClassVar[str] = ""
     _handlers: ClassVar[dict[str, str]]
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, *, name: str | None = None, tables: Iterable[Table] | None = None,
+                          description: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if name is not None:
+            cls.name = name
+        if tables is not None:
+            cls.tables = tuple(tables)
+        if description is not None:
+            cls.description = description
         handlers: dict[str, str] = {}
         for klass in reversed(cls.__mro__):
             for attr, fn in vars(klass).items():

@@ -46,12 +46,8 @@ class PostgresStore(ReadModelStore):
         info = psycopg.conninfo.conninfo_to_dict(self.dsn)
         return f"postgres {info.get('host', '')}:{info.get('port', 5432)}/{info.get('dbname', '')} schema {self.schema}"
 
-    @property
-    def conn(self) -> psycopg.Connection:
-        if self._conn is None or self._conn.closed:
-            self.reconnect()
-        assert self._conn is not None
-        return self._conn
+    def _closed(self, conn: psycopg.Connection) -> bool:
+        return conn.closed
 
     def reconnect(self) -> None:
         self.close()

@@ -68,30 +68,30 @@ def advance(rows: Rows, channel_id: str, kind: str, sequence: int, state: str, *
     return row
 
 
+def _advance_channel(rows: Rows, event: Any, kind: str, sequence: int, state: str, **fields: Any) -> None:
+    """``advance`` the row of ``event``'s channel (a Channel event: its originator is the channel)."""
+    advance(rows, str(event.originator_id), kind, sequence, state, **fields)
+
+
 def _requested_at_head(rows: Rows, event: Any, kind: str, reason: str) -> None:
     """A checkpoint or settlement request: both carry the head and the balances at it."""
     a, b = event.balances
-    advance(
-        rows, str(event.originator_id), kind, event.sequence, "requested",
-        reason=reason, head_hash=event.head_hash, balance_a=a, balance_b=b, requested_at=event.at,
-    )
+    _advance_channel(rows, event, kind, event.sequence, "requested", reason=reason, head_hash=event.head_hash,
+                     balance_a=a, balance_b=b, requested_at=event.at)
 
 
-class Settlements(ReadModel):
-    name = "settlements"
-    tables = (SETTLEMENTS,)
-    description = "every checkpoint, settlement and dispute with its on-chain state"
-
+class Settlements(
+    ReadModel, name="settlements", tables=(SETTLEMENTS,),
+    description="every checkpoint, settlement and dispute with its on-chain state",
+):
     @handles("Channel.CheckpointRequested")
     def checkpoint_requested(self, event: Any, rows: Rows) -> None:
         _requested_at_head(rows, event, "checkpoint", event.reason)
 
     @handles("Channel.CheckpointConfirmed")
     def checkpoint_confirmed(self, event: Any, rows: Rows) -> None:
-        advance(
-            rows, str(event.originator_id), "checkpoint", event.sequence, "confirmed",
-            tx_hash=event.tx_hash, block=event.block,
-        )
+        _advance_channel(rows, event, "checkpoint", event.sequence, "confirmed", tx_hash=event.tx_hash,
+                         block=event.block)
 
     @handles("Channel.SettlementRequested")
     def settlement_requested(self, event: Any, rows: Rows) -> None:
@@ -99,10 +99,8 @@ class Settlements(ReadModel):
 
     @handles("Channel.DisputeRequested")
     def dispute_requested(self, event: Any, rows: Rows) -> None:
-        advance(
-            rows, str(event.originator_id), "dispute", event.to_sequence, "requested",
-            from_sequence=event.from_sequence, reason=event.requested_by, requested_at=event.at,
-        )
+        _advance_channel(rows, event, "dispute", event.to_sequence, "requested",
+                         from_sequence=event.from_sequence, reason=event.requested_by, requested_at=event.at)
 
     @handles("Channel.ChannelClosed")
     def closed(self, event: Any, rows: Rows) -> None:

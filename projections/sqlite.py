@@ -35,13 +35,6 @@ class SQLiteStore(ReadModelStore):
     def describe(self) -> str:
         return f"sqlite {self.path}"
 
-    @property
-    def conn(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self.reconnect()
-        assert self._conn is not None
-        return self._conn
-
     def reconnect(self) -> None:
         self.close()
         try:

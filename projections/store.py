@@ -72,6 +72,18 @@ class ReadModelStore(ABC):
         """A context manager: one database transaction; yields an object with ``execute``,
         ``executemany`` and ``rowcount`` after execute (a DB-API cursor)."""
 
+    @property
+    def conn(self) -> Any:
+        """The open connection: (re)connects first when there is none or it was closed."""
+        if self._conn is None or self._closed(self._conn):
+            self.reconnect()
+        assert self._conn is not None
+        return self._conn
+
+    def _closed(self, conn: Any) -> bool:
+        """Whether ``conn`` was closed under us (the server went away); a driver that says so overrides."""
+        return False
+
     def close(self) -> None:
         """Close the connection if one is open (the next statement reconnects)."""
         if self._conn is not None:

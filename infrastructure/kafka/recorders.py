@@ -77,7 +77,47 @@ def _check_tracking(index: TrackingIndex, tracking: Tracking) -> None:
 # ---------------------------------------------------------------------------
 
 
-class KafkaAggregateRecorder(AggregateRecorder):
+class _SelectEvents:
+    """eventsourcing's ``select_events`` signature, declared once for every recorder here;
+    each answers ``_select_events`` with the originator id as a string key."""
+
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        return self._select_events(str(originator_id), gt, lte, desc, limit)
+
+    def _select_events(self, key: str, gt: int | None, lte: int | None, desc: bool,
+                       limit: int | None) -> Sequence[StoredEvent]:
+        raise NotImplementedError
+
+
+class _PartitionNotifications:
+    """eventsourcing's integer notification API over one partition of a recorder's log:
+    ``_notification_partition`` says which recorder and partition."""
+
+    def _notification_partition(self) -> tuple[KafkaApplicationRecorder, int]:
+        raise NotImplementedError
+
+    def select_notifications(self, start: int | None, limit: int, stop: int | None = None,
+                             topics: Sequence[str] = (), *, inclusive_of_start: bool = True,
+                             ) -> Sequence[Notification]:
+        recorder, partition = self._notification_partition()
+        return recorder.select_partition_notifications(
+            partition, start, limit, stop, topics, inclusive_of_start=inclusive_of_start
+        )
+
+    def max_notification_id(self) -> int | None:
+        recorder, partition = self._notification_partition()
+        return recorder.max_partition_notification_id(partition)
+
+
+class KafkaAggregateRecorder(_SelectEvents, AggregateRecorder):
     """Events of aggregates in a partitioned events topic (key = originator id).
 
     Writes go through the log's fenced transactional writer; reads catch up
@@ -165,17 +205,9 @@ class KafkaAggregateRecorder(AggregateRecorder):
         self._insert(stored_events, kwargs.get("tracking"))
         return None
 
-    def select_events(
-        self,
-        originator_id: UUID | str,
-        *,
-        gt: int | None = None,
-        lte: int | None = None,
-        desc: bool = False,
-        limit: int | None = None,
-    ) -> Sequence[StoredEvent]:
+    def _select_events(self, key: str, gt: int | None, lte: int | None, desc: bool,
+                       limit: int | None) -> Sequence[StoredEvent]:
         with self.log.caught_up():
-            key = str(originator_id)
             corrupt = self.index.corrupt_by_key.get(key)
             if corrupt:
                 raise CorruptRecordError(corrupt[0])
@@ -185,7 +217,7 @@ class KafkaAggregateRecorder(AggregateRecorder):
             return seq.select(gt, lte, desc, limit)
 
 
-class KafkaApplicationRecorder(KafkaAggregateRecorder, ApplicationRecorder):
+class KafkaApplicationRecorder(_PartitionNotifications, KafkaAggregateRecorder, ApplicationRecorder):
     """Adds notification logs: one per partition (see the package docstring).
 
     The primary API is per partition: :meth:`select_partition_notifications`,
@@ -292,26 +324,8 @@ class KafkaApplicationRecorder(KafkaAggregateRecorder, ApplicationRecorder):
             raise NotSupportedError(msg)
         return 0
 
-    def select_notifications(
-        self,
-        start: int | None,
-        limit: int,
-        stop: int | None = None,
-        topics: Sequence[str] = (),
-        *,
-        inclusive_of_start: bool = True,
-    ) -> Sequence[Notification]:
-        return self.select_partition_notifications(
-            self._single_partition(),
-            start,
-            limit,
-            stop,
-            topics,
-            inclusive_of_start=inclusive_of_start,
-        )
-
-    def max_notification_id(self) -> int | None:
-        return self.max_partition_notification_id(self._single_partition())
+    def _notification_partition(self) -> tuple[KafkaApplicationRecorder, int]:
+        return self, self._single_partition()
 
     def subscribe(
         self, gt: int | None = None, topics: Sequence[str] = ()
@@ -319,7 +333,7 @@ class KafkaApplicationRecorder(KafkaAggregateRecorder, ApplicationRecorder):
         return self.subscribe_partition(self._single_partition(), gt=gt, topics=topics)
 
 
-class KafkaPartitionView(ApplicationRecorder):
+class KafkaPartitionView(_SelectEvents, _PartitionNotifications, ApplicationRecorder):
     """An ApplicationRecorder whose notification log is one partition."""
 
     def __init__(self, recorder: KafkaApplicationRecorder, partition: int) -> None:
@@ -329,32 +343,12 @@ class KafkaPartitionView(ApplicationRecorder):
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         return self.recorder.insert_events(stored_events, **kwargs)
 
-    def select_events(
-        self,
-        originator_id: UUID | str,
-        *,
-        gt: int | None = None,
-        lte: int | None = None,
-        desc: bool = False,
-        limit: int | None = None,
-    ) -> Sequence[StoredEvent]:
-        return self.recorder.select_events(originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
+    def _select_events(self, key: str, gt: int | None, lte: int | None, desc: bool,
+                       limit: int | None) -> Sequence[StoredEvent]:
+        return self.recorder.select_events(key, gt=gt, lte=lte, desc=desc, limit=limit)
 
-    def select_notifications(
-        self,
-        start: int | None,
-        limit: int,
-        stop: int | None = None,
-        topics: Sequence[str] = (),
-        *,
-        inclusive_of_start: bool = True,
-    ) -> Sequence[Notification]:
-        return self.recorder.select_partition_notifications(
-            self.partition, start, limit, stop, topics, inclusive_of_start=inclusive_of_start
-        )
-
-    def max_notification_id(self) -> int | None:
-        return self.recorder.max_partition_notification_id(self.partition)
+    def _notification_partition(self) -> tuple[KafkaApplicationRecorder, int]:
+        return self.recorder, self.partition
 
     def subscribe(
         self, gt: int | None = None, topics: Sequence[str] = ()
@@ -444,7 +438,7 @@ class KafkaProcessRecorder(_TrackingReader, KafkaApplicationRecorder, ProcessRec
 # ---------------------------------------------------------------------------
 
 
-class KafkaSnapshotRecorder(AggregateRecorder):
+class KafkaSnapshotRecorder(_SelectEvents, AggregateRecorder):
     """Snapshots in a compacted topic keyed by originator id, so compaction
     keeps the latest snapshot of each aggregate; the index keeps only the
     latest version too. Inserting a snapshot whose version is not newer than
@@ -478,17 +472,10 @@ class KafkaSnapshotRecorder(AggregateRecorder):
         self.log.write(records, check)
         return None
 
-    def select_events(
-        self,
-        originator_id: UUID | str,
-        *,
-        gt: int | None = None,
-        lte: int | None = None,
-        desc: bool = False,
-        limit: int | None = None,
-    ) -> Sequence[StoredEvent]:
+    def _select_events(self, key: str, gt: int | None, lte: int | None, desc: bool,
+                       limit: int | None) -> Sequence[StoredEvent]:
         with self.log.caught_up():
-            s = self.index.latest.get(str(originator_id))
+            s = self.index.latest.get(key)
         if s is None or limit == 0:
             return []
         if gt is not None and not s.originator_version > gt:

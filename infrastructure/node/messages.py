@@ -16,6 +16,7 @@ can say ``UnsignedRequest`` rather than ``MalformedMessage``); :meth:`authentica
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import threading
@@ -131,8 +132,20 @@ class _SignedRequest(_Request):
     expiry: U64 | None = None
     signature: str | None = None
 
-    def typed(self) -> SignedRequest:  # pragma: no cover - every request defines it
-        raise NotImplementedError
+    TYPED: ClassVar[type[SignedRequest]]
+    """The ``domain.control`` struct this request is signed as."""
+
+    def typed(self) -> SignedRequest:
+        """This request as its signed struct: each field from this model's attribute of the same name,
+        ``channel_id`` from ``channel``, a missing nonce or expiry as 0, others from :meth:`_derived`."""
+        values = {"channel_id": self.channel, "nonce": self.nonce or 0, "expiry": self.expiry or 0,
+                  **self._derived()}
+        return self.TYPED(**{f.name: values[f.name] if f.name in values else getattr(self, f.name)
+                             for f in dataclasses.fields(self.TYPED)})  # type: ignore[arg-type]
+
+    def _derived(self) -> dict[str, object]:
+        """Struct fields not stored under their own name in this model."""
+        return {}
 
     def authenticate(self, domain: SigningDomain) -> RequestAuth:
         """Who signed this request (recovered, low-s only), with its nonce and expiry."""
@@ -154,6 +167,7 @@ class _SignedRequest(_Request):
 class OpenChannelRequest(_SignedRequest):
     """Open a channel in the node's books: signed by participant A (its key is ``publicKeyA``)."""
 
+    TYPED = OpenChannel
     type: Literal["open"] = "open"
     public_key_a: Annotated[str, BeforeValidator(_public_key)] = Field(alias="publicKeyA")
     public_key_b: Annotated[str, BeforeValidator(_public_key)] = Field(alias="publicKeyB")
@@ -171,49 +185,35 @@ class OpenChannelRequest(_SignedRequest):
         """The deployment the channel is opened on: what A's signature is bound to."""
         return SigningDomain(chain_id=self.chain_id, verifying_contract=self.contract)
 
-    def typed(self) -> OpenChannel:
-        return OpenChannel(
-            channel_id=self.channel,
-            participant_a=eth_address_from_public_key(bytes.fromhex(self.public_key_a)),
-            participant_b=eth_address_from_public_key(bytes.fromhex(self.public_key_b)),
-            currency=self.currency,
-            deposit_a=self.deposit_a,
-            deposit_b=self.deposit_b,
-            challenge_period=self.challenge_period,
-            checkpoint_interval=self.checkpoint_interval,
-            checkpoint_timeout=self.checkpoint_timeout,
-            nonce=self.nonce or 0,
-            expiry=self.expiry or 0,
-        )
+    def _derived(self) -> dict[str, object]:
+        return {"participant_a": eth_address_from_public_key(bytes.fromhex(self.public_key_a)),
+                "participant_b": eth_address_from_public_key(bytes.fromhex(self.public_key_b))}
 
 
 class DepositRequest(_SignedRequest):
     """Credit ``amount`` to ``participant``'s deposit: signed by that participant."""
 
+    TYPED = Deposit
     type: Literal["deposit"] = "deposit"
     participant: AddressField
     amount: AmountField
-
-    def typed(self) -> Deposit:
-        return Deposit(self.channel, self.participant, self.amount, self.nonce or 0, self.expiry or 0)
 
 
 class SetOperatorRequest(_SignedRequest):
     """``operator`` may send checkpoint, settle and dispute requests for ``participant`` (signed by it)."""
 
+    TYPED = SetOperator
     type: Literal["set-operator"] = "set-operator"
     participant: AddressField
     operator: AddressField
 
-    def typed(self) -> SetOperator:
-        return SetOperator(self.channel, self.participant, self.operator, self.nonce or 0, self.expiry or 0)
-
 
 class _ChannelRequest(_SignedRequest):
+    TYPED = ChannelRequest
     ACTION: ClassVar[ControlAction]
 
-    def typed(self) -> ChannelRequest:
-        return ChannelRequest(self.channel, self.ACTION, self.nonce or 0, self.expiry or 0)
+    def _derived(self) -> dict[str, object]:
+        return {"action": self.ACTION}
 
 
 class CheckpointRequest(_ChannelRequest):

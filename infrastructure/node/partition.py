@@ -53,19 +53,11 @@ from domain.reorder import Refused, ReorderWindow
 from infrastructure.kafka import RecordTooLargeError, tracking_name
 from infrastructure.kafka.codec import OutRecord
 from infrastructure.kafka.writer import GroupOffsets
+from infrastructure.node import messages as msg
 from infrastructure.node.messages import (
-    CheckpointConfirmedNotice,
-    CheckpointRequest,
-    ClosedOnChainNotice,
-    DepositRequest,
-    DisputeRequest,
-    OpenChannelRequest,
     ProcessingError,
     Rejection,
     SetAside,
-    SetOperatorRequest,
-    SettlementRequest,
-    SettleNotice,
     WrongPartition,
     check_size,
     parse_control,
@@ -491,7 +483,7 @@ class PartitionWorker:
             if partition_of(req.channel, self.recorder.num_partitions) != self.partition:
                 raise WrongPartition(f"channel {req.channel} is not in partition {self.partition}; key by channel id")
             self._command(req, at, self._authenticate(req))
-            if isinstance(req, OpenChannelRequest):
+            if isinstance(req, msg.OpenChannelRequest):
                 self._release_opened(req.channel, at, out, report)
         except ParsecError as err:
             self._reject(err, self.config.control_topic, r.offset, r.key, r.value, at, out, report)
@@ -508,17 +500,17 @@ class PartitionWorker:
         """Who signed ``req``: a RequestAuth (whether that signer may ask is the Channel's call), or
         for a settler's notice the address of a settler this node trusts. Refusals: UnsignedRequest,
         BadRequestSignature, UnauthorizedRequest (an untrusted settler), UnknownChannel."""
-        if isinstance(req, OpenChannelRequest):
+        if isinstance(req, msg.OpenChannelRequest):
             return req.authenticate(req.signing_domain)  # A's signature binds the deployment named
         req.require_signature()
         domain = self.service.get_channel_aggregate(req.channel).domain
-        if isinstance(req, CheckpointConfirmedNotice | ClosedOnChainNotice | SettleNotice):
+        if isinstance(req, msg.CheckpointConfirmedNotice | msg.ClosedOnChainNotice | msg.SettleNotice):
             return authorize_settler(req.signer(domain), self.config.trusted_settlers)
         return req.authenticate(domain)
 
     def _command(self, req: Any, at: int, auth: Any) -> None:
         s = self.service
-        if isinstance(req, OpenChannelRequest):
+        if isinstance(req, msg.OpenChannelRequest):
             s.open_channel(
                 channel_id=req.channel,
                 public_key_a=bytes.fromhex(req.public_key_a),
@@ -532,33 +524,33 @@ class PartitionWorker:
                 auth=auth,
             )
             log.info("p%d: channel %s opened by %s", self.partition, req.channel, auth.signer)
-        elif isinstance(req, DepositRequest):
+        elif isinstance(req, msg.DepositRequest):
             s.deposit(req.channel, req.participant, req.amount, auth=auth, at=at)
-        elif isinstance(req, SetOperatorRequest):
+        elif isinstance(req, msg.SetOperatorRequest):
             s.register_operator(req.channel, req.participant, req.operator, auth=auth, at=at)
             log.info("p%d: %s registered operator %s on %s", self.partition, req.participant, req.operator,
                      req.channel)
-        elif isinstance(req, CheckpointRequest):
+        elif isinstance(req, msg.CheckpointRequest):
             if not s.request_checkpoint(req.channel, at, auth):
                 log.info("p%d: checkpoint of %s requested: nothing new since the last one", self.partition, req.channel)
-        elif isinstance(req, SettlementRequest):
+        elif isinstance(req, msg.SettlementRequest):
             s.request_settlement(req.channel, at, auth=auth)
             log.info("p%d: settlement of %s requested by %s", self.partition, req.channel, auth.signer)
-        elif isinstance(req, DisputeRequest):
+        elif isinstance(req, msg.DisputeRequest):
             s.request_dispute(req.channel, at, auth=auth)
             log.info("p%d: dispute of %s requested by %s", self.partition, req.channel, auth.signer)
-        elif isinstance(req, SettleNotice):  # from the settler: the chain saw a close, stop payments
+        elif isinstance(req, msg.SettleNotice):  # from the settler: the chain saw a close, stop payments
             if s.get_channel_aggregate(req.channel).status == ChannelStatus.OPEN.value:  # else: a no-op
                 s.request_settlement(req.channel, at, requested_by=req.reason or "settler")
                 log.info("p%d: settlement of %s on settler %s's notice: %s", self.partition, req.channel, auth,
                          req.reason)
-        elif isinstance(req, CheckpointConfirmedNotice):
+        elif isinstance(req, msg.CheckpointConfirmedNotice):
             # from the settler; repeated notices (receipt, then the watcher's event) are no-ops
             if s.get_channel_aggregate(req.channel).confirmed_sequence < req.sequence:
                 s.confirm_checkpoint(req.channel, req.sequence, req.tx_hash, req.block)
                 log.info("p%d: checkpoint %d of %s confirmed on-chain (block %d)", self.partition, req.sequence,
                          req.channel, req.block)
-        elif isinstance(req, ClosedOnChainNotice):
+        elif isinstance(req, msg.ClosedOnChainNotice):
             if s.get_channel_aggregate(req.channel).status != ChannelStatus.CLOSED.value:
                 s.close_channel(req.channel, at=req.at or at, payouts=req.payouts)
                 log.info("p%d: channel %s closed on-chain, payouts %s", self.partition, req.channel, req.payouts)

@@ -50,13 +50,8 @@ import confluent_kafka as ck
 from kafka.admin import KafkaAdminClient
 
 from infrastructure.kafka.admin import ensure_topics
-from infrastructure.node.partition import (
-    ExecutorFactory,
-    InRecord,
-    PartitionWorker,
-    UncommittableBatch,
-    UncommittableRecord,
-)
+from infrastructure.node import partition
+from infrastructure.node.partition import ExecutorFactory, InRecord, PartitionWorker
 from infrastructure.node.service import NodeChannelService
 from infrastructure.node.topics import node_topic_specs, store_settings
 from infrastructure.settings import Settings
@@ -414,8 +409,8 @@ class Node:
             try:
                 report = w.process(control, inbound, now)
                 w.tick_executor(int(now))
-            except (UncommittableBatch, UncommittableRecord) as exc:
-                if isinstance(exc, UncommittableBatch):
+            except (partition.UncommittableBatch, partition.UncommittableRecord) as exc:
+                if isinstance(exc, partition.UncommittableBatch):
                     until = self.isolate.setdefault(p, {})
                     for topic, offset in exc.until.items():
                         until[topic] = max(until.get(topic, -1), offset)

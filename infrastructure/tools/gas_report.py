@@ -31,6 +31,21 @@ TARGET_SAVING = 30.0
 PERIOD = 3600
 
 
+# What each of our operations is compared with: (label, our gas key, Raiden's operations summed).
+_COMPARED: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("open (ETH, deposit included)", "open", ("openChannel",)),
+    ("open (BTC token, deposit included)", "open_btc", ("openChannel", "setTotalDeposit")),
+    ("deposit (ETH, counterparty's first)", "deposit_first", ("setTotalDeposit",)),
+    ("deposit (BTC token, counterparty's first)", "deposit_first_btc", ("setTotalDeposit",)),
+    ("close (ETH)", "close", ("closeChannel",)),
+    ("close (BTC token)", "close_btc", ("closeChannel",)),
+    ("update (ETH)", "update", ("updateNonClosingBalanceProof",)),
+    ("update (BTC token)", "update_btc", ("updateNonClosingBalanceProof",)),
+    ("settle (ETH)", "settle", ("settleChannel",)),
+    ("settle (BTC token)", "settle_btc", ("settleChannel",)),
+)
+
+
 class _Payments:
     def __init__(self, channel: uuid.UUID, contract: ChannelContract, currency: str) -> None:
         self.channel, self.domain, self.currency = channel, contract.domain, currency
@@ -150,26 +165,8 @@ def measure() -> dict[str, Any]:
         "compiler": load_artifact("ParsecChannels").compiler,
         "raiden_source": "raiden-contracts data/gas.json (TokenNetwork, ERC20), per docs/benchmarks.md",
         "comparison": {
-            "open (ETH, deposit included) vs openChannel": compare(gas["open"], RAIDEN["openChannel"]),
-            "open (BTC token, deposit included) vs openChannel + setTotalDeposit": compare(
-                gas["open_btc"], RAIDEN["openChannel"] + RAIDEN["setTotalDeposit"]
-            ),
-            "deposit (ETH, counterparty's first) vs setTotalDeposit": compare(
-                gas["deposit_first"], RAIDEN["setTotalDeposit"]
-            ),
-            "deposit (BTC token, counterparty's first) vs setTotalDeposit": compare(
-                gas["deposit_first_btc"], RAIDEN["setTotalDeposit"]
-            ),
-            "close (ETH) vs closeChannel": compare(gas["close"], RAIDEN["closeChannel"]),
-            "close (BTC token) vs closeChannel": compare(gas["close_btc"], RAIDEN["closeChannel"]),
-            "update (ETH) vs updateNonClosingBalanceProof": compare(
-                gas["update"], RAIDEN["updateNonClosingBalanceProof"]
-            ),
-            "update (BTC token) vs updateNonClosingBalanceProof": compare(
-                gas["update_btc"], RAIDEN["updateNonClosingBalanceProof"]
-            ),
-            "settle (ETH) vs settleChannel": compare(gas["settle"], RAIDEN["settleChannel"]),
-            "settle (BTC token) vs settleChannel": compare(gas["settle_btc"], RAIDEN["settleChannel"]),
+            f"{label} vs {' + '.join(theirs)}": compare(gas[ours], sum(RAIDEN[name] for name in theirs))
+            for label, ours, theirs in _COMPARED
         },
         "operations": dict(sorted(gas.items())),
         "disputed_settlement": {

@@ -11,22 +11,21 @@ from dataclasses import dataclass
 
 from infrastructure import bootstrap
 from projections.model import ReadModel
-from projections.runner import rebuild
+from projections.runner import RebuildResult, rebuild
 from projections.source import EventSource
 from projections.store import ReadModelStore
 
 
 @dataclass(frozen=True)
-class BenchResult:
+class BenchResult(RebuildResult):
+    """A rebuild on one backend; ``name`` is a read model's, or "all" (one pass running every read model)."""
+
     backend: str
-    read_model: str  # a read model's name, or "all" (one pass running every read model)
-    events: int
-    seconds: float
     batch_size: int
 
     @property
-    def rate(self) -> float:
-        return self.events / self.seconds if self.seconds > 0 else 0.0
+    def read_model(self) -> str:
+        return self.name
 
 
 def bench_rebuild(
@@ -42,11 +41,12 @@ def bench_rebuild(
     for backend, store in stores.items():
         for m in models:
             r = rebuild(source, store, m, batch_size=batch_size, known_events=known)
-            results.append(BenchResult(backend, m.name, r.events, r.seconds, batch_size))
+            results.append(BenchResult(m.name, r.events, r.seconds, backend=backend, batch_size=batch_size))
         for m in models:
             store.reset(m.name, m.tables)
         runner = bootstrap.projection_runner(source, store, models, batch_size=batch_size)
         started = time.perf_counter()
         events = runner.catch_up()
-        results.append(BenchResult(backend, "all", events, time.perf_counter() - started, batch_size))
+        results.append(BenchResult("all", events, time.perf_counter() - started, backend=backend,
+                                   batch_size=batch_size))
     return results

@@ -31,11 +31,10 @@ REVENUE = Table(
 )
 
 
-class RevenueBySeller(ReadModel):
-    name = "revenue_by_seller"
-    tables = (REVENUE,)
-    description = "example: revenue per seller per currency"
-
+class RevenueBySeller(
+    ReadModel, name="revenue_by_seller", tables=(REVENUE,),
+    description="example: revenue per seller per currency",
+):
     @handles("Channel.PaymentAccepted")
     def paid(self, event: Any, rows: Rows) -> None:
         currency = event.transaction["currency"]
