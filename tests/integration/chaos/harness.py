@@ -44,9 +44,9 @@ from infrastructure import bootstrap
 from infrastructure.node import Sender
 from infrastructure.node.messages import channel_key, partition_of
 from infrastructure.settings import Settings
+from infrastructure.tools.workload import make_channels
 from tests.integration.node.harness import (
     disorder,
-    make_channels,
     make_payments,
     node_process,
     open_channels,
