@@ -182,6 +182,11 @@ def sequences(service: ChannelService, plans: list[ChannelPlan]) -> dict[uuid.UU
     return out
 
 
+def wait_opened(service: ChannelService, plans: list[ChannelPlan], timeout: float = 30) -> None:
+    """Wait until the node has opened every plan's channel."""
+    wait_for(lambda: min(sequences(service, plans).values()) >= 0, timeout, "channels opened")
+
+
 def replay(service: ChannelService, channel_id: uuid.UUID) -> tuple[Channel, list[Any]]:
     """Fold every stored event of the channel from version 1 (no snapshot, no cache)."""
     events = list(service.events.get(channel_id))

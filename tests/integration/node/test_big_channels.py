@@ -22,6 +22,7 @@ from tests.integration.node.harness import (
     running_node,
     sequences,
     wait_for,
+    wait_opened,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
@@ -58,7 +59,7 @@ def test_defect9_a_dispute_of_5000_unconfirmed_payments_is_small_and_its_partiti
         sender = Sender(config)
         open_channels(sender, [big, small], checkpoint_interval=10**6)  # nothing is ever checkpointed
         service = reader(config)
-        wait_for(lambda: min(sequences(service, [big, small]).values()) >= 0, 30, "channels opened")
+        wait_opened(service, [big, small])
         for _ in range(5000):
             sender.payment(big.pay(10**9))
         sender.flush()
@@ -103,7 +104,7 @@ def test_defect9_a_command_whose_record_kafka_refuses_is_set_aside_and_the_parti
         sender = Sender(config)
         open_channels(sender, [victim, other], checkpoint_interval=10**6)
         service = reader(config)
-        wait_for(lambda: min(sequences(service, [victim, other]).values()) >= 0, 30, "channels opened")
+        wait_opened(service, [victim, other])
         for tx in payments:
             sender.payment(tx)
         sender.flush()

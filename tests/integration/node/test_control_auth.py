@@ -39,6 +39,7 @@ from tests.integration.node.harness import (
     running_node,
     sequences,
     wait_for,
+    wait_opened,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
@@ -82,7 +83,7 @@ def test_defect3_unauthenticated_control_messages_are_refused_and_change_nothing
             return [type(e).__name__ for e in service.channel_events(plan.channel_id)]
 
         open_channels(sender, [x, y])
-        wait_for(lambda: min(sequences(service, [x, y]).values()) >= 0, 30, "channels opened")
+        wait_opened(service, [x, y])
         for _ in range(3):
             sender.payment(x.pay(10**12))
         sender.payment(y.pay(10**12)).get(timeout=15)

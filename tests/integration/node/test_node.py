@@ -31,6 +31,7 @@ from tests.integration.node.harness import (
     sequences,
     stop_process,
     wait_for,
+    wait_opened,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
@@ -75,7 +76,7 @@ def test_shuffled_and_repeated_payments_end_in_the_expected_balances(node_config
         sender = Sender(config)
         open_channels(sender, plans)
         service = reader(config)
-        wait_for(lambda: min(sequences(service, plans).values()) >= 0, 30, "channels opened")
+        wait_opened(service, plans)
         started = time.monotonic()
         for tx in stream:
             sender.payment(tx)
@@ -100,7 +101,7 @@ def test_invalid_messages_go_to_the_rejected_topic_with_their_reasons(node_confi
         sender = Sender(config)
         open_channels(sender, plans)
         service = reader(config)
-        wait_for(lambda: min(sequences(service, plans).values()) >= 0, 30, "channels opened")
+        wait_opened(service, plans)
         good = [p.pay(10**12) for _ in range(3)]
         for tx in good:
             sender.payment(tx)
@@ -163,7 +164,7 @@ def test_control_requests_and_the_checkpoint_timeout(node_config):
         open_channels(sender, [settle, dispute], checkpoint_interval=2)
         open_channels(sender, [idle], checkpoint_timeout=1, checkpoint_interval=1000)
         service = reader(config)
-        wait_for(lambda: min(sequences(service, plans).values()) >= 0, 30, "channels opened")
+        wait_opened(service, plans)
         for plan in plans:
             for _ in range(3):
                 sender.payment(plan.pay(10**12))

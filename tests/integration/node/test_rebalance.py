@@ -20,7 +20,14 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from infrastructure.node import Node, Sender
 from infrastructure.node.messages import partition_of
 from infrastructure.tools.workload import ChannelPlan, make_channels
-from tests.integration.node.harness import open_channels, reader, running_node, sequences, wait_for
+from tests.integration.node.harness import (
+    open_channels,
+    reader,
+    running_node,
+    sequences,
+    wait_for,
+    wait_opened,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
@@ -78,7 +85,7 @@ def test_lone_node_left_after_a_second_member_joins_and_leaves_owns_everything(n
                               "session.timeout.ms": config.session_timeout_ms})
         try:
             open_channels(sender, plans)
-            wait_for(lambda: min(sequences(service, plans).values()) >= 0, 30, "channels opened")
+            wait_opened(service, plans)
             alone = node.assignments
             second.subscribe([other_topic])
 
@@ -119,7 +126,7 @@ def test_watchdog_rejoins_a_node_whose_client_lost_its_assignment(node_config, m
         try:
             open_channels(sender, plans)
             wait_for(lambda: _owns_everything(node, config), 30, "the watchdog's rejoin")
-            wait_for(lambda: min(sequences(service, plans).values()) >= 0, 30, "channels opened")
+            wait_opened(service, plans)
             _pays_on_every_partition(config, plans, sender, service)
         finally:
             sender.close()
@@ -148,7 +155,7 @@ def test_a_static_member_restarted_takes_its_partitions_back_without_a_rebalance
             sender, service = Sender(config_a), reader(config_a)
             try:
                 open_channels(sender, plans)
-                wait_for(lambda: min(sequences(service, plans).values()) >= 0, 30, "channels opened")
+                wait_opened(service, plans)
                 _pays_on_every_partition(config_a, plans, sender, service)
             finally:
                 sender.close()
