@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from domain.addresses import eth_address_from_public_key
 from domain.channel import Channel, ChannelParameters
-from domain.crypto import PrivateKey
+from domain.crypto import PrivateKey, keccak
+from domain.eip712 import StructType
 from domain.money import Currency
 from domain.protocol import GENESIS, HashPointer, Invoice, SignedInvoice, SigningDomain, sign_invoice
+from infrastructure.tools.workload import ChannelPlan, Party
 
 DOMAIN = SigningDomain(chain_id=1337, verifying_contract="0x" + "c0" * 20)
 PARAMS = ChannelParameters(challenge_period=3600, checkpoint_interval=5, checkpoint_timeout=60)
@@ -78,15 +81,29 @@ def open_channel(
     currency: Currency = Currency.ETH,
 ) -> tuple[Channel, Ledger]:
     cid = channel_id or uuid.uuid4()
-    ch = Channel.open(
-        channel_id=cid,
-        public_key_a=ALICE.public_key,
-        public_key_b=BOB.public_key,
-        currency=currency,
-        deposit_a=deposit_a,
-        deposit_b=deposit_b,
-        parameters=params,
-        domain=DOMAIN,
-        at=T0,
-    )
+    plan = ChannelPlan(cid, Party("alice", ALICE), Party("bob", BOB), (deposit_a, deposit_b), currency=currency,
+                       domain=DOMAIN)
+    ch = Channel.open(**plan.open_kwargs(params, at=T0))
     return ch, Ledger(cid, currency=currency)
+
+
+def eth_account_signable(struct_type: StructType, message: dict[str, Any], domain: SigningDomain) -> Any:
+    """``message`` as eth-account encodes it for ``domain``: an independent EIP-712 implementation
+    that domain/'s digests are checked against."""
+    from eth_account.messages import encode_typed_data
+
+    eip712_domain = [("string", "name"), ("string", "version"), ("uint256", "chainId"), ("address", "verifyingContract")]
+    full = {
+        "types": {name: [{"name": n, "type": t} for t, n in fields]
+                  for name, fields in (("EIP712Domain", eip712_domain), (struct_type.name, struct_type.fields))},
+        "primaryType": struct_type.name,
+        "domain": {"name": "Parsec", "version": "1", "chainId": domain.chain_id,
+                   "verifyingContract": domain.verifying_contract},
+        "message": message,
+    }
+    return encode_typed_data(full_message=full)
+
+
+def signable_digest(signable: Any) -> bytes:
+    """The EIP-712 digest of an eth-account signable message."""
+    return keccak(b"\x19" + signable.version + signable.header + signable.body)

@@ -20,19 +20,18 @@ from typing import Any
 import pytest
 
 from domain.application import ChannelService
-from domain.protocol import GENESIS, Invoice, SignedInvoice, SigningDomain, sign_invoice
 from infrastructure import bootstrap
 from infrastructure.chain import ChannelContract, advance_time, connect, fund, wallet
 from infrastructure.chain import events as ev
-from infrastructure.node import OpenChannelRequest, Sender, SettlementRequest
-from infrastructure.tools.workload import make_parties
+from infrastructure.node import Sender, SettlementRequest
+from infrastructure.tools.workload import make_channels
 from projections.balances import Balances, channel_balances
 from projections.postgres import PostgresStore
 from projections.runner import ProjectionRunner
 from projections.settlements import Settlements, settlements
 from projections.source import SETTLER_PARTITION_BASE, CombinedEventSource, source_for
 from tests.integration.contract.chain import ANVIL_URL, ETHER, party
-from tests.integration.node.harness import disorder, running_node, wait_for
+from tests.integration.node.harness import disorder, make_payments, running_node, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.chain, pytest.mark.postgres]
 
@@ -41,28 +40,6 @@ INTERVAL = 20  # checkpoint every 20th sequence
 CHANNELS = 4
 PAYMENTS = 300
 DEPOSIT_A = 10**18
-
-
-class Plan:
-    def __init__(self, seed: str, domain: SigningDomain) -> None:
-        self.a, self.b = make_parties(seed, 2)
-        self.channel_id = uuid.uuid4()
-        self.domain = domain
-        self.txs: list[SignedInvoice] = []
-        self.sent = [0, 0]
-
-    def sign_next(self, price: int, from_b: bool = False) -> SignedInvoice:
-        i = 1 if from_b else 0
-        payer, payee = (self.b, self.a) if from_b else (self.a, self.b)
-        tx = sign_invoice(
-            Invoice(invoice_address=payee.address, price=price, currency="ETH"),
-            key=payer.key, channel=self.channel_id, invoice_id=uuid.uuid4(), sequence=len(self.txs) + 1,
-            previous=self.txs[-1].pointer if self.txs else GENESIS, buyer_total=self.sent[i] + price,
-            domain=self.domain, verify=False,
-        )
-        self.txs.append(tx)
-        self.sent[i] += price
-        return tx
 
 
 @pytest.fixture
@@ -101,7 +78,7 @@ def test_node_settler_and_read_models_agree_with_the_chain(anvil: Any, node_conf
     deployer = party(w3, f"parsec-e2e/{tag}/deployer")
     operator = party(w3, f"parsec-e2e/{tag}/operator")
     contract = ChannelContract.deploy(w3, deployer.wallet, deployer.address, min_challenge_period=PERIOD)
-    plans = [Plan(f"parsec-e2e/{tag}/{i}", contract.domain) for i in range(CHANNELS)]
+    plans = make_channels(f"parsec-e2e/{tag}", CHANNELS, deposits=(DEPOSIT_A, 0), domain=contract.domain)
     for p in plans:
         wa, wb = wallet(p.a.key), wallet(p.b.key)
         fund(w3, wa.address, 5 * ETHER)
@@ -117,20 +94,9 @@ def test_node_settler_and_read_models_agree_with_the_chain(anvil: Any, node_conf
                          settlers=operator.address)
     sender = Sender(config)
     for p in plans:
-        sender.control(OpenChannelRequest(
-            channel=p.channel_id, public_key_a="0x" + p.a.public_key.hex(), public_key_b="0x" + p.b.public_key.hex(),
-            deposit_a=DEPOSIT_A, deposit_b=0, challenge_period=PERIOD, checkpoint_interval=INTERVAL,
-            checkpoint_timeout=10**6, chain_id=contract.domain.chain_id, contract=contract.domain.verifying_contract,
-        ).signed(p.a.key, contract.domain)).get(timeout=15)
-
-    import random
-
-    rng = random.Random(tag)
-    txs = []
-    for _ in range(PAYMENTS):
-        p = rng.choice(plans)
-        from_b = p.sent[0] > p.sent[1] + 10**15 and rng.random() < 0.3
-        txs.append(p.sign_next(rng.randint(1, 1000) * 10**12, from_b=from_b))
+        sender.control(p.open_request(challenge_period=PERIOD, checkpoint_interval=INTERVAL,
+                                      checkpoint_timeout=10**6)).get(timeout=15)
+    txs = make_payments(plans, PAYMENTS, tag, unit=10**12)
     stream = disorder(txs, tag, spread=8, duplicates=0.1)
 
     reader = ChannelService(env=config.store_env(None))
@@ -220,8 +186,7 @@ def test_node_settler_and_read_models_agree_with_the_chain(anvil: Any, node_conf
 
             # settle one channel through the control topic: close, challenge period, settle
             target = plans[0]
-            sender.control(SettlementRequest(channel=target.channel_id).signed(target.a.key, contract.domain)
-                           ).get(timeout=15)
+            sender.control(target.sign_request(SettlementRequest(channel=target.channel_id))).get(timeout=15)
             wait_for(lambda: contract.channel(target.channel_id).is_closed, 30, "the close on-chain")
             advance_time(w3, PERIOD + 5)
             wait_for(lambda: rows()[str(target.channel_id)].status == "closed", 30, "the settle, back in the read model")
@@ -231,14 +196,14 @@ def test_node_settler_and_read_models_agree_with_the_chain(anvil: Any, node_conf
             assert len(logs) == 1
             payouts = (logs[0]["args"]["balanceA"], logs[0]["args"]["balanceB"])
             assert payouts == final.balances
-            assert payouts == (DEPOSIT_A - target.sent[0] + target.sent[1], target.sent[0] - target.sent[1])
+            assert payouts == target.expected_balances()
 
             # watchtower: B pays once more, then closes on-chain with its stale (checkpointed) state;
             # the settler answers with the newer payments (update), and the newest state is what settles
             victim = plans[1]
             if (len(victim.txs) + 1) % INTERVAL == 0:
-                sender.payment(victim.sign_next(10**12)).get(timeout=15)
-            last = victim.sign_next(3 * 10**12, from_b=True)
+                sender.payment(victim.pay(10**12)).get(timeout=15)
+            last = victim.pay(3 * 10**12, 1)
             sender.payment(last).get(timeout=15)
             wait_for(lambda: rows()[str(victim.channel_id)].sequence == last.sequence, 30, "B's last payment applied")
             stale = contract.channel(victim.channel_id)
@@ -258,7 +223,7 @@ def test_node_settler_and_read_models_agree_with_the_chain(anvil: Any, node_conf
             # the newest state both signed settles: the settler, operator of both participants,
             # answered with each side's latest payment that the chain did not have (B's last one,
             # and A's later ones too, which B, closing, left out)
-            assert payouts == (DEPOSIT_A - victim.sent[0] + victim.sent[1], victim.sent[0] - victim.sent[1])
+            assert payouts == victim.expected_balances()
             assert time.monotonic() - started < 90
         finally:
             stop.set()

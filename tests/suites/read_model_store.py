@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,21 @@ class Coupon(Aggregate):
     @event("Issued")
     def __init__(self, code: str) -> None:
         self.code = code
+
+
+def closing_stores(open_store: Callable[[], ReadModelStore]) -> Iterator[Callable[[], ReadModelStore]]:
+    """The body of a ``make_store`` fixture: ``open_store()`` per call, and every store it opened
+    closed when the test ends."""
+    stores: list[ReadModelStore] = []
+
+    def make() -> ReadModelStore:
+        store = open_store()
+        stores.append(store)
+        return store
+
+    yield make
+    for s in stores:
+        s.close()
 
 
 class ReadModelBackendSuite:

@@ -12,7 +12,6 @@ import json
 import uuid
 
 import pytest
-from eth_account.messages import encode_typed_data
 
 from domain.application import ChannelService
 from domain.channel import Channel
@@ -28,7 +27,7 @@ from domain.control import (
     SettlerNotice,
     authorize_settler,
 )
-from domain.crypto import SECP256K1_N, keccak
+from domain.crypto import SECP256K1_N
 from domain.errors import (
     BadRequestSignature,
     ChannelNotOpen,
@@ -48,7 +47,18 @@ from infrastructure.node.messages import (
     encode_control,
     parse_control,
 )
-from tests.builders import ALICE, BOB, CAROL, DOMAIN, PARAMS, T0, addr, open_channel
+from tests.builders import (
+    ALICE,
+    BOB,
+    CAROL,
+    DOMAIN,
+    PARAMS,
+    T0,
+    addr,
+    eth_account_signable,
+    open_channel,
+    signable_digest,
+)
 
 CID = uuid.UUID("6a1f6c8e-9f6c-4d59-9a0f-0b8f2f7d1c11")
 OTHER_DOMAIN = SigningDomain(chain_id=DOMAIN.chain_id, verifying_contract="0x" + "c1" * 20)
@@ -62,23 +72,7 @@ def _eth_account_digest(struct, domain: SigningDomain) -> bytes:
     values = struct.values()
     message = {k: (v.hex() if isinstance(v, bytes) and len(v) == 32 else v) for k, v in values.items()}
     message = {k: ("0x" + v if isinstance(v, str) and k == "bodyHash" else v) for k, v in message.items()}
-    full = {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            struct.TYPE.name: [{"name": n, "type": t} for t, n in struct.TYPE.fields],
-        },
-        "primaryType": struct.TYPE.name,
-        "domain": {"name": "Parsec", "version": "1", "chainId": domain.chain_id,
-                   "verifyingContract": domain.verifying_contract},
-        "message": message,
-    }
-    signable = encode_typed_data(full_message=full)
-    return keccak(b"\x19" + signable.version + signable.header + signable.body)
+    return signable_digest(eth_account_signable(struct.TYPE, message, domain))
 
 
 def _open_struct(**changes) -> OpenChannel:

@@ -5,7 +5,6 @@ import uuid
 
 import pytest
 from eth_account import Account
-from eth_account.messages import encode_typed_data
 
 from domain.crypto import PrivateKey, keccak
 from domain.eip712 import StructType, domain_separator, encode_value, typed_data_digest
@@ -31,7 +30,7 @@ from domain.protocol import (
     cooperative_close_digest,
     sign_cooperative_close,
 )
-from tests.builders import ALICE, BOB, CAROL, DOMAIN, Ledger, addr
+from tests.builders import ALICE, BOB, CAROL, DOMAIN, Ledger, addr, eth_account_signable, signable_digest
 
 
 # --- EIP-712 -------------------------------------------------------------------------
@@ -54,29 +53,8 @@ def test_eip712_reproduces_the_eips_mail_example():
 
 
 def _eth_account_payment_digest(tx: SignedInvoice) -> bytes:
-    fields = [{"name": n, "type": t} for t, n in PAYMENT_TYPE.fields]
-    message = {k: v for k, v in tx.payment_struct().items()}
-    full = {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "Payment": fields,
-        },
-        "primaryType": "Payment",
-        "domain": {
-            "name": "Parsec",
-            "version": "1",
-            "chainId": tx.domain.chain_id,
-            "verifyingContract": tx.domain.verifying_contract,
-        },
-        "message": message,
-    }
-    signable = encode_typed_data(full_message=full)
-    return keccak(b"\x19" + signable.version + signable.header + signable.body), signable
+    signable = eth_account_signable(PAYMENT_TYPE, dict(tx.payment_struct()), tx.domain)
+    return signable_digest(signable), signable
 
 
 def test_payment_digest_and_signature_agree_with_eth_account():

@@ -44,18 +44,8 @@ from infrastructure import bootstrap
 from infrastructure.node import Sender
 from infrastructure.node.messages import channel_key, partition_of
 from infrastructure.settings import Settings
-from tests.integration.node.harness import (
-    disorder,
-    make_channels,
-    make_payments,
-    node_process,
-    open_channels,
-    read_rejected,
-    reader,
-    replay,
-    sequences,
-    stop_process,
-)
+from infrastructure.tools.workload import make_channels
+from tests.integration.node import harness as node_harness
 
 
 @dataclass
@@ -115,7 +105,7 @@ class ChaosRun:
     # ------------------------------------------------------------------ processes
     def _start(self, name: str) -> None:
         self.restarts[name] += 1
-        self.procs[name] = node_process(self.config, name, self._log(name))
+        self.procs[name] = node_harness.node_process(self.config, name, self._log(name))
 
     def _kill_and_restart(self, name: str) -> None:
         proc = self.procs[name]
@@ -156,9 +146,9 @@ class ChaosRun:
         chunk = 0
         i = 0
         while not chaos_done.is_set() or chunk == 0:
-            txs = make_payments(plans, 300, f"{self.plan.seed}/{chunk}")
+            txs = node_harness.make_payments(plans, 300, f"{self.plan.seed}/{chunk}")
             chunk += 1
-            for tx in disorder(txs, f"{self.plan.seed}/{chunk}", spread=30, duplicates=0.03):
+            for tx in node_harness.disorder(txs, f"{self.plan.seed}/{chunk}", spread=30, duplicates=0.03):
                 i += 1
                 self._send_one(tx, i, sender, in_flight, settle, n)
                 next_at += interval
@@ -210,11 +200,11 @@ class ChaosRun:
         bootstrap.node(c).ensure_topics()
         plans = make_channels(plan.seed, plan.channels)
         sender = Sender(c)
-        service = reader(c)
+        service = node_harness.reader(c)
         try:
             for i in range(plan.nodes):
                 self._start(f"chaos-node-{i}")
-            open_channels(sender, plans)
+            node_harness.open_channels(sender, plans)
             chaos_done = threading.Event()
             gateway = threading.Thread(target=self._gateway, args=(plans, sender, chaos_done), daemon=True)
             started = time.monotonic()
@@ -228,9 +218,9 @@ class ChaosRun:
             r.payments = sum(len(p.txs) for p in plans)
             want = {p.channel_id: len(p.txs) for p in plans}
             deadline = last_sent + drain_timeout
-            while sequences(service, plans) != want:
+            while node_harness.sequences(service, plans) != want:
                 if time.monotonic() > deadline:
-                    got = sequences(service, plans)
+                    got = node_harness.sequences(service, plans)
                     behind = {str(k)[:8]: (got[k], v) for k, v in want.items() if got[k] != v}
                     r.problems.append(f"not drained after {drain_timeout:.0f}s: (applied, sent) {behind}")
                     break
@@ -243,7 +233,7 @@ class ChaosRun:
             for proc in self.procs.values():
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGCONT)
-                    stop_process(proc)
+                    node_harness.stop_process(proc)
             sender.close()
             service.close()
         return r
@@ -288,7 +278,7 @@ class ChaosRun:
         r = self.report
         ok = True
         for p in plans:
-            channel, events = replay(service, p.channel_id)
+            channel, events = node_harness.replay(service, p.channel_id)
             accepted = [e.sequence for e in events if type(e).__name__ == "PaymentAccepted"]
             if accepted != list(range(1, len(p.txs) + 1)):
                 ok = False
@@ -297,7 +287,7 @@ class ChaosRun:
                 ok = False
                 r.problems.append(f"channel {p.channel_id}: balances differ from the expected ones")
         r.exactly_once = ok
-        refused = Counter((x.source_partition, x.source_offset) for x in read_rejected(self.config)
+        refused = Counter((x.source_partition, x.source_offset) for x in node_harness.read_rejected(self.config)
                           if x.source_topic == self.config.inbound_topic)
         unexpected = {k: v for k, v in refused.items() if k not in set(self.invalid_offsets)}
         twice = {k: v for k, v in refused.items() if v != 1}

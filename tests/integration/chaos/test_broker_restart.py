@@ -10,7 +10,6 @@ checkpoints after the outage land on-chain.
 from __future__ import annotations
 
 import os
-import random
 import subprocess
 import threading
 import time
@@ -23,15 +22,15 @@ import pytest
 
 from infrastructure import bootstrap
 from infrastructure.chain import ChannelContract, connect, fund, wallet
-from infrastructure.node import OpenChannelRequest, Sender
+from infrastructure.node import Sender
 from infrastructure.settings import Settings
+from infrastructure.tools.workload import make_channels
 from projections.balances import Balances, channel_balances
 from projections.runner import ProjectionRunner
 from projections.source import source_for
 from projections.sqlite import SQLiteStore
-from tests.e2e.test_kafka_settlement import Plan
 from tests.integration.contract.chain import ANVIL_URL, ETHER, party
-from tests.integration.node.harness import node_process, replay, stop_process, wait_for
+from tests.integration.node.harness import make_payments, node_process, replay, stop_process, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.chain, pytest.mark.slow]
 
@@ -95,7 +94,7 @@ def test_a_20s_broker_outage_under_load_is_ridden_out(broker: PrivateBroker, tmp
     deployer = party(w3, f"parsec-restart/{tag}/deployer")
     operator = party(w3, f"parsec-restart/{tag}/operator")
     contract = ChannelContract.deploy(w3, deployer.wallet, deployer.address, min_challenge_period=PERIOD)
-    plans = [Plan(f"parsec-restart/{tag}/{i}", contract.domain) for i in range(4)]
+    plans = make_channels(f"parsec-restart/{tag}", 4, deposits=(10**18, 0), domain=contract.domain)
     for p in plans:
         wa = wallet(p.a.key)
         fund(w3, wa.address, 5 * ETHER)
@@ -111,17 +110,9 @@ def test_a_20s_broker_outage_under_load_is_ridden_out(broker: PrivateBroker, tmp
                         min_challenge_period=PERIOD)
     sender = Sender(config)
     for p in plans:
-        sender.control(OpenChannelRequest(
-            channel=p.channel_id, public_key_a="0x" + p.a.public_key.hex(), public_key_b="0x" + p.b.public_key.hex(),
-            deposit_a=10**18, deposit_b=0, challenge_period=PERIOD, checkpoint_interval=INTERVAL,
-            checkpoint_timeout=10**6, chain_id=contract.domain.chain_id, contract=contract.domain.verifying_contract,
-        ).signed(p.a.key, contract.domain)).get(timeout=15)
-    rng = random.Random(tag)
-    payments = []
-    for _ in range(600):
-        p = rng.choice(plans)
-        payments.append(p.sign_next(rng.randint(1, 1000) * 10**12, from_b=p.sent[0] > p.sent[1] + 10**15
-                                    and rng.random() < 0.3))
+        sender.control(p.open_request(challenge_period=PERIOD, checkpoint_interval=INTERVAL,
+                                      checkpoint_timeout=10**6)).get(timeout=15)
+    payments = make_payments(plans, 600, tag, unit=10**12)
 
     node = node_process(config, "restart-node", tmp_path / "node.log")
     reader = bootstrap.channel_reader(config)
@@ -170,7 +161,7 @@ def test_a_20s_broker_outage_under_load_is_ridden_out(broker: PrivateBroker, tmp
         channel, events = replay(reader, p.channel_id)
         accepted = [e.sequence for e in events if type(e).__name__ == "PaymentAccepted"]
         assert accepted == list(range(1, len(p.txs) + 1)), "a payment applied not exactly once"
-        expected = (10**18 - p.sent[0] + p.sent[1], p.sent[0] - p.sent[1])
+        expected = p.expected_balances()
         assert (channel.balance_of(p.a.address), channel.balance_of(p.b.address)) == expected
         assert rows[str(p.channel_id)].balances == expected
         assert contract.channel(p.channel_id).head_sequence == len(p.txs) // INTERVAL * INTERVAL

@@ -29,6 +29,7 @@ from domain.application import ChannelService
 from infrastructure.kafka.admin import ensure_topics
 from infrastructure.node.topics import node_topic_specs, store_settings
 from infrastructure.settings import Settings
+from infrastructure.tools.workload import make_channels
 from tests.integration.cluster.harness import (
     Cluster,
     Gateway,
@@ -36,7 +37,7 @@ from tests.integration.cluster.harness import (
     read_events,
     secured_node_process,
 )
-from tests.integration.node.harness import make_channels, make_payments, replay, sequences, stop_process
+from tests.integration.node.harness import make_payments, replay, sequences, stop_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.slow]
 

@@ -25,10 +25,10 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from infrastructure.node import Sender
+from infrastructure.tools.workload import make_channels
 from tests.integration.chaos.harness import fresh_config
 from tests.integration.cluster.harness import Cluster, exactly_once, read_events
 from tests.integration.node.harness import (
-    make_channels,
     make_payments,
     node_process,
     open_channels,

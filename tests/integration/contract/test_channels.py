@@ -177,50 +177,20 @@ def test_cooperative_close_pays_out_at_once(chain: Chain) -> None:
     sig_a = sign_cooperative_close(a.key, domain, cid, ETHER - 7, ETHER // 2 + 7, 1, expiry)
     sig_b = sign_cooperative_close(b.key, domain, cid, ETHER - 7, ETHER // 2 + 7, 1, expiry)
 
+    def close(balance_a: int, balance_b: int, close_expiry: int = expiry):
+        return chain.channels.cooperative_close(
+            chain.carol.wallet, cid, balance_a=balance_a, balance_b=balance_b, sequence=1,
+            expiry=close_expiry, signature_a=sig_a, signature_b=sig_b,
+        )
+
     with reverts("BalancesDoNotMatchDeposits"):
-        chain.channels.cooperative_close(
-            chain.carol.wallet,
-            cid,
-            balance_a=ETHER,
-            balance_b=ETHER,
-            sequence=1,
-            expiry=expiry,
-            signature_a=sig_a,
-            signature_b=sig_b,
-        )
+        close(ETHER, ETHER)
     with reverts("WrongSigner"):  # the expiry is signed: it cannot be extended
-        chain.channels.cooperative_close(
-            chain.carol.wallet,
-            cid,
-            balance_a=ETHER - 7,
-            balance_b=ETHER // 2 + 7,
-            sequence=1,
-            expiry=expiry + 1,
-            signature_a=sig_a,
-            signature_b=sig_b,
-        )
+        close(ETHER - 7, ETHER // 2 + 7, expiry + 1)
     with reverts("WrongSigner"):  # bob's balance raised by the submitter: signatures no longer match
-        chain.channels.cooperative_close(
-            chain.carol.wallet,
-            cid,
-            balance_a=ETHER - 8,
-            balance_b=ETHER // 2 + 8,
-            sequence=1,
-            expiry=expiry,
-            signature_a=sig_a,
-            signature_b=sig_b,
-        )
+        close(ETHER - 8, ETHER // 2 + 8)
     before_a, before_b = eth_balance(chain, a.address), eth_balance(chain, b.address)
-    receipt = chain.channels.cooperative_close(
-        chain.carol.wallet,
-        cid,
-        balance_a=ETHER - 7,
-        balance_b=ETHER // 2 + 7,
-        sequence=1,
-        expiry=expiry,
-        signature_a=sig_a,
-        signature_b=sig_b,
-    )
+    receipt = close(ETHER - 7, ETHER // 2 + 7)
     assert eth_balance(chain, a.address) - before_a == ETHER - 7
     assert eth_balance(chain, b.address) - before_b == ETHER // 2 + 7
     assert any(isinstance(e, ev.CooperativelyClosed) and e.sequence == 1 for e in receipt.events)

@@ -17,6 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from eventsourcing.persistence import InfrastructureFactory
+from eventsourcing.utils import Environment
+
+from infrastructure.kafka import KafkaApplicationRecorder, KafkaFactory
 
 REPO = Path(__file__).resolve().parents[3]
 SCRIPT = REPO / "scripts" / "kafka"
@@ -86,3 +90,13 @@ def kafka_env(bootstrap: str, partitions: int = 1, topic: str | None = None, **e
     }
     env.update(extra)
     return env
+
+
+def open_recorder(env: dict[str, str], *, process: bool = False) -> tuple[KafkaFactory, KafkaApplicationRecorder]:
+    """A Kafka factory built from ``env`` and its application (or ``process``) recorder; the
+    caller closes the factory."""
+    f = InfrastructureFactory.construct(Environment(env=env))
+    assert isinstance(f, KafkaFactory)
+    r = f.process_recorder() if process else f.application_recorder()
+    assert isinstance(r, KafkaApplicationRecorder)
+    return f, r

@@ -8,13 +8,13 @@ from __future__ import annotations
 from uuid import uuid4
 
 import pytest
-from eventsourcing.persistence import InfrastructureFactory, OperationalError, StoredEvent
+from eventsourcing.persistence import OperationalError, StoredEvent
 from eventsourcing.utils import Environment
 
-from infrastructure.kafka import KafkaApplicationRecorder, KafkaFactory, WriterFencedError
+from infrastructure.kafka import WriterFencedError
 from infrastructure.kafka.codec import OutRecord
 from infrastructure.kafka.settings import CLIENT_CONFLUENT, CLIENT_KAFKA_PYTHON, KafkaSettings, default_client
-from tests.integration.kafka.harness import new_topic
+from tests.integration.kafka.harness import kafka_env, new_topic, open_recorder
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
@@ -22,21 +22,7 @@ CLIENTS = (CLIENT_CONFLUENT, CLIENT_KAFKA_PYTHON)
 
 
 def _env(bootstrap: str, topic: str, client: str) -> dict[str, str]:
-    return {
-        "PERSISTENCE_MODULE": "infrastructure.kafka",
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "KAFKA_EVENTS_TOPIC": topic,
-        "KAFKA_PARTITIONS": "2",
-        "KAFKA_CLIENT": client,
-    }
-
-
-def _recorder(env: dict[str, str]) -> tuple[KafkaFactory, KafkaApplicationRecorder]:
-    f = InfrastructureFactory.construct(Environment(env=env))
-    assert isinstance(f, KafkaFactory)
-    r = f.application_recorder()
-    assert isinstance(r, KafkaApplicationRecorder)
-    return f, r
+    return kafka_env(bootstrap, 2, topic, KAFKA_CLIENT=client)
 
 
 def test_setting() -> None:
@@ -51,8 +37,8 @@ def test_setting() -> None:
 @pytest.mark.parametrize(("first", "second"), [(a, b) for a in CLIENTS for b in CLIENTS])
 def test_writers_fence_each_other_across_clients(kafka_bootstrap: str, first: str, second: str) -> None:
     topic = new_topic()
-    f1, r1 = _recorder(_env(kafka_bootstrap, topic, first))
-    f2, r2 = _recorder(_env(kafka_bootstrap, topic, second))
+    f1, r1 = open_recorder(_env(kafka_bootstrap, topic, first))
+    f2, r2 = open_recorder(_env(kafka_bootstrap, topic, second))
     try:
         agg = uuid4()
         ids = r1.insert_events([StoredEvent(agg, v, "E", str(v).encode()) for v in (1, 2)])
@@ -76,7 +62,7 @@ def test_confluent_failed_transaction_is_aborted_and_writer_recovers(kafka_boots
     the transaction: nothing of the batch is committed, and the next write
     works."""
     topic = new_topic()
-    f, r = _recorder(_env(kafka_bootstrap, topic, CLIENT_CONFLUENT))
+    f, r = open_recorder(_env(kafka_bootstrap, topic, CLIENT_CONFLUENT))
     try:
         agg = uuid4()
         r.insert_events([StoredEvent(agg, 1, "E", b"1")])
@@ -86,7 +72,7 @@ def test_confluent_failed_transaction_is_aborted_and_writer_recovers(kafka_boots
         with pytest.raises(OperationalError, match="nothing committed"):
             log.write([good, bad])
         r.insert_events([StoredEvent(agg, 2, "E", b"2")])
-        _, reader = _recorder(_env(kafka_bootstrap, topic, CLIENT_CONFLUENT))
+        _, reader = open_recorder(_env(kafka_bootstrap, topic, CLIENT_CONFLUENT))
         assert [e.state for e in reader.select_events(agg)] == [b"1", b"2"]
         assert len(reader.select_partition_notifications(r.partition_of(agg), None, 10)) == 2
     finally:

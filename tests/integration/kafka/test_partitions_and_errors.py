@@ -16,7 +16,6 @@ from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.application import Application
-from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import InfrastructureFactory, StoredEvent
 from eventsourcing.utils import Environment
 from kafka import KafkaProducer
@@ -24,27 +23,19 @@ from kafka import KafkaProducer
 from infrastructure.kafka import (
     BrokerUnavailableError,
     CorruptRecordError,
-    KafkaApplicationRecorder,
-    KafkaFactory,
     partition_for_key,
     tracking_name,
 )
 from infrastructure.kafka.codec import originator_key
+from infrastructure.tools.store_bench import Counter
+from tests.integration.kafka.harness import open_recorder
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
 
-def _open(env: dict[str, str]) -> tuple[KafkaFactory, KafkaApplicationRecorder]:
-    f = InfrastructureFactory.construct(Environment(env=env))
-    assert isinstance(f, KafkaFactory)
-    r = f.process_recorder()
-    assert isinstance(r, KafkaApplicationRecorder)
-    return f, r
-
-
 def test_many_aggregates_over_six_partitions_come_back_in_version_order(kafka_env_factory) -> None:
     env = kafka_env_factory(partitions=6)
-    f, writer = _open(env)
+    f, writer = open_recorder(env, process=True)
     rnd = random.Random(7)
     aggregates = [uuid4() for _ in range(120)]
     next_version = dict.fromkeys(aggregates, 1)
@@ -63,7 +54,7 @@ def test_many_aggregates_over_six_partitions_come_back_in_version_order(kafka_en
             assert ids is not None and len(ids) == len(batch)
         assert len({writer.partition_of(a) for a in aggregates}) == 6
 
-        f2, reader = _open(env)  # replay from offset zero
+        f2, reader = open_recorder(env, process=True)  # replay from offset zero
         try:
             for a in aggregates:
                 got = reader.select_events(a)
@@ -100,7 +91,7 @@ def test_tracking_per_partition_is_atomic_with_events(kafka_env_factory) -> None
     from eventsourcing.persistence import IntegrityError, Tracking
 
     env = kafka_env_factory(partitions=4)
-    f, r = _open(env)
+    f, r = open_recorder(env, process=True)
     try:
         a = uuid4()
         r.insert_events([StoredEvent(a, 1, "E", b"")], tracking=Tracking(tracking_name("up", 2), 11))
@@ -108,7 +99,7 @@ def test_tracking_per_partition_is_atomic_with_events(kafka_env_factory) -> None
         with pytest.raises(IntegrityError):
             r.insert_events([StoredEvent(a, 2, "E", b"")], tracking=Tracking(tracking_name("up", 2), 11))
         assert [e.originator_version for e in r.select_events(a)] == [1]  # refused batch wrote nothing
-        f2, r2 = _open(env)
+        f2, r2 = open_recorder(env, process=True)
         try:
             assert r2.max_tracking_id("up#2") == 11
             assert r2.max_tracking_id("up#3") == 5
@@ -121,7 +112,7 @@ def test_tracking_per_partition_is_atomic_with_events(kafka_env_factory) -> None
 
 def test_partitioner_matches_kafka_producers_default(kafka_bootstrap: str, kafka_env_factory) -> None:
     env = kafka_env_factory(partitions=5)
-    f, r = _open(env)
+    f, r = open_recorder(env, process=True)
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
     try:
         for _ in range(50):
@@ -163,42 +154,31 @@ def test_partitioner_matches_java_client(tmp_path: Path) -> None:
     assert [int(x) for x in out] == [partition_for_key(k.encode(), 7) for k in keys]
 
 
-class Account(Aggregate):
-    @event("Opened")
-    def __init__(self, owner: str) -> None:
-        self.owner = owner
-        self.balance = 0
-
-    @event("Credited")
-    def credit(self, amount: int) -> None:
-        self.balance += amount
-
-
 def test_eventsourcing_application_with_snapshots(kafka_env_factory) -> None:
     env = kafka_env_factory(partitions=4, IS_SNAPSHOTTING_ENABLED="y")
     app = Application(env=env)
     try:
-        accounts = [Account(f"o{i}") for i in range(10)]
+        accounts = [Counter(f"o{i}") for i in range(10)]
         for i, acc in enumerate(accounts):
             for k in range(i + 1):
-                acc.credit(k)
+                acc.add(k)
         app.save(*accounts)  # one transaction across partitions
         acc = accounts[9]
         app.take_snapshot(acc.id)
         acc2 = app.repository.get(acc.id)
-        acc2.credit(100)
+        acc2.add(100)
         app.save(acc2)
         app2 = Application(env=env)
         try:
             for i, a in enumerate(accounts):
                 loaded = app2.repository.get(a.id)
                 expected = sum(range(i + 1)) + (100 if a.id == acc.id else 0)
-                assert loaded.balance == expected
+                assert loaded.total == expected
             assert app2.snapshots is not None
             snaps = list(app2.snapshots.get(acc.id))
             assert [s.originator_version for s in snaps] == [acc.version]
             # Historical version below the snapshot falls back to the events.
-            assert app2.repository.get(acc.id, version=3).balance == 0 + 1
+            assert app2.repository.get(acc.id, version=3).total == 0 + 1
         finally:
             app2.close()
     finally:
@@ -209,7 +189,7 @@ def test_corrupt_record_is_reported_with_partition_and_offset(
     kafka_bootstrap, kafka_env_factory, caplog
 ) -> None:
     env = kafka_env_factory(partitions=4)
-    f, r = _open(env)
+    f, r = open_recorder(env, process=True)
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
     try:
         good, bad = uuid4(), uuid4()
@@ -221,7 +201,7 @@ def test_corrupt_record_is_reported_with_partition_and_offset(
             r.topic, key=None, value=b"garbage", partition=0, headers=[("parsec.format", b"1")]
         ).get(timeout=10)
         producer.flush()
-        f2, reader = _open(env)
+        f2, reader = open_recorder(env, process=True)
         try:
             with caplog.at_level(logging.ERROR, logger="infrastructure.kafka.index"):
                 assert [e.state for e in reader.select_events(good)] == [b"ok"]

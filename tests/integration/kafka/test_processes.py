@@ -13,11 +13,10 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
-from eventsourcing.persistence import InfrastructureFactory, StoredEvent
-from eventsourcing.utils import Environment
+from eventsourcing.persistence import StoredEvent
 
-from infrastructure.kafka import KafkaApplicationRecorder, KafkaFactory, WriterFencedError
-from tests.integration.kafka.harness import REPO, new_topic
+from infrastructure.kafka import WriterFencedError
+from tests.integration.kafka.harness import REPO, kafka_env, new_topic, open_recorder
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
@@ -34,23 +33,10 @@ def _spawn(*args: str) -> subprocess.Popen[str]:
     )
 
 
-def _recorder(env: dict[str, str]) -> tuple[KafkaFactory, KafkaApplicationRecorder]:
-    f = InfrastructureFactory.construct(Environment(env=env))
-    assert isinstance(f, KafkaFactory)
-    r = f.application_recorder()
-    assert isinstance(r, KafkaApplicationRecorder)
-    return f, r
-
-
 def test_two_processes_append_to_one_aggregate(kafka_bootstrap: str) -> None:
     topic = new_topic()
-    env = {
-        "PERSISTENCE_MODULE": "infrastructure.kafka",
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "KAFKA_EVENTS_TOPIC": topic,
-        "KAFKA_PARTITIONS": "4",
-    }
-    factory, reader = _recorder(env)  # creates the topics; a pure reader never fences
+    env = kafka_env(kafka_bootstrap, 4, topic)
+    factory, reader = open_recorder(env)  # creates the topics; a pure reader never fences
     aggregate_id = uuid4()
     per_worker = 40
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,13 +74,8 @@ def test_two_processes_append_to_one_aggregate(kafka_bootstrap: str) -> None:
 
 def test_sigkilled_writer_leaves_nothing_visible(kafka_bootstrap: str) -> None:
     topic = new_topic()
-    env = {
-        "PERSISTENCE_MODULE": "infrastructure.kafka",
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "KAFKA_EVENTS_TOPIC": topic,
-        "KAFKA_PARTITIONS": "4",
-    }
-    factory, _ = _recorder(env)
+    env = kafka_env(kafka_bootstrap, 4, topic)
+    factory, _ = open_recorder(env)
     factory.close()
     agg, other = uuid4(), uuid4()
     w = _spawn("hang", kafka_bootstrap, topic, "4", str(agg), str(other))
@@ -109,7 +90,7 @@ def test_sigkilled_writer_leaves_nothing_visible(kafka_bootstrap: str) -> None:
 
     # A read_committed reader sees only the committed part, and does not hang
     # on the open transaction (it reads up to the last stable offset).
-    f1, reader = _recorder(env)
+    f1, reader = open_recorder(env)
     try:
         t0 = time.monotonic()
         assert [e.originator_version for e in reader.select_events(agg)] == [1, 2, 3]
@@ -119,7 +100,7 @@ def test_sigkilled_writer_leaves_nothing_visible(kafka_bootstrap: str) -> None:
         f1.close()
 
     # Restart the writer: init_transactions aborts the dead transaction.
-    f2, writer = _recorder(env)
+    f2, writer = open_recorder(env)
     try:
         writer.acquire()
         assert [e.originator_version for e in writer.select_events(agg)] == [1, 2, 3]
@@ -128,7 +109,7 @@ def test_sigkilled_writer_leaves_nothing_visible(kafka_bootstrap: str) -> None:
             [StoredEvent(agg, 4, "AfterRestart", b"{}"), StoredEvent(other, 1, "AfterRestart", b"{}")]
         )
         # State equals a replay from offset zero by a fresh reader.
-        f3, replay = _recorder(env)
+        f3, replay = open_recorder(env)
         try:
             for oid in (agg, other):
                 assert replay.select_events(oid) == writer.select_events(oid)
@@ -150,14 +131,9 @@ def test_sigkilled_writer_leaves_nothing_visible(kafka_bootstrap: str) -> None:
 
 def test_fenced_writer_gets_clear_error_and_recovers(kafka_bootstrap: str) -> None:
     topic = new_topic()
-    env = {
-        "PERSISTENCE_MODULE": "infrastructure.kafka",
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "KAFKA_EVENTS_TOPIC": topic,
-        "KAFKA_PARTITIONS": "2",
-    }
-    f1, r1 = _recorder(env)
-    f2, r2 = _recorder(env)
+    env = kafka_env(kafka_bootstrap, 2, topic)
+    f1, r1 = open_recorder(env)
+    f2, r2 = open_recorder(env)
     try:
         agg = uuid4()
         r1.insert_events([StoredEvent(agg, 1, "E", b"1")])

@@ -1,5 +1,5 @@
 """Helpers for the node's tests: fresh topics per test, nodes in threads or subprocesses,
-a signed workload, and readers of the events and rejected topics."""
+payments over the workload's channels, and readers of the events and rejected topics."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +21,13 @@ from kafka import KafkaConsumer, TopicPartition
 
 from domain.application import ChannelService
 from domain.channel import Channel
-from domain.protocol import GENESIS, Invoice, SignedInvoice, SigningDomain, sign_invoice
+from domain.protocol import SignedInvoice
 from infrastructure import bootstrap
-from infrastructure.node import Node, OpenChannelRequest, Rejection, Sender
+from infrastructure.node import Node, Rejection, Sender
 from infrastructure.settings import Settings
-from infrastructure.tools.workload import Party, make_parties
+from infrastructure.tools.workload import ChannelPlan
 
 REPO = Path(__file__).resolve().parents[3]
-DOMAIN = SigningDomain(chain_id=131277322940537, verifying_contract="0xF2E246BB76DF876Cef8b38ae84130F4F55De395b")
 
 
 def node_configs(kafka_bootstrap: str) -> Callable[..., Settings]:
@@ -131,78 +129,16 @@ class RecordingExecutor:
 # --- workload ----------------------------------------------------------------------
 
 
-@dataclass
-class ChannelPlan:
-    channel_id: uuid.UUID
-    a: Party
-    b: Party
-    deposits: tuple[int, int]
-    txs: list[SignedInvoice] = field(default_factory=list)
-    sent: list[int] = field(default_factory=lambda: [0, 0])
-
-    def expected_balances(self) -> tuple[int, int]:
-        return (
-            self.deposits[0] - self.sent[0] + self.sent[1],
-            self.deposits[1] - self.sent[1] + self.sent[0],
-        )
-
-    def open_request(self, **params: Any) -> OpenChannelRequest:
-        """The open, signed by A (the opener)."""
-        return OpenChannelRequest(
-            channel=self.channel_id,
-            public_key_a="0x" + self.a.public_key.hex(),
-            public_key_b="0x" + self.b.public_key.hex(),
-            deposit_a=self.deposits[0],
-            deposit_b=self.deposits[1],
-            chain_id=DOMAIN.chain_id,
-            contract=DOMAIN.verifying_contract,
-            **params,
-        ).signed(self.a.key, DOMAIN)
-
-    def signed(self, request: Any, by: Party | None = None, **kwargs: Any) -> Any:
-        """A control request about this channel, signed by ``by`` (default A)."""
-        return request.signed((by or self.a).key, DOMAIN, **kwargs)
-
-    def sign_next(self, price: int, from_b: bool = False, invoice_type: str = "", **overrides: Any) -> SignedInvoice:
-        i = 1 if from_b else 0
-        payer, payee = (self.b, self.a) if from_b else (self.a, self.b)
-        head = self.txs[-1].pointer if self.txs else GENESIS
-        fields: dict[str, Any] = dict(
-            key=payer.key,
-            channel=self.channel_id,
-            invoice_id=uuid.uuid4(),
-            sequence=len(self.txs) + 1,
-            previous=head,
-            buyer_total=self.sent[i] + price,
-            domain=DOMAIN,
-            verify=False,
-        )
-        fields.update(overrides)
-        invoice = Invoice(invoice_address=payee.address, price=price, currency="ETH", invoice_type=invoice_type)
-        tx = sign_invoice(invoice, **fields)
-        if not overrides:
-            self.txs.append(tx)
-            self.sent[i] += price
-        return tx
-
-
-def make_channels(seed: str, count: int, deposits: tuple[int, int] = (10**18, 10**16)) -> list[ChannelPlan]:
-    rng = random.Random(seed)
-    plans = []
-    for i in range(count):
-        a, b = make_parties(f"{seed}/{i}", 2)
-        plans.append(ChannelPlan(uuid.UUID(int=rng.getrandbits(128), version=4), a, b, deposits))
-    return plans
-
-
-def make_payments(plans: list[ChannelPlan], count: int, seed: str) -> list[SignedInvoice]:
-    """``count`` valid payments interleaved over the channels, in each channel's order."""
+def make_payments(plans: list[ChannelPlan], count: int, seed: str, unit: int = 10**9) -> list[SignedInvoice]:
+    """``count`` valid payments of 1 to 1000 ``unit`` interleaved over the channels, in each channel's
+    order; B pays back only out of what it has received beyond the largest price, so neither overspends
+    (A's deposit covers ``count`` payments)."""
     rng = random.Random(seed)
     out = []
     for _ in range(count):
         plan = rng.choice(plans)
-        from_b = plan.sent[0] > plan.sent[1] + 10**13 and rng.random() < 0.3
-        out.append(plan.sign_next(rng.randint(1, 1000) * 10**9, from_b=from_b))
+        payer = 1 if plan.sent[0] > plan.sent[1] + 1000 * unit and rng.random() < 0.3 else 0
+        out.append(plan.pay(rng.randint(1, 1000) * unit, payer))
     return out
 
 
@@ -244,6 +180,11 @@ def sequences(service: ChannelService, plans: list[ChannelPlan]) -> dict[uuid.UU
         except Exception:
             out[p.channel_id] = -1
     return out
+
+
+def wait_opened(service: ChannelService, plans: list[ChannelPlan], timeout: float = 30) -> None:
+    """Wait until the node has opened every plan's channel."""
+    wait_for(lambda: min(sequences(service, plans).values()) >= 0, timeout, "channels opened")
 
 
 def replay(service: ChannelService, channel_id: uuid.UUID) -> tuple[Channel, list[Any]]:

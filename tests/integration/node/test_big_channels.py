@@ -14,15 +14,15 @@ from kafka import KafkaConsumer, TopicPartition
 from infrastructure.kafka.codec import encode_event, record_size
 from infrastructure.node import CheckpointRequest, DisputeRequest, Sender
 from infrastructure.node.messages import partition_of
+from infrastructure.tools.workload import DEV_DOMAIN, make_channels
 from tests.integration.node.harness import (
-    DOMAIN,
-    make_channels,
     open_channels,
     read_rejected,
     reader,
     running_node,
     sequences,
     wait_for,
+    wait_opened,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
@@ -59,21 +59,21 @@ def test_defect9_a_dispute_of_5000_unconfirmed_payments_is_small_and_its_partiti
         sender = Sender(config)
         open_channels(sender, [big, small], checkpoint_interval=10**6)  # nothing is ever checkpointed
         service = reader(config)
-        wait_for(lambda: min(sequences(service, [big, small]).values()) >= 0, 30, "channels opened")
+        wait_opened(service, [big, small])
         for _ in range(5000):
-            sender.payment(big.sign_next(10**9))
+            sender.payment(big.pay(10**9))
         sender.flush()
         wait_for(lambda: sequences(service, [big])[big.channel_id] == 5000, 180, "5,000 payments applied")
-        sender.control(big.signed(DisputeRequest(channel=big.channel_id))).get(15)
+        sender.control(big.sign_request(DisputeRequest(channel=big.channel_id))).get(15)
         for _ in range(30):  # the other channel of the partition, during and after the dispute
-            sender.payment(small.sign_next(10**9))
+            sender.payment(small.pay(10**9))
         sender.flush()
         wait_for(lambda: sequences(service, [small])[small.channel_id] == 30, 60, "the other channel moving")
         wait_for(lambda: any(type(e).__name__ == "DisputeRequested" for e in service.channel_events(big.channel_id)),
                  30, "the dispute recorded")
-        sender.control(big.signed(CheckpointRequest(channel=big.channel_id))).get(15)  # and the big channel goes on too
+        sender.control(big.sign_request(CheckpointRequest(channel=big.channel_id))).get(15)  # and the big channel goes on too
         for _ in range(5):
-            sender.payment(big.sign_next(10**9))
+            sender.payment(big.pay(10**9))
         sender.flush()
         wait_for(lambda: sequences(service, [big])[big.channel_id] == 5005, 60, "the big channel still moving")
         sender.close()
@@ -97,28 +97,27 @@ def test_defect9_a_command_whose_record_kafka_refuses_is_set_aside_and_the_parti
     long_type = "x" * 256
     # Sized from the records themselves: a checkpoint carrying two payments with long invoice
     # types is over the limit; every other record of the test is under it.
-    payments = [victim.sign_next(10**9, invoice_type=long_type), victim.sign_next(10**9, from_b=True,
-                                                                                  invoice_type=long_type)]
+    payments = [victim.pay(10**9, invoice_type=long_type), victim.pay(10**9, 1, invoice_type=long_type)]
     limit = _limit_between(payments)
     monkeypatch.setenv("KAFKA_MAX_RECORD_BYTES", str(limit))
     with running_node(config):
         sender = Sender(config)
         open_channels(sender, [victim, other], checkpoint_interval=10**6)
         service = reader(config)
-        wait_for(lambda: min(sequences(service, [victim, other]).values()) >= 0, 30, "channels opened")
+        wait_opened(service, [victim, other])
         for tx in payments:
             sender.payment(tx)
         sender.flush()
         wait_for(lambda: sequences(service, [victim])[victim.channel_id] == 2, 30, "payments applied")
         # in one batch: payments of the other channel around the checkpoint that cannot be committed
         for _ in range(3):
-            sender.payment(other.sign_next(10**9))
-        sender.control(victim.signed(CheckpointRequest(channel=victim.channel_id))).get(15)
+            sender.payment(other.pay(10**9))
+        sender.control(victim.sign_request(CheckpointRequest(channel=victim.channel_id))).get(15)
         for _ in range(3):
-            sender.payment(other.sign_next(10**9))
+            sender.payment(other.pay(10**9))
         sender.flush()
         wait_for(lambda: sequences(service, [other])[other.channel_id] == 6, 90, "the rest of the batch applied")
-        sender.payment(victim.sign_next(10**9))  # the victim channel itself goes on
+        sender.payment(victim.pay(10**9))  # the victim channel itself goes on
         sender.flush()
         wait_for(lambda: sequences(service, [victim])[victim.channel_id] == 3, 60, "the victim channel moving")
         sender.close()
@@ -140,7 +139,7 @@ def _limit_between(payments: list) -> int:
     a_key, b_key = _keys(payments)
     service.open_channel(channel_id=cid, public_key_a=a_key, public_key_b=b_key, currency="ETH",
                          deposit_a=10**18, deposit_b=10**16, parameters=ChannelParameters(3600, 10**6, 3600),
-                         domain=DOMAIN, at=0)
+                         domain=DEV_DOMAIN, at=0)
     for tx in payments:
         service.accept_payment(tx, at=0)
     service.request_checkpoint(cid, at=0)

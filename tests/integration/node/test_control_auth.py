@@ -31,15 +31,15 @@ from infrastructure.node import (
     SettleNotice,
 )
 from infrastructure.node.messages import channel_key, encode_control, partition_of
+from infrastructure.tools.workload import DEV_DOMAIN, make_channels
 from tests.integration.node.harness import (
-    DOMAIN,
-    make_channels,
     open_channels,
     read_rejected,
     reader,
     running_node,
     sequences,
     wait_for,
+    wait_opened,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
@@ -47,7 +47,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 SETTLER = PrivateKey.from_seed("parsec-test/auth/settler")
 OPERATOR = PrivateKey.from_seed("parsec-test/auth/operator")
 STRANGER = PrivateKey.from_seed("parsec-test/auth/stranger")
-ELSEWHERE = SigningDomain(chain_id=DOMAIN.chain_id, verifying_contract="0x" + "e1" * 20)
+ELSEWHERE = SigningDomain(chain_id=DEV_DOMAIN.chain_id, verifying_contract="0x" + "e1" * 20)
 
 
 def _address(key: PrivateKey) -> str:
@@ -83,46 +83,46 @@ def test_defect3_unauthenticated_control_messages_are_refused_and_change_nothing
             return [type(e).__name__ for e in service.channel_events(plan.channel_id)]
 
         open_channels(sender, [x, y])
-        wait_for(lambda: min(sequences(service, [x, y]).values()) >= 0, 30, "channels opened")
+        wait_opened(service, [x, y])
         for _ in range(3):
-            sender.payment(x.sign_next(10**12))
-        sender.payment(y.sign_next(10**12)).get(timeout=15)
+            sender.payment(x.pay(10**12))
+        sender.payment(y.pay(10**12)).get(timeout=15)
         sender.flush()
         wait_for(lambda: sequences(service, [x, y]) == {x.channel_id: 3, y.channel_id: 1}, 30, "payments applied")
-        control(encode_control(x.signed(SetOperatorRequest(channel=x.channel_id, participant=x.a.address,
+        control(encode_control(x.sign_request(SetOperatorRequest(channel=x.channel_id, participant=x.a.address,
                                                            operator=_address(OPERATOR)))), x.channel_id)
 
         cid = x.channel_id
         refuse(encode_control(SettlementRequest(channel=cid)), cid, "UnsignedRequest")
-        refuse(encode_control(SettlementRequest(channel=cid).signed(STRANGER, DOMAIN)), cid, "UnauthorizedRequest")
+        refuse(encode_control(SettlementRequest(channel=cid).signed(STRANGER, DEV_DOMAIN)), cid, "UnauthorizedRequest")
         refuse(encode_control(SettlementRequest(channel=cid).signed(x.a.key, ELSEWHERE)), cid, "UnauthorizedRequest")
-        refuse(_high_s(encode_control(x.signed(SettlementRequest(channel=cid)))), cid, "BadRequestSignature")
-        refuse(encode_control(x.signed(CheckpointRequest(channel=cid), expiry=int(time.time()) - 60)), cid,
+        refuse(_high_s(encode_control(x.sign_request(SettlementRequest(channel=cid)))), cid, "BadRequestSignature")
+        refuse(encode_control(x.sign_request(CheckpointRequest(channel=cid), expiry=int(time.time()) - 60)), cid,
                "RequestExpired")
         # a participant's checkpoint is applied; a forged confirmation of it is not, the settler's is
-        control(encode_control(x.signed(CheckpointRequest(channel=cid))), cid)
+        control(encode_control(x.sign_request(CheckpointRequest(channel=cid))), cid)
         refuse(encode_control(CheckpointConfirmedNotice(channel=cid, sequence=3, tx_hash="0x" + "ff" * 32, block=9)
-                              .signed(STRANGER, DOMAIN)), cid, "UnauthorizedRequest")
+                              .signed(STRANGER, DEV_DOMAIN)), cid, "UnauthorizedRequest")
         control(encode_control(CheckpointConfirmedNotice(channel=cid, sequence=3, tx_hash="0x" + "aa" * 32, block=8)
-                               .signed(SETTLER, DOMAIN)), cid)
+                               .signed(SETTLER, DEV_DOMAIN)), cid)
         wait_for(lambda: service.get_channel(cid).confirmed_sequence == 3, 30, "the settler's confirmation")
 
-        sender.payment(x.sign_next(10**12)).get(timeout=15)
+        sender.payment(x.pay(10**12)).get(timeout=15)
         wait_for(lambda: service.get_channel(cid).sequence == 4, 30, "payment 4")
-        control(encode_control(CheckpointRequest(channel=cid).signed(OPERATOR, DOMAIN)), cid)  # A's operator
-        dispute = encode_control(x.signed(DisputeRequest(channel=cid), by=x.b))
+        control(encode_control(CheckpointRequest(channel=cid).signed(OPERATOR, DEV_DOMAIN)), cid)  # A's operator
+        dispute = encode_control(x.sign_request(DisputeRequest(channel=cid), by=1))
         control(dispute, cid)
         refuse(dispute + b" ", cid, "ReplayedRequest")  # the same signed request again (one more byte of JSON
         # whitespace, so that the test can tell the two records apart; the node reads the same request)
         refuse(encode_control(ClosedOnChainNotice(channel=cid, payouts=[0, 10**18 + 10**16], at=1)
-                              .signed(STRANGER, DOMAIN)), cid, "UnauthorizedRequest")
+                              .signed(STRANGER, DEV_DOMAIN)), cid, "UnauthorizedRequest")
 
         # channel Y: the configured settler's settle and closed notices are applied
         control(encode_control(SettleNotice(channel=y.channel_id, reason="chain: closed by B")
-                               .signed(SETTLER, DOMAIN)), y.channel_id)
+                               .signed(SETTLER, DEV_DOMAIN)), y.channel_id)
         payouts = [10**18 - 10**12, 10**16 + 10**12]
         control(encode_control(ClosedOnChainNotice(channel=y.channel_id, payouts=payouts, at=1_800_000_000)
-                               .signed(SETTLER, DOMAIN)), y.channel_id)
+                               .signed(SETTLER, DEV_DOMAIN)), y.channel_id)
 
         rejected: list = []
 
@@ -174,7 +174,7 @@ def test_defect3_a_node_that_trusts_no_settler_refuses_every_notice(node_config)
         service = reader(config)
         open_channels(sender, [plan])
         wait_for(lambda: sequences(service, [plan])[plan.channel_id] >= 0, 30, "channel opened")
-        notice = SettleNotice(channel=plan.channel_id, reason="chain").signed(SETTLER, DOMAIN)
+        notice = SettleNotice(channel=plan.channel_id, reason="chain").signed(SETTLER, DEV_DOMAIN)
         sender.control(notice).get(timeout=15)
         rejected: list = []
 

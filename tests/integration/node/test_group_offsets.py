@@ -18,8 +18,8 @@ from infrastructure.kafka import WriterFencedError, tracking_name
 from infrastructure.node import Sender
 from infrastructure.node.messages import partition_of
 from infrastructure.node.partition import InRecord
+from infrastructure.tools.workload import make_channels
 from tests.integration.node.harness import (
-    make_channels,
     make_payments,
     open_channels,
     reader,

@@ -17,11 +17,10 @@ import pytest
 from domain.protocol import HashPointer
 from infrastructure.node import CheckpointRequest, DisputeRequest, Sender, SettlementRequest
 from infrastructure.node.messages import channel_key, partition_of
+from infrastructure.tools.workload import make_channels
 from tests.integration.node.harness import (
-    DOMAIN,
     RecordingExecutor,
     disorder,
-    make_channels,
     make_payments,
     node_process,
     open_channels,
@@ -32,6 +31,7 @@ from tests.integration.node.harness import (
     sequences,
     stop_process,
     wait_for,
+    wait_opened,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
@@ -76,7 +76,7 @@ def test_shuffled_and_repeated_payments_end_in_the_expected_balances(node_config
         sender = Sender(config)
         open_channels(sender, plans)
         service = reader(config)
-        wait_for(lambda: min(sequences(service, plans).values()) >= 0, 30, "channels opened")
+        wait_opened(service, plans)
         started = time.monotonic()
         for tx in stream:
             sender.payment(tx)
@@ -101,30 +101,30 @@ def test_invalid_messages_go_to_the_rejected_topic_with_their_reasons(node_confi
         sender = Sender(config)
         open_channels(sender, plans)
         service = reader(config)
-        wait_for(lambda: min(sequences(service, plans).values()) >= 0, 30, "channels opened")
-        good = [p.sign_next(10**12) for _ in range(3)]
+        wait_opened(service, plans)
+        good = [p.pay(10**12) for _ in range(3)]
         for tx in good:
             sender.payment(tx)
 
-        bad_sig = bytearray(p.sign_next(10**12, sequence=4, previous=good[-1].pointer, buyer_total=4 * 10**12)
+        bad_sig = bytearray(p.sign(10**12, sequence=4, previous=good[-1].pointer, buyer_total=4 * 10**12)
                             .to_json())
         bad_sig = bytes(bad_sig).replace(b'"price":"1000000000000"', b'"price":"1000000000001"')
         if b'"price":"1000000000001"' not in bad_sig:  # prices may serialise as numbers
             bad_sig = bad_sig.replace(b'"price":1000000000000', b'"price":1000000000001')
-        broken = p.sign_next(10**12, sequence=4, previous=HashPointer(transaction_id=uuid.uuid4(),
+        broken = p.sign(10**12, sequence=4, previous=HashPointer(transaction_id=uuid.uuid4(),
                                                                        transaction_hash=b"\x01" * 32),
                              buyer_total=4 * 10**12)
-        overspend = q.sign_next(2 * 10**15)
-        unknown = make_channels("never-opened", 1)[0].sign_next(10**12)
-        far = p.sign_next(10**12, sequence=40, previous=good[-1].pointer, buyer_total=4 * 10**12)
-        waits = q.sign_next(10**12, sequence=3, previous=good[-1].pointer, buyer_total=10**12)
+        overspend = q.sign(2 * 10**15)  # refused: the plan does not advance
+        unknown = make_channels("never-opened", 1)[0].pay(10**12)
+        far = p.sign(10**12, sequence=40, previous=good[-1].pointer, buyer_total=4 * 10**12)
+        waits = q.sign(10**12, sequence=3, previous=good[-1].pointer, buyer_total=10**12)
         for tx in (broken, overspend, unknown, far, waits):
             sender.payment(tx)
         pp = partition_of(p.channel_id, 4)
         sender.raw(config.inbound_topic, pp, channel_key(p.channel_id), bad_sig)
         sender.raw(config.inbound_topic, pp, channel_key(p.channel_id), b"\xff\x00 not json")
         sender.raw(config.control_topic, pp, channel_key(p.channel_id), b'{"type": "launch", "channel": 1}')
-        sender.control(SettlementRequest(channel=unknown.channel).signed(p.a.key, DOMAIN))
+        sender.control(p.sign_request(SettlementRequest(channel=unknown.channel)))
         sender.flush()
 
         wanted = Counter({"WrongSigner": 1, "BrokenHashPointer": 1, "Overspend": 1, "UnknownChannel": 2,
@@ -137,7 +137,7 @@ def test_invalid_messages_go_to_the_rejected_topic_with_their_reasons(node_confi
 
         wait_for(all_rejected, 60, f"rejections {wanted}")
         # and the node keeps going
-        after = [p.sign_next(10**12) for _ in range(2)]
+        after = [p.pay(10**12) for _ in range(2)]
         for tx in after:
             sender.payment(tx)
         sender.flush()
@@ -164,15 +164,15 @@ def test_control_requests_and_the_checkpoint_timeout(node_config):
         open_channels(sender, [settle, dispute], checkpoint_interval=2)
         open_channels(sender, [idle], checkpoint_timeout=1, checkpoint_interval=1000)
         service = reader(config)
-        wait_for(lambda: min(sequences(service, plans).values()) >= 0, 30, "channels opened")
+        wait_opened(service, plans)
         for plan in plans:
             for _ in range(3):
-                sender.payment(plan.sign_next(10**12))
+                sender.payment(plan.pay(10**12))
         sender.flush()
         wait_for(lambda: set(sequences(service, plans).values()) == {3}, 30, "payments applied")
-        sender.control(settle.signed(SettlementRequest(channel=settle.channel_id), by=settle.b)).get(15)
-        sender.control(dispute.signed(DisputeRequest(channel=dispute.channel_id))).get(15)
-        sender.control(dispute.signed(CheckpointRequest(channel=dispute.channel_id))).get(15)
+        sender.control(settle.sign_request(SettlementRequest(channel=settle.channel_id), by=1)).get(15)
+        sender.control(dispute.sign_request(DisputeRequest(channel=dispute.channel_id))).get(15)
+        sender.control(dispute.sign_request(CheckpointRequest(channel=dispute.channel_id))).get(15)
 
         def names(plan):
             return [type(e).__name__ for e in service.channel_events(plan.channel_id)]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
 
 import confluent_kafka as ck
 import pytest
@@ -20,14 +19,14 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from infrastructure.node import Node, Sender
 from infrastructure.node.messages import partition_of
+from infrastructure.tools.workload import ChannelPlan, make_channels
 from tests.integration.node.harness import (
-    ChannelPlan,
-    make_channels,
     open_channels,
     reader,
     running_node,
     sequences,
     wait_for,
+    wait_opened,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
@@ -49,7 +48,7 @@ def _pays_on_every_partition(config, plans, sender, service, *, idle=lambda: Non
     """One payment per channel (one channel per partition) and wait until every one is applied."""
     before = {p.channel_id: len(p.txs) for p in plans}
     for p in plans:
-        sender.payment(p.sign_next(10**12)).get(timeout=15)
+        sender.payment(p.pay(10**12)).get(timeout=15)
 
     def applied() -> bool:
         idle()
@@ -86,7 +85,7 @@ def test_lone_node_left_after_a_second_member_joins_and_leaves_owns_everything(n
                               "session.timeout.ms": config.session_timeout_ms})
         try:
             open_channels(sender, plans)
-            wait_for(lambda: min(sequences(service, plans).values()) >= 0, 30, "channels opened")
+            wait_opened(service, plans)
             alone = node.assignments
             second.subscribe([other_topic])
 
@@ -127,7 +126,7 @@ def test_watchdog_rejoins_a_node_whose_client_lost_its_assignment(node_config, m
         try:
             open_channels(sender, plans)
             wait_for(lambda: _owns_everything(node, config), 30, "the watchdog's rejoin")
-            wait_for(lambda: min(sequences(service, plans).values()) >= 0, 30, "channels opened")
+            wait_opened(service, plans)
             _pays_on_every_partition(config, plans, sender, service)
         finally:
             sender.close()
@@ -140,7 +139,7 @@ def test_watchdog_rejoins_a_node_whose_client_lost_its_assignment(node_config, m
 def test_a_static_member_restarted_takes_its_partitions_back_without_a_rebalance(node_config):
     config_a = node_config(group_instance_id="a", node_id="a")
     config_b = node_config(group_instance_id="b", node_id="b")
-    for name in ("events_topic", "inbound_topic", "control_topic", "rejected_topic", "group"):
+    for name in ("events_topic", "inbound_topic", "control_topic", "rejected_topic", "node_group"):
         setattr(config_b, name, getattr(config_a, name))
     plans = _one_channel_per_partition("rebalance-static", config_a.partitions)
     with running_node(config_b) as b:
@@ -149,14 +148,14 @@ def test_a_static_member_restarted_takes_its_partitions_back_without_a_rebalance
                      "both static members owning their partitions")
             owned_by_a, b_assignments = set(a.assigned), b.assignments
         # a stopped (a static member does not leave the group): its partitions wait for it
-        with running_node(replace(config_a)) as again:
+        with running_node(config_a.model_copy()) as again:
             wait_for(lambda: again.assigned == owned_by_a and set(again.workers) == owned_by_a, 30,
                      "the restarted member owning its partitions again")
             assert again.assignments == 1
             sender, service = Sender(config_a), reader(config_a)
             try:
                 open_channels(sender, plans)
-                wait_for(lambda: min(sequences(service, plans).values()) >= 0, 30, "channels opened")
+                wait_opened(service, plans)
                 _pays_on_every_partition(config_a, plans, sender, service)
             finally:
                 sender.close()

@@ -15,7 +15,8 @@ import pytest
 from infrastructure import bootstrap
 from infrastructure.node import Sender
 from infrastructure.node.messages import partition_of
-from tests.integration.node.harness import make_channels, read_rejected
+from infrastructure.tools.workload import make_channels
+from tests.integration.node.harness import read_rejected
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
@@ -39,7 +40,7 @@ def test_defect8_refusals_behind_a_long_held_payment_are_published_once_across_t
     bootstrap.node(config).ensure_topics()
     sender = Sender(config)
     plan = next(p for p in make_channels("defect8", 40) if partition_of(p.channel_id, config.partitions) == 0)
-    early = plan.sign_next(10**9)  # its channel is never opened: held, pinning the safe position
+    early = plan.pay(10**9)  # its channel is never opened: held, pinning the safe position
     key = str(plan.channel_id).encode()
     inbound = [_produce(sender, config.inbound_topic, 0, key, early.to_json())]
     inbound.append(_produce(sender, config.inbound_topic, 0, None, b"not json 1"))

@@ -13,7 +13,8 @@ from infrastructure import bootstrap
 from infrastructure.kafka import WriterFencedError
 from infrastructure.node import Sender
 from infrastructure.node.messages import channel_key, partition_of
-from tests.integration.node.harness import make_channels, open_channels, read_rejected
+from infrastructure.tools.workload import make_channels
+from tests.integration.node.harness import open_channels, read_rejected
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
@@ -42,7 +43,7 @@ def test_new_owner_resumes_from_the_oldest_held_payment_and_rejects_once(node_co
     p = partition_of(plan.channel_id, config.partitions)
     sender = Sender(config)
     open_channels(sender, [plan])
-    t1, t2, t3 = (plan.sign_next(10**12) for _ in range(3))
+    t1, t2, t3 = (plan.pay(10**12) for _ in range(3))
     for f in (sender.payment(t2), sender.raw(config.inbound_topic, p, channel_key(plan.channel_id), b"garbage"),
               sender.payment(t3)):
         f.get(timeout=15)

@@ -9,7 +9,7 @@ import pytest
 
 from projections.postgres import PostgresStore
 from tests.integration.projections.harness import new_schema
-from tests.suites.read_model_store import ReadModelBackendSuite
+from tests.suites.read_model_store import ReadModelBackendSuite, closing_stores
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
@@ -20,18 +20,13 @@ class TestPostgresReadModels(ReadModelBackendSuite):
     @pytest.fixture
     def make_store(self, pg_dsn, pg_schemas):
         self.dsn = pg_dsn
-        stores = []
 
-        def make():
+        def open_store():
             schema = new_schema()
             pg_schemas.append(schema)
-            store = PostgresStore(pg_dsn, schema=schema)
-            stores.append(store)
-            return store
+            return PostgresStore(pg_dsn, schema=schema)
 
-        yield make
-        for s in stores:
-            s.close()
+        yield from closing_stores(open_store)
 
     def cli_args(self, store):
         return ["--backend", "postgres", "--schema", store.schema]

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from projections.sqlite import SQLiteStore
-from tests.suites.read_model_store import ReadModelBackendSuite
+from tests.suites.read_model_store import ReadModelBackendSuite, closing_stores
 
 
 class TestSQLiteReadModels(ReadModelBackendSuite):
@@ -18,16 +18,7 @@ class TestSQLiteReadModels(ReadModelBackendSuite):
     @pytest.fixture
     def make_store(self, tmp_path):
         counter = itertools.count()
-        stores = []
-
-        def make():
-            store = SQLiteStore(tmp_path / f"readmodels-{next(counter)}.sqlite", timeout=0.2)
-            stores.append(store)
-            return store
-
-        yield make
-        for s in stores:
-            s.close()
+        yield from closing_stores(lambda: SQLiteStore(tmp_path / f"readmodels-{next(counter)}.sqlite", timeout=0.2))
 
     def cli_args(self, store):
         return ["--backend", "sqlite", "--db", store.path]
