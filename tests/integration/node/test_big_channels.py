@@ -15,15 +15,7 @@ from infrastructure.kafka.codec import encode_event, record_size
 from infrastructure.node import CheckpointRequest, DisputeRequest, Sender
 from infrastructure.node.messages import partition_of
 from infrastructure.tools.workload import DEV_DOMAIN, make_channels
-from tests.integration.node.harness import (
-    open_channels,
-    read_rejected,
-    reader,
-    running_node,
-    sequences,
-    wait_for,
-    wait_opened,
-)
+from tests.integration.node import harness
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
@@ -55,27 +47,27 @@ def _largest_record(bootstrap: str, topic: str, partitions: int) -> int:
 def test_defect9_a_dispute_of_5000_unconfirmed_payments_is_small_and_its_partition_keeps_moving(node_config):
     config = node_config(max_poll_records=500)
     big, small = _same_partition("defect9-dispute", 2, config.partitions)
-    with running_node(config):
+    with harness.running_node(config):
         sender = Sender(config)
-        open_channels(sender, [big, small], checkpoint_interval=10**6)  # nothing is ever checkpointed
-        service = reader(config)
-        wait_opened(service, [big, small])
+        harness.open_channels(sender, [big, small], checkpoint_interval=10**6)  # nothing is ever checkpointed
+        service = harness.reader(config)
+        harness.wait_opened(service, [big, small])
         for _ in range(5000):
             sender.payment(big.pay(10**9))
         sender.flush()
-        wait_for(lambda: sequences(service, [big])[big.channel_id] == 5000, 180, "5,000 payments applied")
+        harness.wait_for(lambda: harness.sequences(service, [big])[big.channel_id] == 5000, 180, "5,000 payments applied")
         sender.control(big.sign_request(DisputeRequest(channel=big.channel_id))).get(15)
         for _ in range(30):  # the other channel of the partition, during and after the dispute
             sender.payment(small.pay(10**9))
         sender.flush()
-        wait_for(lambda: sequences(service, [small])[small.channel_id] == 30, 60, "the other channel moving")
-        wait_for(lambda: any(type(e).__name__ == "DisputeRequested" for e in service.channel_events(big.channel_id)),
+        harness.wait_for(lambda: harness.sequences(service, [small])[small.channel_id] == 30, 60, "the other channel moving")
+        harness.wait_for(lambda: any(type(e).__name__ == "DisputeRequested" for e in service.channel_events(big.channel_id)),
                  30, "the dispute recorded")
         sender.control(big.sign_request(CheckpointRequest(channel=big.channel_id))).get(15)  # and the big channel goes on too
         for _ in range(5):
             sender.payment(big.pay(10**9))
         sender.flush()
-        wait_for(lambda: sequences(service, [big])[big.channel_id] == 5005, 60, "the big channel still moving")
+        harness.wait_for(lambda: harness.sequences(service, [big])[big.channel_id] == 5005, 60, "the big channel still moving")
         sender.close()
     disputed = [e for e in service.channel_events(big.channel_id) if type(e).__name__ == "DisputeRequested"]
     assert (disputed[0].from_sequence, disputed[0].to_sequence) == (1, 5000)
@@ -85,7 +77,7 @@ def test_defect9_a_dispute_of_5000_unconfirmed_payments_is_small_and_its_partiti
     assert _largest_record(config.kafka_bootstrap, config.events_topic, config.partitions) < 10_000
     snapshots = f"{config.events_topic}.snapshots"
     assert _largest_record(config.kafka_bootstrap, snapshots, config.partitions) < 200_000
-    assert read_rejected(config) == []
+    assert harness.read_rejected(config) == []
     service.close()
 
 
@@ -100,15 +92,15 @@ def test_defect9_a_command_whose_record_kafka_refuses_is_set_aside_and_the_parti
     payments = [victim.pay(10**9, invoice_type=long_type), victim.pay(10**9, 1, invoice_type=long_type)]
     limit = _limit_between(payments)
     monkeypatch.setenv("KAFKA_MAX_RECORD_BYTES", str(limit))
-    with running_node(config):
+    with harness.running_node(config):
         sender = Sender(config)
-        open_channels(sender, [victim, other], checkpoint_interval=10**6)
-        service = reader(config)
-        wait_opened(service, [victim, other])
+        harness.open_channels(sender, [victim, other], checkpoint_interval=10**6)
+        service = harness.reader(config)
+        harness.wait_opened(service, [victim, other])
         for tx in payments:
             sender.payment(tx)
         sender.flush()
-        wait_for(lambda: sequences(service, [victim])[victim.channel_id] == 2, 30, "payments applied")
+        harness.wait_for(lambda: harness.sequences(service, [victim])[victim.channel_id] == 2, 30, "payments applied")
         # in one batch: payments of the other channel around the checkpoint that cannot be committed
         for _ in range(3):
             sender.payment(other.pay(10**9))
@@ -116,12 +108,12 @@ def test_defect9_a_command_whose_record_kafka_refuses_is_set_aside_and_the_parti
         for _ in range(3):
             sender.payment(other.pay(10**9))
         sender.flush()
-        wait_for(lambda: sequences(service, [other])[other.channel_id] == 6, 90, "the rest of the batch applied")
+        harness.wait_for(lambda: harness.sequences(service, [other])[other.channel_id] == 6, 90, "the rest of the batch applied")
         sender.payment(victim.pay(10**9))  # the victim channel itself goes on
         sender.flush()
-        wait_for(lambda: sequences(service, [victim])[victim.channel_id] == 3, 60, "the victim channel moving")
+        harness.wait_for(lambda: harness.sequences(service, [victim])[victim.channel_id] == 3, 60, "the victim channel moving")
         sender.close()
-    (set_aside,) = [r for r in read_rejected(config) if r.reason == "SetAside"]
+    (set_aside,) = [r for r in harness.read_rejected(config) if r.reason == "SetAside"]
     assert set_aside.source_topic == config.control_topic
     assert "record limit" in set_aside.message
     names = [type(e).__name__ for e in service.channel_events(victim.channel_id)]

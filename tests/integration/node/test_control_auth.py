@@ -32,15 +32,7 @@ from infrastructure.node import (
 )
 from infrastructure.node.messages import channel_key, encode_control, partition_of
 from infrastructure.tools.workload import DEV_DOMAIN, make_channels
-from tests.integration.node.harness import (
-    open_channels,
-    read_rejected,
-    reader,
-    running_node,
-    sequences,
-    wait_for,
-    wait_opened,
-)
+from tests.integration.node import harness
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
@@ -67,9 +59,9 @@ def test_defect3_unauthenticated_control_messages_are_refused_and_change_nothing
     x, y = make_channels(f"auth-{uuid.uuid4().hex[:6]}", 2)
     refused: dict[bytes, str] = {}  # raw control message -> the reason it must be refused with
 
-    with running_node(config):
+    with harness.running_node(config):
         sender = Sender(config)
-        service = reader(config)
+        service = harness.reader(config)
 
         def control(raw: bytes, channel: uuid.UUID) -> None:
             p = partition_of(channel, config.partitions)
@@ -82,13 +74,13 @@ def test_defect3_unauthenticated_control_messages_are_refused_and_change_nothing
         def names(plan) -> list[str]:
             return [type(e).__name__ for e in service.channel_events(plan.channel_id)]
 
-        open_channels(sender, [x, y])
-        wait_opened(service, [x, y])
+        harness.open_channels(sender, [x, y])
+        harness.wait_opened(service, [x, y])
         for _ in range(3):
             sender.payment(x.pay(10**12))
         sender.payment(y.pay(10**12)).get(timeout=15)
         sender.flush()
-        wait_for(lambda: sequences(service, [x, y]) == {x.channel_id: 3, y.channel_id: 1}, 30, "payments applied")
+        harness.wait_for(lambda: harness.sequences(service, [x, y]) == {x.channel_id: 3, y.channel_id: 1}, 30, "payments applied")
         control(encode_control(x.sign_request(SetOperatorRequest(channel=x.channel_id, participant=x.a.address,
                                                            operator=_address(OPERATOR)))), x.channel_id)
 
@@ -105,10 +97,10 @@ def test_defect3_unauthenticated_control_messages_are_refused_and_change_nothing
                               .signed(STRANGER, DEV_DOMAIN)), cid, "UnauthorizedRequest")
         control(encode_control(CheckpointConfirmedNotice(channel=cid, sequence=3, tx_hash="0x" + "aa" * 32, block=8)
                                .signed(SETTLER, DEV_DOMAIN)), cid)
-        wait_for(lambda: service.get_channel(cid).confirmed_sequence == 3, 30, "the settler's confirmation")
+        harness.wait_for(lambda: service.get_channel(cid).confirmed_sequence == 3, 30, "the settler's confirmation")
 
         sender.payment(x.pay(10**12)).get(timeout=15)
-        wait_for(lambda: service.get_channel(cid).sequence == 4, 30, "payment 4")
+        harness.wait_for(lambda: service.get_channel(cid).sequence == 4, 30, "payment 4")
         control(encode_control(CheckpointRequest(channel=cid).signed(OPERATOR, DEV_DOMAIN)), cid)  # A's operator
         dispute = encode_control(x.sign_request(DisputeRequest(channel=cid), by=1))
         control(dispute, cid)
@@ -127,14 +119,14 @@ def test_defect3_unauthenticated_control_messages_are_refused_and_change_nothing
         rejected: list = []
 
         def all_refused() -> bool:
-            rejected[:] = read_rejected(config)
+            rejected[:] = harness.read_rejected(config)
             return len(rejected) >= len(refused)
 
-        wait_for(all_refused, 60, f"{len(refused)} rejections")
-        wait_for(lambda: "DisputeRequested" in names(x) and service.get_channel(y.channel_id).status == "closed",
+        harness.wait_for(all_refused, 60, f"{len(refused)} rejections")
+        harness.wait_for(lambda: "DisputeRequested" in names(x) and service.get_channel(y.channel_id).status == "closed",
                  30, "the dispute and the close applied")
         time.sleep(1.0)  # anything the node still wrongly applies or refuses would show by now
-        rejected[:] = read_rejected(config)
+        rejected[:] = harness.read_rejected(config)
         sender.close()
 
     assert Counter(r.raw for r in rejected) == Counter(list(refused)), "each refused message once, nothing else"
@@ -169,20 +161,20 @@ def test_defect3_unauthenticated_control_messages_are_refused_and_change_nothing
 def test_defect3_a_node_that_trusts_no_settler_refuses_every_notice(node_config):
     config = node_config(session_timeout_ms=30000)  # no settlers configured
     (plan,) = make_channels(f"auth-none-{uuid.uuid4().hex[:6]}", 1)
-    with running_node(config):
+    with harness.running_node(config):
         sender = Sender(config)
-        service = reader(config)
-        open_channels(sender, [plan])
-        wait_for(lambda: sequences(service, [plan])[plan.channel_id] >= 0, 30, "channel opened")
+        service = harness.reader(config)
+        harness.open_channels(sender, [plan])
+        harness.wait_for(lambda: harness.sequences(service, [plan])[plan.channel_id] >= 0, 30, "channel opened")
         notice = SettleNotice(channel=plan.channel_id, reason="chain").signed(SETTLER, DEV_DOMAIN)
         sender.control(notice).get(timeout=15)
         rejected: list = []
 
         def one() -> bool:
-            rejected[:] = read_rejected(config)
+            rejected[:] = harness.read_rejected(config)
             return bool(rejected)
 
-        wait_for(one, 30, "the notice refused")
+        harness.wait_for(one, 30, "the notice refused")
         sender.close()
     assert [r.reason for r in rejected] == ["UnauthorizedRequest"]
     assert "trusts no settler" in rejected[0].message

@@ -2,7 +2,7 @@
 
 Given channels opened through the control topic, when signed payments stream in
 (shuffled, repeated, some invalid), then every channel ends where its valid
-payments say, a replay of the events topic agrees, and every refused message
+payments say, a harness.replay of the events topic agrees, and every refused message
 is in the rejected topic with its reason.
 """
 
@@ -18,28 +18,14 @@ from domain.protocol import HashPointer
 from infrastructure.node import CheckpointRequest, DisputeRequest, Sender, SettlementRequest
 from infrastructure.node.messages import channel_key, partition_of
 from infrastructure.tools.workload import make_channels
-from tests.integration.node.harness import (
-    RecordingExecutor,
-    disorder,
-    make_payments,
-    node_process,
-    open_channels,
-    read_rejected,
-    reader,
-    replay,
-    running_node,
-    sequences,
-    stop_process,
-    wait_for,
-    wait_opened,
-)
+from tests.integration.node import harness
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
 
 def _check_exactly_once(service, plans) -> None:
     for p in plans:
-        channel, events = replay(service, p.channel_id)
+        channel, events = harness.replay(service, p.channel_id)
         accepted = [e.sequence for e in events if type(e).__name__ == "PaymentAccepted"]
         assert accepted == list(range(1, len(p.txs) + 1)), f"{p.channel_id}: payments applied not exactly once"
         assert channel.sequence == len(p.txs)
@@ -69,27 +55,27 @@ def _check_balances_read_model(service, plans, path) -> None:
 def test_shuffled_and_repeated_payments_end_in_the_expected_balances(node_config, tmp_path):
     config = node_config(window=64)
     plans = make_channels("stream", 40)
-    txs = make_payments(plans, 3000, "stream")
-    stream = disorder(txs, "stream", spread=120, duplicates=0.05)
+    txs = harness.make_payments(plans, 3000, "stream")
+    stream = harness.disorder(txs, "stream", spread=120, duplicates=0.05)
     assert len(stream) > len(txs)
-    with running_node(config) as node:
+    with harness.running_node(config) as node:
         sender = Sender(config)
-        open_channels(sender, plans)
-        service = reader(config)
-        wait_opened(service, plans)
+        harness.open_channels(sender, plans)
+        service = harness.reader(config)
+        harness.wait_opened(service, plans)
         started = time.monotonic()
         for tx in stream:
             sender.payment(tx)
         sender.flush()
         want = {p.channel_id: len(p.txs) for p in plans}
-        wait_for(lambda: sequences(service, plans) == want, 120, "every payment applied")
+        harness.wait_for(lambda: harness.sequences(service, plans) == want, 120, "every payment applied")
         elapsed = time.monotonic() - started
         print(f"\n{len(stream)} messages ({len(txs)} payments) through the node in {elapsed:.1f}s: "
               f"{len(stream) / elapsed:,.0f} messages/s; node totals {dict(node.totals)}")
         sender.close()
     _check_exactly_once(service, plans)
     _check_balances_read_model(service, plans, tmp_path / "balances.sqlite")
-    assert read_rejected(config) == []
+    assert harness.read_rejected(config) == []
     service.close()
 
 
@@ -97,11 +83,11 @@ def test_invalid_messages_go_to_the_rejected_topic_with_their_reasons(node_confi
     config = node_config(window=8, max_wait=2)
     plans = make_channels("invalid", 4, deposits=(10**15, 0))
     p, q = plans[0], plans[1]
-    with running_node(config):
+    with harness.running_node(config):
         sender = Sender(config)
-        open_channels(sender, plans)
-        service = reader(config)
-        wait_opened(service, plans)
+        harness.open_channels(sender, plans)
+        service = harness.reader(config)
+        harness.wait_opened(service, plans)
         good = [p.pay(10**12) for _ in range(3)]
         for tx in good:
             sender.payment(tx)
@@ -132,16 +118,16 @@ def test_invalid_messages_go_to_the_rejected_topic_with_their_reasons(node_confi
         rejected: list = []
 
         def all_rejected() -> bool:
-            rejected[:] = read_rejected(config)
+            rejected[:] = harness.read_rejected(config)
             return Counter(r.reason for r in rejected) == wanted
 
-        wait_for(all_rejected, 60, f"rejections {wanted}")
+        harness.wait_for(all_rejected, 60, f"rejections {wanted}")
         # and the node keeps going
         after = [p.pay(10**12) for _ in range(2)]
         for tx in after:
             sender.payment(tx)
         sender.flush()
-        wait_for(lambda: service.get_channel(p.channel_id).sequence == 5, 30, "payments after the bad ones")
+        harness.wait_for(lambda: service.get_channel(p.channel_id).sequence == 5, 30, "payments after the bad ones")
         sender.close()
     by_reason = {r.reason: r for r in rejected}
     assert by_reason["MalformedMessage"].source_topic in (config.inbound_topic, config.control_topic)
@@ -158,18 +144,18 @@ def test_control_requests_and_the_checkpoint_timeout(node_config):
     config = node_config(timeout_check_interval=0.5)
     plans = make_channels("control", 3)
     settle, dispute, idle = plans
-    RecordingExecutor.seen = []
-    with running_node(config, executor_factory=RecordingExecutor):
+    harness.RecordingExecutor.seen = []
+    with harness.running_node(config, executor_factory=harness.RecordingExecutor):
         sender = Sender(config)
-        open_channels(sender, [settle, dispute], checkpoint_interval=2)
-        open_channels(sender, [idle], checkpoint_timeout=1, checkpoint_interval=1000)
-        service = reader(config)
-        wait_opened(service, plans)
+        harness.open_channels(sender, [settle, dispute], checkpoint_interval=2)
+        harness.open_channels(sender, [idle], checkpoint_timeout=1, checkpoint_interval=1000)
+        service = harness.reader(config)
+        harness.wait_opened(service, plans)
         for plan in plans:
             for _ in range(3):
                 sender.payment(plan.pay(10**12))
         sender.flush()
-        wait_for(lambda: set(sequences(service, plans).values()) == {3}, 30, "payments applied")
+        harness.wait_for(lambda: set(harness.sequences(service, plans).values()) == {3}, 30, "payments applied")
         sender.control(settle.sign_request(SettlementRequest(channel=settle.channel_id), by=1)).get(15)
         sender.control(dispute.sign_request(DisputeRequest(channel=dispute.channel_id))).get(15)
         sender.control(dispute.sign_request(CheckpointRequest(channel=dispute.channel_id))).get(15)
@@ -177,9 +163,9 @@ def test_control_requests_and_the_checkpoint_timeout(node_config):
         def names(plan):
             return [type(e).__name__ for e in service.channel_events(plan.channel_id)]
 
-        wait_for(lambda: "SettlementRequested" in names(settle), 30, "SettlementRequested")
-        wait_for(lambda: "DisputeRequested" in names(dispute), 30, "DisputeRequested")
-        wait_for(lambda: "CheckpointRequested" in names(idle), 30, "CheckpointRequested on the timeout")
+        harness.wait_for(lambda: "SettlementRequested" in names(settle), 30, "SettlementRequested")
+        harness.wait_for(lambda: "DisputeRequested" in names(dispute), 30, "DisputeRequested")
+        harness.wait_for(lambda: "CheckpointRequested" in names(idle), 30, "CheckpointRequested on the timeout")
         sender.close()
     events = service.channel_events(idle.channel_id)
     timeout_cp = [e for e in events if type(e).__name__ == "CheckpointRequested"]
@@ -194,12 +180,12 @@ def test_control_requests_and_the_checkpoint_timeout(node_config):
     cps = [e for e in service.channel_events(dispute.channel_id) if type(e).__name__ == "CheckpointRequested"]
     assert [(e.reason, e.sequence) for e in cps] == [("interval", 2), ("request", 3)]
     # the settlement executor's hook got every request, from the partition that owns the channel
-    handed = {(name, cid) for _, name, cid, _ in RecordingExecutor.seen}
+    handed = {(name, cid) for _, name, cid, _ in harness.RecordingExecutor.seen}
     assert ("SettlementRequested", settle.channel_id) in handed
     assert ("DisputeRequested", dispute.channel_id) in handed
     assert ("CheckpointRequested", idle.channel_id) in handed
-    assert all(p == partition_of(cid, config.partitions) for p, _, cid, _ in RecordingExecutor.seen)
-    assert RecordingExecutor.ticks
+    assert all(p == partition_of(cid, config.partitions) for p, _, cid, _ in harness.RecordingExecutor.seen)
+    assert harness.RecordingExecutor.ticks
     service.close()
 
 
@@ -207,17 +193,17 @@ def test_control_requests_and_the_checkpoint_timeout(node_config):
 def test_two_nodes_share_partitions_and_a_killed_node_loses_nothing(node_config, tmp_path):
     config = node_config()
     plans = make_channels("kill", 24)
-    txs = make_payments(plans, 4000, "kill")
-    stream = disorder(txs, "kill", spread=60, duplicates=0.03)
-    first = node_process(config, "node-a", tmp_path / "a.log")
+    txs = harness.make_payments(plans, 4000, "kill")
+    stream = harness.disorder(txs, "kill", spread=60, duplicates=0.03)
+    first = harness.node_process(config, "node-a", tmp_path / "a.log")
     second = None
     try:
         sender = Sender(config)
-        open_channels(sender, plans)
-        service = reader(config)
-        wait_for(lambda: min(sequences(service, plans).values()) >= 0, 60, "channels opened by node A")
-        second = node_process(config, "node-b", tmp_path / "b.log")
-        wait_for(lambda: "partitions assigned: [2, 3]" in (tmp_path / "b.log").read_text()
+        harness.open_channels(sender, plans)
+        service = harness.reader(config)
+        harness.wait_for(lambda: min(harness.sequences(service, plans).values()) >= 0, 60, "channels opened by node A")
+        second = harness.node_process(config, "node-b", tmp_path / "b.log")
+        harness.wait_for(lambda: "partitions assigned: [2, 3]" in (tmp_path / "b.log").read_text()
                  or "partitions assigned: [0, 1]" in (tmp_path / "b.log").read_text(), 60,
                  "node B takes half the partitions")
         cut = len(stream) // 3
@@ -233,22 +219,22 @@ def test_two_nodes_share_partitions_and_a_killed_node_loses_nothing(node_config,
             sender.flush()
 
         send(stream[:cut])
-        wait_for(lambda: sum(max(s, 0) for s in sequences(service, plans).values()) > cut // 4, 60,
+        harness.wait_for(lambda: sum(max(s, 0) for s in harness.sequences(service, plans).values()) > cut // 4, 60,
                  "both nodes applying")
-        stop_process(first, signal_kill())
+        harness.stop_process(first, signal_kill())
         send(stream[cut:])
         want = {p.channel_id: len(p.txs) for p in plans}
-        wait_for(lambda: sequences(service, plans) == want, 180, "every payment applied after the kill")
+        harness.wait_for(lambda: harness.sequences(service, plans) == want, 180, "every payment applied after the kill")
         b_log = (tmp_path / "b.log").read_text()
         assert "partitions assigned: [0, 1, 2, 3]" in b_log, b_log[-3000:]
-        assert stop_process(second) == 0, "node B did not stop cleanly on SIGTERM"
+        assert harness.stop_process(second) == 0, "node B did not stop cleanly on SIGTERM"
         sender.close()
     finally:
         for proc in (first, second):
             if proc is not None:
-                stop_process(proc, signal_kill())
+                harness.stop_process(proc, signal_kill())
     _check_exactly_once(service, plans)
-    rejected = read_rejected(config)
+    rejected = harness.read_rejected(config)
     assert [r.reason for r in rejected] == ["MalformedMessage"] * garbage
     assert len({(r.source_partition, r.source_offset) for r in rejected}) == garbage
     service.close()

@@ -20,14 +20,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from infrastructure.node import Node, Sender
 from infrastructure.node.messages import partition_of
 from infrastructure.tools.workload import ChannelPlan, make_channels
-from tests.integration.node.harness import (
-    open_channels,
-    reader,
-    running_node,
-    sequences,
-    wait_for,
-    wait_opened,
-)
+from tests.integration.node import harness
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
@@ -52,10 +45,10 @@ def _pays_on_every_partition(config, plans, sender, service, *, idle=lambda: Non
 
     def applied() -> bool:
         idle()
-        seqs = sequences(service, plans)
+        seqs = harness.sequences(service, plans)
         return all(seqs[p.channel_id] == before[p.channel_id] + 1 for p in plans)
 
-    wait_for(applied, timeout, "a payment applied on every partition")
+    harness.wait_for(applied, timeout, "a payment applied on every partition")
 
 
 def _create_topic(config, name: str) -> None:
@@ -65,8 +58,8 @@ def _create_topic(config, name: str) -> None:
 
 def test_lone_node_joins_its_group_once_and_owns_everything(node_config):
     config = node_config()
-    with running_node(config) as node:
-        wait_for(lambda: _owns_everything(node, config), 30, "the node owning every partition")
+    with harness.running_node(config) as node:
+        harness.wait_for(lambda: _owns_everything(node, config), 30, "the node owning every partition")
         time.sleep(2.0)  # a second rebalance (what kafka-python went through on every start) comes within ~1 s
         assert node.assignments == 1
         assert _owns_everything(node, config)
@@ -77,29 +70,29 @@ def test_lone_node_left_after_a_second_member_joins_and_leaves_owns_everything(n
     other_topic = f"{config.inbound_topic}.other"
     _create_topic(config, other_topic)
     plans = _one_channel_per_partition("rebalance-second", config.partitions)
-    with running_node(config) as node:
-        sender, service = Sender(config), reader(config)
+    with harness.running_node(config) as node:
+        sender, service = Sender(config), harness.reader(config)
         second = ck.Consumer({"bootstrap.servers": config.kafka_bootstrap, "group.id": config.node_group,
                               "client.id": "second-member", "enable.auto.commit": False,
                               "partition.assignment.strategy": "range",
                               "session.timeout.ms": config.session_timeout_ms})
         try:
-            open_channels(sender, plans)
-            wait_opened(service, plans)
+            harness.open_channels(sender, plans)
+            harness.wait_opened(service, plans)
             alone = node.assignments
             second.subscribe([other_topic])
 
             def keep_second_polled() -> None:
                 second.poll(0.1)
 
-            wait_for(lambda: (keep_second_polled(), bool(second.assignment()))[1], 30, "the second member joined")
-            wait_for(lambda: (keep_second_polled(), node.assignments > alone and _owns_everything(node, config))[1],
+            harness.wait_for(lambda: (keep_second_polled(), bool(second.assignment()))[1], 30, "the second member joined")
+            harness.wait_for(lambda: (keep_second_polled(), node.assignments > alone and _owns_everything(node, config))[1],
                      30, "the node owning everything again after the join")
             _pays_on_every_partition(config, plans, sender, service, idle=keep_second_polled)
 
             together = node.assignments
             second.close()  # a dynamic member leaves the group: one more rebalance
-            wait_for(lambda: node.assignments > together and _owns_everything(node, config), 30,
+            harness.wait_for(lambda: node.assignments > together and _owns_everything(node, config), 30,
                      "the node owning everything after the second member left")
             _pays_on_every_partition(config, plans, sender, service)
         finally:
@@ -120,13 +113,13 @@ def test_watchdog_rejoins_a_node_whose_client_lost_its_assignment(node_config, m
     config = node_config(rejoin_unowned_after=2.0)
     plans = _one_channel_per_partition("rebalance-watchdog", config.partitions)
     caplog.set_level(logging.INFO, logger="parsec.node")
-    with running_node(config) as node:
+    with harness.running_node(config) as node:
         assert node.assigned == set()  # the first assignment was lost
-        sender, service = Sender(config), reader(config)
+        sender, service = Sender(config), harness.reader(config)
         try:
-            open_channels(sender, plans)
-            wait_for(lambda: _owns_everything(node, config), 30, "the watchdog's rejoin")
-            wait_opened(service, plans)
+            harness.open_channels(sender, plans)
+            harness.wait_for(lambda: _owns_everything(node, config), 30, "the watchdog's rejoin")
+            harness.wait_opened(service, plans)
             _pays_on_every_partition(config, plans, sender, service)
         finally:
             sender.close()
@@ -142,20 +135,20 @@ def test_a_static_member_restarted_takes_its_partitions_back_without_a_rebalance
     for name in ("events_topic", "inbound_topic", "control_topic", "rejected_topic", "node_group"):
         setattr(config_b, name, getattr(config_a, name))
     plans = _one_channel_per_partition("rebalance-static", config_a.partitions)
-    with running_node(config_b) as b:
-        with running_node(config_a) as a:
-            wait_for(lambda: a.assigned and b.assigned and a.assigned | b.assigned == set(range(4)), 30,
+    with harness.running_node(config_b) as b:
+        with harness.running_node(config_a) as a:
+            harness.wait_for(lambda: a.assigned and b.assigned and a.assigned | b.assigned == set(range(4)), 30,
                      "both static members owning their partitions")
             owned_by_a, b_assignments = set(a.assigned), b.assignments
         # a stopped (a static member does not leave the group): its partitions wait for it
-        with running_node(config_a.model_copy()) as again:
-            wait_for(lambda: again.assigned == owned_by_a and set(again.workers) == owned_by_a, 30,
+        with harness.running_node(config_a.model_copy()) as again:
+            harness.wait_for(lambda: again.assigned == owned_by_a and set(again.workers) == owned_by_a, 30,
                      "the restarted member owning its partitions again")
             assert again.assignments == 1
-            sender, service = Sender(config_a), reader(config_a)
+            sender, service = Sender(config_a), harness.reader(config_a)
             try:
-                open_channels(sender, plans)
-                wait_opened(service, plans)
+                harness.open_channels(sender, plans)
+                harness.wait_opened(service, plans)
                 _pays_on_every_partition(config_a, plans, sender, service)
             finally:
                 sender.close()
