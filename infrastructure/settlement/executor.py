@@ -237,6 +237,23 @@ class SettlementExecutor:
         if submitted:
             self._poll()
 
+    def reload(self) -> None:
+        """Forget what memory holds and read the cursor and the open intents again from the store.
+
+        After a save that failed (a commit whose outcome is unknown, a broker outage) memory can hold
+        changes the store does not: intents raised or moved whose events were never written, and
+        aggregates whose versions ran ahead. Continuing from memory would save nothing for them (their
+        events were already collected) and stall them for good; the store is the truth. Intent ids are
+        deterministic, so the events re-read after the saved position raise the same intents again."""
+        acquire = getattr(self.store.recorder, "acquire", None)
+        if acquire is not None:
+            acquire()  # the Kafka store: fence our own discarded writer, re-read what was committed
+        self._intents = {}
+        self.state = ProcessState(max_attempts=self.state.max_attempts)
+        self._positions, self._saved_positions = {}, {}
+        self._cursor = self._load_cursor()
+        self.recover()
+
     # ------------------------------------------------------------------ following the log
     def position(self, partition: int = 0) -> int | None:
         return self._positions.get(str(partition))

@@ -83,12 +83,18 @@ class Settler:
         self.source = source_for(reader)
         self.stopped = threading.Event()
         self.fenced = False
+        self._reload = False  # set by a failed pass: memory may hold changes the store does not
         log.info("settler: operator %s, store %s, following %s (%d partitions); nodes must trust this address "
                  "(PARSEC_SETTLERS) to accept its notices", operator, config.settlement_topic,
                  config.events_topic, len(self.source.partitions()))
 
     def step(self, now: int | None = None) -> None:
         """One pass: follow the log, send due intents and collect receipts, watch the chain."""
+        if self._reload:
+            # the last pass failed, perhaps in a save: continue from what the store holds
+            self.executor.reload()
+            self.watcher.reload()
+            self._reload = False
         chain_now = self.contract.latest_timestamp()
         now = max(int(time.time()), chain_now) if now is None else now
         self.executor.catch_up(self.source)
@@ -107,7 +113,9 @@ class Settler:
                     log.error("settler: fenced by a newer settler (same store topic); stopping")
                     return
                 except Exception as exc:
-                    log.error("settler: pass failed (%s: %s); retrying", type(exc).__name__, exc)
+                    log.error("settler: pass failed (%s: %s); retrying from what its store holds",
+                              type(exc).__name__, exc)
+                    self._reload = True
                     stop.wait(max(self.interval, 2.0))
                     continue
                 stop.wait(self.interval)

@@ -35,12 +35,17 @@ class ChainWatcher:
         self.store = executor.store
         self.confirmations = confirmations
         self.max_blocks = max_blocks
-        try:
-            self._cursor: ProcessCursor = self.store.repository.get(cursor_id(name))
-        except AggregateNotFoundError:
-            self._cursor = ProcessCursor(name=name)
-            self._cursor.moved({"block": start_block - 1}, [], [])
+        self.name, self.start_block = name, start_block
+        self.reload()
         self.seen: list[ev.ChainEvent] = []
+
+    def reload(self) -> None:
+        """The block position as the store has it (after a failed save, memory may be ahead of it)."""
+        try:
+            self._cursor: ProcessCursor = self.store.repository.get(cursor_id(self.name))
+        except AggregateNotFoundError:
+            self._cursor = ProcessCursor(name=self.name)
+            self._cursor.moved({"block": self.start_block - 1}, [], [])
 
     @property
     def block(self) -> int:

@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass, replace
 
 import pytest
+from eventsourcing.application import AggregateNotFoundError
 
 from domain.application import ChannelService
 from domain.channel import ChannelParameters, ChannelStatus
@@ -307,3 +308,29 @@ def test_an_old_topic_cursor_event_still_resolves() -> None:
 
     assert resolve_topic("infrastructure.settlement.records:ProcessCursor.CursorMoved") is ProcessCursor.CursorMoved
     assert resolve_topic("infrastructure.settlement.records:ProcessCursor") is ProcessCursor
+
+
+def test_after_a_save_that_wrote_nothing_the_executor_continues_from_its_store(node: Setup) -> None:
+    """A commit whose outcome is unknown (a broker outage in the settler's Kafka store) may have written
+    nothing while memory moved on; the settler then reloads, and the checkpoint still lands once."""
+    node.pay(10, 20, 30, 40, 50)
+    recorder = node.service.recorder
+    insert = recorder.insert_events
+
+    def refuse_once(*args, **kwargs):
+        recorder.insert_events = insert
+        raise OSError("commit outcome unknown")
+
+    recorder.insert_events = refuse_once
+    with pytest.raises(OSError, match="outcome unknown"):
+        node.executor.catch_up()
+    with pytest.raises(AggregateNotFoundError):
+        node.service.repository.get(intent_id(IntentKind.CHECKPOINT, node.cid, 5, 0))  # nothing was written
+    node.round()
+    assert node.chain.prepared == []  # memory moved past the request: from memory alone it would stall
+    node.executor.reload()
+    node.watcher.reload()
+    node.round()
+    node.round()
+    assert [(c.kind, [p.sequence for p in c.proofs]) for c in node.chain.prepared] == [(IntentKind.CHECKPOINT, [5])]
+    assert node.service.get_channel(node.cid).confirmed_sequence == 5
