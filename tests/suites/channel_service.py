@@ -2,7 +2,7 @@
 
 A subclass per store supplies ``make_service`` (a fixture: a factory of fresh ChannelService
 processes over one store; ``cache=False`` for one that must read the store) and lives with the
-tests of what it needs: SQLite in tests/unit, Kafka in tests/integration/kafka.
+tests of what it needs: memory and SQLite in tests/unit, Kafka in tests/integration/kafka.
 """
 
 from __future__ import annotations
