@@ -55,7 +55,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     try:
         # The node's four topics, made by admin up front so that each test stands alone (the node
         # may create them too: it has the Create ACL; the gateway does not).
-        admin = config_for(c).with_kafka_security(c.kafka_security("admin"))
+        admin = config_for(c).with_kafka_security(c.security("admin"))
         ensure_topics(store_settings(admin), node_topic_specs(admin))
         ChannelService(env=admin.store_env(None)).close()  # and the store's: events, tracking
         yield c
@@ -64,7 +64,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 def config_for(c: Cluster, principal: str = "gateway") -> Settings:
-    return Settings(kafka_bootstrap=c.kafka_bootstrap, events_topic=EVENTS, inbound_topic=INBOUND, control_topic=CONTROL,
+    return Settings(kafka_bootstrap=c.bootstrap, events_topic=EVENTS, inbound_topic=INBOUND, control_topic=CONTROL,
                     rejected_topic=REJECTED, node_group=GROUP, partitions=4,
                     session_timeout_ms=6000).with_kafka_security(c.security(principal))
 
