@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.contract.chain import Chain, party
+from tests.integration.contract.chain import Chain, deployed_chain, party
 from tests.integration.settlement.harness import Node
+
+
+@pytest.fixture(
+    scope="session",
+    params=["eth-tester", pytest.param("anvil", marks=[pytest.mark.integration, pytest.mark.chain])],
+)
+def chain(request: pytest.FixtureRequest) -> Iterator[Chain]:
+    """The settlement tests' own deployment on each backend: eth-tester's log queries walk every
+    block, so sharing the contract suites' chain (thousands of blocks) would make each watcher
+    poll and each lookup of a channel's events slower with every test before it."""
+    yield from deployed_chain(request.param)
 
 
 @pytest.fixture
