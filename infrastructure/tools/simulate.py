@@ -42,6 +42,7 @@ from typing import Any
 
 from domain.protocol import HashPointer, SigningDomain
 from infrastructure import bootstrap
+from infrastructure.kafka_access import KafkaAccess
 from infrastructure.settings import Settings
 from infrastructure.tools.workload import DEV_DOMAIN, ChannelPlan, make_parties
 
@@ -434,7 +435,7 @@ class SpawnedNodes:
         self.dir = Path(tempfile.mkdtemp(prefix="parsec-sim-nodes-"))
         self.procs: list[subprocess.Popen] = []
         env = node_process_env(config, os.environ, extra_env)
-        root = Path(__file__).resolve().parents[1]
+        root = Path(__file__).resolve().parents[2]  # the checkout: infrastructure/tools/simulate.py
         env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
         for i in range(n):
             cmd = [sys.executable, "-m", "infrastructure.cli", "--kafka", config.kafka_bootstrap, "node",
@@ -469,12 +470,16 @@ class SpawnedNodes:
                 p.wait(5)
 
 
-def kafka_config(settings: Settings | str, *, prefix: str | None = None, partitions: int = 4) -> Settings:
+def kafka_config(settings: Settings | KafkaAccess | str, *, prefix: str | None = None, partitions: int = 4) -> Settings:
     """Node topics: the node's defaults, or a fresh private set named ``<prefix>.*``.
 
     ``settings``: this run's (bootstrap, security, replication), or a bootstrap address alone."""
     if isinstance(settings, str):
         settings = Settings(kafka_bootstrap=settings)
+    elif isinstance(settings, KafkaAccess):  # the bench's: where and as whom, nothing else
+        settings = Settings(kafka_bootstrap=settings.bootstrap, kafka_replication_factor=settings.replication_factor,
+                            kafka_min_insync_replicas=settings.min_insync_replicas or 0,
+                            ).with_kafka_security(settings.security)
     update: dict[str, Any] = {"partitions": partitions}
     if prefix is not None:
         update.update(events_topic=f"{prefix}.events", inbound_topic=f"{prefix}.inbound",
