@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar, Literal, Protocol
 
 ColumnKind = Literal["text", "int", "amount"]
@@ -50,15 +51,20 @@ class Table:
             if col not in names:
                 raise ValueError(f"table {self.name}: {col!r} is not one of its columns")
 
-    @property
+    @cached_property
     def column_names(self) -> tuple[str, ...]:
+        # asked for every row a handler puts (the rebuild's hot path): computed once per table
         return tuple(c.name for c in self.columns)
+
+    @cached_property
+    def _column_set(self) -> frozenset[str]:
+        return frozenset(self.column_names)
 
     def key_of(self, row: dict[str, Any]) -> tuple[Any, ...]:
         return tuple(row[k] for k in self.key)
 
     def check_row(self, row: dict[str, Any]) -> None:
-        extra = set(row) - set(self.column_names)
+        extra = row.keys() - self._column_set
         if extra:
             raise ValueError(f"table {self.name} has no column(s) {sorted(extra)}")
         missing = [k for k in self.key if row.get(k) is None]
