@@ -151,8 +151,20 @@ class Settings(BaseSettings):
     min_challenge_period: NonNegativeInt = Field(
         DEFAULT_MIN_CHALLENGE_PERIOD, description="seconds: an open with a shorter challenge period is refused")
 
+    # -------------------------------------------------------------- keys
+    key_file: str | None = Field(
+        None, description="the keystore file (or the address of one in the key directory) that signing commands "
+                          "use when --key is not given")
+    key_dir: Path = Field(default_factory=lambda: Path.home() / ".parsec" / "keys",
+                          description="where `parsec key new` and `import` write keystore files and addresses are looked up")
+    key_password_file: Path | None = Field(None, description="a file holding the keystore's password (one trailing "
+                                                             "newline is ignored)")
+    key_password: SecretStr | None = Field(None, description="the keystore's password (never printed; a file or the "
+                                                             "prompt is safer)")
+
     # -------------------------------------------------------------- the settler
-    operator_key: SecretStr | None = Field(None, description="the operator wallet's private key (hex; never printed)")
+    operator_key: SecretStr | None = Field(None, description="the operator wallet's private key as hex, for "
+                                                             "development only (never printed; use --key)")
 
     # ------------------------------------------------------------------ loading
     @classmethod
