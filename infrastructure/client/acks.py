@@ -148,3 +148,26 @@ def _invoice_id(raw: bytes) -> str | None:
         return None
     value = doc.get("invoiceID") if isinstance(doc, dict) else None
     return str(value) if isinstance(value, str) else None
+
+
+class LazyAcknowledgements:
+    """Builds its acknowledgements on first use: a wallet that only signs and sends through the API
+    never connects to Kafka."""
+
+    def __init__(self, factory: Any) -> None:
+        self.factory, self._acks = factory, None
+
+    def _get(self) -> Acknowledgements:
+        if self._acks is None:
+            self._acks = self.factory()
+        return self._acks
+
+    def channel(self, channel: UUID, since_sequence: int | None = None) -> NodeChannel:
+        return self._get().channel(channel, since_sequence)
+
+    def refusals(self, channel: UUID, invoice_ids: set[str], since: float) -> dict[str, Refusal]:
+        return self._get().refusals(channel, invoice_ids, since)
+
+    def close(self) -> None:
+        if self._acks is not None:
+            self._acks.close()

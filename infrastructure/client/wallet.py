@@ -32,7 +32,7 @@ from uuid import UUID
 
 from domain.addresses import eth_address_from_public_key, parse_eth_address
 from domain.crypto import PrivateKey
-from domain.errors import ChannelNotOpen, NotAParticipant, Overspend, ParsecError
+from domain.errors import ChannelNotOpen, NotAParticipant, Overspend, ParsecError, UnknownChannel
 from domain.money import Currency, check_amount
 from domain.protocol import GENESIS, HashPointer, Invoice, SignedInvoice, SigningDomain, signed_invoice_json
 from infrastructure.client.acks import Acknowledgements, NodeChannel
@@ -144,6 +144,11 @@ class Reconciled:
     void: list[int] = field(default_factory=list)
     counterparty: list[int] = field(default_factory=list)  # the counterparty's payments newly seen
     unsettled: int = 0
+
+    def merge(self, later: Reconciled) -> Reconciled:
+        return Reconciled(self.channel, later.node_sequence, self.accepted + later.accepted,
+                          {**self.rejected, **later.rejected}, self.void + later.void,
+                          self.counterparty + later.counterparty, later.unsettled)
 
     def to_json(self) -> dict[str, Any]:
         return {"channel": str(self.channel), "nodeSequence": self.node_sequence, "accepted": self.accepted,
@@ -358,12 +363,21 @@ class Wallet:
         return report
 
     def wait(self, channel: UUID, timeout: float = 30.0, interval: float = 0.5) -> Reconciled:
-        """Reconcile until no payment of the channel is unsettled, or ``timeout`` seconds pass."""
+        """Reconcile until no payment of the channel is unsettled, or ``timeout`` seconds pass; what
+        every pass learnt, together."""
         deadline = time.monotonic() + timeout
+        total: Reconciled | None = None
         while True:
-            report = self.reconcile(channel)
+            try:
+                report = self.reconcile(channel)
+            except UnknownChannel:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(interval)  # the channel's open may still be on its way to the node
+                continue
+            total = report if total is None else total.merge(report)
             if report.unsettled == 0 or time.monotonic() >= deadline:
-                return report
+                return total
             time.sleep(interval)
 
     # ------------------------------------------------------------------ internals (under the lock)
