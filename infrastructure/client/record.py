@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from domain.protocol import GENESIS_HASH, GENESIS_TRANSACTION_ID, HashPointer, SigningDomain
+from domain.protocol import HashPointer, SigningDomain
 
 SCHEMA_VERSION = 1
 
@@ -376,5 +376,3 @@ def _payment(r: sqlite3.Row) -> PaymentRecord:
         offset=r["offset"], attempts=r["attempts"], created_at=r["created_at"], sent_at=r["sent_at"],
         settled_at=r["settled_at"])
 
-
-GENESIS_POINTER = HashPointer(transaction_id=GENESIS_TRANSACTION_ID, transaction_hash=GENESIS_HASH)

@@ -173,6 +173,8 @@ class Wallet:
         # process may still send one twice: the node applies a repeat once)
         self._in_flight: set[str] = set()
         self._in_flight_lock = threading.Lock()
+        # one reconcile at a time: the acknowledgements' reader and consumer are not shared across threads
+        self._reconcile_lock = threading.Lock()
 
     def close(self) -> None:
         for part in (self.transport, self.acks):
@@ -328,10 +330,14 @@ class Wallet:
         if self.acks is None:
             raise NotReconcilable("this wallet has no acknowledgements source (the node's events and rejected "
                                   "topics) to reconcile with")
+        with self._reconcile_lock:
+            return self._reconcile(channel, self.acks)
+
+    def _reconcile(self, channel: UUID, acks: Acknowledgements) -> Reconciled:
         st = self.channel(channel)
-        view = self.acks.channel(channel, since_sequence=min(st.node_sequence, st.sequence))
+        view = acks.channel(channel, since_sequence=min(st.node_sequence, st.sequence))
         pending = [p for p in self.payments(channel, UNSETTLED_STATES) if p.sequence > view.sequence]
-        refused = self.acks.refusals(channel, {str(p.invoice_id) for p in pending},
+        refused = acks.refusals(channel, {str(p.invoice_id) for p in pending},
                                      since=min((p.created_at for p in pending), default=time.time()))
         report = Reconciled(channel, view.sequence)
         with self.record.locked():
