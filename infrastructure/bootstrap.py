@@ -192,3 +192,50 @@ def projection_runner(source: EventSource, store: ReadModelStore, models: Sequen
                       **kwargs: Any) -> ProjectionRunner:
     """Read models fed from ``source`` into ``store``, exactly once (positions saved with the rows)."""
     return ProjectionRunner(source, store, list(models), **kwargs)
+
+
+# ---------------------------------------------------------------------- the payer's wallet
+def wallet_token(settings: Settings) -> str | None:
+    """The REST API's bearer token: ``PARSEC_WALLET_API_TOKEN_FILE`` (one trailing newline ignored), else
+    ``PARSEC_WALLET_API_TOKEN``."""
+    if settings.wallet_api_token_file:
+        return Path(settings.wallet_api_token_file).expanduser().read_text().removesuffix("\n")
+    return settings.wallet_api_token.get_secret_value() if settings.wallet_api_token else None
+
+
+def wallet(settings: Settings, key: PrivateKey, *, send: bool = True, after_record: Any = None) -> Any:
+    """A payer's wallet on its record (``PARSEC_WALLET_PATH``). It sends to the REST API when
+    ``PARSEC_WALLET_API_URL`` is set, else to the inbound topic directly (``send=False``: it only
+    signs and records); it reconciles with the node's events and rejected topics on Kafka, connected
+    on first use."""
+    from infrastructure.client import (
+        HttpTransport,
+        KafkaAcknowledgements,
+        KafkaTransport,
+        Wallet,
+        WalletRecord,
+    )
+    from infrastructure.client.acks import LazyAcknowledgements
+
+    transport: Any = None
+    if send:
+        if settings.wallet_api_url:
+            transport = HttpTransport(settings.wallet_api_url, wallet_token(settings), timeout=settings.kafka_timeout)
+        else:
+            transport = KafkaTransport(sender(settings), timeout=settings.kafka_timeout)
+
+    def acks() -> Any:
+        consumer = settings.kafka.kafka_python(group_id=None, enable_auto_commit=False,
+                                               isolation_level="read_committed", client_id="parsec-wallet")
+        return KafkaAcknowledgements(channel_reader(settings), consumer, inbound_topic=settings.inbound_topic,
+                                     rejected_topic=settings.rejected_topic, timeout=settings.kafka_timeout)
+
+    record = WalletRecord(settings.wallet_path)
+    return Wallet(record, key, transport=transport, acks=LazyAcknowledgements(acks), after_record=after_record)
+
+
+def wallet_record(settings: Settings) -> Any:
+    """The wallet's record alone (``PARSEC_WALLET_PATH``), for reading it without a key."""
+    from infrastructure.client import WalletRecord
+
+    return WalletRecord(settings.wallet_path)

@@ -162,6 +162,20 @@ class Settings(BaseSettings):
     key_password: SecretStr | None = Field(None, description="the keystore's password (never printed; a file or the "
                                                              "prompt is safer)")
 
+    # -------------------------------------------------------------- the wallet (a payer's client, docs/client.md)
+    wallet_path: Path = Field(default_factory=lambda: Path.home() / ".parsec" / "wallet.sqlite",
+                              description="the wallet's record of its channels and of every payment it signed "
+                                          "(`parsec pay`, `parsec wallet`)")
+    wallet_api_url: str | None = Field(None, description="the REST API `parsec pay` sends to (unset: Kafka "
+                                                         "directly)")
+    wallet_api_token_file: Path | None = Field(None, description="a file holding the API's bearer token (wins over "
+                                                                 "PARSEC_WALLET_API_TOKEN)")
+    wallet_api_token: SecretStr | None = Field(None, description="the API's bearer token (never printed; a file is "
+                                                                 "safer)")
+    wallet_test_hook: Literal["", "pause-after-record", "exit-after-record"] = Field(
+        "", description="tests only: make `parsec pay` pause (until killed) or exit right after recording a "
+                        "payment and before sending it")
+
     # -------------------------------------------------------------- the settler
     operator_key: SecretStr | None = Field(None, description="the operator wallet's private key as hex, for "
                                                              "development only (never printed; use --key)")
