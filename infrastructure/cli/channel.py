@@ -12,7 +12,6 @@ state; a transaction the contract refuses is not sent, and its decoded error is 
 from __future__ import annotations
 
 import argparse
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -327,7 +326,8 @@ def _close_terms(args: argparse.Namespace, settings: Settings, contract: Any, ci
         balances, sequence = tuple(view.balances), view.sequence
         if args.sequence is not None and args.sequence != sequence:
             raise ValueError(f"--sequence {args.sequence} is not the node's head {sequence}: give the balances too")
-    expiry = args.expiry if args.expiry is not None else int(time.time()) + args.valid_for
+    # the contract judges expiry by its block time, which a development chain may have moved ahead
+    expiry = args.expiry if args.expiry is not None else contract.latest_timestamp() + args.valid_for
     return CloseTerms(channel=cid, chain_id=contract.w3.eth.chain_id, contract=contract.address,
                       balance_a=balances[0], balance_b=balances[1], sequence=sequence, expiry=expiry)
 
@@ -337,7 +337,7 @@ def cmd_sign_close(args: argparse.Namespace, settings: Settings) -> int:
 
     New terms: --balance-a and --balance-b (decimal; they must add up to the deposits) at head
     --sequence (default the chain's recorded head), or, without them, the node's balances and head;
-    valid until --expiry (unix seconds) or for --valid-for seconds. With --file, the terms of that
+    valid until --expiry (unix seconds) or for --valid-for seconds of chain time. With --file, the terms of that
     file are signed instead (the counterparty's file: you add your signature). The file is written to
     --out (default: --file, or close-<channel>.json). Then either participant closes with
     `parsec channel close --cosigned FILE`. Nothing is sent to the chain.
