@@ -647,7 +647,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = command(cmd_withdraw)
     p.add_argument("--owner", help="whose credit to send on (default: yours)")
 
-    p = command(cmd_status, signs=False)
+    p = command(cmd_status, signs=False, node=True)
+    add_settings_flags(p, "settlement_topic")
     p.add_argument("--channel", required=True, help="the channel id")
     p.add_argument("--no-read-model", action="store_true", help="the chain only")
     p.add_argument("--no-catch-up", action="store_true", help="read the read model as it is")

@@ -100,7 +100,10 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     _quiet_kafka()
     config = settings
     # a keystore signs: --key, or the configured default (PARSEC_KEY_FILE) unless a seed is given
-    keyed = bool(args.key or (settings.key_file and not args.seed and not args.operator_seed))
+    # (a payment from a file is signed already)
+    keyed = bool(args.key or (settings.key_file and not args.seed and not args.operator_seed)) and not (
+        args.kind == "pay" and args.file)
+    own_key = _key(args, settings) if keyed else None  # unlocked first: a wrong password costs no connection
     sender = bootstrap.sender(settings)
     try:
         kind = args.kind
@@ -113,7 +116,7 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
                 return 0
             if not ((keyed or args.seed) and args.channel and args.amount):
                 raise ValueError("send pay needs --file, or --key (or --seed and --from), --channel and --amount")
-            payer = _key(args, settings) if keyed else _party(args.seed, args.sender).key
+            payer = own_key if keyed else _party(args.seed, args.sender).key
             reader = bootstrap.channel_reader(settings)
             try:
                 tx = next_payment(reader, uuid.UUID(args.channel), payer, args.amount)
@@ -129,7 +132,7 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
                     raise ValueError("send open --key needs --counterparty (participant B's public key)")
                 from infrastructure.cli.channel import counterparty_public_key
 
-                key_a, public_b = _key(args, settings), counterparty_public_key(args.counterparty)
+                key_a, public_b = own_key, counterparty_public_key(args.counterparty)
             elif args.seed:
                 if args.signer.upper() != "A":
                     raise ValueError("an open is signed by participant A, the opener (--as A)")
@@ -160,18 +163,18 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
             if kind == "deposit":
                 if not args.amount:
                     raise ValueError("send deposit needs --amount (decimal, in the channel's currency)")
-                key = _key(args, settings) if keyed else _party(_need_seed(args, kind), args.sender).key
+                key = own_key if keyed else _party(_need_seed(args, kind), args.sender).key
                 req = m.DepositRequest(channel=channel, participant=eth_address_from_public_key(key.public_key),
                                        amount=parse_amount(args.amount, Currency.parse(args.currency)))
             elif kind == "set-operator":
                 if not args.operator:
                     raise ValueError("send set-operator needs --operator (the address that may act for the party)")
-                key = _key(args, settings) if keyed else _party(_need_seed(args, kind), args.signer).key
+                key = own_key if keyed else _party(_need_seed(args, kind), args.signer).key
                 req = m.SetOperatorRequest(channel=channel, participant=eth_address_from_public_key(key.public_key),
                                            operator=args.operator)
             else:
                 if keyed:
-                    key = _key(args, settings)  # a participant's, or the operator's it registered
+                    key = own_key  # a participant's, or the operator's it registered
                 elif args.operator_seed:
                     from domain.crypto import PrivateKey
 
