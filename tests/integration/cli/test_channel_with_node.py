@@ -76,6 +76,18 @@ def test_open_deposit_operator_pay_and_close_reach_the_node(cli, contract, keyst
         assert (closed["channel"]["payout_a"], closed["channel"]["payout_b"]) == (
             str(8 * ETHER // 10), str(7 * ETHER // 10))
         assert anvil.eth.get_balance(bob.address) - bob_before == 7 * ETHER // 10
+
+        # a unilateral close takes its evidence from the node: the counterparty's latest payment to the closer
+        other = uuid.uuid4()
+        cli.json("channel", "open", *on, *cli.signed(alice), "--counterparty", bob.public_key, "--deposit", "1",
+                 "--channel", str(other), "--challenge-period", str(PERIOD))
+        wait_for(lambda: _opened(service, other), 30, "the node opened the second channel")
+        assert cli.run("send", "pay", *topics, *cli.signed(alice), "--channel", str(other), "--amount", "0.1")[0] == 0
+        wait_for(lambda: service.get_channel(other).sequence == 1, 30, "A's payment on the second channel")
+        closed = cli.json("channel", "close", *on, *cli.signed(bob), "--channel", str(other))
+        assert closed["close"] == "unilateral" and closed["proofs"] == [f"sequence 1 by {alice.address}"]
+        assert (closed["channel"]["status"], closed["channel"]["sent_a"], closed["channel"]["balance_b"]) == (
+            "closed-by-b", str(ETHER // 10), str(ETHER // 10))
         service.close()
 
 

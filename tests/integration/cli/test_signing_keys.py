@@ -58,3 +58,16 @@ def test_no_operator_key_says_how_to_give_one(tmp_path, capsys, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     status = main(["--eth-rpc", "http://127.0.0.1:9", "settler", "--contract", "0x" + "11" * 20])
     assert status == 2 and "--key FILE" in capsys.readouterr().err
+
+
+def test_on_chain_commands_need_a_node_and_a_contract(capsys, monkeypatch):
+    for name in ("PARSEC_ETH_RPC", "PARSEC_CONTRACT"):
+        monkeypatch.delenv(name, raising=False)
+    status = main(["channel", "status", "--channel", "00000000-0000-0000-0000-000000000001"])
+    assert status == 2 and "--eth-rpc URL" in capsys.readouterr().err
+    status = main(["--eth-rpc", "http://127.0.0.1:9", "channel", "status", "--channel",
+                   "00000000-0000-0000-0000-000000000001"])
+    assert status == 2 and "--contract ADDRESS" in capsys.readouterr().err
+    status = main(["--eth-rpc", "http://127.0.0.1:9", "channel", "status", "--contract", "0x" + "11" * 20,
+                   "--channel", "00000000-0000-0000-0000-000000000001"])
+    assert status == 2 and "no Ethereum node answers at http://127.0.0.1:9" in capsys.readouterr().err
