@@ -206,7 +206,9 @@ def cmd_open(args: argparse.Namespace, settings: Settings) -> int:
             err_console.print(f"[bold red]opened on-chain, but the node was not told[/]: {err}; send it again with "
                               f"`parsec send open --key {args.key or '<your key>'} --counterparty {args.counterparty} "
                               f"--channel {cid} --deposit-a {args.deposit} --currency {currency.value} "
-                              f"--challenge-period {args.challenge_period} --chain-id {contract.w3.eth.chain_id} "
+                              f"--challenge-period {args.challenge_period} --checkpoint-interval "
+                              f"{args.checkpoint_interval} --checkpoint-timeout {args.checkpoint_timeout} "
+                              f"--chain-id {contract.w3.eth.chain_id} "
                               f"--contract {contract.address}`")
             raise
         report(args, done, onchain_state(contract, cid), node=sent)

@@ -88,6 +88,15 @@ def test_open_deposit_operator_pay_and_close_reach_the_node(cli, contract, keyst
         assert closed["close"] == "unilateral" and closed["proofs"] == [f"sequence 1 by {alice.address}"]
         assert (closed["channel"]["status"], closed["channel"]["sent_a"], closed["channel"]["balance_b"]) == (
             "closed-by-b", str(ETHER // 10), str(ETHER // 10))
+
+        # `parsec send open --key`: the node's half alone, as the open's retry message prints it
+        third = uuid.uuid4()
+        status, out, err = cli.run("send", "open", *topics, *cli.signed(alice), "--counterparty", bob.public_key,
+                                   "--channel", str(third), "--deposit-a", "1", "--challenge-period", str(PERIOD),
+                                   "--chain-id", str(anvil.eth.chain_id), "--contract", contract)
+        assert status == 0, err
+        wait_for(lambda: _opened(service, third), 30, "the node opened the channel sent with send open --key")
+        assert service.get_channel(third).participants == (alice.address, bob.address)
         service.close()
 
 
