@@ -173,3 +173,27 @@ def _refusing_receiver(w3, owner, channels_address: str) -> str:
     receiver = w3.eth.contract(address=address, abi=artifact.abi)
     _transact(w3, wallet(owner.key), receiver.functions.arm(2, b""), 0, None, "arm")
     return address
+
+
+def test_a_btc_channel_approves_the_token_before_each_deposit(cli, contract, keystores, anvil):
+    from infrastructure.chain import TestToken
+
+    alice, bob = keystores("alice"), keystores("bob")
+    on = ("--contract", contract)
+    token = TestToken(anvil, ChannelContract(anvil, contract).btc_token)
+    for who in (alice, bob):
+        token.mint(wallet(who.key), who.address, 10**8)
+    opened = cli.json("channel", "open", *on, *cli.signed(alice), "--counterparty", bob.public_key, "--deposit",
+                      "0.5", "--currency", "BTC", "--challenge-period", str(PERIOD), "--no-node")
+    assert [t["operation"] for t in opened["transactions"]] == ["approve", "open"]
+    assert (opened["channel"]["currency"], opened["channel"]["deposit_a"]) == ("BTC", str(5 * 10**7))
+    cid = opened["channel"]["channel"]
+    deposited = cli.json("channel", "deposit", *on, *cli.signed(bob), "--channel", cid, "--amount", "0.25",
+                         "--no-node")
+    assert [t["operation"] for t in deposited["transactions"]] == ["approve", "deposit"]
+    assert deposited["channel"]["deposit_b"] == str(25 * 10**6)
+    assert token.balance_of(contract) == 75 * 10**6
+    # a BTC amount has at most 8 decimals: refused before anything is sent
+    status, _, err = cli.run("channel", "deposit", *on, *cli.signed(bob), "--channel", cid, "--amount",
+                             "0.000000001", "--no-node")
+    assert status == 2 and "TooManyDecimals" in err
