@@ -165,6 +165,7 @@ class ChannelContract(DeployedContract):
     def __init__(self, w3: Web3, address: str) -> None:
         super().__init__(w3, address)
         self._params: dict[UUID, ChannelParams] = {}
+        self.deployment: Receipt | None = None  # set by ``deploy``: its hash and gas, for whoever reports it
 
     # ------------------------------------------------------------ deployment
     @classmethod
@@ -181,7 +182,9 @@ class ChannelContract(DeployedContract):
         factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
         ctor = factory.constructor(to_checksum_address(btc_token), min_challenge_period)
         receipt = _transact(w3, deployer, ctor, 0, RevertDecoder(artifact.abi), "deploy")
-        return cls(w3, receipt["contractAddress"])
+        deployed = cls(w3, receipt["contractAddress"])
+        deployed.deployment = _receipt(receipt)
+        return deployed
 
     @property
     def domain(self) -> SigningDomain:
@@ -423,18 +426,25 @@ def _transact(
     return receipt
 
 
+def _receipt(raw: Any) -> Receipt:
+    return Receipt(TxHash(raw["transactionHash"].to_0x_hex()), raw["blockNumber"], raw["gasUsed"])
+
+
 class TestToken(DeployedContract):
     """The ERC20 standing for BTC in tests (8 decimals, open mint)."""
 
     __test__ = False  # not a pytest class
     ARTIFACT = "TestToken"
+    deployment: Receipt | None = None
 
     @classmethod
     def deploy(cls, w3: Web3, deployer: Wallet) -> TestToken:
         artifact = load_artifact("TestToken")
         factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
         receipt = _transact(w3, deployer, factory.constructor(), 0, None, "deploy TestToken")
-        return cls(w3, receipt["contractAddress"])
+        deployed = cls(w3, receipt["contractAddress"])
+        deployed.deployment = _receipt(receipt)
+        return deployed
 
     def _send(self, sender: Wallet, fn: Any, operation: str) -> Receipt:
         raw = _transact(self.w3, sender, fn, 0, self._decoder, operation)

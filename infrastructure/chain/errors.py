@@ -33,6 +33,10 @@ class ContractReverted(ChainError):
         super().__init__(f"{where}reverted with {name}({shown})")
 
 
+class ChainUnreachable(ChainError, ConnectionError):
+    """No Ethereum node answers at the configured URL (a ConnectionError: the service, not the input)."""
+
+
 class TransactionFailed(ChainError):
     """A mined transaction has status 0 and no revert data could be recovered."""
 

@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 from infrastructure import bootstrap
@@ -80,13 +81,14 @@ def _party(seed: str, who: str) -> Any:
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     """Produce a signed payment or a control request to the cluster.
 
-    pay: a signed payment from a JSON file (or - for stdin), or signed here with a seeded party's key as
-    the next transaction of the channel's head in the event store. open, deposit, set-operator,
-    checkpoint, settle, dispute: a control request, signed (EIP-712) with a seeded party's key (open: A;
-    deposit: --from; set-operator, checkpoint, settle, dispute: --as) or, for checkpoint, settle and
-    dispute, an operator's (--operator-seed) that the party registered with set-operator. Nonce:
-    milliseconds since the epoch; expiry: now + --valid-for. Prints topic, partition, offset, signer and
-    nonce.
+    pay: a signed payment from a JSON file (or - for stdin), or signed here with your keystore's key
+    (--key) as the next transaction of the channel's head in the event store. open, deposit,
+    set-operator, checkpoint, settle, dispute: a control request, signed (EIP-712) with --key (open:
+    participant A's, with --counterparty B's public key; deposit and set-operator: the participant's;
+    checkpoint, settle and dispute: a participant's or the operator's it registered with set-operator).
+    Simulations and tests sign with seeded parties instead: --seed with --from/--as A or B, and
+    --operator-seed. Nonce: milliseconds since the epoch; expiry: now + --valid-for. Prints topic,
+    partition, offset, signer and nonce.
     """
     from domain.addresses import eth_address_from_public_key
     from domain.money import Currency, parse_amount
@@ -97,6 +99,11 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
 
     _quiet_kafka()
     config = settings
+    # a keystore signs: --key, or the configured default (PARSEC_KEY_FILE) unless a seed is given
+    # (a payment from a file is signed already)
+    keyed = bool(args.key or (settings.key_file and not args.seed and not args.operator_seed)) and not (
+        args.kind == "pay" and args.file)
+    own_key = _key(args, settings) if keyed else None  # unlocked first: a wrong password costs no connection
     sender = bootstrap.sender(settings)
     try:
         kind = args.kind
@@ -107,11 +114,12 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
                 _print_sent("payment", sender.payment(raw, tx.channel),
                             {"channel": str(tx.channel), "sequence": tx.sequence})
                 return 0
-            if not (args.seed and args.channel and args.amount):
-                raise ValueError("send pay needs --file, or --seed, --channel, --from and --amount")
+            if not ((keyed or args.seed) and args.channel and args.amount):
+                raise ValueError("send pay needs --file, or --key (or --seed and --from), --channel and --amount")
+            payer = own_key if keyed else _party(args.seed, args.sender).key
             reader = bootstrap.channel_reader(settings)
             try:
-                tx = next_payment(reader, uuid.UUID(args.channel), _party(args.seed, args.sender).key, args.amount)
+                tx = next_payment(reader, uuid.UUID(args.channel), payer, args.amount)
             finally:
                 reader.close()
             _print_sent("payment", sender.payment(tx),
@@ -119,16 +127,25 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         channel = uuid.UUID(args.channel) if args.channel else None
         if kind == "open":
-            if not args.seed:
-                raise ValueError("send open needs --seed (the two parties' keys)")
-            if args.signer.upper() != "A":
-                raise ValueError("an open is signed by participant A, the opener (--as A)")
-            a, b = make_parties(args.seed, 2)
+            if keyed:
+                if not args.counterparty:
+                    raise ValueError("send open --key needs --counterparty (participant B's public key)")
+                from infrastructure.cli.channel import counterparty_public_key
+
+                key_a, public_b = own_key, counterparty_public_key(args.counterparty)
+            elif args.seed:
+                if args.signer.upper() != "A":
+                    raise ValueError("an open is signed by participant A, the opener (--as A)")
+                a, b = make_parties(args.seed, 2)
+                key_a, public_b = a.key, b.public_key
+            else:
+                raise ValueError("send open needs --key (participant A's keystore) and --counterparty, "
+                                 "or --seed (the two seeded parties' keys)")
             cur = Currency.parse(args.currency)
             req = m.OpenChannelRequest(
                 channel=channel or uuid.uuid4(),
-                public_key_a="0x" + a.public_key.hex(),
-                public_key_b="0x" + b.public_key.hex(),
+                public_key_a="0x" + key_a.public_key.hex(),
+                public_key_b="0x" + public_b.hex(),
                 currency=cur.value,
                 deposit_a=parse_amount(args.deposit_a, cur),
                 deposit_b=parse_amount(args.deposit_b, cur),
@@ -138,7 +155,7 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
                 chain_id=args.chain_id or DEMO_CHAIN_ID,
                 contract=args.contract or DEMO_CONTRACT,
             )
-            key, domain = a.key, req.signing_domain
+            key, domain = key_a, req.signing_domain
         else:
             if channel is None:
                 raise ValueError(f"send {kind} needs --channel")
@@ -146,18 +163,19 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
             if kind == "deposit":
                 if not args.amount:
                     raise ValueError("send deposit needs --amount (decimal, in the channel's currency)")
-                party = _party(_need_seed(args, kind), args.sender)
-                req = m.DepositRequest(channel=channel, participant=party.address,
+                key = own_key if keyed else _party(_need_seed(args, kind), args.sender).key
+                req = m.DepositRequest(channel=channel, participant=eth_address_from_public_key(key.public_key),
                                        amount=parse_amount(args.amount, Currency.parse(args.currency)))
-                key = party.key
             elif kind == "set-operator":
                 if not args.operator:
                     raise ValueError("send set-operator needs --operator (the address that may act for the party)")
-                party = _party(_need_seed(args, kind), args.signer)
-                req = m.SetOperatorRequest(channel=channel, participant=party.address, operator=args.operator)
-                key = party.key
+                key = own_key if keyed else _party(_need_seed(args, kind), args.signer).key
+                req = m.SetOperatorRequest(channel=channel, participant=eth_address_from_public_key(key.public_key),
+                                           operator=args.operator)
             else:
-                if args.operator_seed:
+                if keyed:
+                    key = own_key  # a participant's, or the operator's it registered
+                elif args.operator_seed:
                     from domain.crypto import PrivateKey
 
                     key = PrivateKey.from_seed(args.operator_seed)
@@ -176,9 +194,17 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
 
 def _need_seed(args: argparse.Namespace, kind: str) -> str:
     if not args.seed:
-        raise ValueError(f"send {kind} is signed: give --seed (the parties' keys) and --as/--from A or B"
+        raise ValueError(f"send {kind} is signed: give --key (your keystore), or --seed (the seeded parties' "
+                         "keys) and --as/--from A or B"
                          + (", or --operator-seed" if kind in ("checkpoint", "settle", "dispute") else ""))
     return args.seed
+
+
+def _key(args: argparse.Namespace, settings: Settings) -> Any:
+    """The keystore's key (``--key``, unlocked with ``--password-file`` or the configured password)."""
+    from infrastructure.keys import signing_key
+
+    return signing_key(settings, args.key, password_file=args.password_file)
 
 
 def _channel_domain(args: argparse.Namespace, config: Any, channel: uuid.UUID) -> Any:
@@ -209,7 +235,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_settings_flags(send, *TOPIC_FIELDS)
     send.add_argument("--channel", help="channel id (open: generated when omitted)")
     send.add_argument("--file", help="pay: a signed invoice JSON file, or - for stdin")
-    send.add_argument("--seed", help="seed of the two parties' keys (A = party 0, B = party 1)")
+    send.add_argument("--key", metavar="FILE|ADDRESS",
+                      help="the keystore that signs: a file, or the address of one in the key directory "
+                           "(default PARSEC_KEY_FILE when no seed is given)")
+    send.add_argument("--password-file", type=Path,
+                      help="a file holding the keystore's password (else PARSEC_KEY_PASSWORD_FILE, "
+                           "PARSEC_KEY_PASSWORD, or a prompt)")
+    send.add_argument("--counterparty", metavar="PUBLIC_KEY",
+                      help="open --key: participant B's public key, hex (`parsec key show` prints it)")
+    send.add_argument("--seed", help="simulations and tests: seed of the two parties' keys (A = party 0, B = party 1)")
     send.add_argument("--from", dest="sender", default="A", help="pay/deposit: A or B (default A)")
     send.add_argument("--amount", help="pay/deposit: decimal amount, e.g. 0.01")
     send.add_argument("--currency", default="ETH", help="open/deposit: ETH or BTC (default ETH)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 from typing import Any
 
 from infrastructure import bootstrap
@@ -14,23 +15,30 @@ from infrastructure.settings import Settings
 log = logging.getLogger("parsec.settlement")
 
 SETTLER_EPILOG = """\
-PARSEC_OPERATOR_KEY holds the operator wallet's private key (hex), or pass --operator-seed (tests).
+The operator wallet's key: --key FILE|ADDRESS (a keystore; password from --password-file,
+PARSEC_KEY_PASSWORD_FILE, PARSEC_KEY_PASSWORD or a prompt), else PARSEC_OPERATOR_KEY (hex), else
+PARSEC_KEY_FILE; --operator-seed derives one (tests).
 Every flag has a PARSEC_* variable and a config-file key (docs/configuration.md; `parsec config`);
 the settler authenticates to Kafka as its own principal (docs/operations.md, "Kafka security settings").
 """
 
 
-def _operator(args: argparse.Namespace, settings: Settings) -> Any:
+def operator_key(args: argparse.Namespace, settings: Settings) -> Any:
+    """The operator's key, loaded once at start: --operator-seed (tests), --key (a keystore),
+    PARSEC_OPERATOR_KEY (hex), then the configured keystore PARSEC_KEY_FILE."""
     from domain.crypto import PrivateKey
-    from infrastructure.chain import wallet
+    from infrastructure.keys import signing_key
 
     if args.operator_seed:
-        key = PrivateKey.from_seed(args.operator_seed)
-    elif settings.operator_key is not None:
-        key = PrivateKey.from_hex(settings.operator_key.get_secret_value())
-    else:
-        raise ValueError("the operator wallet: set PARSEC_OPERATOR_KEY or pass --operator-seed")
-    return wallet(key)
+        return PrivateKey.from_seed(args.operator_seed)
+    if args.key:
+        return signing_key(settings, args.key, password_file=args.password_file)
+    if settings.operator_key is not None:
+        return PrivateKey.from_hex(settings.operator_key.get_secret_value())
+    if settings.key_file:
+        return signing_key(settings, password_file=args.password_file)
+    raise ValueError("the operator wallet: --key FILE (a keystore; or PARSEC_KEY_FILE), PARSEC_OPERATOR_KEY (hex), "
+                     "or --operator-seed (tests)")
 
 
 def cmd_settler(args: argparse.Namespace, settings: Settings) -> int:
@@ -41,13 +49,17 @@ def cmd_settler(args: argparse.Namespace, settings: Settings) -> int:
     the chain did back to the owning nodes on the control topic. Run one per deployment: its intents
     live on a one-partition topic whose writer is fenced, so a newer settler stops an older one.
     """
-    from infrastructure.chain import ChannelContract, connect
+    from infrastructure.chain import ChannelContract, connect, wallet
 
     if not settings.eth_rpc or not settings.contract:
         raise ValueError("the settler needs an Ethereum node (--eth-rpc / PARSEC_ETH_RPC) and the contract "
                          "address (--contract / PARSEC_CONTRACT)")
+    # unlocked before anything connects: a wrong password stops the settler at once, and the
+    # keystore is read (and its password asked for) once, not per transaction
+    operator = wallet(operator_key(args, settings))
+    log.info("operator wallet %s", operator.address)
     settler = bootstrap.settler(settings, ChannelContract(connect(settings.eth_rpc), settings.contract),
-                                _operator(args, settings), start_block=args.start_block, interval=args.interval)
+                                operator, start_block=args.start_block, interval=args.interval)
     settler.run(stop_on_signals("pass"))
     return 3 if settler.fenced else 0
 
@@ -55,6 +67,9 @@ def cmd_settler(args: argparse.Namespace, settings: Settings) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, cmd_settler, epilog=SETTLER_EPILOG)
     add_settings_flags(p, *TOPIC_FIELDS, "eth_rpc", "contract", "settlement_topic")
+    p.add_argument("--key", metavar="FILE|ADDRESS",
+                   help="the operator's keystore: a file, or the address of one in the key directory")
+    p.add_argument("--password-file", type=Path, help="a file holding the keystore's password (never a flag value)")
     p.add_argument("--operator-seed", help="derive the operator key from a seed (tests, demos)")
     p.add_argument("--start-block", type=int, default=0, help="first block the watcher reads (default 0)")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between passes (default 1)")
