@@ -12,7 +12,7 @@ from web3 import HTTPProvider, Web3
 from web3.providers.eth_tester import EthereumTesterProvider
 
 from domain.crypto import PrivateKey
-from infrastructure.chain.errors import ChainError
+from infrastructure.chain.errors import ChainUnavailable
 
 Wallet = LocalAccount
 """An account that signs its own transactions (the node never holds the keys)."""
@@ -24,7 +24,7 @@ def connect(rpc_url: str | None = None, *, timeout: float = 30.0) -> Web3:
         return Web3(EthereumTesterProvider())
     w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
     if not w3.is_connected():
-        raise ChainError(f"no Ethereum node answers at {rpc_url} (start one with scripts/anvil start)")
+        raise ChainUnavailable(f"no Ethereum node answers at {rpc_url} (start one with scripts/anvil start)")
     return w3
 
 

@@ -20,6 +20,10 @@ class ChainError(Exception):
     """Something went wrong talking to the chain."""
 
 
+class ChainUnavailable(ChainError):
+    """No Ethereum node answers at the configured URL (the CLI exits with its 'unreachable' status)."""
+
+
 class ContractReverted(ChainError):
     """A call or transaction reverted; ``name`` is the custom error (or ``Error``/``Panic``)."""
 

@@ -1,4 +1,4 @@
-"""The parsec command line: the demo runs, bad input gives a reason and exit status 2."""
+"""The parsec command line: the demo runs, bad input gives a reason and exit status 65 (refused input)."""
 
 import json
 import subprocess
@@ -76,7 +76,7 @@ def test_help_explains_every_command():
 )
 def test_bad_input_prints_the_reason_without_a_traceback(args, reason):
     proc = run(*args)
-    assert proc.returncode == 2
+    assert proc.returncode == 65  # refused input (infrastructure/cli/exits.py)
     err = proc.stderr.decode()
     assert reason in err and "Traceback" not in err
 
@@ -88,6 +88,6 @@ def test_verify_accepts_a_good_invoice_and_refuses_a_bad_one():
     bad = tx.to_dict()
     bad["price"] = "1"
     proc = run("verify", "-", stdin=json.dumps(bad).encode())
-    assert proc.returncode == 2 and "WrongSigner" in proc.stderr.decode()
+    assert proc.returncode == 65 and "WrongSigner" in proc.stderr.decode()
     proc = run("verify", "-", stdin=b"garbage")
-    assert proc.returncode == 2 and "MalformedMessage" in proc.stderr.decode()
+    assert proc.returncode == 65 and "MalformedMessage" in proc.stderr.decode()
