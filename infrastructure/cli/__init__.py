@@ -11,6 +11,7 @@ asks the composition root (infrastructure/bootstrap.py) for what it runs. A fail
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import Any, NoReturn
 
@@ -18,7 +19,7 @@ from rich.markup import escape
 
 from domain.errors import ParsecError
 from infrastructure.cli import bench, config, demo, invoices, keys, node, read_models, settler, simulate
-from infrastructure.cli.console import configure_logging, err_console
+from infrastructure.cli.console import configure_logging, err_console, log_format
 from infrastructure.cli.exits import EPILOG as EXIT_EPILOG
 from infrastructure.cli.exits import Exit, classify
 from infrastructure.settings import EVENT_STORES, Settings
@@ -143,7 +144,11 @@ def _report(err: Exception) -> int:
     else:
         line = (f"[bold red]internal error[/]: {escape(type(err).__name__)}: {text} "
                 "(a bug: run again with --debug for the traceback and report it)")
-    err_console.print(line, soft_wrap=True)
+    if log_format() == "json":  # stderr carries JSON lines only: the failure is one of them
+        logging.getLogger("parsec").error("%s", err, extra={"reason": getattr(err, "reason", type(err).__name__),
+                                                          "exit_status": int(status)})
+    else:
+        err_console.print(line, soft_wrap=True)
     return status
 
 

@@ -22,6 +22,9 @@ err_console = Console(stderr=True)
 log = logging.getLogger("parsec")
 
 
+_LOG_FORMAT = ["text"]  # configure_logging's choice: with json, stderr carries JSON lines only (no progress bars)
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
@@ -31,6 +34,7 @@ def _progress() -> Progress:
         TimeElapsedColumn(),
         console=err_console,
         transient=False,
+        disable=_LOG_FORMAT[0] == "json",
     )
 
 
@@ -75,8 +79,10 @@ def short(value: object, n: int = 10) -> str:
 
 def out_console(as_json: bool) -> Console:
     """Where a command's tables go: standard output, or standard error when it prints --json (stdout then
-    holds the one JSON document and nothing else)."""
-    return err_console if as_json else console
+    holds the one JSON document and nothing else); nowhere when stderr carries JSON log lines only."""
+    if not as_json:
+        return console
+    return Console(stderr=True, quiet=True) if _LOG_FORMAT[0] == "json" else err_console
 
 
 # The fields of the read models' rows (projections: ChannelBalance, ParticipantBalance, Settlement,
@@ -140,6 +146,11 @@ class JsonLogFormatter(logging.Formatter):
         return json.dumps(doc, default=str)
 
 
+def log_format() -> str:
+    """The log format of this run: text or json (``configure_logging``)."""
+    return _LOG_FORMAT[0]
+
+
 def configure_logging(level: str, log_format: str, *, debug: bool = False) -> None:
     """The root logger to standard error: rich text for a terminal, or one JSON object per line."""
     if log_format == "json":
@@ -150,8 +161,10 @@ def configure_logging(level: str, log_format: str, *, debug: bool = False) -> No
 
         handler = RichHandler(console=err_console, show_path=False, rich_tracebacks=debug)
         handler.setFormatter(logging.Formatter("%(message)s"))
+    _LOG_FORMAT[0] = log_format
+    handler._parsec = True  # type: ignore[attr-defined]  # ours: replaced by the next call, others kept
     root = logging.getLogger()
-    for old in list(root.handlers):
+    for old in [h for h in root.handlers if getattr(h, "_parsec", False)]:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
