@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Any, NoReturn
 
@@ -21,7 +22,7 @@ from domain.errors import ParsecError
 from infrastructure.cli import bench, config, demo, invoices, keys, node, read_models, settler, simulate
 from infrastructure.cli.console import configure_logging, err_console, log_format
 from infrastructure.cli.exits import EPILOG as EXIT_EPILOG
-from infrastructure.cli.exits import Exit, classify
+from infrastructure.cli.exits import Exit, classify, missing_extra
 from infrastructure.settings import EVENT_STORES, Settings
 
 COMMAND_GROUPS = (demo, invoices, keys, node, settler, read_models, simulate, bench, config)
@@ -123,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return Exit.INTERRUPTED
+    except BrokenPipeError:  # `parsec balances --json | head`: the reader left; nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
+        return Exit.BROKEN_PIPE
     except Exception as err:
         if args.debug:
             raise
@@ -135,6 +139,10 @@ def _report(err: Exception) -> int:
     text = escape(str(err))
     if isinstance(err, ParsecError):
         line = f"[bold red]{err.reason}[/]: {text}"
+    elif missing_extra(err):
+        extra = missing_extra(err)
+        line = (f"[bold red]usage[/]: this needs the optional {extra!r} dependencies ({escape(str(err))}): "
+                f"pip install 'parsec\\[{extra}]'")
     elif status is Exit.USAGE:
         line = f"[bold red]usage[/]: {text}"
     elif status is Exit.UNAVAILABLE:

@@ -35,6 +35,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """
     from infrastructure.tools.demo import Demo, fresh_demo_store
 
+    if not args.no_chain and settings.eth_rpc is None:
+        _need_the_in_process_chain()  # before the previous demo's data is replaced
     path = fresh_demo_store(demo_events_path(settings.data_dir))
     settings.event_store = "sqlite"
     service = bootstrap.channel_service(settings, sqlite_path=path)
@@ -92,6 +94,20 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             figures["chain_seconds"] = round(chain.seconds, 3)
         print_json(figures)
     return 0
+
+
+def _need_the_in_process_chain() -> None:
+    """Refuse before any work when the in-process chain's optional dependencies are not installed."""
+    import importlib.util
+
+    from infrastructure.cli.exits import UsageError
+
+    missing = [m for m in ("eth_tester", "eth") if importlib.util.find_spec(m) is None]  # eth: py-evm
+    if missing:
+        raise UsageError(
+            f"the demo's in-process Ethereum chain needs eth-tester and py-evm ({', '.join(missing)} not installed): "
+            "pip install 'parsec[chain-tester]'; or run it on a node with --eth-rpc URL (scripts/anvil start), "
+            "or without a chain: parsec demo --no-chain")
 
 
 def _demo_channels_table(args: argparse.Namespace, result, service, console) -> None:

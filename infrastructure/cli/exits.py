@@ -19,10 +19,11 @@ class Exit(IntEnum):
     UNAVAILABLE = 69  # EX_UNAVAILABLE: Kafka, PostgreSQL or the Ethereum node could not be reached
     INTERNAL = 70  # EX_SOFTWARE: a bug: an unexpected exception (--debug shows the traceback)
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
+    BROKEN_PIPE = 141  # the reader of stdout went away (128 + SIGPIPE, as `git log | head` reports it)
 
 
 EPILOG = """\
-exit status: 0 ok; 64 usage (a bad flag, setting or config file); 65 refused input (the reason is
+exit status: 0 ok; 64 usage (a bad flag, setting or config file, or an optional extra not installed); 65 refused input (the reason is
 printed, e.g. InvalidAmount, WrongSigner); 69 a service is unreachable (Kafka, PostgreSQL, the Ethereum
 node); 70 internal error (--debug shows the traceback); 130 interrupted. A command may use 1-9 for
 its own outcomes (its --help says which).
@@ -48,6 +49,23 @@ _UNREACHABLE = {
 }
 # librdkafka's error codes that say the brokers were not reached (confluent_kafka.KafkaError names)
 _KAFKA_DOWN = {"_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT", "_MSG_TIMED_OUT", "_RESOLVE", "_AUTHENTICATION"}
+
+
+class UsageError(Exception):
+    """The command cannot do what was asked as invoked or installed (the message says what to change)."""
+
+
+# optional dependencies (pyproject.toml's extras): the module a command imports -> the extra that has it
+OPTIONAL_MODULES = {"eth_tester": "chain-tester", "eth": "chain-tester",  # eth: py-evm
+                    "psycopg": "postgres",
+                    "fastapi": "api", "uvicorn": "api"}
+
+
+def missing_extra(exc: BaseException) -> str | None:
+    """The extra to install when ``exc`` is the import of an optional dependency that is not installed."""
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        return OPTIONAL_MODULES.get(exc.name.partition(".")[0])
+    return None
 
 
 def unreachable(exc: BaseException) -> bool:
@@ -76,7 +94,7 @@ def classify(exc: BaseException) -> Exit:
 
     if isinstance(exc, KeyboardInterrupt):
         return Exit.INTERRUPTED
-    if isinstance(exc, SettingsError):
+    if isinstance(exc, SettingsError | UsageError) or missing_extra(exc):
         return Exit.USAGE
     if unreachable(exc):
         return Exit.UNAVAILABLE
