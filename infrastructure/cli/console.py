@@ -168,3 +168,7 @@ def configure_logging(level: str, log_format: str, *, debug: bool = False) -> No
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # the client libraries log every connection attempt at INFO: Parsec's own lines say what matters
+    # (a broker down is one error line and exit status 69); --log-level DEBUG shows theirs too
+    for noisy in ("kafka", "web3", "urllib3", "asyncio"):
+        logging.getLogger(noisy).setLevel(level if level == "DEBUG" else "WARNING")

@@ -74,6 +74,14 @@ def test_the_ethereum_node_down_is_69(tmp_path):
     assert "no Ethereum node answers" in err
 
 
+def test_kafka_down_is_69(tmp_path, monkeypatch):
+    monkeypatch.setenv("PARSEC_KAFKA_TIMEOUT", "2")
+    code, _, err = run("--data-dir", str(tmp_path), "--kafka", f"127.0.0.1:{closed_port()}", "--event-store", "kafka",
+                       "balances")
+    assert code == Exit.UNAVAILABLE, err
+    assert "Kafka unavailable" in err
+
+
 def test_an_unexpected_exception_is_70_and_says_it_is_a_bug(monkeypatch):
     def broken(args, settings):
         raise RuntimeError("something nobody expected")
