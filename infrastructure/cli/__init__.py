@@ -17,6 +17,7 @@ import sys
 from typing import Any, NoReturn
 
 from rich.markup import escape
+from rich.text import Text
 
 from domain.errors import ParsecError
 from infrastructure.cli import bench, config, demo, invoices, keys, node, read_models, settler, simulate
@@ -153,8 +154,8 @@ def _report(err: Exception) -> int:
         line = (f"[bold red]internal error[/]: {escape(type(err).__name__)}: {text} "
                 "(a bug: run again with --debug for the traceback and report it)")
     if log_format() == "json":  # stderr carries JSON lines only: the failure is one of them
-        logging.getLogger("parsec").error("%s", err, extra={"reason": getattr(err, "reason", type(err).__name__),
-                                                          "exit_status": int(status)})
+        logging.getLogger("parsec").error("%s", Text.from_markup(line).plain, extra={
+            "reason": getattr(err, "reason", type(err).__name__), "exit_status": int(status)})
     else:
         err_console.print(line, soft_wrap=True)
     return status

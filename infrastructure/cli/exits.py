@@ -23,10 +23,10 @@ class Exit(IntEnum):
 
 
 EPILOG = """\
-exit status: 0 ok; 64 usage (a bad flag, setting or config file, or an optional extra not installed); 65 refused input (the reason is
-printed, e.g. InvalidAmount, WrongSigner); 69 a service is unreachable (Kafka, PostgreSQL, the Ethereum
-node); 70 internal error (--debug shows the traceback); 130 interrupted. A command may use 1-9 for
-its own outcomes (its --help says which).
+exit status: 0 ok; 64 usage (a bad flag, setting or config file, or an optional extra not
+installed); 65 refused input (the reason is printed, e.g. InvalidAmount, WrongSigner); 69 a service
+is unreachable (Kafka, PostgreSQL, the Ethereum node); 70 internal error (--debug shows the
+traceback); 130 interrupted. A command may use 1-9 for its own outcomes (its --help says which).
 """
 
 # Exceptions that mean "the service did not answer", named by module and class so that classifying an
