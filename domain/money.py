@@ -50,7 +50,15 @@ _DECIMALS = {Currency.ETH: 18, Currency.BTC: 8}
 ALLOWED_CURRENCIES = tuple(c.value for c in Currency)
 ALLOWED_CURRENCIES_TEXT = " or ".join(ALLOWED_CURRENCIES)
 
-_DECIMAL_RE = re.compile(r"^(?P<int>\d+)(?:\.(?P<frac>\d+))?$")
+# re.ASCII: ``\d`` alone also matches Arabic-Indic, fullwidth and every other Unicode digit, which int()
+# would then accept ("٥" is 5): an amount is written with 0-9 only, so what a user sees is what is signed
+_DECIMAL_RE = re.compile(r"^(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]+))?$", re.ASCII)
+_UNITS_RE = re.compile(r"^[0-9]+$", re.ASCII)
+
+
+def _non_ascii_digits(text: str) -> str | None:
+    """The first character of ``text`` that is a digit but not 0-9 (Unicode category Nd/No), if any."""
+    return next((c for c in text if not c.isascii() and (c.isdigit() or c.isdecimal() or c.isnumeric())), None)
 
 
 def parse_amount(text: str, currency: Currency | str) -> Amount:
@@ -61,6 +69,12 @@ def parse_amount(text: str, currency: Currency | str) -> Amount:
             f"amount must be a decimal string such as '0.05', not {type(text).__name__}"
         )
     stripped = text.strip().replace("_", "")
+    odd = _non_ascii_digits(stripped)
+    if odd is not None:
+        raise InvalidAmount(
+            f"{text!r} contains {odd!r} (U+{ord(odd):04X}), which is not one of the ASCII digits 0-9; "
+            "amounts are written with 0-9 only"
+        )
     m = _DECIMAL_RE.match(stripped)
     if not m:
         raise InvalidAmount(
@@ -74,6 +88,27 @@ def parse_amount(text: str, currency: Currency | str) -> Amount:
         )
     value = int(m.group("int")) * 10**cur.decimals + int(frac.ljust(cur.decimals, "0") or "0")
     return check_amount(value, positive=False)
+
+
+def parse_units(value: object, *, what: str = "amount") -> Amount:
+    """An amount in the smallest unit as JSON carries it: an int, or a string of the ASCII digits 0-9.
+
+    Strings because JSON consumers lose precision past 2**53; only 0-9 because ``str.isdigit`` and
+    ``int()`` also take other scripts' digits ("٥", "５") and superscripts ("²")."""
+    if isinstance(value, str):
+        odd = _non_ascii_digits(value)
+        if odd is not None:
+            raise InvalidAmount(
+                f"{what} {value!r} contains {odd!r} (U+{ord(odd):04X}), which is not one of the ASCII digits "
+                "0-9; amounts are written with 0-9 only"
+            )
+        if not _UNITS_RE.match(value):
+            raise InvalidAmount(
+                f"{what} {value!r} must be an integer in the smallest unit (wei or satoshi) written with the "
+                "digits 0-9; parse decimal strings with parse_amount()"
+            )
+        value = int(value)
+    return check_amount(value, positive=False, what=what)
 
 
 def format_amount(value: int, currency: Currency | str) -> str:

@@ -45,13 +45,12 @@ from domain.eip712 import StructType, domain_separator, typed_data_digest
 from domain.errors import (
     AddressMismatch,
     AmountOutOfRange,
-    InvalidAmount,
     InvalidSignature,
     MalformedMessage,
     ParsecError,
     WrongSigner,
 )
-from domain.money import Currency, check_amount
+from domain.money import Currency, check_amount, parse_units
 
 PARSEC_DOMAIN_NAME = "Parsec"
 PARSEC_DOMAIN_VERSION = "1"
@@ -77,15 +76,8 @@ MAX_INVOICE_TYPE_LENGTH = 256
 
 # --- field types ----------------------------------------------------------
 def _amount(value: Any) -> int:
-    """Integers, or strings of digits (JSON consumers lose precision past 2**53)."""
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, str):
-        raise InvalidAmount(
-            f"amount {value!r} must be an integer in the smallest unit (wei or satoshi); "
-            "parse decimal strings with parse_amount()"
-        )
-    return check_amount(value, positive=False)
+    """Integers, or strings of the digits 0-9 (JSON consumers lose precision past 2**53)."""
+    return parse_units(value)
 
 
 AmountField = Annotated[int, BeforeValidator(_amount), PlainSerializer(str, return_type=str)]

@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     eth_rpc: str | None = Field(None, description="Ethereum JSON-RPC URL (unset: the in-process py-evm chain)")
     contract: str | None = Field(None, description="the ParsecChannels contract address (the settler's)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="DEBUG | INFO | WARNING | ERROR")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text (for a terminal) | json (one JSON object per line: time, level, logger, message, "
+                            "extra fields; for daemons and log collectors)")
     projection_plugins: str = Field("", description="comma-separated modules with read models of your own "
                                                     "(docs/projections.md)")
 

@@ -1,14 +1,19 @@
-"""ABI and bytecode compiled by ``scripts/compile-contracts`` (committed in contracts/build)."""
+"""ABI and bytecode compiled by ``scripts/compile-contracts``, shipped inside the package.
+
+The artifacts live in ``infrastructure/chain/contracts/*.json`` (the one copy: the script writes
+there, its ``--check`` in CI compares there) and are read as package resources, so an installed
+wheel finds them wherever it is installed, without a source checkout.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
+from importlib.resources import files
 from typing import Any
 
-BUILD_DIR = Path(__file__).resolve().parents[2] / "contracts" / "build"
+ARTIFACTS = files("infrastructure.chain") / "contracts"
 
 
 @dataclass(frozen=True)
@@ -22,10 +27,11 @@ class Artifact:
 
 @cache
 def load_artifact(name: str) -> Artifact:
-    path = BUILD_DIR / f"{name}.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing; run scripts/compile-contracts")
-    raw = json.loads(path.read_text())
+    resource = ARTIFACTS / f"{name}.json"
+    if not resource.is_file():
+        raise FileNotFoundError(f"the compiled contract {name} is missing from the package ({resource}); "
+                                "run scripts/compile-contracts")
+    raw = json.loads(resource.read_text(encoding="utf-8"))
     return Artifact(
         name=raw["contractName"],
         abi=raw["abi"],

@@ -9,10 +9,9 @@ from __future__ import annotations
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import HTTPProvider, Web3
-from web3.providers.eth_tester import EthereumTesterProvider
 
 from domain.crypto import PrivateKey
-from infrastructure.chain.errors import ChainUnreachable
+from infrastructure.chain.errors import ChainUnavailable
 
 Wallet = LocalAccount
 """An account that signs its own transactions (the node never holds the keys)."""
@@ -21,15 +20,18 @@ Wallet = LocalAccount
 def connect(rpc_url: str | None = None, *, timeout: float = 30.0) -> Web3:
     """A Web3 on the embedded py-evm chain when ``rpc_url`` is None, else on that node."""
     if rpc_url is None:
+        # imported here: eth-tester and py-evm are the optional chain-tester extra
+        from web3.providers.eth_tester import EthereumTesterProvider
+
         return Web3(EthereumTesterProvider())
     w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
     if not w3.is_connected():
-        raise ChainUnreachable(f"no Ethereum node answers at {rpc_url} (start one with scripts/anvil start)")
+        raise ChainUnavailable(f"no Ethereum node answers at {rpc_url} (start one with scripts/anvil start)")
     return w3
 
 
 def is_embedded(w3: Web3) -> bool:
-    return isinstance(w3.provider, EthereumTesterProvider)
+    return type(w3.provider).__name__ == "EthereumTesterProvider"  # by name: eth-tester may not be installed
 
 
 def wallet(key: PrivateKey) -> Wallet:

@@ -20,6 +20,11 @@ class ChainError(Exception):
     """Something went wrong talking to the chain."""
 
 
+class ChainUnavailable(ChainError, ConnectionError):
+    """No Ethereum node answers at the configured URL (a ConnectionError: the service, not the input;
+    the CLI exits with its 'unreachable' status)."""
+
+
 class ContractReverted(ChainError):
     """A call or transaction reverted; ``name`` is the custom error (or ``Error``/``Panic``)."""
 
@@ -31,10 +36,6 @@ class ContractReverted(ChainError):
         shown = ", ".join(f"{k}={_show(v)}" for k, v in args.items())
         where = f"{operation}: " if operation else ""
         super().__init__(f"{where}reverted with {name}({shown})")
-
-
-class ChainUnreachable(ChainError, ConnectionError):
-    """No Ethereum node answers at the configured URL (a ConnectionError: the service, not the input)."""
 
 
 class TransactionFailed(ChainError):

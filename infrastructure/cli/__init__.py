@@ -2,18 +2,22 @@
 
 Every command gets one ``Settings`` (infrastructure/settings.py): flags over ``PARSEC_*``
 environment variables over the config file (``--config`` / ``PARSEC_CONFIG``) over defaults, and
-asks the composition root (infrastructure/bootstrap.py) for what it runs. A refused input prints
-its reason and exits with status 2; no traceback unless ``--debug``.
+asks the composition root (infrastructure/bootstrap.py) for what it runs. A failure prints one line
+(a refused input: its reason) and exits with the status of its kind (infrastructure/cli/exits.py:
+64 usage, 65 refused input, 69 unreachable service, 70 internal error); no traceback unless
+``--debug``.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
-from rich.logging import RichHandler
+from rich.markup import escape
+from rich.text import Text
 
 from domain.errors import ParsecError
 from infrastructure.cli import (
@@ -30,7 +34,9 @@ from infrastructure.cli import (
     settler,
     simulate,
 )
-from infrastructure.cli.console import err_console
+from infrastructure.cli.console import configure_logging, err_console, log_format
+from infrastructure.cli.exits import EPILOG as EXIT_EPILOG
+from infrastructure.cli.exits import Exit, classify, missing_extra
 from infrastructure.settings import EVENT_STORES, Settings
 
 COMMAND_GROUPS = (demo, invoices, keys, contract, channel, pay, node, settler, read_models, simulate, bench, config)
@@ -40,16 +46,36 @@ settings: every flag has a PARSEC_* environment variable, and a key in the TOML 
 (--config FILE or PARSEC_CONFIG); flags win over the environment, which wins over the file.
 `parsec config` prints every setting, its value and where it came from; docs/configuration.md
 explains each one.
-"""
+""" + "\n" + EXIT_EPILOG
 
 # global flag -> settings field (the flags of a command group are in its module)
 GLOBAL_FLAGS = ("data_dir", "event_store", "kafka_bootstrap", "kafka_security_protocol", "kafka_sasl_mechanism",
                 "kafka_sasl_username", "kafka_sasl_password_file", "kafka_ssl_cafile", "postgres_dsn", "eth_rpc",
-                "log_level")
+                "log_level", "log_format")
+
+
+def version() -> str:
+    """The installed distribution's version (package metadata: pyproject.toml's, as built)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("parsec")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the usage status of infrastructure/cli/exits.py (argparse's own is 2); every
+    subcommand's parser is one of these too (``add_subparsers`` makes parsers of its parser's class)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(Exit.USAGE, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="parsec",
         description=(
             "Parsec: Ethereum state channels whose every transaction is an event in Kafka. "
@@ -76,7 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--postgres", dest="postgres_dsn", help="PostgreSQL DSN for read models (env PARSEC_POSTGRES_DSN)")
     parser.add_argument("--eth-rpc", help="Ethereum JSON-RPC URL; unset = in-process chain (env PARSEC_ETH_RPC)")
     parser.add_argument("--log-level", help="DEBUG, INFO or WARNING (env PARSEC_LOG_LEVEL)")
+    parser.add_argument("--log-format", choices=("text", "json"),
+                        help="text for a terminal, or json: one JSON object per log line for daemons "
+                             "(env PARSEC_LOG_FORMAT, default text)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="version", version=f"parsec {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for group in COMMAND_GROUPS:
         group.register(sub)
@@ -92,32 +122,56 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit status (infrastructure/cli/exits.py) is returned, never raised."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version (0) or a usage error (64)
+        return exc.code if isinstance(exc.code, int) else Exit.USAGE
     if not getattr(args, "func", None):
         parser.print_help()
-        return 0
+        return Exit.OK
     try:
         settings = settings_from(args)
-        logging.basicConfig(
-            level=settings.log_level,
-            format="%(message)s",
-            handlers=[RichHandler(console=err_console, show_path=False, rich_tracebacks=args.debug)],
-        )
+        configure_logging(settings.log_level, settings.log_format, debug=args.debug)
         return int(args.func(args, settings) or 0)
-    except ParsecError as err:
-        if args.debug:
-            raise
-        err_console.print(f"[bold red]{err.reason}[/]: {err}")
-        return 2
-    except (ValueError, OSError) as err:
-        if args.debug:
-            raise
-        err_console.print(f"[bold red]error[/]: {err}")
-        return 2
     except KeyboardInterrupt:
         err_console.print("interrupted")
-        return 130
+        return Exit.INTERRUPTED
+    except BrokenPipeError:  # `parsec balances --json | head`: the reader left; nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
+        return Exit.BROKEN_PIPE
+    except Exception as err:
+        if args.debug:
+            raise
+        return _report(err)
+
+
+def _report(err: Exception) -> int:
+    """One line on standard error for the failure (never wrapped: grep-able), and its exit status."""
+    status = classify(err)
+    text = escape(str(err))
+    if isinstance(err, ParsecError):
+        line = f"[bold red]{err.reason}[/]: {text}"
+    elif missing_extra(err):
+        extra = missing_extra(err)
+        line = (f"[bold red]usage[/]: this needs the optional {extra!r} dependencies ({escape(str(err))}): "
+                f"pip install 'parsec\\[{extra}]'")
+    elif status is Exit.USAGE:
+        line = f"[bold red]usage[/]: {text}"
+    elif status is Exit.UNAVAILABLE:
+        line = f"[bold red]unavailable[/]: {escape(type(err).__name__)}: {text}"
+    elif status is Exit.REFUSED:
+        line = f"[bold red]error[/]: {text}"
+    else:
+        line = (f"[bold red]internal error[/]: {escape(type(err).__name__)}: {text} "
+                "(a bug: run again with --debug for the traceback and report it)")
+    if log_format() == "json":  # stderr carries JSON lines only: the failure is one of them
+        logging.getLogger("parsec").error("%s", Text.from_markup(line).plain, extra={
+            "reason": getattr(err, "reason", type(err).__name__), "exit_status": int(status)})
+    else:
+        err_console.print(line, soft_wrap=True)
+    return status
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ RAIDEN_NOTE = "Raiden TokenNetwork (raiden-contracts data/gas.json)"
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     """Measure payments/s, latency, replay and gas beside the machine's limits (JSON).
 
-    Run the benchmark suite and print a table; --json writes the document. Limits are measured in the
+    Run the benchmark suite and print a table; --json FILE writes the document (--json - prints it alone). Limits are measured in the
     same run: secp256k1 recoveries/s per core with the library the node uses, the raw produce/consume
     rate of the same Kafka client on messages of the same size. Sections whose service is unreachable
     are listed under 'skipped'.
@@ -34,8 +35,13 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     logging.getLogger("kafka").setLevel(logging.WARNING)
     result = bench.run(sections=sections, quick=args.quick, kafka_bootstrap=bootstrap,
                        postgres_dsn=settings.postgres_dsn)
+    document = json.dumps(result, indent=2, sort_keys=True) + "\n"
+    if args.json == "-":  # stdout is the JSON document only; the table goes to stderr
+        err_console.print(render(result))
+        sys.stdout.write(document)
+        return 0
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+        Path(args.json).write_text(document)
         err_console.print(f"wrote {args.json}")
     console.print(render(result))
     return 0
@@ -89,7 +95,7 @@ def render(result: dict[str, Any]) -> Table:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, cmd_bench)
-    p.add_argument("--json", metavar="FILE", help="write the JSON document to FILE")
+    p.add_argument("--json", metavar="FILE", help="write the JSON document to FILE (- : to stdout, the table to stderr)")
     p.add_argument("--quick", action="store_true", help="smaller workloads (a smoke run, figures are noisier)")
     p.add_argument("--sections", help="comma-separated subset, e.g. limits,embedded,gas")
     p.add_argument("--no-kafka", action="store_true", help="skip the sections that need a Kafka broker")

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rich.table import Table
 
 from domain.money import format_amount
 from infrastructure import bootstrap
-from infrastructure.cli.console import RateProgress, console, log, short
+from infrastructure.cli.console import RateProgress, log, out_console, print_json, short
 from infrastructure.cli.options import add_command, add_workload_flags, workload_args
 from infrastructure.settings import Settings
+
+
+def demo_events_path(data_dir: Path) -> Path:
+    """Where the demo keeps its event store (and its read models beside it): ``parsec balances``,
+    ``history`` and ``settlements`` read it when the data dir has no event store of its own."""
+    return Path(data_dir) / "demo" / "events.sqlite"
 
 
 # --- demo ----------------------------------------------------------------------
@@ -28,7 +35,9 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     """
     from infrastructure.tools.demo import Demo, fresh_demo_store
 
-    path = fresh_demo_store(settings.data_dir)
+    if not args.no_chain and settings.eth_rpc is None:
+        _need_the_in_process_chain()  # before the previous demo's data is replaced
+    path = fresh_demo_store(demo_events_path(settings.data_dir))
     settings.event_store = "sqlite"
     service = bootstrap.channel_service(settings, sqlite_path=path)
     log.info("event store: SQLite at %s (fresh for this demo)", path)
@@ -46,10 +55,11 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         result = demo.run(progress=tick)
     demo.settle(result, args.settle)
 
+    console = out_console(args.json)  # with --json the tables go to stderr: stdout is the JSON document
     if chain is None:
-        _demo_channels_table(args, result, service)
+        _demo_channels_table(args, result, service, console)
     else:
-        _demo_chain_tables(args, result, service, chain, path)
+        _demo_chain_tables(args, result, service, chain, path, console)
 
     summary = Table(title="Run")
     summary.add_column("what")
@@ -70,8 +80,6 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     summary.add_row("payments/s", f"{result.payments_per_s:,.0f}")
     console.print(summary)
     if args.json:
-        import json
-
         figures = {
             "sent": result.sent,
             "accepted": result.accepted,
@@ -84,11 +92,25 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         if figures_chain is not None:
             figures["chain"] = figures_chain
             figures["chain_seconds"] = round(chain.seconds, 3)
-        print(json.dumps(figures))
+        print_json(figures)
     return 0
 
 
-def _demo_channels_table(args: argparse.Namespace, result, service) -> None:
+def _need_the_in_process_chain() -> None:
+    """Refuse before any work when the in-process chain's optional dependencies are not installed."""
+    import importlib.util
+
+    from infrastructure.cli.exits import UsageError
+
+    missing = [m for m in ("eth_tester", "eth") if importlib.util.find_spec(m) is None]  # eth: py-evm
+    if missing:
+        raise UsageError(
+            f"the demo's in-process Ethereum chain needs eth-tester and py-evm ({', '.join(missing)} not installed): "
+            "pip install 'parsec[chain-tester]'; or run it on a node with --eth-rpc URL (scripts/anvil start), "
+            "or without a chain: parsec demo --no-chain")
+
+
+def _demo_channels_table(args: argparse.Namespace, result, service, console) -> None:
     table = Table(title=f"Channels ({min(args.show, len(result.channels))} of {len(result.channels)})")
     for col in ("channel", "cur", "A", "B", "deposit A", "deposit B", "balance A", "balance B", "seq", "checkpoint"):
         table.add_column(col, justify="right" if col not in ("channel", "cur", "A", "B") else "left")
@@ -138,7 +160,7 @@ def _read_models(service, path):
     return store
 
 
-def _demo_chain_tables(args: argparse.Namespace, result, service, chain, path) -> None:
+def _demo_chain_tables(args: argparse.Namespace, result, service, chain, path, console) -> None:
     from infrastructure.chain import events as chain_events
     from projections.balances import channel_balances
     from projections.settlements import settlements
@@ -202,7 +224,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_workload_flags(demo, channels=20, payments=2000, seed=7, duplicates=0.02, invalid=0.01, checkpoint_interval=50,
                        batch=100)
     demo.add_argument("--show", type=int, default=20, help="channels to list in the table (default 20)")
-    demo.add_argument("--json", action="store_true", help="also print the run's figures as JSON")
+    demo.add_argument("--json", action="store_true",
+                      help="print the run's figures as one JSON document on stdout (the tables go to stderr)")
     demo.add_argument(
         "--no-chain", action="store_true",
         help="only the event store: no chain, no contract, no on-chain checkpoints (the fast, older demo)",

@@ -30,6 +30,18 @@ def add_settings_flags(parser: argparse.ArgumentParser, *fields: str) -> None:
     parser.set_defaults(settings_flags=tuple(parser.get_default("settings_flags") or ()) + fields)
 
 
+def channel_id(text: str) -> str:
+    """An argparse ``type`` for channel ids: a UUID (any of its spellings), returned in canonical form.
+    A bad one is a usage error naming its flag (``argument --channel: …``)."""
+    import uuid
+
+    try:
+        return str(uuid.UUID(text.strip()))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a channel id (a UUID such as 0f21ddb6-6cad-4a26-8d11-6ece1738f7d9)") from None
+
+
 def add_command(sub: argparse._SubParsersAction, func: Callable[..., int], *, name: str | None = None,
                 epilog: str | None = None) -> argparse.ArgumentParser:
     """A command whose name is its function's (``cmd_bench`` → ``bench``), whose one-line help is the first

@@ -9,7 +9,6 @@ models up with the log (exactly once, so harmless next to a running
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import signal
@@ -21,8 +20,15 @@ from rich.table import Table as RichTable
 
 from domain.money import format_amount
 from infrastructure import bootstrap
-from infrastructure.cli.console import console, err_console, short
-from infrastructure.cli.options import add_command
+from infrastructure.cli.console import (
+    READ_MODEL_AMOUNTS,
+    console,
+    err_console,
+    out_console,
+    print_json,
+    short,
+)
+from infrastructure.cli.options import add_command, channel_id
 from infrastructure.settings import Settings
 from projections import registry
 from projections.balances import channel_balances, participant_balances
@@ -45,16 +51,32 @@ def _common(p: argparse.ArgumentParser) -> None:
                    "when a DSN is set, else SQLite next to the event store)")
     p.add_argument("--db", help="SQLite read-model file (default: readmodels.sqlite next to the event store)")
     p.add_argument("--schema", default="public", help="PostgreSQL schema for the read models (default public)")
-    p.add_argument("--events-db", help="SQLite event store file (default <data dir>/events.sqlite; "
-                   "the demo's is <data dir>/demo/events.sqlite)")
+    p.add_argument("--events-db", help="SQLite event store file (default <data dir>/events.sqlite, or the "
+                   "last `parsec demo`'s, <data dir>/demo/events.sqlite, when there is none)")
     p.add_argument("--settlement-topic", help="Kafka: the settler's store, followed beside the events topic for "
                    "the settlements read model (env PARSEC_SETTLEMENT_TOPIC, default parsec.settlement.events)")
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                    help="import read models from MODULE (its READ_MODELS list); env PARSEC_PROJECTION_PLUGINS")
 
 
+def _events_db(args: argparse.Namespace, settings: Any) -> str | None:
+    """The SQLite event store to read: --events-db; else ``<data dir>/events.sqlite``; else, when only
+    the demo has written one, the demo's (so that ``parsec balances`` after ``parsec demo`` just works)."""
+    if args.events_db or settings.event_store != "sqlite":
+        return args.events_db
+    if not bootstrap.events_path(settings).exists():
+        from infrastructure.cli.demo import demo_events_path
+
+        demo = demo_events_path(settings.data_dir)
+        if demo.exists():
+            log.info("reading the last `parsec demo`'s event store, %s (--events-db to choose another)", demo)
+            args.events_db = str(demo)
+    return args.events_db
+
+
 def _store(args: argparse.Namespace, settings: Any) -> ReadModelStore:
-    return bootstrap.read_model_store(settings, args.backend, db=args.db, schema=args.schema, events_db=args.events_db)
+    return bootstrap.read_model_store(settings, args.backend, db=args.db, schema=args.schema,
+                                      events_db=_events_db(args, settings))
 
 
 def _models(args: argparse.Namespace, settings: Settings, names: list[str] | None = None) -> list:
@@ -71,7 +93,7 @@ def _known_events() -> set[str]:
 def _source(args: argparse.Namespace, settings: Any) -> Any:
     if getattr(args, "settlement_topic", None):
         settings.settlement_topic = args.settlement_topic
-    return bootstrap.event_source(settings, args.events_db)
+    return bootstrap.event_source(settings, _events_db(args, settings))
 
 
 def _catch_up(args: argparse.Namespace, settings: Any, store: ReadModelStore, names: list[str]) -> None:
@@ -85,7 +107,9 @@ def _catch_up(args: argparse.Namespace, settings: Any, store: ReadModelStore, na
 
 
 def _print_json(rows: list[Any]) -> None:
-    print(json.dumps([dataclasses.asdict(r) for r in rows], default=str, indent=1))
+    """The rows as one JSON array; amounts as decimal strings of the smallest unit (JSON numbers are
+    doubles: a consumer rounds wei past 2**53)."""
+    print_json(rows, amounts=READ_MODEL_AMOUNTS, indent=1)
 
 
 # --- projections list / rebuild / run / show ------------------------------------------
@@ -147,7 +171,7 @@ def cmd_rebuild(args: argparse.Namespace, settings: Any) -> int:
             source, store, model, batch_size=args.batch_size, on_start=started, on_progress=advanced,
             known_events=_known_events(),
         )
-    console.print(
+    out_console(args.json).print(
         f"rebuilt [bold]{model.name}[/] in {store.describe()}: {result.events:,} events in "
         f"{result.seconds:.2f} s = [bold]{result.rate:,.0f} events/s[/]"
     )
@@ -194,7 +218,8 @@ def cmd_show(args: argparse.Namespace, settings: Any) -> int:
     out = {}
     for t in model.tables:
         rows = store.select(t, order_by=t.key, limit=args.limit)
-        out[t.name] = rows
+        amounts = [c.name for c in t.columns if c.kind == "amount"]
+        out[t.name] = [{k: str(v) if k in amounts and v is not None else v for k, v in r.items()} for r in rows]
         table = RichTable(title=f"{t.name} ({len(rows)} row(s){' shown' if args.limit else ''})")
         for c in t.columns:
             table.add_column(c.name, justify="right" if c.kind != "text" else "left")
@@ -343,21 +368,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-catch-up", action="store_true", help="only read; do not apply new events first")
 
     p = add_command(sub, cmd_balances)
-    p.add_argument("--channel", help="one channel id")
+    p.add_argument("--channel", type=channel_id, help="one channel id (a UUID)")
     p.add_argument("--participant", help="one participant address: totals per currency")
     _common(p)
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-catch-up", action="store_true", help="only read; do not apply new events first")
 
     p = add_command(sub, cmd_settlements)
-    p.add_argument("--channel", help="one channel id")
+    p.add_argument("--channel", type=channel_id, help="one channel id (a UUID)")
     p.add_argument("--state", choices=STATES)
     _common(p)
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-catch-up", action="store_true", help="only read; do not apply new events first")
 
     p = add_command(sub, cmd_history)
-    p.add_argument("--channel", required=True, help="channel id")
+    p.add_argument("--channel", type=channel_id, required=True, help="channel id (a UUID)")
     p.add_argument("--limit", type=int, default=None)
     _common(p)
     p.add_argument("--json", action="store_true")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from typing import Any
 
@@ -27,7 +26,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     node processes on fresh private topics. Unknown-channel payments are refused after the node's
     --max-wait (spawned nodes: 2 s).
     """
-    from infrastructure.cli.console import RateProgress, console, err_console
+    from infrastructure.cli.console import RateProgress, err_console, out_console, print_json
     from infrastructure.tools import simulate
 
     if args.payments is None and args.duration is None:
@@ -57,9 +56,9 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
                 checkpoint_interval=args.checkpoint_interval, spawn=args.spawn_node,
                 follow_balances=args.follow_balances, drain_timeout=args.drain_timeout, progress=tick,
             )
-    console.print(render(result))
+    out_console(args.json).print(render(result))  # with --json: stderr, stdout is the JSON document
     if args.json:
-        print(json.dumps(result.to_dict()))
+        print_json(result.to_dict())
     return 0 if result.complete else 1
 
 
@@ -104,4 +103,5 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="Kafka: run the balances read model here; the clock stops when it is up to date")
     p.add_argument("--drain-timeout", type=float, default=60.0,
                    help="seconds without progress after which waiting for outcomes stops (default 60)")
-    p.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print the figures as one JSON document on stdout (the table goes to stderr)")

@@ -81,7 +81,7 @@ def fresh_nonce() -> int:
 def _amount(v: Any) -> int:
     if isinstance(v, bool):
         raise ValueError("an amount is an integer in the smallest unit")
-    if isinstance(v, str) and v.isdigit():
+    if isinstance(v, str) and v.isascii() and v.isdigit():  # 0-9 only: isdigit() alone takes "٥" and "²"
         return int(v)
     if isinstance(v, int) and v >= 0:
         return v

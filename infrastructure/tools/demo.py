@@ -221,8 +221,8 @@ class Demo:
                 result.checkpoints += res.checkpoint_requested
 
 
-def fresh_demo_store(data_dir: Path) -> Path:
-    path = data_dir / "demo" / "events.sqlite"
+def fresh_demo_store(path: Path) -> Path:
+    """An empty SQLite event store at ``path`` (the previous demo's, and its WAL files, removed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal", "-shm"):
         p = Path(str(path) + suffix)

@@ -121,7 +121,8 @@ def main() -> int:
         table.add_column(col, justify="left" if col in ("backend", "read model") else "right")
     for r in results:
         table.add_row(r.backend, r.read_model, f"{r.events:,}", f"{r.seconds:.2f}", f"{r.rate:,.0f}")
-    Console().print(table)
+    # --json: stdout holds the JSON document only, the table goes to stderr
+    (console if args.json else Console()).print(table)
     if args.json:
         print(json.dumps([dict(backend=r.backend, read_model=r.read_model, events=r.events,
                                seconds=round(r.seconds, 3), events_per_s=round(r.rate)) for r in results]))

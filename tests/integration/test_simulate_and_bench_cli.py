@@ -17,9 +17,9 @@ def test_simulate_embedded_accounts_for_every_message(tmp_path):
     proc = run("simulate", "--embedded", "--channels", "5", "--payments", "300", "--out-of-order", "0.2",
                "--duplicates", "0.05", "--invalid", "0.1", "--json", env_dir=tmp_path)
     assert proc.returncode == 0, proc.stderr.decode()
-    out = proc.stdout.decode()
+    out = proc.stderr.decode()  # with --json the table goes to stderr; stdout is the JSON document alone
     assert "Simulation (embedded" in out and "throughput" in out
-    figures = json.loads(out.strip().splitlines()[-1])
+    figures = json.loads(proc.stdout)
     kinds = figures["sent_by_kind"]
     assert figures["accepted"] == kinds["valid"] == 300
     invalid = sum(n for k, n in kinds.items() if k not in ("valid", "duplicate"))
