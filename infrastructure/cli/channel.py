@@ -6,7 +6,7 @@ contract deploy`` makes one). What the node must know follows the transaction on
 signed by the same key, as ``parsec send`` would send it: the open (by A), a deposit, an operator.
 What the chain does afterwards (a close, the payouts) reaches the node through the settler, which
 watches the contract. Every command prints the transaction's hash, its gas and the channel's new
-state; a transaction the contract refuses is not sent, and its decoded error is printed (exit 2).
+state; a transaction the contract refuses is not sent, and its decoded error is printed (exit 65).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ EPILOG = """\
 Keys: --key is a keystore file or the address of one in the key directory (parsec key new);
 the password comes from --password-file, PARSEC_KEY_PASSWORD_FILE, PARSEC_KEY_PASSWORD or a prompt.
 The node: open, deposit and set-operator --channel also send the signed request to the control
-topic (--no-node: only the chain). Exit status 2: refused (the contract's error is printed).
+topic (--no-node: only the chain). Exit status 65: refused (the contract's error is printed).
 """
 
 

@@ -19,7 +19,7 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
 
     Validate one signed invoice: currency, amounts, the buyer address against its key, the low-s
     signature against the buyer's key over the EIP-712 digest. Prints its fields and transaction hash,
-    or the reason it is refused (exit status 2). Whether it extends its channel's chain is the node's
+    or the reason it is refused (exit status 65). Whether it extends its channel's chain is the node's
     decision, not checked here.
     """
     from domain.protocol import SignedInvoice

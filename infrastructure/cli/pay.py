@@ -13,6 +13,7 @@ from typing import Any
 
 from infrastructure import bootstrap
 from infrastructure.cli.console import console, err_console, print_json
+from infrastructure.cli.exits import Exit
 from infrastructure.cli.options import TOPIC_FIELDS, add_command, add_settings_flags
 from infrastructure.settings import Settings
 
@@ -76,7 +77,7 @@ def cmd_pay(args: argparse.Namespace, settings: Settings) -> int:
     or, with --to-api URL, to the REST API (POST /v1/payments). Then it waits up to --wait seconds for
     the node's answer (its events topic, or its rejected topic with the reason). A channel not in the
     record yet is tracked from the node's log first. Earlier payments whose delivery is unknown are
-    re-sent, as they are, before a new one is signed. Exit status 2: refused (reason printed).
+    re-sent, as they are, before a new one is signed. Exit status 65: refused (reason printed).
     """
     from domain.errors import UnknownChannel
     from domain.money import Currency, parse_amount
@@ -118,7 +119,7 @@ def cmd_pay(args: argparse.Namespace, settings: Settings) -> int:
             payment = wallet.record.payment(channel, wallet.address, payment.sequence, payment.tx_hash)
         _report(args, payment, state, wallet.transport.name)
         if payment.state in (PaymentState.REJECTED, PaymentState.VOID):
-            return 2
+            return Exit.REFUSED
         return 0
     finally:
         wallet.close()

@@ -61,7 +61,7 @@ def test_unilateral_close_settle_and_withdraw(cli, contract, keystores, anvil, t
     assert (closed["channel"]["balance_a"], closed["channel"]["balance_b"]) == (str(7 * ETHER // 10),
                                                                                str(8 * ETHER // 10))
 
-    # inside the challenge period the contract refuses: its decoded error, exit status 2, nothing sent
+    # inside the challenge period the contract refuses: its decoded error, exit status 65, nothing sent
     status, out, err = cli.run("channel", "settle", *on, *cli.signed(carol), "--channel", str(cid))
     assert status == 2 and out == ""
     assert "TransactionRefused" in err and "ChallengePeriodNotOver" in err and "settleAt=" in err
