@@ -46,6 +46,9 @@ def cmd_settler(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.eth_rpc or not settings.contract:
         raise ValueError("the settler needs an Ethereum node (--eth-rpc / PARSEC_ETH_RPC) and the contract "
                          "address (--contract / PARSEC_CONTRACT)")
+    from infrastructure.metrics import serve_configured
+
+    serve_configured(settings, "settler")
     settler = bootstrap.settler(settings, ChannelContract(connect(settings.eth_rpc), settings.contract),
                                 _operator(args, settings), start_block=args.start_block, interval=args.interval)
     settler.run(stop_on_signals("pass"))
@@ -55,6 +58,7 @@ def cmd_settler(args: argparse.Namespace, settings: Settings) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, cmd_settler, epilog=SETTLER_EPILOG)
     add_settings_flags(p, *TOPIC_FIELDS, "eth_rpc", "contract", "settlement_topic")
+    add_settings_flags(p, "metrics_port", "metrics_host")
     p.add_argument("--operator-seed", help="derive the operator key from a seed (tests, demos)")
     p.add_argument("--start-block", type=int, default=0, help="first block the watcher reads (default 0)")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between passes (default 1)")
