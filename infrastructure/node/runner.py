@@ -172,6 +172,7 @@ class Node:
             self.broken.discard(p)
         self.assigned -= partitions
         if partitions:
+            self._next_gauges = 0.0  # stop exporting their lag at once
             log.info("partitions revoked: %s", sorted(partitions))
 
     def _on_revoke(self, consumer: Any, tps: list[Any]) -> None:
