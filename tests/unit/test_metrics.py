@@ -44,7 +44,7 @@ def test_every_metric_is_documented_and_every_documented_metric_exists():
 
 def test_names_and_labels_follow_the_conventions():
     for name, (kind, labels) in _defined().items():
-        assert name.startswith(("parsec_node_", "parsec_settler_")), name
+        assert name.startswith(("parsec_node_", "parsec_settler_", "parsec_api_")), f"{name}: parsec_<process>_"
         assert (kind == "counter") == name.endswith("_total"), name
         if kind == "histogram":
             assert name.endswith(("_seconds", "_records")), f"{name}: a histogram names its unit"
