@@ -21,7 +21,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from annotated_types import Ge, Gt
+from annotated_types import Ge, Gt, Le
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -53,6 +53,7 @@ PositiveInt = Annotated[int, Gt(0)]
 NonNegativeInt = Annotated[int, Ge(0)]
 Seconds = Annotated[float, Ge(0)]
 PositiveSeconds = Annotated[float, Gt(0)]
+Port = Annotated[int, Ge(0), Le(65535)]
 
 # the config file of this load (``Settings.load``); a context variable so that sources stay per call
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("parsec_config_file", default=None)
@@ -182,6 +183,11 @@ class Settings(BaseSettings):
     # -------------------------------------------------------------- the settler
     operator_key: SecretStr | None = Field(None, description="the operator wallet's private key as hex, for "
                                                              "development only (never printed; use --key)")
+
+    # -------------------------------------------------------------- metrics
+    metrics_port: Port = Field(0, description="the TCP port of this process's Prometheus /metrics (0: not served)")
+    metrics_host: str = Field("127.0.0.1", description="the address /metrics listens on (loopback unless a "
+                                                       "scraper elsewhere must reach it: 0.0.0.0 for every interface)")
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -377,6 +383,8 @@ def accepts(field: str) -> str:
     base = next((a for a in (args or (annotation,)) if a is not type(None)), annotation)
     bounds = {type(m).__name__: m for m in info.metadata}
     if base is int:
+        if "Ge" in bounds and "Le" in bounds:
+            return f"an integer from {bounds['Ge'].ge} to {bounds['Le'].le}"
         if "Gt" in bounds and bounds["Gt"].gt == 0:
             return "a positive integer"
         return "an integer >= 0" if "Ge" in bounds else "an integer"

@@ -51,6 +51,9 @@ def cmd_node(args: argparse.Namespace, settings: Settings) -> int:
     group takes half the partitions.
     """
     _quiet_kafka()
+    from infrastructure.metrics import serve_configured
+
+    serve_configured(settings, "node")  # --metrics-port: before the node starts, so a scrape sees it join
     node = bootstrap.node(settings)
 
     # `kill -USR1 <pid>` prints every thread's stack to stderr: what a stuck node is waiting for
@@ -229,6 +232,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_settings_flags(node, "node_group", "node_id", "group_instance_id", "window", "max_wait", "tick_interval",
                        "timeout_check_interval", "max_poll_records", "session_timeout_ms", "rejoin_unowned_after",
                        "settlers", "min_challenge_period")
+    add_settings_flags(node, "metrics_port", "metrics_host")
 
     send = add_command(sub, cmd_send)
     send.add_argument("kind", choices=("pay", "open", "deposit", "set-operator", "checkpoint", "settle", "dispute"))

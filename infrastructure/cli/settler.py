@@ -58,6 +58,9 @@ def cmd_settler(args: argparse.Namespace, settings: Settings) -> int:
     # keystore is read (and its password asked for) once, not per transaction
     operator = wallet(operator_key(args, settings))
     log.info("operator wallet %s", operator.address)
+    from infrastructure.metrics import serve_configured
+
+    serve_configured(settings, "settler")
     settler = bootstrap.settler(settings, ChannelContract(connect(settings.eth_rpc), settings.contract),
                                 operator, start_block=args.start_block, interval=args.interval)
     settler.run(stop_on_signals("pass"))
@@ -70,6 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--key", metavar="FILE|ADDRESS",
                    help="the operator's keystore: a file, or the address of one in the key directory")
     p.add_argument("--password-file", type=Path, help="a file holding the keystore's password (never a flag value)")
+    add_settings_flags(p, "metrics_port", "metrics_host")
     p.add_argument("--operator-seed", help="derive the operator key from a seed (tests, demos)")
     p.add_argument("--start-block", type=int, default=0, help="first block the watcher reads (default 0)")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between passes (default 1)")

@@ -50,6 +50,7 @@ from domain.control import authorize_settler
 from domain.errors import MalformedMessage, ParsecError, UnknownChannel, WindowExpired
 from domain.protocol import SignedInvoice
 from domain.reorder import Refused, ReorderWindow
+from infrastructure import metrics
 from infrastructure.kafka import RecordTooLargeError, tracking_name
 from infrastructure.kafka.codec import OutRecord
 from infrastructure.kafka.writer import GroupOffsets
@@ -111,6 +112,7 @@ class BatchReport:
     duplicates: int = 0
     held: int = 0
     rejected: Counter = field(default_factory=Counter)
+    rejected_control: Counter = field(default_factory=Counter)  # the part of ``rejected`` from the control topic
     events: Counter = field(default_factory=Counter)
     seconds: float = 0.0
 
@@ -123,6 +125,7 @@ class BatchReport:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.held = other.held
         self.rejected.update(other.rejected)
+        self.rejected_control.update(other.rejected_control)
         self.events.update(other.events)
 
     def describe(self) -> str:
@@ -322,7 +325,10 @@ class PartitionWorker:
                 self.next_timeout_check = mono + self.config.timeout_check_interval
                 self._check_timeouts(at)
             trackings = self._trackings()
+            writes = bool(trackings or out or self.service.pending())
+            committing = time.perf_counter()
             recordings = self.service.commit(trackings, out, self._group_offsets(trackings))
+            commit_seconds = time.perf_counter() - committing if writes else None
         except RecordTooLargeError as err:
             self.service.abort()
             if single is not None:
@@ -343,6 +349,7 @@ class PartitionWorker:
             report.events[type(e).__name__] += 1
         report.held = len(self.window)
         report.seconds = time.perf_counter() - started
+        metrics.record_batch(report, commit_seconds)  # once per transaction, never per payment
         if self.executor is not None and events:
             self.executor.handle(events, partition=self.partition, position=recordings[-1].notification.id)
         return report
@@ -474,6 +481,8 @@ class PartitionWorker:
         rej = Rejection.from_error(err, topic, self.partition, offset, key, raw, at)
         out.append(rej.record(self.config.rejected_topic))
         report.rejected[err.reason] += 1
+        if topic == self.config.control_topic:
+            report.rejected_control[err.reason] += 1
         log.debug("p%d: rejected %s@%d: %s: %s", self.partition, topic, offset, err.reason, err)
 
     # ------------------------------------------------------------------ control

@@ -49,6 +49,7 @@ from typing import Any
 import confluent_kafka as ck
 from kafka.admin import KafkaAdminClient
 
+from infrastructure import metrics
 from infrastructure.kafka.admin import ensure_topics
 from infrastructure.node import partition
 from infrastructure.node.partition import ExecutorFactory, InRecord, PartitionWorker
@@ -57,6 +58,9 @@ from infrastructure.node.topics import node_topic_specs, store_settings
 from infrastructure.settings import Settings
 
 log = logging.getLogger("parsec.node")
+
+# Seconds between refreshes of the per-partition gauges (lag, reorder window): a scrape is every 15 s or so.
+_GAUGE_INTERVAL = 1.0
 
 # Group states in which the members' assignments are settled (not being handed out).
 _SETTLED_GROUP_STATES = ("STABLE", "EMPTY", "DEAD")
@@ -127,6 +131,8 @@ class Node:
         self._admin: KafkaAdminClient | None = None
         self._unowned_since: float | None = None
         self._next_ownership_check = 0.0
+        self._next_gauges = 0.0
+        self._gauged: set[int] = set()  # partitions whose gauges are exported
 
     # ------------------------------------------------------------------ setup
     def ensure_topics(self) -> int:
@@ -166,6 +172,7 @@ class Node:
             self.broken.discard(p)
         self.assigned -= partitions
         if partitions:
+            self._next_gauges = 0.0  # stop exporting their lag at once
             log.info("partitions revoked: %s", sorted(partitions))
 
     def _on_revoke(self, consumer: Any, tps: list[Any]) -> None:
@@ -179,6 +186,8 @@ class Node:
     def _on_assign(self, consumer: Any, tps: list[Any]) -> None:
         c = self.config
         self.assignments += 1
+        metrics.ASSIGNMENTS.inc()
+        self._next_gauges = 0.0  # show the new assignment at once
         by_topic: dict[str, set[int]] = {}
         for tp in tps:
             by_topic.setdefault(tp.topic, set()).add(tp.partition)
@@ -220,6 +229,7 @@ class Node:
             built.add(p)
         if built:
             self._reassign(self.consumer)
+            self._next_gauges = 0.0
         return built
 
     def _group_metadata(self) -> Any:
@@ -390,6 +400,8 @@ class Node:
                     batch = {tp: rs for tp, rs in batch.items() if tp[1] not in built and tp[1] not in self.broken}
                 self._process(batch)
                 self._watch_ownership(time.monotonic())
+                if time.monotonic() >= self._next_gauges:
+                    self._refresh_gauges()
                 if time.monotonic() - last_summary >= 10:
                     rate = (self.totals["payments"] - last_count) / (time.monotonic() - last_summary)
                     last_summary, last_count = time.monotonic(), self.totals["payments"]
@@ -418,11 +430,13 @@ class Node:
                 else:
                     self.set_aside.setdefault(p, {})[(exc.topic, exc.offset)] = exc.reason
                     log.error("%s; setting it aside (refused with its reason) so the partition goes on", exc)
+                metrics.BATCHES_FAILED.inc()
                 self._drop(p, w)
                 continue
             except Exception as exc:
                 log.error("p%d: batch not committed (%s: %s); rebuilding the partition from the log",
                           p, type(exc).__name__, exc)
+                metrics.BATCHES_FAILED.inc()
                 self._drop(p, w)
                 continue
             if report.anything:
@@ -436,6 +450,33 @@ class Node:
                         self.totals[name] += n
                 level = logging.INFO if (report.rejected or report.control or report.inbound >= 100) else logging.DEBUG
                 log.log(level, "%s", report.describe())
+
+    def _refresh_gauges(self) -> None:
+        """Partitions owned, and each owned partition's lag and reorder-window occupancy.
+
+        Lag is the consumer's cached high watermark (updated by every fetch response, no request
+        to the broker) minus the worker's next offset to read; a partition whose watermark is not
+        known yet is left out until it is."""
+        self._next_gauges = time.monotonic() + _GAUGE_INTERVAL
+        c = self.config
+        metrics.PARTITIONS_OWNED.set(len(self.workers))
+        metrics.PARTITIONS_ASSIGNED.set(len(self.assigned))
+        for p in self._gauged - set(self.workers):
+            metrics.forget_partition(p)
+        self._gauged = set(self.workers)
+        for p, w in self.workers.items():
+            label = str(p)
+            metrics.WINDOW_HELD.labels(label).set(len(w.window))
+            if self.consumer is None:
+                continue
+            for role, topic, position in (("inbound", c.inbound_topic, w.next_inbound),
+                                          ("control", c.control_topic, w.next_control)):
+                try:
+                    _, high = self.consumer.get_watermark_offsets(ck.TopicPartition(topic, p), cached=True)
+                except ck.KafkaException:
+                    continue
+                if high is not None and high >= 0:
+                    metrics.LAG.labels(role, label).set(max(0, high - position))
 
     def _drop(self, p: int, w: PartitionWorker) -> None:
         """Forget a worker whose batch failed; the loop builds a new one from the committed positions."""
@@ -458,6 +499,12 @@ class Node:
                 log.debug("closing worker", exc_info=True)
         self.workers.clear()
         self.parked.clear()
+        # this node owns nothing now
+        metrics.PARTITIONS_OWNED.set(0)
+        metrics.PARTITIONS_ASSIGNED.set(0)
+        for p in self._gauged:
+            metrics.forget_partition(p)
+        self._gauged = set()
         if self._admin is not None:
             try:
                 self._admin.close()

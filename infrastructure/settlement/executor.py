@@ -55,6 +55,7 @@ from domain.settlement import (
     transition,
     wanted,
 )
+from infrastructure import metrics
 from infrastructure.chain import events as ev
 from infrastructure.chain.channels import ChannelContract, OnChainChannel, OnChainStatus
 from infrastructure.chain.connection import Wallet
@@ -311,19 +312,25 @@ class SettlementExecutor:
         finals: dict[UUID, bool],
     ) -> None:
         changed: list[SettlementIntent] = []
+        counted: list[tuple[Any, str]] = []  # (counter, intent kind): counted once the save succeeded
         for iid, rec in new.intents.items():
             if old.intents.get(iid) == rec:
                 continue
             agg = self._intents.get(iid)
+            kind = rec.intent.kind.value
             if agg is None:
                 agg = SettlementIntent.raised(rec.intent)
                 self._intents[iid] = agg
+                if rec.intent.attempt == 0:  # a retry is a new intent too, but not a new request
+                    counted.append((metrics.INTENTS_RAISED, kind))
             p = submissions.get(iid)
             if rec.status is IntentStatus.CONFIRMED and agg.status != IntentStatus.CONFIRMED.value:
                 po = payouts.get(iid)
                 agg.confirmed(rec.tx_hash or "", rec.block or 0, rec.gas_used or 0, list(po) if po else None)
+                counted.append((metrics.INTENTS_CONFIRMED, kind))
             elif rec.status is IntentStatus.FAILED and agg.status != IntentStatus.FAILED.value:
                 agg.failed(rec.error or "", final=finals.get(iid, False))
+                counted.append((metrics.INTENTS_FAILED, kind))
             else:
                 agg.follow(rec, (p.sender, p.nonce, "0x" + p.raw.hex()) if p else None)
             changed.append(agg)
@@ -338,6 +345,8 @@ class SettlementExecutor:
         self._cursor.moved(moved, opened, closed)
         self.store.save(*changed, self._cursor)
         self._saved_positions.update(moved)
+        for counter, kind in counted:
+            counter.labels(kind).inc()
         if self.snapshot_every and self._cursor.version % self.snapshot_every == 0 and self.store.snapshots:
             self.store.take_snapshot(self._cursor.id)
         # keep only open intents in memory: a closed one is never needed again
@@ -361,6 +370,7 @@ class SettlementExecutor:
     def _report_give_up(self, out: ReportGiveUp) -> None:
         log.warning("gave up %s of channel %s: %s", out.intent.kind, out.intent.channel_id, out.reason)
         self.stats.gave_up.append(out)
+        metrics.INTENTS_GIVEN_UP.labels(out.intent.kind.value).inc()
 
     _OUTPUTS: dict[type, Callable[[SettlementExecutor, Any], None]] = {
         SendTransaction: _send_later,
@@ -520,6 +530,7 @@ class SettlementExecutor:
         self._apply([Submitted(iid, prepared.tx_hash)], submissions={iid: prepared})  # durable first
         self._broadcast(iid, prepared.raw)
         report.sent += 1
+        metrics.TRANSACTIONS_SENT.labels(intent.kind.value).inc()
         return True
 
     def _broadcast(self, iid: UUID, raw: bytes) -> None:
@@ -544,6 +555,7 @@ class SettlementExecutor:
             if receipt is None:
                 continue
             iid = rec.intent.intent_id
+            metrics.GAS_USED.labels(rec.intent.kind.value).inc(receipt.gas_used)  # a reverted one costs gas too
             if not receipt.succeeded:
                 inputs.append(Failed(iid, f"{rec.intent.kind}: transaction {rec.tx_hash} reverted when mined",
                                      at=self._chain_now))

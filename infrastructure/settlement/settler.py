@@ -28,6 +28,7 @@ import time
 from eventsourcing.application import Application
 
 from domain.application import ChannelService
+from infrastructure import metrics
 from infrastructure.chain.channels import ChannelContract
 from infrastructure.kafka.errors import WriterFencedError
 from infrastructure.node.send import Sender
@@ -106,18 +107,24 @@ class Settler:
         stop = stop or self.stopped
         try:
             while not stop.is_set():
+                started = time.perf_counter()
                 try:
                     self.step()
                 except WriterFencedError:
                     self.fenced = True
+                    metrics.PASS_ERRORS.inc()
                     log.error("settler: fenced by a newer settler (same store topic); stopping")
                     return
                 except Exception as exc:
+                    metrics.PASS_ERRORS.inc()
                     log.error("settler: pass failed (%s: %s); retrying from what its store holds",
                               type(exc).__name__, exc)
                     self._reload = True
                     stop.wait(max(self.interval, 2.0))
                     continue
+                metrics.PASSES.inc()
+                metrics.PASS_SECONDS.observe(time.perf_counter() - started)
+                metrics.OPEN_INTENTS.set(len(self.executor.open_intents()))
                 stop.wait(self.interval)
         finally:
             self.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from eventsourcing.application import AggregateNotFoundError
 
+from infrastructure import metrics
 from infrastructure.chain import events as ev
 from infrastructure.settlement.aggregates import ProcessCursor, cursor_id
 from infrastructure.settlement.executor import SettlementExecutor
@@ -63,6 +64,7 @@ class ChainWatcher:
             self.executor.observe(events, now)
             self._cursor.moved({"block": end}, [], [])
             self.store.save(self._cursor)
+            metrics.WATCHED_BLOCK.set(end)
             handled += events
         self.seen += handled
         return handled
