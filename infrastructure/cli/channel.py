@@ -20,6 +20,7 @@ from rich.table import Table
 
 from infrastructure import bootstrap
 from infrastructure.cli.console import console, err_console, print_json
+from infrastructure.cli.exits import UsageError
 from infrastructure.cli.options import TOPIC_FIELDS, add_command, add_settings_flags
 from infrastructure.settings import Settings
 
@@ -39,10 +40,10 @@ def chain_contract(settings: Settings) -> Any:
     from infrastructure.chain import ChannelContract, connect
 
     if not settings.eth_rpc:
-        raise ValueError("an on-chain command needs an Ethereum node: --eth-rpc URL or PARSEC_ETH_RPC "
+        raise UsageError("an on-chain command needs an Ethereum node: --eth-rpc URL or PARSEC_ETH_RPC "
                          "(the in-process chain forgets everything when the command ends)")
     if not settings.contract:
-        raise ValueError("which contract: --contract ADDRESS or PARSEC_CONTRACT (`parsec contract deploy` prints it)")
+        raise UsageError("which contract: --contract ADDRESS or PARSEC_CONTRACT (`parsec contract deploy` prints it)")
     w3 = connect(settings.eth_rpc)
     try:
         address = to_checksum_address(settings.contract)
@@ -68,7 +69,7 @@ def address_of(key: Any) -> str:
 def channel_id(text: str | None, *, required: bool = True) -> uuid.UUID | None:
     if not text:
         if required:
-            raise ValueError("give the channel: --channel ID")
+            raise UsageError("give the channel: --channel ID")
         return None
     try:
         return uuid.UUID(text)
@@ -315,7 +316,7 @@ def _close_terms(args: argparse.Namespace, settings: Settings, contract: Any, ci
     onchain = contract.channel(cid)
     currency = currency_of(params.token)
     if (args.balance_a is None) != (args.balance_b is None):
-        raise ValueError("give both --balance-a and --balance-b, or neither (then the node's balances are used)")
+        raise UsageError("give both --balance-a and --balance-b, or neither (then the node's balances are used)")
     if args.balance_a is not None:
         balances = (parse_amount(args.balance_a, currency), parse_amount(args.balance_b, currency))
         sequence = args.sequence if args.sequence is not None else onchain.head_sequence

@@ -7,6 +7,7 @@ from typing import Any
 
 from infrastructure.cli.channel import add_key_flags, report, signing_key, state_table
 from infrastructure.cli.console import console
+from infrastructure.cli.exits import UsageError
 from infrastructure.cli.options import add_command, add_settings_flags
 from infrastructure.settings import Settings
 
@@ -25,10 +26,10 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
     from infrastructure.chain.lifecycle import refusals
 
     if not settings.eth_rpc:
-        raise ValueError("deploy to which node: --eth-rpc URL or PARSEC_ETH_RPC "
+        raise UsageError("deploy to which node: --eth-rpc URL or PARSEC_ETH_RPC "
                          "(the in-process chain forgets the contract when the command ends)")
     if bool(args.btc_token) == bool(args.test_token):
-        raise ValueError("name the BTC token: --btc-token ADDRESS, or --test-token to deploy a test one")
+        raise UsageError("name the BTC token: --btc-token ADDRESS, or --test-token to deploy a test one")
     if args.min_challenge_period < 1 or args.min_challenge_period >= 2**32:
         raise ValueError("--min-challenge-period is 1 to 2**32-1 seconds")
     w3 = connect(settings.eth_rpc)

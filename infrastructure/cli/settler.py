@@ -9,6 +9,7 @@ from typing import Any
 
 from infrastructure import bootstrap
 from infrastructure.cli.console import stop_on_signals
+from infrastructure.cli.exits import UsageError
 from infrastructure.cli.options import TOPIC_FIELDS, add_command, add_settings_flags
 from infrastructure.settings import Settings
 
@@ -52,7 +53,7 @@ def cmd_settler(args: argparse.Namespace, settings: Settings) -> int:
     from infrastructure.chain import ChannelContract, connect, wallet
 
     if not settings.eth_rpc or not settings.contract:
-        raise ValueError("the settler needs an Ethereum node (--eth-rpc / PARSEC_ETH_RPC) and the contract "
+        raise UsageError("the settler needs an Ethereum node (--eth-rpc / PARSEC_ETH_RPC) and the contract "
                          "address (--contract / PARSEC_CONTRACT)")
     # unlocked before anything connects: a wrong password stops the settler at once, and the
     # keystore is read (and its password asked for) once, not per transaction

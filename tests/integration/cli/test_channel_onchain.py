@@ -12,6 +12,7 @@ from domain.protocol import GENESIS, Invoice, SigningDomain, sign_invoice
 from infrastructure.chain import ChannelContract, advance_time, wallet
 from infrastructure.chain.artifacts import load_artifact
 from infrastructure.chain.channels import _transact
+from infrastructure.cli.exits import Exit
 from tests.integration.cli.conftest import PERIOD
 from tests.integration.contract.chain import ETHER
 
@@ -63,7 +64,7 @@ def test_unilateral_close_settle_and_withdraw(cli, contract, keystores, anvil, t
 
     # inside the challenge period the contract refuses: its decoded error, exit status 65, nothing sent
     status, out, err = cli.run("channel", "settle", *on, *cli.signed(carol), "--channel", str(cid))
-    assert status == 2 and out == ""
+    assert status == Exit.REFUSED and out == ""
     assert "TransactionRefused" in err and "ChallengePeriodNotOver" in err and "settleAt=" in err
 
     advance_time(anvil, PERIOD + 1)
@@ -85,7 +86,7 @@ def test_unilateral_close_settle_and_withdraw(cli, contract, keystores, anvil, t
     assert channels.withdrawable(alice.address) == 0
     # nothing left: refused with the contract's reason
     status, _, err = cli.run("channel", "withdraw", *on, *cli.signed(carol), "--owner", alice.address)
-    assert status == 2 and "NothingToWithdraw" in err
+    assert status == Exit.REFUSED and "NothingToWithdraw" in err
 
     status_out = cli.json("channel", "status", *on, "--channel", str(cid), "--no-read-model")
     assert status_out["on_chain"]["status"] == "settled" and status_out["read_model"] is None
@@ -116,7 +117,7 @@ def test_cooperative_close_pays_out_at_once(cli, contract, keystores, anvil, tmp
         125 * ETHER // 100 - gas["gasUsed"] * gas["effectiveGasPrice"])
     # the same terms again: the channel id is retired
     status, _, err = cli.run("channel", "close", *on, *cli.signed(alice), "--cosigned", str(terms))
-    assert status == 2 and "TransactionRefused" in err and "AlreadySettled" in err
+    assert status == Exit.REFUSED and "TransactionRefused" in err and "AlreadySettled" in err
 
 
 def test_a_tampered_cosigned_file_is_refused_before_any_transaction(cli, contract, keystores, tmp_path):
@@ -131,7 +132,7 @@ def test_a_tampered_cosigned_file_is_refused_before_any_transaction(cli, contrac
     terms.write_text(terms.read_text().replace('"balanceA": "0"', '"balanceA": "1"').replace(
         '"balanceB": "1000000000000000000"', '"balanceB": "0"'))
     status, _, err = cli.run("channel", "close", *on, *cli.signed(alice), "--cosigned", str(terms))
-    assert status == 2 and "BadCloseTerms" in err
+    assert status == Exit.REFUSED and "BadCloseTerms" in err
     assert ChannelContract(cli_w3(), contract).channel(cid).status.name == "OPEN"
 
 
@@ -139,7 +140,7 @@ def test_open_refused_by_the_contract_shows_its_reason(cli, contract, keystores)
     alice, bob = keystores("alice"), keystores("bob")
     status, out, err = cli.run("channel", "open", "--contract", contract, *cli.signed(alice), "--counterparty",
                                bob.public_key, "--deposit", "1", "--challenge-period", str(PERIOD - 1), "--no-node")
-    assert status == 2 and out == ""
+    assert status == Exit.REFUSED and out == ""
     assert "ChallengePeriodTooShort" in err and f"minimum={PERIOD}" in err
 
 
@@ -150,11 +151,11 @@ def test_a_wrong_password_is_refused(cli, contract, keystores, tmp_path):
     status, out, err = cli.run("channel", "open", "--contract", contract, "--key", str(alice.path),
                                "--password-file", str(wrong), "--counterparty", bob.public_key, "--deposit", "1",
                                "--no-node")
-    assert status == 2 and out == ""
+    assert status == Exit.REFUSED and out == ""
     assert "WrongPassword" in err and "not the password" not in err
     status, _, err = cli.run("contract", "deploy", "--key", str(alice.path), "--password-file", str(wrong),
                              "--test-token")
-    assert status == 2 and "WrongPassword" in err
+    assert status == Exit.REFUSED and "WrongPassword" in err
 
 
 def cli_w3():
@@ -196,4 +197,4 @@ def test_a_btc_channel_approves_the_token_before_each_deposit(cli, contract, key
     # a BTC amount has at most 8 decimals: refused before anything is sent
     status, _, err = cli.run("channel", "deposit", *on, *cli.signed(bob), "--channel", cid, "--amount",
                              "0.000000001", "--no-node")
-    assert status == 2 and "TooManyDecimals" in err
+    assert status == Exit.REFUSED and "TooManyDecimals" in err

@@ -7,6 +7,7 @@ import argparse
 
 from domain.crypto import PrivateKey
 from infrastructure.cli import main
+from infrastructure.cli.exits import Exit
 from infrastructure.cli.settler import operator_key
 from infrastructure.keys import create_keystore
 from infrastructure.settings import Settings
@@ -47,27 +48,27 @@ def test_a_wrong_password_stops_the_settler_and_send_before_they_connect(tmp_pat
     status = main(["--eth-rpc", "http://127.0.0.1:9", "--kafka", "127.0.0.1:9", "settler", "--contract",
                    "0x" + "11" * 20, "--key", str(ks.path), "--password-file", str(wrong)])
     err = capsys.readouterr().err
-    assert status == 2 and "WrongPassword" in err and "a wrong password" not in err
+    assert status == Exit.REFUSED and "WrongPassword" in err and "a wrong password" not in err
     status = main(["--kafka", "127.0.0.1:9", "send", "settle", "--channel", "00000000-0000-0000-0000-000000000001",
                    "--key", str(ks.path), "--password-file", str(wrong)])
-    assert status == 2 and "WrongPassword" in capsys.readouterr().err
+    assert status == Exit.REFUSED and "WrongPassword" in capsys.readouterr().err
 
 
 def test_no_operator_key_says_how_to_give_one(tmp_path, capsys, monkeypatch):
     for name in ("PARSEC_OPERATOR_KEY", "PARSEC_KEY_FILE"):
         monkeypatch.delenv(name, raising=False)
     status = main(["--eth-rpc", "http://127.0.0.1:9", "settler", "--contract", "0x" + "11" * 20])
-    assert status == 2 and "--key FILE" in capsys.readouterr().err
+    assert status == Exit.REFUSED and "--key FILE" in capsys.readouterr().err
 
 
 def test_on_chain_commands_need_a_node_and_a_contract(capsys, monkeypatch):
     for name in ("PARSEC_ETH_RPC", "PARSEC_CONTRACT"):
         monkeypatch.delenv(name, raising=False)
     status = main(["channel", "status", "--channel", "00000000-0000-0000-0000-000000000001"])
-    assert status == 2 and "--eth-rpc URL" in capsys.readouterr().err
+    assert status == Exit.USAGE and "--eth-rpc URL" in capsys.readouterr().err
     status = main(["--eth-rpc", "http://127.0.0.1:9", "channel", "status", "--channel",
                    "00000000-0000-0000-0000-000000000001"])
-    assert status == 2 and "--contract ADDRESS" in capsys.readouterr().err
+    assert status == Exit.USAGE and "--contract ADDRESS" in capsys.readouterr().err
     status = main(["--eth-rpc", "http://127.0.0.1:9", "channel", "status", "--contract", "0x" + "11" * 20,
                    "--channel", "00000000-0000-0000-0000-000000000001"])
-    assert status == 2 and "no Ethereum node answers at http://127.0.0.1:9" in capsys.readouterr().err
+    assert status == Exit.UNAVAILABLE and "no Ethereum node answers at http://127.0.0.1:9" in capsys.readouterr().err
