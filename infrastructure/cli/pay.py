@@ -8,12 +8,13 @@ import os
 import sys
 import time
 import uuid
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from infrastructure import bootstrap
-from infrastructure.cli.console import console, err_console, print_json
-from infrastructure.cli.exits import Exit
+from infrastructure.cli.console import RateProgress, console, err_console, print_json
+from infrastructure.cli.exits import Exit, UsageError
 from infrastructure.cli.options import TOPIC_FIELDS, add_command, add_settings_flags
 from infrastructure.settings import Settings
 
@@ -101,24 +102,36 @@ def cmd_pay(args: argparse.Namespace, settings: Settings) -> int:
             except (UnknownChannel, OSError) as err:
                 if not args.json:
                     err_console.print(f"[yellow]not reconciled before paying[/]: {err}")
-        try:
-            payment = wallet.pay(channel, price, args.invoice_type)
-        except DeliveryUnknown as err:
-            raise DeliveryUnknown(f"{err}; the payment is recorded and will be re-sent, as signed, by the next "
-                                  "`parsec pay` or `parsec wallet sync`") from err
-        except PaymentRefused:
-            _report(args, wallet.record.payments(channel, wallet.address, newest_first=True, limit=1)[0], state,
-                    wallet.transport.name)
-            raise
+        if args.count < 1:
+            raise UsageError(f"--count must be at least 1, got {args.count}")
+        paid = []
+        # --count N: N payments, each signed on the one before it and recorded before it is sent;
+        # the node's answers are awaited once, after the last
+        with RateProgress("payments", args.count) if args.count > 1 and not args.json else nullcontext(None) as tick:
+            for _ in range(args.count):
+                try:
+                    paid.append(wallet.pay(channel, price, args.invoice_type))
+                except DeliveryUnknown as err:
+                    raise DeliveryUnknown(f"{err}; the payment is recorded and will be re-sent, as signed, by the "
+                                          "next `parsec pay` or `parsec wallet sync`") from err
+                except PaymentRefused:
+                    _report(args, wallet.record.payments(channel, wallet.address, newest_first=True, limit=1)[0],
+                            state, wallet.transport.name)
+                    raise
+                if tick is not None:
+                    tick(1)
         if args.wait > 0:
             try:
                 wallet.wait(channel, timeout=args.wait)
             except (UnknownChannel, OSError) as err:
                 if not args.json:
                     err_console.print(f"[yellow]could not read the node's answer[/]: {err}")
-            payment = wallet.record.payment(channel, wallet.address, payment.sequence, payment.tx_hash)
-        _report(args, payment, state, wallet.transport.name)
-        if payment.state in (PaymentState.REJECTED, PaymentState.VOID):
+        paid = [wallet.record.payment(channel, wallet.address, p.sequence, p.tx_hash) or p for p in paid]
+        if args.count == 1:
+            _report(args, paid[0], state, wallet.transport.name)
+        else:
+            _report_many(args, paid, state, wallet.transport.name)
+        if any(p.state in (PaymentState.REJECTED, PaymentState.VOID) for p in paid):
             return Exit.REFUSED
         return 0
     finally:
@@ -140,6 +153,25 @@ def _report(args: argparse.Namespace, payment: Any, state: Any, transport: str) 
     if payment.reason:
         console.print(f"  {payment.reason}: {payment.detail}")
     console.print(f"  transaction hash {payment.tx_hash}")
+
+
+def _report_many(args: argparse.Namespace, paid: list[Any], state: Any, transport: str) -> None:
+    from collections import Counter
+
+    from domain.money import Currency, format_amount
+
+    states = Counter(p.state.value for p in paid)
+    if args.json:
+        print_json({"transport": transport, "count": len(paid), "states": dict(states),
+                    "total": str(sum(p.price for p in paid)), "payments": [p.to_json() for p in paid]})
+        return
+    cur = Currency.parse(state.currency)
+    console.print(f"{len(paid)} payments of channel {state.channel} (sequences {paid[0].sequence}-{paid[-1].sequence}), "
+                  f"{format_amount(sum(p.price for p in paid), cur)} {cur.value} to {state.counterparty}: "
+                  + ", ".join(f"{n} {s}" for s, n in sorted(states.items())))
+    for p in paid:
+        if p.reason:
+            console.print(f"  payment {p.sequence}: {p.reason}: {p.detail}")
 
 
 # --- wallet ------------------------------------------------------------------------
@@ -258,6 +290,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     pay.add_argument("--channel", required=True, help="the channel id")
     pay.add_argument("--amount", required=True, help="decimal amount in the channel's currency, e.g. 0.01")
     pay.add_argument("--invoice-type", default="", help="what the payment is for (signed with it)")
+    pay.add_argument("--count", type=int, default=1,
+                     help="pay --amount this many times, each payment signed on the one before (default 1)")
     pay.add_argument("--wait", type=float, default=15.0,
                      help="seconds to wait for the node's answer (default 15; 0: do not wait or reconcile)")
     pay.add_argument("--json", action="store_true", help="one JSON document (amounts as strings)")

@@ -58,7 +58,9 @@ def test_open_deposit_operator_pay_and_close_reach_the_node(cli, contract, keyst
         wait_for(lambda: service.get_channel(cid).checkpoint_sequence == 2, 30, "the operator's checkpoint")
 
         cli.base = (*cli.base, "--event-store", "kafka")
-        status_out = cli.json("channel", "status", *on, "--channel", str(cid),
+        # the read model in this test's own SQLite file: a shared PostgreSQL schema holds positions
+        # from other tests' logs (see docs/projections.md, "One store, one log")
+        status_out = cli.json("channel", "status", *on, "--channel", str(cid), "--backend", "sqlite",
                               "--settlement-topic", config.events_topic + ".settler")
         assert status_out["on_chain"]["deposit_b"] == str(ETHER // 2)
         model = status_out["read_model"]
