@@ -107,11 +107,15 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     keyed = bool(args.key or (settings.key_file and not args.seed and not args.operator_seed)) and not (
         args.kind == "pay" and args.file)
     own_key = _key(args, settings) if keyed else None  # unlocked first: a wrong password costs no connection
-    sender = bootstrap.sender(settings)
+    # --print: sign here, write the signed message to stdout for another channel (the REST API,
+    # a file a counterparty keeps); nothing is produced, so no broker is needed
+    sender = _Printer() if args.print_signed else bootstrap.sender(settings)
     try:
         kind = args.kind
         if kind == "pay":
             if args.file:
+                if args.print_signed:
+                    raise ValueError("send pay --file sends a payment signed already: --print is for one signed here")
                 raw = sys.stdin.buffer.read() if args.file == "-" else open(args.file, "rb").read()
                 tx = SignedInvoice.from_json(raw)  # refuse locally what the node would refuse
                 _print_sent("payment", sender.payment(raw, tx.channel),
@@ -125,6 +129,9 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
                 tx = next_payment(reader, uuid.UUID(args.channel), payer, args.amount)
             finally:
                 reader.close()
+            if args.print_signed:
+                sys.stdout.buffer.write(tx.to_json() + b"\n")
+                return 0
             _print_sent("payment", sender.payment(tx),
                         {"channel": str(tx.channel), "sequence": tx.sequence, "price": str(tx.price)})
             return 0
@@ -187,12 +194,22 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
                 req = {"checkpoint": m.CheckpointRequest, "settle": m.SettlementRequest,
                        "dispute": m.DisputeRequest}[kind](channel=channel)
         req = req.signed(key, domain, valid_for=args.valid_for)
+        if args.print_signed:
+            sys.stdout.buffer.write(m.encode_control(req) + b"\n")
+            return 0
         _print_sent(kind, sender.control(req), {"channel": str(req.channel),
                                                 "signer": eth_address_from_public_key(key.public_key),
                                                 "nonce": req.nonce, "expiry": req.expiry})
         return 0
     finally:
         sender.close()
+
+
+class _Printer:
+    """What ``send --print`` has instead of a producer: nothing to close, nothing sent."""
+
+    def close(self) -> None:
+        pass
 
 
 def _need_seed(args: argparse.Namespace, kind: str) -> str:
@@ -263,5 +280,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="set-operator/checkpoint/settle/dispute: the party that signs, A or B (default A)")
     send.add_argument("--operator", help="set-operator: the address that may act for the party (0x00…00: none)")
     send.add_argument("--operator-seed", help="checkpoint/settle/dispute: sign as the operator with this seed's key")
+    send.add_argument("--print", dest="print_signed", action="store_true",
+                      help="write the signed message (JSON) to standard output instead of producing it: the body "
+                           "for the REST API (POST /v1/payments, /v1/channels/ID/checkpoint|settlement|dispute)")
     send.add_argument("--valid-for", type=int, default=300,
                       help="seconds the signed request stays valid (default 300)")
