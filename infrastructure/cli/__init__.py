@@ -16,11 +16,11 @@ from typing import Any
 from rich.logging import RichHandler
 
 from domain.errors import ParsecError
-from infrastructure.cli import bench, config, demo, invoices, keys, node, read_models, settler, simulate
+from infrastructure.cli import api, bench, config, demo, invoices, keys, node, read_models, settler, simulate
 from infrastructure.cli.console import err_console
 from infrastructure.settings import EVENT_STORES, Settings
 
-COMMAND_GROUPS = (demo, invoices, keys, node, settler, read_models, simulate, bench, config)
+COMMAND_GROUPS = (demo, invoices, keys, node, settler, read_models, simulate, bench, config, api)
 
 EPILOG = """\
 settings: every flag has a PARSEC_* environment variable, and a key in the TOML config file
