@@ -195,7 +195,7 @@ def projection_runner(source: EventSource, store: ReadModelStore, models: Sequen
 
 
 # ---------------------------------------------------------------------- the REST API
-def api_services(settings: Settings, *, events_db: str | None = None) -> Any:
+def api_services(settings: Settings, *, events_db: str | None = None, schema: str = "public") -> Any:
     """What ``parsec api`` uses, each made on first use: the producer, the read-model store (one
     connection per thread, its tables created), a read-only channel reader on the event store (a
     control request's deployment, participants and operators), the readers of ``/v1/events`` and
@@ -210,7 +210,7 @@ def api_services(settings: Settings, *, events_db: str | None = None) -> Any:
     models = [registry.get(name) for name in registry.BUILT_IN]
 
     def open_store() -> ReadModelStore:
-        store = read_model_store(settings, events_db=events_db)
+        store = read_model_store(settings, events_db=events_db, schema=schema)
         store.create([t for m in models for t in m.tables])  # an empty read model answers empty pages
         return store
 
@@ -247,15 +247,18 @@ def api_services(settings: Settings, *, events_db: str | None = None) -> Any:
 
     checks = {
         "broker": kafka_check(settings.kafka.librdkafka(), settings.inbound_topic),
-        "database": database_check(lambda: read_model_store(settings, events_db=events_db)),
+        "database": database_check(lambda: read_model_store(settings, events_db=events_db, schema=schema)),
         "chain": chain_check(settings.eth_rpc),
     }
     return ApiServices(sender=sender_.get, read_store=stores.get, channels=channels.get, readers=readers,
                        checks=checks, on_close=[sender_.close, stores.close, channels.close, settler_log.close])
 
 
-def api_app(settings: Settings, *, insecure_no_token: bool = False, events_db: str | None = None) -> Any:
-    """The REST API's ASGI app on this deployment's services (``parsec api``)."""
+def api_app(settings: Settings, *, insecure_no_token: bool = False, events_db: str | None = None,
+            schema: str = "public", **kwargs: Any) -> Any:
+    """The REST API's ASGI app on this deployment's services (``parsec api``); ``kwargs`` go to
+    ``create_app`` (``tokens``, ``limiter``)."""
     from infrastructure.api.app import create_app
 
-    return create_app(settings, api_services(settings, events_db=events_db), insecure_no_token=insecure_no_token)
+    return create_app(settings, api_services(settings, events_db=events_db, schema=schema),
+                      insecure_no_token=insecure_no_token, **kwargs)
