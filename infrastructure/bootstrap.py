@@ -238,6 +238,7 @@ def api_services(settings: Settings, *, events_db: str | None = None, schema: st
 
             from infrastructure.node.messages import Rejection
 
+            sender_.get()  # the node's topics exist from here on (a reader of a missing topic would see none)
             out.append(EventSourceReader("settler", settler_log.get(), lock=settler_lock))
             consumer = KafkaConsumer(**settings.kafka.kafka_python(
                 client_id="parsec-api-events", group_id=None, enable_auto_commit=False,
