@@ -26,7 +26,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
 from domain.addresses import parse_eth_address
-from domain.errors import ChannelIsClosed, MalformedMessage, ParsecError, UnknownChannel, WrongChannel
+from domain.errors import (
+    ChannelIsClosed,
+    InvalidAmount,
+    MalformedMessage,
+    ParsecError,
+    UnknownChannel,
+    WrongChannel,
+)
 from domain.protocol import SignedInvoice
 from infrastructure.api import metrics
 from infrastructure.api.errors import (
@@ -165,6 +172,15 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     return data
 
 
+def _ascii_amounts(doc: dict[str, Any]) -> None:
+    """Amounts are ASCII digits only: ``"٥"`` or ``"５"`` is a digit to Python's ``int`` but not to a
+    contract or another client (the node refuses them too)."""
+    for name in ("price", "buyerTotal"):
+        value = doc.get(name)
+        if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+            raise InvalidAmount(f"{name} must be a string of ASCII digits (the smallest unit), got {value[:40]!r}")
+
+
 class _BadJson(MalformedMessage):
     """A body that is not JSON at all: 400 (a body that is JSON but not a valid message is 422)."""
 
@@ -263,7 +279,7 @@ def create_app(settings: Settings, services: ApiServices, *, tokens: Iterable[st
         check that its channel is known and open, and produce its bytes, unchanged, to the inbound topic
         (keyed by channel). 202: where it went; the node decides whether it extends the channel."""
         raw = await json_body(request)
-        _json_object(raw)
+        _ascii_amounts(_json_object(raw))
         tx = SignedInvoice.from_json(raw)  # what `parsec verify` checks; ParsecError → 422
         channel = str(tx.channel)
         row = await run_in_threadpool(_channel_row, channel)

@@ -42,6 +42,8 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     import uvicorn
 
+    if logging.getLogger("parsec").getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python logs every connection at INFO
     app = bootstrap.api_app(settings, insecure_no_token=args.insecure_no_token, events_db=args.events_db)
     if args.insecure_no_token and not (settings.api_tokens or settings.api_token_file):
         log.warning("write endpoints are open to anyone who reaches %s:%d (--insecure-no-token)",

@@ -53,7 +53,7 @@ def test_a_valid_payment_reaches_the_inbound_topic_unchanged(dep):
 def _tampered_signature(raw: bytes) -> bytes:
     doc = json.loads(raw)
     sig = bytearray.fromhex(doc["invoiceSignature"][2:])
-    sig[5] ^= 0x01
+    sig[63] ^= 0x01  # s ± 1: still low-s, r still a point, so it recovers someone else's key
     doc["invoiceSignature"] = "0x" + sig.hex()
     return json.dumps(doc).encode()
 
@@ -79,6 +79,9 @@ def test_refused_payments_say_why_and_produce_nothing(dep):
         doc = json.loads(good)
         doc["currency"] = "DOGE"
         _problem(post(json.dumps(doc).encode()), 422, "CurrencyNotAllowed")
+        for digits in ("٢٥٠", "２５０"):  # 250 in Arabic-Indic and full-width digits
+            doc = {**json.loads(good), "price": digits}
+            _problem(post(json.dumps(doc).encode()), 422, "InvalidAmount")
     assert dep.records(dep.settings.inbound_topic) == []
 
 
