@@ -195,11 +195,13 @@ def projection_runner(source: EventSource, store: ReadModelStore, models: Sequen
 
 
 # ---------------------------------------------------------------------- the REST API
-def api_services(settings: Settings, *, events_db: str | None = None, schema: str = "public") -> Any:
+def api_services(settings: Settings, *, events_db: str | None = None, schema: str = "public",
+                 follow: bool = False) -> Any:
     """What ``parsec api`` uses, each made on first use: the producer, the read-model store (one
     connection per thread, its tables created), a read-only channel reader on the event store (a
     control request's deployment, participants and operators), the readers of ``/v1/events`` and
-    the ``/readyz`` checks."""
+    the ``/readyz`` checks. ``follow``: a projection runner in a thread keeps the read models
+    current while the server runs (what ``parsec projections run`` does, exactly once beside it)."""
     import threading
 
     from infrastructure.api.events import EventSourceReader, RejectedTopicReader
@@ -251,15 +253,41 @@ def api_services(settings: Settings, *, events_db: str | None = None, schema: st
         "database": database_check(lambda: read_model_store(settings, events_db=events_db, schema=schema)),
         "chain": chain_check(settings.eth_rpc),
     }
-    return ApiServices(sender=sender_.get, read_store=stores.get, channels=channels.get, readers=readers,
-                       checks=checks, on_close=[sender_.close, stores.close, channels.close, settler_log.close])
+    services = ApiServices(sender=sender_.get, read_store=stores.get, channels=channels.get, readers=readers,
+                           checks=checks, on_close=[sender_.close, stores.close, channels.close, settler_log.close])
+    if follow:
+        stop = threading.Event()
+        thread: list[threading.Thread] = []
+
+        def follow_log() -> None:
+            source, store = event_source(settings, events_db), open_store()
+            try:
+                projection_runner(source, store, models).run_forever(stop)
+            finally:
+                store.close()
+                closing = getattr(source, "close", None)
+                if closing is not None:
+                    closing()
+
+        def start() -> None:
+            thread.append(threading.Thread(target=follow_log, name="parsec-api-projections", daemon=True))
+            thread[0].start()
+
+        def halt() -> None:
+            stop.set()
+            if thread:
+                thread[0].join(30)
+
+        services.on_start.append(start)
+        services.on_close.insert(0, halt)
+    return services
 
 
 def api_app(settings: Settings, *, insecure_no_token: bool = False, events_db: str | None = None,
-            schema: str = "public", **kwargs: Any) -> Any:
+            schema: str = "public", follow: bool = False, **kwargs: Any) -> Any:
     """The REST API's ASGI app on this deployment's services (``parsec api``); ``kwargs`` go to
     ``create_app`` (``tokens``, ``limiter``)."""
     from infrastructure.api.app import create_app
 
-    return create_app(settings, api_services(settings, events_db=events_db, schema=schema),
+    return create_app(settings, api_services(settings, events_db=events_db, schema=schema, follow=follow),
                       insecure_no_token=insecure_no_token, **kwargs)

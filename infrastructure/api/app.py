@@ -199,6 +199,7 @@ def create_app(settings: Settings, services: ApiServices, *, tokens: Iterable[st
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(services.start)
         yield
         await run_in_threadpool(services.close)
 

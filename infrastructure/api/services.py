@@ -93,8 +93,8 @@ class ApiServices:
     to the control topic). ``read_store()``: this thread's ``ReadModelStore``. ``channels()``: a
     read-only ``ChannelService`` on the event store (a control request's channel: its deployment,
     participants and operators). ``readers()``: the ``LogReader``s of one new event stream.
-    ``checks``: the ``/readyz`` checks by name. ``inbound_topic``: to tell a refused payment from
-    a refused control request on the rejected topic.
+    ``checks``: the ``/readyz`` checks by name. ``on_start`` / ``on_close``: run when the server
+    starts and stops (a projection runner in the same process, connections to close).
     """
 
     sender: Callable[[], Any]
@@ -102,7 +102,12 @@ class ApiServices:
     channels: Callable[[], Any]
     readers: Callable[[], list[Any]]
     checks: Mapping[str, Callable[[float], str]] = field(default_factory=dict)
+    on_start: list[Callable[[], None]] = field(default_factory=list)
     on_close: list[Callable[[], None]] = field(default_factory=list)
+
+    def start(self) -> None:
+        for starting in self.on_start:
+            starting()
 
     def close(self) -> None:
         for closing in reversed(self.on_close):

@@ -44,7 +44,8 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
 
     if logging.getLogger("parsec").getEffectiveLevel() > logging.DEBUG:
         logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python logs every connection at INFO
-    app = bootstrap.api_app(settings, insecure_no_token=args.insecure_no_token, events_db=args.events_db)
+    app = bootstrap.api_app(settings, insecure_no_token=args.insecure_no_token, events_db=args.events_db,
+                            follow=args.follow)
     if args.insecure_no_token and not (settings.api_tokens or settings.api_token_file):
         log.warning("write endpoints are open to anyone who reaches %s:%d (--insecure-no-token)",
                     settings.api_host, settings.api_port)
@@ -66,5 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "partitions")
     p.add_argument("--insecure-no-token", action="store_true",
                    help="serve the write endpoints with no token configured (development only)")
+    p.add_argument("--follow", action="store_true",
+                   help="also keep the read models current from the log in this process (what `parsec "
+                        "projections run` does; safe beside one)")
     p.add_argument("--openapi", action="store_true", help="print the OpenAPI document and exit")
     p.add_argument("--events-db", help="SQLite event store file (default <data dir>/events.sqlite)")

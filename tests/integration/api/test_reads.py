@@ -115,3 +115,21 @@ def test_read_refusals_are_problems(filled):
         assert reason(f"/v1/channels/{first.channel_id}/history?cursor=WyJ4Il0", 422) == "InvalidParameter"
         assert reason("/v1/nothing-here", 404) == "RouteNotFound"
         assert client.delete("/v1/channels").json()["reason"] == "MethodNotAllowed"
+
+
+def test_follow_keeps_the_read_models_current_while_the_server_runs(kafka_bootstrap, tmp_path):
+    from tests.integration.api.harness import wait_until
+
+    for d in deployment(kafka_bootstrap, tmp_path):
+        ledger = d.open()
+        with TestClient(d.app(follow=True)) as client:
+            for _ in range(3):
+                d.pay(ledger, 7)
+
+            def current(cid: uuid.UUID = ledger.channel_id) -> bool:
+                resp = client.get(f"/v1/channels/{cid}")
+                return resp.status_code == 200 and resp.json()["sequence"] == 3
+
+            wait_until(current, 30, "the read models to reach sequence 3")
+            history = client.get(f"/v1/channels/{ledger.channel_id}/history").json()["items"]
+            assert [p["price"] for p in history] == ["7", "7", "7"]
