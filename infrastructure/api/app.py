@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -84,6 +86,7 @@ log = logging.getLogger("parsec.api")
 VERSION = "1"
 SEND_TIMEOUT = 15.0  # seconds a produce may wait for the broker's acknowledgement
 KEEPALIVE = 15.0  # seconds between keep-alive messages of an idle event stream
+STREAM_THREADS = 100  # event streams polling the log at once; more wait their turn (a slower poll, no error)
 JSON_TYPES = ("application/json",)
 
 # the control endpoints: path segment -> the request's wire type (infrastructure/node/messages.py)
@@ -396,6 +399,15 @@ def create_app(settings: Settings, services: ApiServices, *, tokens: Iterable[st
                                received=str(r.received), balance=str(r.balance)) for r in rows])
 
     # ------------------------------------------------------------------ the log
+    limiters: list[anyio.CapacityLimiter] = []
+
+    def stream_threads() -> anyio.CapacityLimiter:
+        """The event streams' polls wait on threads of their own: open streams never take the threads
+        that the other endpoints run on (made on first use, inside the server's event loop)."""
+        if not limiters:
+            limiters.append(anyio.CapacityLimiter(STREAM_THREADS))
+        return limiters[0]
+
     @app.get("/v1/events", tags=["events"], summary="Server-sent events from the log, resumable",
              response_class=StreamingResponse,
              responses={200: {"description": "text/event-stream: `event:` one of " + ", ".join(STREAM_TYPES)
@@ -434,7 +446,7 @@ def create_app(settings: Settings, services: ApiServices, *, tokens: Iterable[st
                 quiet_since = time.monotonic()
                 last_id = tail.id
                 while not await request.is_disconnected():
-                    batch = await run_in_threadpool(tail.poll, 1.0)
+                    batch = await anyio.to_thread.run_sync(tail.poll, 1.0, limiter=stream_threads())
                     for event_id, ev in batch:
                         yield sse(event_id, ev)
                         sent += 1
