@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import anyio
 import anyio.to_thread
+from eventsourcing.persistence import OperationalError
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -240,6 +241,12 @@ def create_app(settings: Settings, services: ApiServices, *, tokens: Iterable[st
         body = {"type": "about:blank", "title": str(err.detail), "status": err.status_code,
                 "detail": str(err.detail), "reason": "HTTPError"}
         return JSONResponse(body, status_code=err.status_code, media_type=PROBLEM_JSON)
+
+    @app.exception_handler(ConnectionError)  # StoreUnavailable, SourceUnavailable: the read side went away
+    @app.exception_handler(OperationalError)  # the event store (BrokerUnavailableError on Kafka)
+    async def unavailable(request: Request, err: Exception) -> JSONResponse:
+        log.warning("%s %s: %s: %s", request.method, request.url.path, type(err).__name__, err)
+        return _problem_response(ServiceUnavailable(f"{type(err).__name__}: {err}"), request)
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, err: Exception) -> JSONResponse:

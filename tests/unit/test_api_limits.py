@@ -82,3 +82,20 @@ def test_a_problem_document_has_the_rfc_9457_members_and_the_reason():
     doc = problem(InvalidToken("no"))
     assert doc == {"type": "urn:parsec:problem:InvalidToken", "title": "Authentication required", "status": 401,
                    "detail": "no", "reason": "InvalidToken"}
+
+
+def test_a_service_that_went_away_is_503_not_500(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from infrastructure.api.app import create_app
+    from infrastructure.api.services import ApiServices
+    from projections.store import StoreUnavailable
+
+    def gone() -> None:
+        raise StoreUnavailable("read-model database: disk I/O error")
+
+    services = ApiServices(sender=gone, read_store=gone, channels=gone, readers=gone)
+    app = create_app(Settings.from_env({"PARSEC_DATA_DIR": str(tmp_path)}), services, tokens=["t"])
+    with TestClient(app) as client:
+        resp = client.get("/v1/channels")
+    assert resp.status_code == 503 and resp.json()["reason"] == "ServiceUnavailable"
