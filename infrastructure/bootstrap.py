@@ -239,3 +239,100 @@ def wallet_record(settings: Settings) -> Any:
     from infrastructure.client import WalletRecord
 
     return WalletRecord(settings.wallet_path)
+# ---------------------------------------------------------------------- the REST API
+def api_services(settings: Settings, *, events_db: str | None = None, schema: str = "public",
+                 follow: bool = False) -> Any:
+    """What ``parsec api`` uses, each made on first use: the producer, the read-model store (one
+    connection per thread, its tables created), a read-only channel reader on the event store (a
+    control request's deployment, participants and operators), the readers of ``/v1/events`` and
+    the ``/readyz`` checks. ``follow``: a projection runner in a thread keeps the read models
+    current while the server runs (what ``parsec projections run`` does, exactly once beside it)."""
+    import threading
+
+    from infrastructure.api.events import EventSourceReader, RejectedTopicReader
+    from infrastructure.api.readiness import chain_check, database_check, kafka_check
+    from infrastructure.api.services import ApiServices, Lazy, PerThread
+    from projections import registry
+
+    models = [registry.get(name) for name in registry.BUILT_IN]
+
+    def open_store() -> ReadModelStore:
+        store = read_model_store(settings, events_db=events_db, schema=schema)
+        store.create([t for m in models for t in m.tables])  # an empty read model answers empty pages
+        return store
+
+    def open_channels() -> ChannelService:
+        if settings.event_store == "kafka":
+            return channel_reader(settings)
+        if settings.event_store == "sqlite":
+            path = events_path(settings, events_db)
+            if not path.exists():
+                raise FileNotFoundError(f"no event store at {path}")
+            return channel_service(settings, sqlite_path=path)
+        raise NotWired(f"the API reads channels from the sqlite or kafka event store, not {settings.event_store!r}")
+
+    sender_ = Lazy(lambda: sender(settings), "the Kafka producer")
+    stores = PerThread(open_store, "the read-model database")
+    channels = Lazy(open_channels, "the event store")
+    # one reader of each log for every stream (each keeps its own positions; a lock serialises them)
+    settler_log = Lazy(lambda: settler_source(settings), "the settler's log")
+    events_lock, settler_lock = threading.Lock(), threading.Lock()
+
+    def readers() -> list[Any]:
+        out: list[Any] = [EventSourceReader("events", source_for(channels.get()), lock=events_lock)]
+        if settings.event_store == "kafka":
+            from kafka import KafkaConsumer
+
+            from infrastructure.node.messages import Rejection
+
+            sender_.get()  # the node's topics exist from here on (a reader of a missing topic would see none)
+            out.append(EventSourceReader("settler", settler_log.get(), lock=settler_lock))
+            consumer = KafkaConsumer(**settings.kafka.kafka_python(
+                client_id="parsec-api-events", group_id=None, enable_auto_commit=False,
+                isolation_level="read_committed", auto_offset_reset="earliest"))
+            out.append(RejectedTopicReader(consumer, settings.rejected_topic, settings.inbound_topic, Rejection.of))
+        return out
+
+    checks = {
+        "broker": kafka_check(settings.kafka.librdkafka(), settings.inbound_topic),
+        "database": database_check(lambda: read_model_store(settings, events_db=events_db, schema=schema)),
+        "chain": chain_check(settings.eth_rpc),
+    }
+    services = ApiServices(sender=sender_.get, read_store=stores.get, channels=channels.get, readers=readers,
+                           checks=checks, on_close=[sender_.close, stores.close, channels.close, settler_log.close])
+    if follow:
+        stop = threading.Event()
+        thread: list[threading.Thread] = []
+
+        def follow_log() -> None:
+            source, store = event_source(settings, events_db), open_store()
+            try:
+                projection_runner(source, store, models).run_forever(stop)
+            finally:
+                store.close()
+                closing = getattr(source, "close", None)
+                if closing is not None:
+                    closing()
+
+        def start() -> None:
+            thread.append(threading.Thread(target=follow_log, name="parsec-api-projections", daemon=True))
+            thread[0].start()
+
+        def halt() -> None:
+            stop.set()
+            if thread:
+                thread[0].join(30)
+
+        services.on_start.append(start)
+        services.on_close.insert(0, halt)
+    return services
+
+
+def api_app(settings: Settings, *, insecure_no_token: bool = False, events_db: str | None = None,
+            schema: str = "public", follow: bool = False, **kwargs: Any) -> Any:
+    """The REST API's ASGI app on this deployment's services (``parsec api``); ``kwargs`` go to
+    ``create_app`` (``tokens``, ``limiter``)."""
+    from infrastructure.api.app import create_app
+
+    return create_app(settings, api_services(settings, events_db=events_db, schema=schema, follow=follow),
+                      insecure_no_token=insecure_no_token, **kwargs)

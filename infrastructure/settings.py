@@ -188,6 +188,21 @@ class Settings(BaseSettings):
     metrics_port: Port = Field(0, description="the TCP port of this process's Prometheus /metrics (0: not served)")
     metrics_host: str = Field("127.0.0.1", description="the address /metrics listens on (loopback unless a "
                                                        "scraper elsewhere must reach it: 0.0.0.0 for every interface)")
+    # -------------------------------------------------------------- the REST API (`parsec api`)
+    api_host: str = Field("127.0.0.1", description="the address `parsec api` listens on")
+    api_port: PositiveInt = Field(8080, description="the port `parsec api` listens on")
+    api_tokens: SecretStr | None = Field(
+        None, description="comma-separated bearer tokens that may call the write endpoints (never printed)")
+    api_token_file: Path | None = Field(
+        None, description="a file of bearer tokens, one a line (# comments); added to PARSEC_API_TOKENS")
+    api_max_body_bytes: PositiveInt = Field(
+        65536, description="the largest request body the API reads (bytes); a larger one is refused with 413")
+    api_rate: Seconds = Field(
+        20.0, description="requests per second each client (bearer token, else address) may make on /v1 "
+                          "(0: no limit)")
+    api_burst: PositiveInt = Field(40, description="requests a client may make at once before the rate applies")
+    api_ready_timeout: PositiveSeconds = Field(
+        2.0, description="seconds each /readyz check (broker, database, chain) may take before it counts as down")
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -406,7 +421,7 @@ def describe_errors(exc: ValidationError) -> str:
             reason = str(error["msg"]).removeprefix("Value error, ")
             lines.append(f"{variable(field)}: {reason}")
         elif field in Settings.model_fields:
-            shown = "(hidden)" if "password" in field or field == "operator_key" else repr(given)
+            shown = "(hidden)" if "password" in field or field in ("operator_key", "api_tokens") else repr(given)
             lines.append(f"{variable(field)} must be {accepts(field)}, got {shown}")
         elif error["type"] == "extra_forbidden":
             lines.append(f"unknown setting {field!r} (see `parsec config` for the known ones)")

@@ -21,6 +21,7 @@ from rich.text import Text
 
 from domain.errors import ParsecError
 from infrastructure.cli import (
+    api,
     bench,
     channel,
     config,
@@ -39,7 +40,7 @@ from infrastructure.cli.exits import EPILOG as EXIT_EPILOG
 from infrastructure.cli.exits import Exit, classify, missing_extra
 from infrastructure.settings import EVENT_STORES, Settings
 
-COMMAND_GROUPS = (demo, invoices, keys, contract, channel, pay, node, settler, read_models, simulate, bench, config)
+COMMAND_GROUPS = (demo, invoices, keys, contract, channel, pay, node, settler, read_models, simulate, bench, config, api)
 
 EPILOG = """\
 settings: every flag has a PARSEC_* environment variable, and a key in the TOML config file
