@@ -7,6 +7,7 @@ import json
 import logging
 
 from infrastructure import bootstrap
+from infrastructure.cli.exits import UsageError
 from infrastructure.cli.options import add_command, add_settings_flags
 from infrastructure.settings import Settings, variable
 
@@ -44,6 +45,9 @@ def cmd_api(args: argparse.Namespace, settings: Settings) -> int:
 
     if logging.getLogger("parsec").getEffectiveLevel() > logging.DEBUG:
         logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python logs every connection at INFO
+    if not (settings.api_tokens or settings.api_token_file or args.insecure_no_token):
+        raise UsageError("the write endpoints need a token: set PARSEC_API_TOKENS or --api-token-file "
+                         "(or --insecure-no-token, for development only)")
     app = bootstrap.api_app(settings, insecure_no_token=args.insecure_no_token, events_db=args.events_db,
                             follow=args.follow)
     if args.insecure_no_token and not (settings.api_tokens or settings.api_token_file):

@@ -17,5 +17,5 @@ def test_no_token_configured_refuses_to_start(capsys, monkeypatch, tmp_path):
     monkeypatch.delenv("PARSEC_API_TOKENS", raising=False)
     monkeypatch.delenv("PARSEC_API_TOKEN_FILE", raising=False)
     monkeypatch.setenv("PARSEC_DATA_DIR", str(tmp_path))
-    assert main(["api", "--port", "1"]) == 2
+    assert main(["api", "--port", "1"]) == 64  # usage: a token must be configured
     assert "--insecure-no-token" in capsys.readouterr().err
