@@ -13,6 +13,7 @@ A transport answers one of three ways, and the wallet records each differently:
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -89,11 +90,24 @@ class HttpTransport:
 
     name = "api"
 
-    def __init__(self, url: str, token: str | None, timeout: float = 15.0) -> None:
+    def __init__(self, url: str, token: str | None, timeout: float = 15.0, max_rate_wait: float = 30.0) -> None:
         self.url = url.rstrip("/") + "/v1/payments"
-        self.token, self.timeout = token, timeout
+        self.token, self.timeout, self.max_rate_wait = token, timeout, max_rate_wait
 
     def send(self, raw: bytes, channel: UUID) -> Delivery:
+        # 429: the API's rate limit, not the payment's fate: wait what Retry-After says and send the same
+        # bytes again, up to max_rate_wait seconds in all (then the outcome is left unknown)
+        waited = 0.0
+        while True:
+            try:
+                return self._send_once(raw)
+            except _RateLimited as limited:
+                if waited + limited.retry_after > self.max_rate_wait:
+                    raise DeliveryUnknown(str(limited)) from None
+                time.sleep(limited.retry_after)
+                waited += limited.retry_after
+
+    def _send_once(self, raw: bytes) -> Delivery:
         headers = {"Content-Type": "application/json", "Accept": "application/json, application/problem+json"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
@@ -103,6 +117,13 @@ class HttpTransport:
                 status, body = response.status, response.read()
         except urllib.error.HTTPError as err:
             status, body = err.code, err.read()
+            if status == 429:
+                try:
+                    retry_after = max(0.05, min(float(err.headers.get("Retry-After") or 1), 10.0))
+                except ValueError:
+                    retry_after = 1.0
+                raise _RateLimited(f"the API answered 429: {_problem(body).get('detail', 'rate limited')}",
+                                   retry_after) from None
         except (urllib.error.URLError, OSError, TimeoutError) as err:
             raise DeliveryUnknown(f"the API at {self.url} did not answer: {err}") from err
         if status in (200, 201, 202):
@@ -120,6 +141,12 @@ class HttpTransport:
 
     def close(self) -> None:
         pass
+
+
+class _RateLimited(Exception):
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def _problem(body: bytes) -> dict[str, Any]:

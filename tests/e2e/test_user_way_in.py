@@ -145,7 +145,7 @@ def test_a_user_deploys_opens_pays_and_settles_through_the_public_interfaces(tmp
         keys[name]["public_key"] = user.json("key", "show", keys[name]["address"])["public_key"]
         rpc(anvil, "anvil_setBalance", keys[name]["address"], hex(100 * ETHER))  # the user's wallet funds it
 
-    contract = user.json("contract", "deploy", "--key", keys["deployer"]["file"],
+    contract = user.json("contract", "deploy", "--key", keys["deployer"]["file"], "--test-token",
                          "--min-challenge-period", str(PERIOD))["contract"]
     env["PARSEC_CONTRACT"] = contract
 
@@ -165,7 +165,8 @@ def test_a_user_deploys_opens_pays_and_settles_through_the_public_interfaces(tmp
         opened = user.json("channel", "open", "--key", keys["alice"]["file"],
                            "--counterparty", keys["bob"]["public_key"], "--deposit", "1",
                            "--challenge-period", str(PERIOD), "--checkpoint-interval", "100")
-        channel = opened["channel"]["id"] if isinstance(opened.get("channel"), dict) else opened["channel_id"]
+        channel = opened["channel"]["channel"]
+        assert opened["channel"]["deposit_a"] == str(ETHER) and opened["transactions"], opened
         for who in ("alice", "bob"):
             user.json("channel", "set-operator", "--key", keys[who]["file"], "--operator", keys["operator"]["address"],
                       "--channel", channel)
@@ -216,13 +217,13 @@ def test_a_user_deploys_opens_pays_and_settles_through_the_public_interfaces(tmp
 
         def settled() -> Any:
             st = user.json("channel", "status", "--channel", channel, "--no-read-model")["on_chain"]
-            return st if st.get("payouts") else None
+            return st if st["payout_a"] is not None else None
 
         on_chain = wait_for("the settle on-chain", settled, 90, procs=procs, user=user)
         row = wait_for("the settle in the read model",
                        lambda: (lambda r: r if r[1]["status"] == "closed" else None)(
                            http("GET", f"{api}/v1/channels/{channel}"))[1], 60, procs=procs, user=user)
-        assert on_chain["payouts"] == row["balances"] == [str(ETHER - paid), str(paid)]
+        assert [on_chain["payout_a"], on_chain["payout_b"]] == row["balances"] == [str(ETHER - paid), str(paid)]
     finally:
         for p in procs.values():
             if p.poll() is None:
