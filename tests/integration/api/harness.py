@@ -85,6 +85,9 @@ def deployment(kafka_bootstrap: str, tmp_path: Any, **overrides: Any) -> Iterato
         events_topic=f"{t}.events", inbound_topic=f"{t}.inbound", control_topic=f"{t}.control",
         rejected_topic=f"{t}.rejected", settlement_topic=f"{t}.settlement", partitions=4,
         api_tokens=SecretStr(TOKEN), api_rate=0.0,
+        # the read models in this test's own SQLite file unless a test asks for PostgreSQL (with a schema
+        # of its own): a DSN inherited from the environment would mean the shared "public" schema
+        postgres_dsn=None,
     )
     schema = overrides.pop("schema", "public")
     values.update(overrides)
