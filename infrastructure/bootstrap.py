@@ -124,7 +124,10 @@ def events_path(settings: Settings, events_db: str | None = None) -> Path:
 
 
 def event_source(settings: Settings, events_db: str | None = None) -> EventSource:
-    """What the read models follow: the SQLite log, or the Kafka events topic beside the settler's store."""
+    """What the read models follow: the SQLite log, or the Kafka events topic beside the settler's store.
+
+    Each source names its log (``identity``: ``sqlite:<path>``, ``kafka:<topic>``, combined with their
+    bases); a plugged-in factory's source must too: a store refuses read models of another log."""
     if settings.event_store in SOURCE_FACTORIES:
         return SOURCE_FACTORIES[settings.event_store](settings)
     if settings.event_store == "sqlite":

@@ -5,7 +5,8 @@ type it cares about. A runner (``ProjectionRunner``) reads the log through an
 ``EventSource`` (one ordered log per partition), hands each event to the
 handlers, and writes the rows it changed together with the log position it
 reached, in one database transaction: a crash leaves either both or neither,
-so every event is applied exactly once. ``rebuild`` drops a read model and
+so every event is applied exactly once. A store remembers which log its read
+models were built from and refuses another (``StoreOfAnotherLog``). ``rebuild`` drops a read model and
 replays the whole log into it.
 
 Backends: SQLite (embedded default) and PostgreSQL (psycopg 3). See
@@ -15,7 +16,7 @@ Backends: SQLite (embedded default) and PostgreSQL (psycopg 3). See
 from projections.model import Column, ReadModel, Rows, Table, handles
 from projections.runner import ProjectionRunner, RebuildResult, rebuild
 from projections.source import ApplicationEventSource, EventSource, SourceEvent
-from projections.store import PositionConflict, ReadModelStore, StoreUnavailable
+from projections.store import PositionConflict, ReadModelStore, StoreOfAnotherLog, StoreUnavailable
 
 __all__ = [
     "ApplicationEventSource",
@@ -28,6 +29,7 @@ __all__ = [
     "RebuildResult",
     "Rows",
     "SourceEvent",
+    "StoreOfAnotherLog",
     "StoreUnavailable",
     "Table",
     "handles",

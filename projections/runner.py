@@ -11,6 +11,11 @@ moves past them, and each such type is logged once. A store that goes away
 (database restart, lock timeout, lost connection) is retried with exponential
 backoff; the runner then re-reads its positions from the database, because
 the last commit may or may not have landed.
+
+Positions are offsets into one log: before it reads them, the runner claims each
+read model for its source's log (``ReadModelStore.claim``); a store whose read
+models were built from another log is refused with ``StoreOfAnotherLog``, before
+any event is read.
 """
 
 from __future__ import annotations
@@ -107,7 +112,14 @@ class ProjectionRunner:
         names = [m.name for m in models]
         if len(set(names)) != len(names):
             raise ValueError(f"read model names must be unique: {names}")
+        identity = getattr(source, "identity", None)
+        if not isinstance(identity, str) or not identity:
+            raise TypeError(
+                f"{type(source).__name__} has no identity: an EventSource must name its log, so that a store "
+                "built from one log is never followed from another (projections.source.EventSource.identity)"
+            )
         self.source = source
+        self.identity = identity
         self.store = store
         self.models = list(models)
         self.batch_size = batch_size
@@ -125,7 +137,10 @@ class ProjectionRunner:
     # --- positions ------------------------------------------------------------
     @property
     def positions(self) -> dict[str, dict[int, int]]:
+        """Read models' positions, read once they are claimed for this source's log (again after a failure)."""
         if self._positions is None:
+            for m in self.models:
+                self.store.claim(m.name, self.identity)
             self._positions = {m.name: self.store.positions(m.name) for m in self.models}
         return self._positions
 
@@ -160,7 +175,7 @@ class ProjectionRunner:
             if last is not None:
                 updates.append(TrackingUpdate(model.name, partition, start, last))
         self._note_unhandled(events)
-        self.store.commit(rows.written.values(), updates)
+        self.store.commit(rows.written.values(), updates, source=self.identity)
         rows.publish()
         for u in updates:
             self.positions[u.name][partition] = u.position
@@ -258,6 +273,8 @@ def rebuild(
     known_events: Iterable[str] = (),
 ) -> RebuildResult:
     """Drop ``model`` and replay the log from the start into it, up to the head as it is now.
+
+    The read model then belongs to ``source``'s log, whichever log it was built from before.
 
     ``on_start`` gets the (approximate) number of events to replay.
     """

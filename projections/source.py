@@ -5,13 +5,21 @@ notification ids, 1, 2, …). The Kafka event store has one log per partition of
 the events topic (positions are offsets, 0, 1, …); there is no order across
 partitions, so a reader keeps one position per partition. A Kafka adapter is
 just another implementation of ``EventSource``.
+
+Every source names its log (``identity``): positions mean something only in
+the log they were taken from, so a read-model store remembers which log its
+read models were built from and refuses another (``projections.store``,
+"One store, one log" in docs/projections.md).
 """
 
 from __future__ import annotations
 
 import sqlite3
+import uuid
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from eventsourcing.persistence import (
@@ -62,6 +70,11 @@ class SourceEvent:
 
 @runtime_checkable
 class EventSource(Protocol):
+    @property
+    def identity(self) -> str:
+        """The log this source reads, stable across processes and restarts (``sqlite:/abs/path``,
+        ``kafka:<events topic>``): a store built from one log refuses a source of another."""
+
     def partitions(self) -> Sequence[int]:
         """The partitions to follow (SQLite: ``[0]``)."""
 
@@ -75,19 +88,55 @@ class EventSource(Protocol):
         Optional attribute ``first_position`` (default 0) says where positions start."""
 
 
+_IN_MEMORY: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def recorder_identity(recorder: Any) -> str:
+    """The log an eventsourcing recorder holds, named so that another process finds the same name.
+
+    SQLite: the absolute path of the database file; PostgreSQL: server, database, schema and table.
+    A log that lives only in this process (POPO, SQLite in memory) gets a name unique to the
+    recorder: no store may outlive it and be reused for another."""
+    datastore = getattr(recorder, "datastore", None)
+    pool = getattr(datastore, "pool", None)
+    table = getattr(recorder, "events_table_name", "stored_events")
+    suffix = "" if table == "stored_events" else f"#{table}"
+    db_name = getattr(pool, "db_name", None)
+    if isinstance(db_name, str) and not getattr(pool, "is_sqlite_memory_mode", True):
+        name = db_name if db_name.startswith("file:") else str(Path(db_name).expanduser().resolve())
+        return f"sqlite:{name}{suffix}"
+    kwargs = getattr(pool, "kwargs", None)
+    if isinstance(kwargs, dict) and "dbname" in kwargs:
+        schema = getattr(datastore, "schema", "public")
+        return f"postgres:{kwargs.get('host')}:{kwargs.get('port')}/{kwargs['dbname']}/{schema}.{table}"
+    try:
+        return _IN_MEMORY.setdefault(recorder, f"memory:{uuid.uuid4()}")
+    except TypeError:  # not weakly referenceable: unique to this source instead
+        return f"memory:{uuid.uuid4()}"
+
+
 class ApplicationEventSource:
     """An eventsourcing application's notification log (SQLite, PostgreSQL, POPO stores) as one partition."""
 
     first_position = 1  # notification ids start at 1 (Kafka offsets at 0)
 
-    def __init__(self, recorder: ApplicationRecorder, mapper: Mapper, app: Any = None) -> None:
+    def __init__(self, recorder: ApplicationRecorder, mapper: Mapper, app: Any = None,
+                 *, identity: str | None = None) -> None:
+        """``identity``: the log's name, when the recorder's own (``recorder_identity``) is not right."""
         self.recorder = recorder
         self.mapper = mapper
         self._app = app  # an Application closes its recorder when collected: keep it alive
+        self._identity = identity
 
     @classmethod
-    def of(cls, app: Any) -> ApplicationEventSource:
-        return cls(app.recorder, app.mapper, app)
+    def of(cls, app: Any, *, identity: str | None = None) -> ApplicationEventSource:
+        return cls(app.recorder, app.mapper, app, identity=identity)
+
+    @property
+    def identity(self) -> str:
+        if self._identity is None:
+            self._identity = recorder_identity(self.recorder)
+        return self._identity
 
     def partitions(self) -> Sequence[int]:
         return [0]
@@ -136,8 +185,17 @@ class PartitionedEventSource(ApplicationEventSource):
     (``num_partitions``, ``select_partition_notifications``,
     ``max_partition_notification_id``) so projections need not import
     infrastructure. Positions are its notification ids (Kafka offset + 1):
-    increasing, not contiguous.
+    increasing, not contiguous. Its log is named by the events topic (``kafka:<topic>``): the
+    recorder does not know the cluster's id, so two clusters with a topic of the same name look
+    like one log.
     """
+
+    @property
+    def identity(self) -> str:
+        if self._identity is None:
+            topic = getattr(self.recorder, "topic", None)
+            self._identity = f"kafka:{topic}" if topic else recorder_identity(self.recorder)
+        return self._identity
 
     @staticmethod
     def supports(recorder: Any) -> bool:
@@ -184,6 +242,11 @@ class CombinedEventSource:
         if len(set(bases)) != len(bases):
             raise ValueError(f"each log needs its own base, got {bases}")
         self.logs = sorted(logs, key=lambda bl: bl[0])
+
+    @property
+    def identity(self) -> str:
+        """Each log with its base: ``0=kafka:parsec.events+1000=kafka:parsec.settlement.events``."""
+        return "+".join(f"{base}={source.identity}" for base, source in self.logs)
 
     def _log(self, partition: int) -> tuple[int, EventSource]:
         for base, source in reversed(self.logs):

@@ -9,6 +9,13 @@ a second runner on the same partition, or a batch already committed before a
 crash, makes the commit fail with ``PositionConflict`` instead of applying
 events twice.
 
+The sources table holds, per read model, the name of the log (``EventSource.identity``)
+its positions were taken from. A position is an offset into one log; taken into
+another log it points at some other event, and following from it would skip
+that log's first events without a sound. ``claim`` records the log on first use
+and refuses another one with ``StoreOfAnotherLog``; ``commit`` checks it again in
+the transaction that moves the positions; ``reset`` forgets it with them.
+
 Two SQL dialects share everything here; ``SQLiteStore`` (``projections.sqlite``)
 and ``PostgresStore`` (``projections.postgres``) fill in connections, types
 and placeholders.
@@ -16,6 +23,7 @@ and placeholders.
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,6 +32,9 @@ from typing import Any
 from projections.model import Column, Table
 
 TRACKING_TABLE = "projection_tracking"
+SOURCES_TABLE = "projection_sources"
+
+log = logging.getLogger("parsec.projections")
 
 
 class StoreUnavailable(ConnectionError):
@@ -32,6 +43,19 @@ class StoreUnavailable(ConnectionError):
 
 class PositionConflict(Exception):
     """The tracked position moved under this batch (another runner, or a commit already made)."""
+
+
+class StoreOfAnotherLog(ValueError):
+    """The read model in this store was built from another log: its positions mean nothing in this one."""
+
+    def __init__(self, name: str, store: str, recorded: str, offered: str) -> None:
+        self.name, self.store, self.recorded, self.offered = name, store, recorded, offered
+        super().__init__(
+            f"read model {name!r} in {store} was built from the log {recorded}, not from {offered}: "
+            "its positions are offsets into that log, and following this one from them would skip "
+            "events. Use a store of this log's own (another --db, or another --schema on PostgreSQL), "
+            f"or rebuild the read model from this log (`parsec projections rebuild {name}`)"
+        )
 
 
 @dataclass(frozen=True)
@@ -104,7 +128,8 @@ class ReadModelStore(ABC):
         stmts = [
             f"CREATE TABLE IF NOT EXISTS {TRACKING_TABLE} ("
             "name TEXT NOT NULL, partition_no INTEGER NOT NULL, position BIGINT NOT NULL, "
-            "PRIMARY KEY (name, partition_no))"
+            "PRIMARY KEY (name, partition_no))",
+            f"CREATE TABLE IF NOT EXISTS {SOURCES_TABLE} (name TEXT NOT NULL PRIMARY KEY, source TEXT NOT NULL)",
         ]
         for t in tables:
             cols = ", ".join(f"{c.name} {self.sql_type(c)}" for c in t.columns)
@@ -119,7 +144,7 @@ class ReadModelStore(ABC):
                 cur.execute(stmt)
 
     def reset(self, name: str, tables: Iterable[Table]) -> None:
-        """Drop a read model's tables and positions and create them empty, atomically."""
+        """Drop a read model's tables, positions and log and create them empty, atomically."""
         tables = list(tables)
         with self._transaction() as cur:
             for stmt in self._create_statements(()):
@@ -127,6 +152,7 @@ class ReadModelStore(ABC):
             for t in tables:
                 cur.execute(f"DROP TABLE IF EXISTS {t.name}")
             cur.execute(f"DELETE FROM {TRACKING_TABLE} WHERE name = {self.placeholder}", (name,))
+            cur.execute(f"DELETE FROM {SOURCES_TABLE} WHERE name = {self.placeholder}", (name,))
             for stmt in self._create_statements(tables):
                 cur.execute(stmt)
 
@@ -143,6 +169,57 @@ class ReadModelStore(ABC):
         for name, p, pos in self._execute(f"SELECT name, partition_no, position FROM {TRACKING_TABLE}"):
             out.setdefault(name, {})[int(p)] = int(pos)
         return out
+
+    # --- the log the positions belong to -----------------------------------------------
+    def source(self, name: str) -> str | None:
+        """The log read model ``name`` was built from (None: not recorded yet)."""
+        rows = self._execute(f"SELECT source FROM {SOURCES_TABLE} WHERE name = {self.placeholder}", (name,))
+        return str(rows[0][0]) if rows else None
+
+    def all_sources(self) -> dict[str, str]:
+        return {str(n): str(s) for n, s in self._execute(f"SELECT name, source FROM {SOURCES_TABLE}")}
+
+    def claim(self, name: str, source: str) -> None:
+        """Read model ``name`` follows the log ``source`` from now on: recorded if no log is,
+        refused (``StoreOfAnotherLog``) if another one is.
+
+        A read model with positions but no log (a store from before logs were recorded) adopts
+        ``source``, with a warning: whether its positions were taken from it cannot be known."""
+        ph = self.placeholder
+        with self._transaction() as cur:
+            cur.execute(
+                f"INSERT INTO {SOURCES_TABLE} (name, source) VALUES ({ph}, {ph}) ON CONFLICT (name) DO NOTHING",
+                (name, source),
+            )
+            if cur.rowcount == 1:
+                cur.execute(f"SELECT COUNT(*) FROM {TRACKING_TABLE} WHERE name = {ph}", (name,))
+                adopted = int(cur.fetchone()[0]) > 0
+                recorded = source
+            else:
+                adopted = False
+                cur.execute(f"SELECT source FROM {SOURCES_TABLE} WHERE name = {ph}", (name,))
+                recorded = str(cur.fetchone()[0])
+        if recorded != source:
+            raise StoreOfAnotherLog(name, self.describe(), recorded, source)
+        if adopted:
+            log.warning(
+                "read model %s in %s has positions but no recorded log: it now belongs to %s. If it was "
+                "built from another log, rebuild it (`parsec projections rebuild %s`)",
+                name, self.describe(), source, name,
+            )
+
+    def _check_sources(self, cur: Any, names: Sequence[str], source: str) -> None:
+        """In ``commit``'s transaction: every read model moved is still ``source``'s (a rebuild from
+        another log may have claimed it since this runner started); one with no log yet gets it."""
+        ph = self.placeholder
+        cur.execute(f"SELECT name, source FROM {SOURCES_TABLE} WHERE name IN ({', '.join([ph] * len(names))})",
+                    tuple(names))
+        recorded = {str(n): str(s) for n, s in cur.fetchall()}
+        for name in names:
+            if name not in recorded:
+                cur.execute(f"INSERT INTO {SOURCES_TABLE} (name, source) VALUES ({ph}, {ph})", (name, source))
+            elif recorded[name] != source:
+                raise StoreOfAnotherLog(name, self.describe(), recorded[name], source)
 
     # --- rows -----------------------------------------------------------------
     def load(self, table: Table, key: Sequence[Any]) -> dict[str, Any] | None:
@@ -191,14 +268,24 @@ class ReadModelStore(ABC):
         return self.placeholder
 
     # --- the exactly-once write ---------------------------------------------------
-    def commit(self, rows: Iterable[tuple[Table, dict[str, Any]]], tracking: Sequence[TrackingUpdate]) -> None:
-        """Write changed rows and move positions, all or nothing."""
+    def commit(
+        self,
+        rows: Iterable[tuple[Table, dict[str, Any]]],
+        tracking: Sequence[TrackingUpdate],
+        *,
+        source: str | None = None,
+    ) -> None:
+        """Write changed rows and move positions, all or nothing; with ``source`` (the log the
+        events came from), only if it is the log of every read model moved (``StoreOfAnotherLog``)."""
         by_table: dict[str, tuple[Table, list[tuple[Any, ...]]]] = {}
         for table, row in rows:
             params = tuple(self.to_db(c, row.get(c.name)) for c in table.columns)
             by_table.setdefault(table.name, (table, []))[1].append(params)
         ph = self.placeholder
         with self._transaction() as cur:
+            names = sorted({t.name for t in tracking})
+            if source is not None and names:
+                self._check_sources(cur, names, source)
             for t in tracking:  # positions first: a conflict fails fast, before any row is written
                 if t.expected is None:
                     cur.execute(

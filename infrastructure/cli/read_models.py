@@ -69,14 +69,21 @@ def _events_db(args: argparse.Namespace, settings: Any) -> str | None:
 
         demo = demo_events_path(settings.data_dir)
         if demo.exists():
-            log.info("reading the last `parsec demo`'s event store, %s (--events-db to choose another)", demo)
+            log.info("reading the last `parsec demo`'s event store, %s, and its read models beside it "
+                     "(--events-db to choose another)", demo)
             args.events_db = str(demo)
+            args.demo_log = True
     return args.events_db
 
 
 def _store(args: argparse.Namespace, settings: Any) -> ReadModelStore:
-    return bootstrap.read_model_store(settings, args.backend, db=args.db, schema=args.schema,
-                                      events_db=_events_db(args, settings))
+    events_db = _events_db(args, settings)
+    backend, db = args.backend, args.db
+    if getattr(args, "demo_log", False) and backend is None and db is None:
+        # the demo's log is not the deployment's: its read models are the demo's SQLite file (which the
+        # demo wrote), never the PostgreSQL store a DSN points at (one store, one log)
+        backend = "sqlite"
+    return bootstrap.read_model_store(settings, backend, db=db, schema=args.schema, events_db=events_db)
 
 
 def _models(args: argparse.Namespace, settings: Settings, names: list[str] | None = None) -> list:
@@ -118,6 +125,7 @@ def cmd_list(args: argparse.Namespace, settings: Any) -> int:
     models = _models(args, settings)
     store = _store(args, settings)
     positions = store.all_positions()
+    logs = store.all_sources()
     try:
         source = _source(args, settings)
         heads = {p: source.head(p) for p in source.partitions()}
@@ -125,7 +133,8 @@ def cmd_list(args: argparse.Namespace, settings: Any) -> int:
         log.debug("no event source: %s", err)
         heads = {}
     table = RichTable(title=f"Read models ({store.describe()})")
-    for col in ("name", "tables", "events handled", "positions (partition: position)", "log head"):
+    for col in ("name", "tables", "events handled", "built from (log)", "positions (partition: position)",
+                "log head"):
         table.add_column(col)
     for m in models:
         pos = positions.get(m.name, {})
@@ -133,6 +142,7 @@ def cmd_list(args: argparse.Namespace, settings: Any) -> int:
             m.name,
             ", ".join(t.name for t in m.tables),
             ", ".join(sorted(e.partition(".")[2] or e for e in m.handled_events)),
+            logs.get(m.name, ""),
             ", ".join(f"{p}: {v}" for p, v in sorted(pos.items())) or "not built",
             ", ".join(f"{p}: {h}" for p, h in sorted(heads.items())) or "?",
         )

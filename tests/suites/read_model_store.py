@@ -29,7 +29,13 @@ from projections.balances import CHANNELS, Balances, channel_balances
 from projections.model import Column, Table
 from projections.runner import Backoff, ProjectionRunner, rebuild
 from projections.source import ApplicationEventSource, source_for
-from projections.store import PositionConflict, ReadModelStore, TrackingUpdate
+from projections.store import (
+    SOURCES_TABLE,
+    PositionConflict,
+    ReadModelStore,
+    StoreOfAnotherLog,
+    TrackingUpdate,
+)
 from tests.integration.projections import workload
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -209,6 +215,70 @@ class ReadModelBackendSuite:
         fresh = make_store()
         rebuild_all(source, fresh)
         assert dump(store) == dump(fresh)
+
+    # --- one store, one log -------------------------------------------------------
+    def _two_logs(self, tmp_path):
+        a = workload.service(tmp_path / "a" / "events.sqlite")
+        workload.write(a, payments=30, channels=3)
+        b = workload.service(tmp_path / "b" / "events.sqlite")
+        workload.write(b, payments=25, channels=4, seed=3)
+        return ApplicationEventSource.of(a), ApplicationEventSource.of(b)
+
+    def test_a_store_refuses_the_read_models_of_another_log(self, make_store, tmp_path):
+        a, b = self._two_logs(tmp_path)
+        store = make_store()
+        ProjectionRunner(a, store, MODELS).catch_up()
+        before, positions = dump(store), store.all_positions()
+        assert store.all_sources() == {m.name: a.identity for m in MODELS}
+        with pytest.raises(StoreOfAnotherLog) as refused:
+            ProjectionRunner(b, store, MODELS).catch_up()
+        assert a.identity in str(refused.value) and b.identity in str(refused.value)
+        assert "parsec projections rebuild" in str(refused.value)
+        assert dump(store) == before and store.all_positions() == positions  # nothing of b applied
+        assert ProjectionRunner(a, store, MODELS).catch_up() == 0  # its own log is still welcome
+
+    def test_a_rebuild_adopts_the_new_log(self, make_store, tmp_path):
+        a, b = self._two_logs(tmp_path)
+        store = make_store()
+        ProjectionRunner(a, store, MODELS).catch_up()
+        rebuild_all(b, store)
+        assert store.all_sources() == {m.name: b.identity for m in MODELS}
+        fresh = make_store()
+        ProjectionRunner(b, fresh, MODELS).catch_up()
+        assert dump(store) == dump(fresh)
+        assert ProjectionRunner(b, store, MODELS).catch_up() == 0
+        with pytest.raises(StoreOfAnotherLog):
+            ProjectionRunner(a, store, MODELS).catch_up()
+
+    def test_a_store_from_before_adopts_its_first_log_and_warns_once(self, make_store, tmp_path, caplog):
+        a, b = self._two_logs(tmp_path)
+        store = make_store()
+        ProjectionRunner(a, store, MODELS).catch_up(until={0: 40})
+        store._execute(f"DELETE FROM {SOURCES_TABLE}")  # positions, no log: as a store written before
+        with caplog.at_level(logging.WARNING, logger="parsec.projections"):
+            ProjectionRunner(a, store, MODELS).catch_up()
+            ProjectionRunner(a, store, MODELS).catch_up()
+        adopted = [r.getMessage() for r in caplog.records if "no recorded log" in r.getMessage()]
+        assert len(adopted) == len(MODELS) and all(a.identity in w for w in adopted)
+        assert store.all_sources() == {m.name: a.identity for m in MODELS}
+        fresh = make_store()
+        rebuild_all(a, fresh)
+        assert dump(store) == dump(fresh)
+        with pytest.raises(StoreOfAnotherLog):
+            ProjectionRunner(b, store, MODELS).catch_up()
+
+    def test_a_commit_for_another_log_writes_nothing(self, make_store):
+        store = make_store()
+        t = Table("t_logs", (Column("k"), Column("a", "amount")), key=("k",))
+        store.create([t])
+        store.commit([(t, {"k": "x", "a": 1})], [TrackingUpdate("m", 0, None, 1)], source="log-a")
+        assert store.source("m") == "log-a"
+        # another log's runner that started before a rebuild claimed the read model for it
+        with pytest.raises(StoreOfAnotherLog):
+            store.commit([(t, {"k": "x", "a": 2})], [TrackingUpdate("m", 0, 1, 2)], source="log-b")
+        assert store.select(t) == [{"k": "x", "a": 1}] and store.positions("m") == {0: 1}
+        store.reset("m", [t])
+        assert store.source("m") is None and store.positions("m") == {}
 
     @pytest.mark.slow
     @pytest.mark.parametrize("event_store", EVENT_STORES)
