@@ -129,6 +129,7 @@ class ProjectionRunner:
         self.stats = RunnerStats()
         self._cache: dict[tuple[str, tuple[Any, ...]], dict[str, Any] | None] = {}
         self._positions: dict[str, dict[int, int]] | None = None
+        self._claimed = False
         self._handled = frozenset().union(*(m.handled_events for m in self.models))
         self._known = self._handled | frozenset(known_events)
         self._warned: set[str] = set()
@@ -137,21 +138,31 @@ class ProjectionRunner:
     # --- positions ------------------------------------------------------------
     @property
     def positions(self) -> dict[str, dict[int, int]]:
-        """Read models' positions, read once they are claimed for this source's log (again after a failure)."""
+        """Read models' positions (read again after a failure)."""
         if self._positions is None:
-            for m in self.models:
-                self.store.claim(m.name, self.identity)
             self._positions = {m.name: self.store.positions(m.name) for m in self.models}
         return self._positions
+
+    def _claim(self) -> None:
+        """Each read model is claimed for this source's log before its positions are used (again after a
+        failure). Done by the thread that steps, never by a reader of ``positions``: a claim is a write
+        transaction on the store's one connection."""
+        if not self._claimed:
+            for m in self.models:
+                self.store.claim(m.name, self.identity)
+            self._claimed = True
+            self._positions = None
 
     def _forget(self) -> None:
         """After any failure: positions and cached rows come from the database again."""
         self._positions = None
+        self._claimed = False
         self._cache.clear()
 
     # --- one step -------------------------------------------------------------
     def step(self, partition: int) -> int:
         """Apply the next batch of one partition; the number of events read (0: caught up)."""
+        self._claim()
         positions = {m.name: self.positions[m.name].get(partition) for m in self.models}
         known = [p for p in positions.values() if p is not None]
         after = None if len(known) < len(positions) else min(known)
