@@ -148,6 +148,8 @@ class Message(BaseModel):
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise MalformedMessage(f"not valid JSON: {exc}") from None
+        except RecursionError:  # JSON nested deeper than the decoder recurses: never a payment
+            raise MalformedMessage("not valid JSON: nested too deeply") from None
         if not isinstance(data, dict):
             raise MalformedMessage(f"expected a JSON object, got {type(data).__name__}")
         return cls.parse(data)

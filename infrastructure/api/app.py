@@ -171,6 +171,8 @@ def _json_object(raw: bytes) -> dict[str, Any]:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as err:
         raise _BadJson(f"not valid JSON: {err}") from None
+    except RecursionError:  # nested deeper than the decoder recurses (well within the body limit)
+        raise _BadJson("not valid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise MalformedMessage(f"expected a JSON object, got {type(data).__name__}")
     return data

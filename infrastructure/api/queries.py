@@ -34,7 +34,7 @@ def encode_cursor(values: Sequence[Any]) -> str:
 def decode_cursor(cursor: str, arity: int) -> list[Any]:
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
         raise InvalidParameter(f"cursor {cursor[:40]!r} is not one this API handed out") from None
     if not isinstance(values, list) or len(values) != arity or not all(
             isinstance(v, str | int) and not isinstance(v, bool) for v in values):

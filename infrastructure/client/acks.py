@@ -144,7 +144,7 @@ def _rejection(record: Any) -> Rejection | None:
 def _invoice_id(raw: bytes) -> str | None:
     try:
         doc = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # a refused message's own bytes: anything
         return None
     value = doc.get("invoiceID") if isinstance(doc, dict) else None
     return str(value) if isinstance(value, str) else None

@@ -307,6 +307,8 @@ def parse_control(raw: bytes | None) -> Any:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedMessage(f"not valid JSON: {exc}") from None
+    except RecursionError:  # JSON nested deeper than the decoder recurses: never a request
+        raise MalformedMessage("not valid JSON: nested too deeply") from None
     try:
         return _CONTROL.validate_python(data)
     except ValidationError as err:
