@@ -75,6 +75,36 @@ MAX_INVOICE_TYPE_LENGTH = 256
 
 
 # --- field types ----------------------------------------------------------
+MAX_JSON_DEPTH = 32
+"""A Parsec message nests three levels deep; anything past this is refused before it is decoded
+(Python's decoder recurses per level, and libraries such as py-evm raise the recursion limit)."""
+
+
+def check_json_depth(raw: bytes | str) -> None:
+    """Refuse JSON nested deeper than ``MAX_JSON_DEPTH``. Costs two ``count`` calls on an ordinary
+    message: the string-aware scan runs only when there are many brackets at all."""
+    data = raw.encode() if isinstance(raw, str) else raw
+    if data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH:
+        return
+    depth, in_string, escaped = 0, False, False
+    for c in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == 0x5C:  # backslash
+                escaped = True
+            elif c == 0x22:  # quote
+                in_string = False
+        elif c == 0x22:
+            in_string = True
+        elif c in (0x5B, 0x7B):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise MalformedMessage(f"not valid JSON: nested too deeply (more than {MAX_JSON_DEPTH} levels)")
+        elif c in (0x5D, 0x7D):
+            depth -= 1
+
+
 def _amount(value: Any) -> int:
     """Integers, or strings of the digits 0-9 (JSON consumers lose precision past 2**53)."""
     return parse_units(value)
@@ -144,6 +174,7 @@ class Message(BaseModel):
 
     @classmethod
     def from_json(cls, raw: bytes | str):
+        check_json_depth(raw)
         try:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:

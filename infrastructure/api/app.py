@@ -37,7 +37,7 @@ from domain.errors import (
     UnknownChannel,
     WrongChannel,
 )
-from domain.protocol import SignedInvoice
+from domain.protocol import SignedInvoice, check_json_depth
 from infrastructure.api import metrics
 from infrastructure.api.errors import (
     PROBLEM_JSON,
@@ -167,6 +167,10 @@ def _problem_response(err: ParsecError, request: Request | None = None) -> JSONR
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        check_json_depth(raw)
+    except MalformedMessage as err:
+        raise _BadJson(str(err)) from None
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as err:

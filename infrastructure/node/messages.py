@@ -49,7 +49,7 @@ from domain.control import (
 )
 from domain.crypto import PrivateKey
 from domain.errors import MalformedMessage, ParsecError, UnsignedRequest
-from domain.protocol import SigningDomain
+from domain.protocol import SigningDomain, check_json_depth
 from infrastructure.kafka.codec import OutRecord, partition_for_key
 
 # --- control requests ------------------------------------------------------------
@@ -303,6 +303,7 @@ def parse_control(raw: bytes | None) -> Any:
     if raw is None:
         raise MalformedMessage("empty control message")
     check_size(raw)
+    check_json_depth(raw)
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
