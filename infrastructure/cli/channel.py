@@ -21,7 +21,8 @@ from rich.table import Table
 from infrastructure import bootstrap
 from infrastructure.cli.console import console, err_console, print_json
 from infrastructure.cli.exits import UsageError
-from infrastructure.cli.options import TOPIC_FIELDS, add_command, add_settings_flags
+from infrastructure.cli.options import TOPIC_FIELDS, add_command, add_key_flags, add_settings_flags, key_from
+from infrastructure.cli.options import channel_id as channel_id_type
 from infrastructure.settings import Settings
 
 EPILOG = """\
@@ -54,12 +55,6 @@ def chain_contract(settings: Settings) -> Any:
     return ChannelContract(w3, address)
 
 
-def signing_key(args: argparse.Namespace, settings: Settings) -> Any:
-    from infrastructure.keys import signing_key as load
-
-    return load(settings, args.key, password_file=args.password_file)
-
-
 def address_of(key: Any) -> str:
     from domain.addresses import eth_address_from_public_key
 
@@ -71,10 +66,7 @@ def channel_id(text: str | None, *, required: bool = True) -> uuid.UUID | None:
         if required:
             raise UsageError("give the channel: --channel ID")
         return None
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        raise ValueError(f"--channel {text!r} is not a channel id (a UUID)") from None
+    return uuid.UUID(text)  # the flag's type (options.channel_id) checked its form
 
 
 class NodeLink:
@@ -180,7 +172,7 @@ def cmd_open(args: argparse.Namespace, settings: Settings) -> int:
     from infrastructure.node.messages import OpenChannelRequest
 
     contract = chain_contract(settings)
-    key = signing_key(args, settings)
+    key = key_from(args, settings)
     public_b = counterparty_public_key(args.counterparty)
     currency = Currency.parse(args.currency)
     deposit = parse_amount(args.deposit, currency)
@@ -231,7 +223,7 @@ def cmd_deposit(args: argparse.Namespace, settings: Settings) -> int:
 
     contract = chain_contract(settings)
     cid = channel_id(args.channel)
-    key = signing_key(args, settings)
+    key = key_from(args, settings)
     with refusals():
         params = contract.params(cid)
     currency = currency_of(params.token)
@@ -267,7 +259,7 @@ def cmd_set_operator(args: argparse.Namespace, settings: Settings) -> int:
     from infrastructure.node.messages import SetOperatorRequest
 
     contract = chain_contract(settings)
-    key = signing_key(args, settings)
+    key = key_from(args, settings)
     operator = parse_eth_address(args.operator)
     channels = [channel_id(c) for c in args.channel or ()]
     me = address_of(key)
@@ -298,7 +290,7 @@ def cmd_set_payee(args: argparse.Namespace, settings: Settings) -> int:
     from infrastructure.chain.lifecycle import refusals
 
     contract = chain_contract(settings)
-    key = signing_key(args, settings)
+    key = key_from(args, settings)
     with refusals():
         receipt = contract.set_payee(wallet(key), parse_eth_address(args.payee))
     me = address_of(key)
@@ -348,7 +340,7 @@ def cmd_sign_close(args: argparse.Namespace, settings: Settings) -> int:
     from infrastructure.chain.lifecycle import BadCloseTerms, CloseTerms, NotAParticipantKey, refusals
 
     contract = chain_contract(settings)
-    key = signing_key(args, settings)
+    key = key_from(args, settings)
     if args.file:
         terms = CloseTerms.from_json(Path(args.file).read_bytes())
         if args.channel and channel_id(args.channel) != terms.channel:
@@ -403,7 +395,7 @@ def cmd_close(args: argparse.Namespace, settings: Settings) -> int:
     )
 
     contract = chain_contract(settings)
-    key = signing_key(args, settings)
+    key = key_from(args, settings)
     me = address_of(key)
     if args.cosigned:
         terms = CloseTerms.from_json(Path(args.cosigned).read_bytes())
@@ -466,7 +458,7 @@ def cmd_settle(args: argparse.Namespace, settings: Settings) -> int:
 
     contract = chain_contract(settings)
     cid = channel_id(args.channel)
-    key = signing_key(args, settings)
+    key = key_from(args, settings)
     with refusals():
         receipt = contract.settle(wallet(key), cid)
     report(args, [("settle", receipt)], onchain_state(contract, cid))
@@ -484,7 +476,7 @@ def cmd_withdraw(args: argparse.Namespace, settings: Settings) -> int:
     from infrastructure.chain.lifecycle import refusals
 
     contract = chain_contract(settings)
-    key = signing_key(args, settings)
+    key = key_from(args, settings)
     owner = parse_eth_address(args.owner) if args.owner else address_of(key)
     with refusals():
         receipt = contract.withdraw(wallet(key), owner)
@@ -571,15 +563,6 @@ def _comparison(state: Any, row: Any) -> Table:
 
 
 # ---------------------------------------------------------------------- flags
-def add_key_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--key", metavar="FILE|ADDRESS",
-                   help="the keystore that signs: a file, or the address of one in the key directory "
-                        "(env PARSEC_KEY_FILE)")
-    p.add_argument("--password-file", type=Path,
-                   help="a file holding the keystore's password (else PARSEC_KEY_PASSWORD_FILE, "
-                        "PARSEC_KEY_PASSWORD, or a prompt); never a flag value")
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     group = sub.add_parser("channel", help="a channel's life on-chain: open, deposit, close, settle, status",
                            description="A channel's transactions on an Ethereum node, each signed with your "
@@ -604,7 +587,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="participant B's public key, hex (`parsec key show` prints it)")
     p.add_argument("--deposit", required=True, help="your deposit, decimal in --currency (e.g. 1.5)")
     p.add_argument("--currency", default="ETH", help="ETH or BTC (the contract's token; default ETH)")
-    p.add_argument("--channel", help="the channel id (default: a new random one)")
+    p.add_argument("--channel", type=channel_id_type, help="the channel id (default: a new random one)")
     p.add_argument("--challenge-period", type=int, default=3600,
                    help="seconds a unilateral close waits for evidence (default 3600; the contract has a minimum)")
     p.add_argument("--checkpoint-interval", type=int, default=100, help="the node checkpoints every m-th payment")
@@ -613,14 +596,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     valid_for(p)
 
     p = command(cmd_deposit, node=True)
-    p.add_argument("--channel", required=True, help="the channel id")
+    p.add_argument("--channel", type=channel_id_type, required=True, help="the channel id")
     p.add_argument("--amount", required=True, help="decimal, in the channel's currency")
     p.add_argument("--no-node", action="store_true", help="only the on-chain deposit")
     valid_for(p)
 
     p = command(cmd_set_operator, node=True)
     p.add_argument("--operator", required=True, help="the operator's address (0x00…00: none)")
-    p.add_argument("--channel", action="append", help="also tell the node, for this channel (repeatable)")
+    p.add_argument("--channel", type=channel_id_type, action="append", help="also tell the node, for this channel (repeatable)")
     p.add_argument("--no-node", action="store_true", help="only the on-chain registration")
     valid_for(p)
 
@@ -628,7 +611,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--payee", required=True, help="where your payouts go (0x00…00: to you)")
 
     p = command(cmd_sign_close, node=True)
-    p.add_argument("--channel", help="the channel id (new terms; with --file: a check)")
+    p.add_argument("--channel", type=channel_id_type, help="the channel id (new terms; with --file: a check)")
     p.add_argument("--file", help="sign the terms of this cooperative-close file (the counterparty's)")
     p.add_argument("--out", help="where to write the signed file (default --file, or close-<channel>.json)")
     p.add_argument("--balance-a", help="A's payout, decimal (with --balance-b; default: the node's balances)")
@@ -638,21 +621,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--valid-for", type=int, default=3600, help="else valid for this many seconds (default 3600)")
 
     p = command(cmd_close, node=True)
-    p.add_argument("--channel", help="the channel id (with --cosigned: the file's)")
+    p.add_argument("--channel", type=channel_id_type, help="the channel id (with --cosigned: the file's)")
     p.add_argument("--cosigned", metavar="FILE", help="a cooperative-close file with the counterparty's signature")
     p.add_argument("--proof", action="append", metavar="FILE",
                    help="unilateral: a signed payment (JSON) paying you, as evidence (repeatable)")
     p.add_argument("--no-node", action="store_true", help="unilateral: do not ask the node for the evidence")
 
     p = command(cmd_settle)
-    p.add_argument("--channel", required=True, help="the channel id")
+    p.add_argument("--channel", type=channel_id_type, required=True, help="the channel id")
 
     p = command(cmd_withdraw)
     p.add_argument("--owner", help="whose credit to send on (default: yours)")
 
     p = command(cmd_status, signs=False, node=True)
     add_settings_flags(p, "settlement_topic")
-    p.add_argument("--channel", required=True, help="the channel id")
+    p.add_argument("--channel", type=channel_id_type, required=True, help="the channel id")
     p.add_argument("--no-read-model", action="store_true", help="the chain only")
     p.add_argument("--no-catch-up", action="store_true", help="read the read model as it is")
     p.add_argument("--backend", choices=("sqlite", "postgres"), help="read-model database (default: postgres "

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from infrastructure.cli.channel import add_key_flags, report, signing_key, state_table
+from infrastructure.cli.channel import report, state_table
 from infrastructure.cli.console import console
 from infrastructure.cli.exits import UsageError
-from infrastructure.cli.options import add_command, add_settings_flags
+from infrastructure.cli.options import add_command, add_key_flags, add_settings_flags, key_from
 from infrastructure.settings import Settings
 
 
@@ -33,7 +33,7 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
     if args.min_challenge_period < 1 or args.min_challenge_period >= 2**32:
         raise ValueError("--min-challenge-period is 1 to 2**32-1 seconds")
     w3 = connect(settings.eth_rpc)
-    key = signing_key(args, settings)
+    key = key_from(args, settings)
     deployer = wallet(key)
     done: list[tuple[str, Any]] = []
     with refusals():

@@ -9,12 +9,18 @@ import logging
 import signal
 import sys
 import uuid
-from pathlib import Path
 from typing import Any
 
 from infrastructure import bootstrap
 from infrastructure.cli.console import stop_on_signals
-from infrastructure.cli.options import TOPIC_FIELDS, add_command, add_settings_flags
+from infrastructure.cli.options import (
+    TOPIC_FIELDS,
+    add_command,
+    add_key_flags,
+    add_settings_flags,
+    channel_id,
+    key_from,
+)
 from infrastructure.settings import Settings
 
 log = logging.getLogger("parsec.node")
@@ -106,7 +112,7 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     # (a payment from a file is signed already)
     keyed = bool(args.key or (settings.key_file and not args.seed and not args.operator_seed)) and not (
         args.kind == "pay" and args.file)
-    own_key = _key(args, settings) if keyed else None  # unlocked first: a wrong password costs no connection
+    own_key = key_from(args, settings) if keyed else None  # unlocked first: a wrong password costs no connection
     # --print: sign here, write the signed message to stdout for another channel (the REST API,
     # a file a counterparty keeps); nothing is produced, so no broker is needed
     sender = _Printer() if args.print_signed else bootstrap.sender(settings)
@@ -220,13 +226,6 @@ def _need_seed(args: argparse.Namespace, kind: str) -> str:
     return args.seed
 
 
-def _key(args: argparse.Namespace, settings: Settings) -> Any:
-    """The keystore's key (``--key``, unlocked with ``--password-file`` or the configured password)."""
-    from infrastructure.keys import signing_key
-
-    return signing_key(settings, args.key, password_file=args.password_file)
-
-
 def _channel_domain(args: argparse.Namespace, config: Any, channel: uuid.UUID) -> Any:
     """What a request about an existing channel is signed for: --chain-id/--contract, else the
     channel's own deployment as the event store has it."""
@@ -254,14 +253,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     send = add_command(sub, cmd_send)
     send.add_argument("kind", choices=("pay", "open", "deposit", "set-operator", "checkpoint", "settle", "dispute"))
     add_settings_flags(send, *TOPIC_FIELDS)
-    send.add_argument("--channel", help="channel id (open: generated when omitted)")
+    send.add_argument("--channel", type=channel_id, help="channel id (open: generated when omitted)")
     send.add_argument("--file", help="pay: a signed invoice JSON file, or - for stdin")
-    send.add_argument("--key", metavar="FILE|ADDRESS",
-                      help="the keystore that signs: a file, or the address of one in the key directory "
-                           "(default PARSEC_KEY_FILE when no seed is given)")
-    send.add_argument("--password-file", type=Path,
-                      help="a file holding the keystore's password (else PARSEC_KEY_PASSWORD_FILE, "
-                           "PARSEC_KEY_PASSWORD, or a prompt)")
+    add_key_flags(send, default="PARSEC_KEY_FILE when no seed is given")
     send.add_argument("--counterparty", metavar="PUBLIC_KEY",
                       help="open --key: participant B's public key, hex (`parsec key show` prints it)")
     send.add_argument("--seed", help="simulations and tests: seed of the two parties' keys (A = party 0, B = party 1)")

@@ -7,6 +7,7 @@ import argparse
 import inspect
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from infrastructure.settings import Settings, variable
 
@@ -40,6 +41,23 @@ def channel_id(text: str) -> str:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a channel id (a UUID such as 0f21ddb6-6cad-4a26-8d11-6ece1738f7d9)") from None
+
+
+def add_key_flags(parser: argparse.ArgumentParser, *, default: str = "PARSEC_KEY_FILE") -> None:
+    """``--key`` and ``--password-file``, the same on every command that signs (infrastructure/keys.py)."""
+    parser.add_argument("--key", metavar="FILE|ADDRESS",
+                        help=f"the keystore that signs: a file, or the address of one in the key directory "
+                             f"(default {default})")
+    parser.add_argument("--password-file", type=Path,
+                        help="a file holding the keystore's password (else PARSEC_KEY_PASSWORD_FILE, "
+                             "PARSEC_KEY_PASSWORD, or a prompt); never a flag value")
+
+
+def key_from(args: argparse.Namespace, settings: Settings) -> Any:
+    """The private key ``--key`` / ``--password-file`` name (else the configured keystore), unlocked."""
+    from infrastructure.keys import signing_key
+
+    return signing_key(settings, args.key, password_file=args.password_file)
 
 
 def add_command(sub: argparse._SubParsersAction, func: Callable[..., int], *, name: str | None = None,

@@ -15,7 +15,14 @@ from typing import Any
 from infrastructure import bootstrap
 from infrastructure.cli.console import RateProgress, console, err_console, print_json
 from infrastructure.cli.exits import Exit, UsageError
-from infrastructure.cli.options import TOPIC_FIELDS, add_command, add_settings_flags
+from infrastructure.cli.options import (
+    TOPIC_FIELDS,
+    add_command,
+    add_key_flags,
+    add_settings_flags,
+    channel_id,
+    key_from,
+)
 from infrastructure.settings import Settings
 
 PAY_EPILOG = """\
@@ -29,13 +36,6 @@ The API token comes from --token-file, PARSEC_WALLET_API_TOKEN_FILE or PARSEC_WA
 """
 
 EXIT_TEST_HOOK = 75  # what exit-after-record exits with: recognisably not a failure of the command
-
-
-def _channel_id(text: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        raise ValueError(f"--channel must be a channel id (a UUID), got {text!r}") from None
 
 
 def _test_hook(settings: Settings) -> Any:
@@ -54,12 +54,6 @@ def _test_hook(settings: Settings) -> Any:
             time.sleep(3600)
 
     return after_record
-
-
-def _key(settings: Settings, args: argparse.Namespace) -> Any:
-    from infrastructure.keys import signing_key
-
-    return signing_key(settings, args.key, password_file=args.password_file)
 
 
 def _settings_with_api(settings: Settings, args: argparse.Namespace) -> Settings:
@@ -85,8 +79,8 @@ def cmd_pay(args: argparse.Namespace, settings: Settings) -> int:
     from infrastructure.client import DeliveryUnknown, PaymentRefused, PaymentState, UntrackedChannel
 
     settings = _settings_with_api(settings, args)
-    channel = _channel_id(args.channel)
-    key = _key(settings, args)
+    channel = uuid.UUID(args.channel)
+    key = key_from(args, settings)
     wallet = bootstrap.wallet(settings, key, after_record=_test_hook(settings))
     try:
         try:
@@ -192,10 +186,10 @@ def cmd_wallet(args: argparse.Namespace, settings: Settings) -> int:
             record.close()
     from infrastructure.client import ChannelTerms
 
-    wallet = bootstrap.wallet(_settings_with_api(settings, args), _key(settings, args), send=action == "sync")
+    wallet = bootstrap.wallet(_settings_with_api(settings, args), key_from(args, settings), send=action == "sync")
     try:
         if action == "track":
-            channel = _channel_id(args.channel) if args.channel else None
+            channel = uuid.UUID(args.channel) if args.channel else None
             if args.terms:
                 terms = ChannelTerms.parse(json.loads(Path(args.terms).read_text()))
                 if channel is not None and terms.channel != channel:
@@ -208,10 +202,10 @@ def cmd_wallet(args: argparse.Namespace, settings: Settings) -> int:
             _print_channels(args, [state])
             return 0
         # sync
-        resent = wallet.resend(_channel_id(args.channel) if args.channel else None)
+        resent = wallet.resend(uuid.UUID(args.channel) if args.channel else None)
         reports = []
         for st in wallet.channels():
-            if args.channel and str(st.channel) != str(_channel_id(args.channel)):
+            if args.channel and str(st.channel) != str(uuid.UUID(args.channel)):
                 continue
             reports.append(wallet.reconcile(st.channel))
         if args.json:
@@ -233,7 +227,7 @@ def _show(args: argparse.Namespace, record: Any) -> int:
     if args.action == "channels":
         _print_channels(args, record.channels())
         return 0
-    channel = _channel_id(args.channel) if args.channel else None
+    channel = uuid.UUID(args.channel) if args.channel else None
     states = (PaymentState(args.state),) if args.state else None
     payments = record.payments(channel, None, states, limit=args.limit, newest_first=True)
     if args.json:
@@ -268,13 +262,6 @@ def _print_channels(args: argparse.Namespace, states: list[Any]) -> None:
     console.print(table)
 
 
-def _key_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--key", help="keystore file (or the address of one in the key directory) to sign with "
-                                 "(default: PARSEC_KEY_FILE)")
-    p.add_argument("--password-file", type=Path, help="a file holding the keystore's password "
-                                                      "(default: PARSEC_KEY_PASSWORD_FILE, else a prompt)")
-
-
 def _api_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--to-api", dest="wallet_api_url", metavar="URL", default=argparse.SUPPRESS,
                    help="send to the REST API at URL (POST /v1/payments) instead of Kafka "
@@ -286,8 +273,8 @@ def _api_flags(p: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     pay = add_command(sub, cmd_pay, epilog=PAY_EPILOG)
-    _key_flags(pay)
-    pay.add_argument("--channel", required=True, help="the channel id")
+    add_key_flags(pay)
+    pay.add_argument("--channel", type=channel_id, required=True, help="the channel id")
     pay.add_argument("--amount", required=True, help="decimal amount in the channel's currency, e.g. 0.01")
     pay.add_argument("--invoice-type", default="", help="what the payment is for (signed with it)")
     pay.add_argument("--count", type=int, default=1,
@@ -300,8 +287,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     wallet = add_command(sub, cmd_wallet, epilog=PAY_EPILOG)
     wallet.add_argument("action", choices=("channels", "payments", "track", "sync"))
-    _key_flags(wallet)
-    wallet.add_argument("--channel", help="track: the channel to read from the node; payments/sync: only this one")
+    add_key_flags(wallet)
+    wallet.add_argument("--channel", type=channel_id, help="track: the channel to read from the node; payments/sync: only this one")
     wallet.add_argument("--terms", help="track: a JSON file of the channel's terms instead of the node's log")
     wallet.add_argument("--state", choices=("recorded", "sent", "accepted", "rejected", "void"),
                         help="payments: only those in this state")

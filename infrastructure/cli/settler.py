@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 from typing import Any
 
 from infrastructure import bootstrap
 from infrastructure.cli.console import stop_on_signals
 from infrastructure.cli.exits import UsageError
-from infrastructure.cli.options import TOPIC_FIELDS, add_command, add_settings_flags
+from infrastructure.cli.options import TOPIC_FIELDS, add_command, add_key_flags, add_settings_flags
 from infrastructure.settings import Settings
 
 log = logging.getLogger("parsec.settlement")
@@ -71,9 +70,7 @@ def cmd_settler(args: argparse.Namespace, settings: Settings) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, cmd_settler, epilog=SETTLER_EPILOG)
     add_settings_flags(p, *TOPIC_FIELDS, "eth_rpc", "contract", "settlement_topic")
-    p.add_argument("--key", metavar="FILE|ADDRESS",
-                   help="the operator's keystore: a file, or the address of one in the key directory")
-    p.add_argument("--password-file", type=Path, help="a file holding the keystore's password (never a flag value)")
+    add_key_flags(p, default="PARSEC_OPERATOR_KEY (hex, development), then PARSEC_KEY_FILE")
     add_settings_flags(p, "metrics_port", "metrics_host")
     p.add_argument("--operator-seed", help="derive the operator key from a seed (tests, demos)")
     p.add_argument("--start-block", type=int, default=0, help="first block the watcher reads (default 0)")
