@@ -54,6 +54,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     a flag, which would show in `ps` and shell history). The keystore is written as `parsec key
     new` writes it.
     """
+    from domain.addresses import eth_address_from_public_key
     from domain.crypto import PrivateKey
     from infrastructure.keys import KeystoreError, create_keystore, passwords
 
@@ -72,16 +73,10 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError:
         raise KeystoreError("a private key is 64 hex digits (0x optional), 0 < k < n") from None
     source = passwords(settings, password_file=args.password_file)
-    keystore = create_keystore(source.read(key_address(key), confirm=True), _directory(args, settings),
+    keystore = create_keystore(source.read(eth_address_from_public_key(key.public_key), confirm=True), _directory(args, settings),
                                key=key, scrypt_n=args.scrypt_n)
     _report(args, "imported key", keystore)
     return 0
-
-
-def key_address(key) -> str:
-    from domain.addresses import eth_address_from_public_key
-
-    return eth_address_from_public_key(key.public_key)
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
