@@ -24,6 +24,8 @@ CHANNELS = Table(
         Column("deposit_b", "amount"),
         Column("sent_a", "amount"),
         Column("sent_b", "amount"),
+        Column("locked_a", "amount"),
+        Column("locked_b", "amount"),
         Column("balance_a", "amount"),
         Column("balance_b", "amount"),
         Column("sequence", "int"),
@@ -50,8 +52,10 @@ def _side(row: dict[str, Any], participant: str) -> str:
 
 
 def _recompute(row: dict[str, Any]) -> None:
-    row["balance_a"] = row["deposit_a"] - row["sent_a"] + row["sent_b"]
-    row["balance_b"] = row["deposit_b"] - row["sent_b"] + row["sent_a"]
+    """Spendable, as the Channel computes it: what is locked in pending hashed timelocks is neither the
+    sender's to spend nor yet the receiver's (deposits = balance_a + balance_b + locked_a + locked_b)."""
+    row["balance_a"] = row["deposit_a"] - row["sent_a"] + row["sent_b"] - (row.get("locked_a") or 0)
+    row["balance_b"] = row["deposit_b"] - row["sent_b"] + row["sent_a"] - (row.get("locked_b") or 0)
 
 
 class Balances(
@@ -71,6 +75,8 @@ class Balances(
             deposit_b=db,
             sent_a=0,
             sent_b=0,
+            locked_a=0,
+            locked_b=0,
             sequence=0,
             head_hash=GENESIS_HEAD,
             checkpoint_sequence=0,
@@ -97,7 +103,11 @@ class Balances(
     @handles("Channel.PaymentAccepted")
     def paid(self, event: Any, rows: Rows) -> None:
         row = self._row(event, rows)
-        row[f"sent_{_side(row, event.buyer)}"] = event.buyer_total
+        buyer, supplier = _side(row, event.buyer), _side(row, event.supplier)
+        row[f"sent_{buyer}"] = event.buyer_total
+        # [buyer's, supplier's] locked after it; events recorded before hashed timelocks carry none
+        locked = getattr(event, "locked", None) or (0, 0)
+        row[f"locked_{buyer}"], row[f"locked_{supplier}"] = locked
         _recompute(row)
         row["sequence"] = event.sequence
         row["head_hash"] = event.transaction_hash
@@ -127,6 +137,7 @@ class Balances(
         row["status"] = "closed"
         row["closed_at"] = event.at
         row["balance_a"], row["balance_b"] = event.balances  # what the chain paid out
+        row["locked_a"] = row["locked_b"] = 0  # the chain decided every lock (docs/protocol.md)
         rows.put(CHANNELS, row)
 
 
@@ -138,12 +149,13 @@ class ChannelBalance:
     participants: tuple[str, str]
     deposits: tuple[int, int]
     sent: tuple[int, int]
-    balances: tuple[int, int]
+    balances: tuple[int, int]  # spendable: deposit - sent + received - locked
     sequence: int
     head_hash: str
     checkpoint_sequence: int
     confirmed_sequence: int
     status: str
+    locked: tuple[int, int] = (0, 0)  # in pending hashed timelocks, per sender
 
     @classmethod
     def of(cls, r: dict[str, Any]) -> ChannelBalance:
@@ -159,6 +171,7 @@ class ChannelBalance:
             checkpoint_sequence=r["checkpoint_sequence"],
             confirmed_sequence=r["confirmed_sequence"],
             status=r["status"],
+            locked=(r["locked_a"] or 0, r["locked_b"] or 0),
         )
 
 
@@ -171,6 +184,7 @@ class ParticipantBalance:
     sent: int
     received: int
     balance: int
+    locked: int = 0
 
 
 def channel_balances(store: ReadModelStore, channel_id: str | None = None) -> list[ChannelBalance]:
@@ -183,14 +197,16 @@ def participant_totals(channels: list[ChannelBalance]) -> list[ParticipantBalanc
     totals: dict[tuple[str, str], list[int]] = {}
     for ch in channels:
         for i, who in enumerate(ch.participants):
-            t = totals.setdefault((who, ch.currency), [0, 0, 0, 0, 0])
+            t = totals.setdefault((who, ch.currency), [0, 0, 0, 0, 0, 0])
             t[0] += 1
             t[1] += ch.deposits[i]
             t[2] += ch.sent[i]
             t[3] += ch.sent[1 - i]
             t[4] += ch.balances[i]
+            t[5] += ch.locked[i]
     return [
-        ParticipantBalance(address=a, currency=c, channels=t[0], deposited=t[1], sent=t[2], received=t[3], balance=t[4])
+        ParticipantBalance(address=a, currency=c, channels=t[0], deposited=t[1], sent=t[2], received=t[3],
+                           balance=t[4], locked=t[5])
         for (a, c), t in sorted(totals.items())
     ]
 

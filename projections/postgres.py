@@ -87,6 +87,13 @@ class PostgresStore(ReadModelStore):
                     raise StoreUnavailable(f"PostgreSQL: {err}") from err
         raise AssertionError("unreachable")
 
+    def _columns(self, cur: Any, table: str) -> list[str] | None:
+        cur.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
+            (self.schema, table),
+        )
+        return [r[0] for r in cur.fetchall()] or None
+
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Cursor]:
         try:

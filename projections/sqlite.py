@@ -65,6 +65,10 @@ class SQLiteStore(ReadModelStore):
                 raise LookupError(f"read model table missing ({err}); rebuild the read model") from err
             raise StoreUnavailable(f"read-model database {self.path}: {err}") from err
 
+    def _columns(self, cur: Any, table: str) -> list[str] | None:
+        rows = cur.execute(f"PRAGMA table_info({table})").fetchall()  # table names are checked identifiers
+        return [r[1] for r in rows] or None
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Cursor]:
         conn = self.conn

@@ -58,6 +58,22 @@ class StoreOfAnotherLog(ValueError):
         )
 
 
+class TableChanged(ValueError):
+    """A read model's table in this store has other columns than the read model now declares (it was built
+    by an older Parsec): its rows cannot be written, and no default is right for every new column."""
+
+    def __init__(self, table: str, store: str, found: list[str], declared: list[str]) -> None:
+        self.table, self.found, self.declared = table, found, declared
+        missing = [c for c in declared if c not in found]
+        extra = [c for c in found if c not in declared]
+        super().__init__(
+            f"table {table} in {store} has other columns than its read model declares "
+            f"(missing: {', '.join(missing) or 'none'}; no longer declared: {', '.join(extra) or 'none'}): "
+            "it was built by another version of Parsec. Rebuild the read model from the log "
+            "(`parsec projections rebuild NAME`), or use a store of its own"
+        )
+
+
 @dataclass(frozen=True)
 class TrackingUpdate:
     """Move ``name``'s position in ``partition`` from ``expected`` (None: no row yet) to ``position``."""
@@ -139,9 +155,20 @@ class ReadModelStore(ABC):
         return stmts
 
     def create(self, tables: Iterable[Table] = ()) -> None:
+        """Create what is missing; refuse a table that exists with other columns (``TableChanged``):
+        ``CREATE TABLE IF NOT EXISTS`` would keep it, and every later write would fail."""
+        tables = list(tables)
         with self._transaction() as cur:
+            for t in tables:
+                found = self._columns(cur, t.name)
+                if found is not None and sorted(found) != sorted(t.column_names):
+                    raise TableChanged(t.name, self.describe(), found, list(t.column_names))
             for stmt in self._create_statements(tables):
                 cur.execute(stmt)
+
+    @abstractmethod
+    def _columns(self, cur: Any, table: str) -> list[str] | None:
+        """The columns of ``table`` as it exists in this store (None: it does not)."""
 
     def reset(self, name: str, tables: Iterable[Table]) -> None:
         """Drop a read model's tables, positions and log and create them empty, atomically."""

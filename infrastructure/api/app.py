@@ -400,7 +400,8 @@ def create_app(settings: Settings, services: ApiServices, *, tokens: Iterable[st
         rows = participant_balances(services.read_store(), who)
         return ParticipantBalances(address=who, items=[
             ParticipantBalance(currency=r.currency, channels=r.channels, deposited=str(r.deposited), sent=str(r.sent),
-                               received=str(r.received), balance=str(r.balance)) for r in rows])
+                               received=str(r.received), locked=str(r.locked), balance=str(r.balance))
+            for r in rows])
 
     # ------------------------------------------------------------------ the log
     limiters: list[anyio.CapacityLimiter] = []

@@ -56,7 +56,8 @@ class Channel(BaseModel):
     participants: list[str]
     deposits: list[Amount]
     sent: list[Amount]
-    balances: list[Amount]
+    locked: list[Amount] = Field(description="in pending hashed timelocks, per sender (A, B)")
+    balances: list[Amount] = Field(description="spendable: deposit - sent + received - locked (A, B)")
     sequence: int
     head_hash: str
     checkpoint_sequence: int
@@ -70,6 +71,7 @@ class Channel(BaseModel):
         return cls(
             channel_id=r["channel_id"], currency=r["currency"], participants=[r["participant_a"], r["participant_b"]],
             deposits=[amount(r["deposit_a"]), amount(r["deposit_b"])], sent=[amount(r["sent_a"]), amount(r["sent_b"])],
+            locked=[amount(r["locked_a"] or 0), amount(r["locked_b"] or 0)],
             balances=[amount(r["balance_a"]), amount(r["balance_b"])], sequence=r["sequence"] or 0,
             head_hash=r["head_hash"], checkpoint_sequence=r["checkpoint_sequence"] or 0,
             confirmed_sequence=r["confirmed_sequence"] or 0, status=r["status"], opened_at=r.get("opened_at"),
@@ -127,6 +129,7 @@ class ParticipantBalance(BaseModel):
     deposited: Amount
     sent: Amount
     received: Amount
+    locked: Amount
     balance: Amount
 
 

@@ -263,13 +263,13 @@ def cmd_balances(args: argparse.Namespace, settings: Any) -> int:
         return 1
     table = RichTable(title=f"Channel balances ({len(channels)})")
     for col in ("channel", "cur", "A", "B", "deposit A", "deposit B", "sent A", "sent B",
-                "balance A", "balance B", "seq", "head", "status"):
+                "locked A", "locked B", "balance A", "balance B", "seq", "head", "status"):
         table.add_column(col, justify="left" if col in ("channel", "cur", "A", "B", "head", "status") else "right")
     for c in channels:
         cur = c.currency
         table.add_row(
             short(c.channel_id, 8), cur, short(c.participants[0]), short(c.participants[1]),
-            *(_amount(v, cur) for v in (*c.deposits, *c.sent, *c.balances)),
+            *(_amount(v, cur) for v in (*c.deposits, *c.sent, *c.locked, *c.balances)),
             str(c.sequence), short(c.head_hash, 8), c.status,
         )
     console.print(table)
@@ -280,11 +280,11 @@ def cmd_balances(args: argparse.Namespace, settings: Any) -> int:
 
 def _print_participants(rows: list) -> None:
     table = RichTable(title=f"Participants ({len(rows)})")
-    for col in ("address", "cur", "channels", "deposited", "sent", "received", "balance"):
+    for col in ("address", "cur", "channels", "deposited", "sent", "received", "locked", "balance"):
         table.add_column(col, justify="left" if col in ("address", "cur") else "right")
     for p in rows:
         table.add_row(p.address, p.currency, str(p.channels),
-                      *(_amount(v, p.currency) for v in (p.deposited, p.sent, p.received, p.balance)))
+                      *(_amount(v, p.currency) for v in (p.deposited, p.sent, p.received, p.locked, p.balance)))
     console.print(table)
 
 

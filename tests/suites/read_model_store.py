@@ -34,6 +34,7 @@ from projections.store import (
     PositionConflict,
     ReadModelStore,
     StoreOfAnotherLog,
+    TableChanged,
     TrackingUpdate,
 )
 from tests.integration.projections import workload
@@ -107,6 +108,19 @@ class ReadModelBackendSuite:
         store.commit([(t, {"k": "x", "n": 1, "a": 0, "s": "y"})], [TrackingUpdate("m", 0, 5, 6)])
         assert store.select(t) == [{"k": "x", "n": 1, "a": 0, "s": "y"}]
         assert store.positions("m") == {0: 6}
+
+    def test_a_table_built_with_other_columns_is_refused_until_rebuilt(self, make_store):
+        store = make_store()
+        old = Table("t_shape", (Column("k"), Column("a", "amount")), key=("k",))
+        new = Table("t_shape", (Column("k"), Column("a", "amount"), Column("locked", "amount")), key=("k",))
+        store.create([old])
+        store.commit([(old, {"k": "x", "a": 5})], [TrackingUpdate("m", 0, None, 1)])
+        store.create([old])  # the same shape again: nothing to do
+        with pytest.raises(TableChanged, match=r"missing: locked.*parsec projections rebuild"):
+            store.create([new])
+        store.reset("m", [new])  # what a rebuild does: the new shape, empty
+        store.create([new])
+        assert store.select(new) == [] and store.positions("m") == {}
 
     def test_a_stale_position_writes_nothing(self, make_store):
         store = make_store()
