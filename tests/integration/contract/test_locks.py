@@ -18,6 +18,7 @@ import pytest
 from domain.eip712 import StructType
 from domain.protocol import GENESIS, Invoice, SignedInvoice, sign_invoice
 from infrastructure.chain import ContractReverted, advance_time
+from infrastructure.chain import events as ev
 from infrastructure.chain.channels import locks_root, pack_lock
 from infrastructure.chain.connection import latest_timestamp
 from tests.integration.contract.chain import Chain, Party, party
@@ -147,11 +148,13 @@ def test_the_secret_registry_keeps_the_first_registration(chain: Chain) -> None:
     secret = os.urandom(32)
     digest = hashlib.sha256(secret).digest()
     assert chain.channels.secret_revealed_at(digest) == 0
-    chain.channels.register_secret(s.third.wallet, secret)
+    first = chain.channels.register_secret(s.third.wallet, secret)
+    assert [(e.secret_hash, e.secret) for e in first.events] == [(digest, secret)]
     at = chain.channels.secret_revealed_at(digest)
     assert at == latest_timestamp(chain.w3) and at > 0
     advance_time(chain.w3, 10)
-    chain.channels.register_secret(s.a.wallet, secret)
+    again = chain.channels.register_secret(s.a.wallet, secret)
+    assert again.events == ()  # nothing new: no event
     assert chain.channels.secret_revealed_at(digest) == at  # the first registration stands
     more = [os.urandom(32) for _ in range(3)]
     chain.channels.register_secrets(s.third.wallet, [secret, *more])
@@ -265,12 +268,14 @@ def test_held_locks_unlock_once_and_only_with_the_recorded_locks(chain: Chain) -
     # base 930: A gets at least 930 - 250 = 680, B at least 1500 - (930 + 40) = 530; 290 held
     assert (s.eth(s.a) - before_a, s.eth(s.b) - before_b) == (680, 530)
     assert held_before - s.held() == 1210
-    assert receipt.gas_used > 0
+    (held,) = [e for e in receipt.events if isinstance(e, ev.LocksHeld)]
+    assert (held.channel_id, held.base, held.total, held.held) == (s.cid, 930, 1500, 290)
     with reverts("LocksRootMismatch"):  # A's locks without L2
         chain.channels.unlock(s.third.wallet, s.cid, base=930, total=1500, locks_a=l1.packed, locks_b=blob_b)
     with reverts("LocksRootMismatch"):  # a forged base
         chain.channels.unlock(s.third.wallet, s.cid, base=1500, total=1500, locks_a=blob_a, locks_b=blob_b)
-    chain.channels.unlock(s.third.wallet, s.cid, base=930, total=1500, locks_a=blob_a, locks_b=blob_b)
+    unlocked = chain.channels.unlock(s.third.wallet, s.cid, base=930, total=1500, locks_a=blob_a, locks_b=blob_b)
+    assert [(e.to_a, e.to_b) for e in unlocked.events if isinstance(e, ev.LocksUnlocked)] == [(50, 240)]
     # L1 (200) to B, L2 (50) back to A, L3 (40, never registered) back to B
     assert (s.eth(s.a) - before_a, s.eth(s.b) - before_b) == (680 + 50, 530 + 40 + 200)
     assert held_before - s.held() == 1500
