@@ -111,8 +111,15 @@ def channel_update_digest(domain: SigningDomain, channel_id: UUID, participant: 
 def sign_channel_update(key: PrivateKey, domain: SigningDomain, channel_id: UUID, *, fee_base: int,
                         fee_proportional: int, expiry_delta: int, issued_at: int) -> ChannelUpdate:
     """The participant's side: sign its forwarding policy for ``channel_id`` (verified on return)."""
+    # the same bounds the model enforces, before anything is hashed (the struct's uint words refuse
+    # out-of-range values only with a bare ValueError)
     if isinstance(fee_base, bool) or not isinstance(fee_base, int) or fee_base < 0:
         raise InvalidAmount(f"feeBase must be a non-negative integer, got {fee_base!r}")
+    for what, value, low, high in (("feeProportional", fee_proportional, 0, MAX_FEE_PPM),
+                                   ("expiryDelta", expiry_delta, 1, MAX_UINT64),
+                                   ("issuedAt", issued_at, 0, MAX_UINT64)):
+        if not low <= _uint(value, what) <= high:
+            raise MalformedMessage(f"{what} must be between {low} and {high}, got {value}")
     participant = eth_address_from_public_key(key.public_key)
     digest = channel_update_digest(domain, channel_id, participant, fee_base, fee_proportional,
                                    expiry_delta, issued_at)

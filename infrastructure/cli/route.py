@@ -18,7 +18,13 @@ from domain.money import format_amount, parse_amount
 from infrastructure.cli.console import console, print_json, short
 from infrastructure.cli.options import add_command
 from infrastructure.cli.read_models import _catch_up, _common, _store
-from infrastructure.routing.pathfinder import DEFAULT_FINAL_EXPIRY, DEFAULT_K, DEFAULT_MAX_HOPS, Pathfinder, Route
+from infrastructure.routing.pathfinder import (
+    DEFAULT_FINAL_EXPIRY,
+    DEFAULT_K,
+    DEFAULT_MAX_HOPS,
+    Pathfinder,
+    Route,
+)
 from projections.channel_graph import graph_channels
 
 ROUTE_AMOUNTS = frozenset({"amount", "fee", "total_fee", "total_amount"})
