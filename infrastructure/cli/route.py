@@ -16,7 +16,7 @@ from rich.table import Table as RichTable
 from domain.addresses import parse_eth_address
 from domain.money import format_amount, parse_amount
 from infrastructure.cli.console import console, print_json, short
-from infrastructure.cli.options import add_command
+from infrastructure.cli.options import add_command, add_settings_flags
 from infrastructure.cli.read_models import _catch_up, _common, _store
 from infrastructure.routing.pathfinder import (
     DEFAULT_FINAL_EXPIRY,
@@ -81,4 +81,5 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"seconds the payee's lock lasts (default {DEFAULT_FINAL_EXPIRY})")
     p.add_argument("--no-catch-up", action="store_true", help="read the read model as it is")
     p.add_argument("--json", action="store_true", help="one JSON document (amounts as strings)")
+    add_settings_flags(p, "events_topic")
     _common(p)
