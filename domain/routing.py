@@ -129,10 +129,6 @@ def sign_channel_update(key: PrivateKey, domain: SigningDomain, channel_id: UUID
     )
 
 
-__all__ = ["CHANNEL_UPDATE_TYPE", "DEFAULT_EXPIRY_DELTA", "DEFAULT_FEE_BASE", "DEFAULT_FEE_PPM", "PPM", "ChannelUpdate", "channel_update_digest", "proportional_fee",
-           "sign_channel_update"]
-
-
 # --- the policy a channel side has before its participant announces one ----------------------------
 DEFAULT_FEE_BASE = 0
 """No base fee unless announced: a payer is never charged for a policy nobody signed."""
@@ -141,3 +137,9 @@ DEFAULT_FEE_PPM = 1_000
 DEFAULT_EXPIRY_DELTA = 600
 """Ten minutes between the lock a mediator receives and the one it offers: room to see the secret revealed
 downstream and claim upstream (the node reads Kafka in well under a second; the chain is the slow part)."""
+
+
+__all__ = [
+    "CHANNEL_UPDATE_TYPE", "DEFAULT_EXPIRY_DELTA", "DEFAULT_FEE_BASE", "DEFAULT_FEE_PPM", "PPM", "ChannelUpdate",
+    "channel_update_digest", "proportional_fee", "sign_channel_update",
+]

@@ -55,6 +55,10 @@ class InsufficientCapacity(RoutingError):
     """Paths exist, but on every one some channel cannot carry the amount plus the fees after it."""
 
 
+class BadRouteRequest(RoutingError):
+    """``k`` or ``max_hops`` below 1."""
+
+
 class AmbiguousCurrency(RoutingError):
     """The payer has channels in several currencies and none was named."""
 
@@ -156,11 +160,14 @@ class Pathfinder:
                currency: str | None = None, hop_penalty: int | None = None) -> list[Route]:
         """Up to ``k`` routes from ``payer`` to ``payee`` for ``amount``, cheapest first (then fewest hops).
 
+        Routes differ in the parties they pass through: of parallel channels between the same two
+        parties each route uses the cheapest that has room, so they count as one candidate.
+
         ``hop_penalty`` (default: 1 + amount // 10_000, about a basis point) is what one more hop
         costs in the search's weight beside its fee."""
         check_amount(amount, what="route amount")
         if k < 1 or max_hops < 1:
-            raise ValueError("k and max_hops must be at least 1")
+            raise BadRouteRequest(f"k and max_hops must be at least 1, got k={k}, max_hops={max_hops}")
         if payer == payee:
             raise NoPath("payer and payee are the same party")
         currency = self.currency_for(payer, currency)
