@@ -29,6 +29,35 @@ pragma solidity 0.8.30;
 /// recorded >= H's true balance (capped at the total), and D gets at most its true balance.
 /// Hiding the honest party's payments only hurts the one who hides them; when both sides'
 /// newest proofs are recorded the payout is exactly the newest co-signed state.
+///
+/// Hashed timelocks (issue 14; spec docs/locks-onchain.md). A proof also carries the buyer's
+/// pending locks: lockedAmount and locksRoot = keccak256 of the locks packed as
+/// (uint64 expiry, uint128 amount, bytes32 secretHash), 56 bytes each, in the order added.
+/// Storage: a participant's lock state is one slot, keccak256(lockedAmount, locksRoot) (Raiden's
+/// trick: both bound, one slot), in `locksHashOf`, written only when a proof carries locks or
+/// clears them; a flag in the participant's proof slot (already written) says whether it is
+/// set, so a lock-free channel never reads or writes it. The root alone would not do: a settle
+/// that does not decide the locks must know how much to hold back without the locks themselves.
+/// The locks supplied at settle/unlock must hash to the recorded root AND sum to the recorded
+/// lockedAmount (a receiver accepts only proofs whose lockedAmount is the sum of their locks).
+/// A lock is decided by the registry below: secret registered at or before its expiry -> the
+/// lock's receiver; otherwise, once expired -> back to its sender. The domain caps a lock's
+/// lifetime at the challenge period, so at settle every lock recorded before the close expired.
+///
+/// Locks in the arithmetic: with base = dA + sentB - sentA, x the amount of A's locks paid to B
+/// and y that of B's locks paid to A, A's final balance is clamp(base + y - x, 0, dA + dB).
+/// The argument above extends: H records D's latest proof, so D's recorded locks are D's true
+/// pending locks (D cannot hide a lock it owes H: its newer proofs are H's to record, and an
+/// older proof of D has a total not higher, and its pending locks decide by the same secret).
+/// D may hide H's newer proofs, leaving an older proof of H recorded: a lower total or a lock
+/// H had already paid (unlocked: moved into sentH) still pending. Either way sentH + (what
+/// H's recorded locks pay D) <= H's true total: a still-pending lock pays D only if D
+/// registers the secret by its expiry, the same amount the unlock moved into sentH, and a lock
+/// expired off-chain can only be pending in an older proof with a lower-or-equal total plus
+/// that lock. So H's payout is at least its true balance; hiding only hurts the hider.
+/// A settle that does not decide the locks (`settleHoldingLocks`) pays each side the least it
+/// can end with (clamp(base - lockedA) to A, dA + dB - clamp(base + lockedB) to B) and keeps
+/// the rest until `unlock` decides every lock of both sides at once (clamping couples them).
 contract ParsecChannels {
     // ---------------------------------------------------------------- types
     struct ChannelParams {
@@ -47,7 +76,10 @@ contract ParsecChannels {
         address buyer;
         uint128 price;
         uint128 buyerTotal;
+        uint128 lockedAmount;
+        bytes32 locksRoot;
         bytes32 invoiceTypeHash;
+        bytes32 terms;
         bytes32 previous;
         bytes32 r;
         bytes32 s;
@@ -62,8 +94,10 @@ contract ParsecChannels {
         uint8 status;
         uint128 sentA; // slot 2: A's latest proof
         uint64 seqA;
+        bool locksA; // A's latest proof has pending locks: locksHashOf[id][0] is set
         uint128 sentB; // slot 3: B's latest proof
         uint64 seqB;
+        bool locksB;
     }
 
     uint8 internal constant OPEN = 1;
@@ -78,7 +112,8 @@ contract ParsecChannels {
         keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
     bytes32 internal constant PAYMENT_TYPEHASH = keccak256(
         "Payment(bytes16 channelId,uint64 sequence,bytes16 invoiceId,address buyer,address supplier,"
-        "uint256 price,uint256 buyerTotal,string currency,string invoiceType,bytes32 previous)"
+        "uint256 price,uint256 buyerTotal,uint256 lockedAmount,bytes32 locksRoot,string currency,"
+        "string invoiceType,bytes32 terms,bytes32 previous)"
     );
     bytes32 internal constant COOPERATIVE_CLOSE_TYPEHASH = keccak256(
         "CooperativeClose(bytes16 channelId,uint256 balanceA,uint256 balanceB,uint64 sequence,uint64 expiry)"
@@ -103,6 +138,15 @@ contract ParsecChannels {
     /// anyone may send them on with `withdraw(owner)`.
     mapping(address => uint256) public withdrawable;
 
+    /// Per channel, per participant (0 = A, 1 = B): keccak256(abi.encodePacked(uint128
+    /// lockedAmount, bytes32 locksRoot)) of its latest recorded proof; zero = no pending lock.
+    mapping(bytes16 => bytes32[2]) public locksHashOf;
+    /// A channel settled with its locks held back: keccak256(abi.encode(params, base, total,
+    /// locksHashA, locksHashB)) until `unlock` decides them (zero: nothing held).
+    mapping(bytes16 => bytes32) public heldLocksOf;
+    /// The secret registry: sha256(secret) -> when it was first registered (unix seconds).
+    mapping(bytes32 => uint40) public secretRevealedAt;
+
     uint256 transient locked;
 
     // ---------------------------------------------------------------- events
@@ -119,6 +163,12 @@ contract ParsecChannels {
         bytes16 indexed channelId, uint256 payments, uint64 seqA, uint128 sentA, uint64 seqB, uint128 sentB, bytes32 headHash
     );
     event ChannelSettled(bytes16 indexed channelId, uint256 balanceA, uint256 balanceB);
+    /// The first registration of a secret (later ones change nothing and emit nothing).
+    event SecretRevealed(bytes32 indexed secretHash, bytes32 secret);
+    /// settleHoldingLocks paid what is not locked and keeps `held`; `unlock` needs base and total.
+    event LocksHeld(bytes16 indexed channelId, int256 base, uint256 total, uint256 held);
+    /// unlock decided every held lock: what went to A and to B.
+    event LocksUnlocked(bytes16 indexed channelId, uint256 toA, uint256 toB);
     event CooperativelyClosed(bytes16 indexed channelId, uint256 balanceA, uint256 balanceB, uint64 sequence);
     event OperatorSet(address indexed participant, address indexed operator);
     event PayeeSet(address indexed participant, address indexed payee);
@@ -163,6 +213,11 @@ contract ParsecChannels {
     error SequenceOverflow();
     error BadBuyerTotal(uint256 index);
     error ZeroPrice(uint256 index);
+    error LocksPending(bytes16 channelId);
+    error LocksRootMismatch(uint256 participant);
+    error LockUndecided(uint256 participant, uint256 index);
+    error MalformedLocks(uint256 participant);
+    error NothingToUnlock(bytes16 channelId);
     error Reentrancy();
     error TransferFailed();
     error NothingToWithdraw();
@@ -292,9 +347,12 @@ contract ParsecChannels {
     /// `head` is the recorded head payment (ignored while nothing is recorded: genesis).
     /// Allowed while open or during the challenge period. The last payment must pay the caller's
     /// principal, so every payment of the caller's own side in the chain is acknowledged by a
-    /// later signature of the counterparty (hash links cover it). Each `buyerTotal` must be at
-    /// least its buyer's previous total (recorded, or earlier in the chain) + price: at least,
-    /// because the other buyer's recorded proof may be older than the head. No solvency check
+    /// later signature of the counterparty (hash links cover it). The chain may hold any kind
+    /// of transaction (payment, lockedTransfer, unlock, lockExpired, plugins): the rule is
+    /// kind-agnostic. Each `buyerTotal` must be at least its buyer's previous total (recorded,
+    /// or earlier in the chain) - not + price, since a lock kind's price moves lockedAmount -
+    /// and each price > 0 (true of every built-in kind). The last payment of each buyer in the
+    /// chain also sets that buyer's recorded lock state. No solvency check
     /// (settle clamps). A long chain may be sent as consecutive disputes, each from the head the
     /// previous one recorded (each chunk ending with a payment to the caller's principal).
     function dispute(bytes16 id, ChannelParams calldata p, SignedPayment calldata head, SignedPayment[] calldata txs)
@@ -312,7 +370,9 @@ contract ParsecChannels {
         uint64 seq = seqA > seqB ? seqA : seqB;
         bytes32 currency = _currencyHash(p.token);
         bytes32 sep = domainSeparator();
-        bytes32 link = seq == 0 ? bytes32(0) : _authenticateHead(sep, id, currency, p, head, seq, seqA, sentA, sentB);
+        bytes32 link = seq == 0 ? bytes32(0) : _authenticateHead(sep, id, c, currency, p, head, seq, seqA, sentA, sentB);
+        uint256 lastA = type(uint256).max;
+        uint256 lastB = type(uint256).max;
         for (uint256 i = 0; i < n; ++i) {
             SignedPayment calldata t = txs[i];
             if (t.previous != link) revert BrokenHashLink(i);
@@ -324,14 +384,16 @@ contract ParsecChannels {
             if (t.price == 0) revert ZeroPrice(i);
             address supplier;
             if (t.buyer == p.a) {
-                if (uint256(t.buyerTotal) < sentA + t.price) revert BadBuyerTotal(i);
+                if (uint256(t.buyerTotal) < sentA) revert BadBuyerTotal(i);
                 sentA = t.buyerTotal;
                 seqA = seq;
+                lastA = i;
                 supplier = p.b;
             } else if (t.buyer == p.b) {
-                if (uint256(t.buyerTotal) < sentB + t.price) revert BadBuyerTotal(i);
+                if (uint256(t.buyerTotal) < sentB) revert BadBuyerTotal(i);
                 sentB = t.buyerTotal;
                 seqB = seq;
+                lastB = i;
                 supplier = p.a;
             } else {
                 revert BuyerNotParticipant(t.buyer);
@@ -343,14 +405,18 @@ contract ParsecChannels {
         c.seqA = seqA;
         c.sentB = uint128(sentB);
         c.seqB = seqB;
+        if (lastA != type(uint256).max) _recordLocks(id, c, 0, txs[lastA]);
+        if (lastB != type(uint256).max) _recordLocks(id, c, 1, txs[lastB]);
         emit Disputed(id, n, seqA, uint128(sentA), seqB, uint128(sentB), link);
     }
 
     /// The recorded head re-supplied: it must be the recorded proof of its buyer at the head
-    /// sequence (same sequence and total) and carry that buyer's signature. Returns its digest.
+    /// sequence (same sequence, total and lock state) and carry that buyer's signature.
+    /// Returns its digest.
     function _authenticateHead(
         bytes32 sep,
         bytes16 id,
+        Channel storage c,
         bytes32 currency,
         ChannelParams calldata p,
         SignedPayment calldata h,
@@ -358,14 +424,16 @@ contract ParsecChannels {
         uint64 seqA,
         uint256 sentA,
         uint256 sentB
-    ) internal pure returns (bytes32) {
+    ) internal view returns (bytes32) {
         if (h.sequence != seq) revert HeadMismatch();
         address supplier;
         if (h.buyer == p.a && seqA == seq) {
             if (h.buyerTotal != sentA) revert HeadMismatch();
+            if (_locksHash(h) != (c.locksA ? locksHashOf[id][0] : bytes32(0))) revert HeadMismatch();
             supplier = p.b;
         } else if (h.buyer == p.b && seqA != seq) {
             if (h.buyerTotal != sentB) revert HeadMismatch();
+            if (_locksHash(h) != (c.locksB ? locksHashOf[id][1] : bytes32(0))) revert HeadMismatch();
             supplier = p.a;
         } else {
             revert HeadMismatch();
@@ -376,11 +444,13 @@ contract ParsecChannels {
     // ---------------------------------------------------------------- payouts
     /// After the challenge period: pay balanceA = clamp(dA + sentB - sentA, 0, dA + dB) and
     /// balanceB = dA + dB - balanceA (see the contract's notice for why this cannot be gamed).
+    /// Only while no lock is recorded (else LocksPending: settleWithLocks or settleHoldingLocks).
     function settle(bytes16 id, ChannelParams calldata p) external nonReentrant {
         Channel storage c = _channel(id, p);
         uint8 status = c.status;
         if (status == OPEN) revert NotClosed(id);
         if (block.timestamp < c.settleAt) revert ChallengePeriodNotOver(c.settleAt);
+        if (c.locksA || c.locksB) revert LocksPending(id);
         uint256 dA = c.depositA;
         uint256 total = dA + c.depositB;
         uint256 sentA = c.sentA;
@@ -400,6 +470,106 @@ contract ParsecChannels {
         emit ChannelSettled(id, balanceA, balanceB);
         _pay(p.token, p.a, balanceA);
         _pay(p.token, p.b, balanceB);
+    }
+
+    /// After the challenge period, with each participant's pending locks (`locksA`: A's, owed to
+    /// B; each the packed 56-byte locks, empty for none), which must match the recorded lock
+    /// state: decides every lock (LockUndecided if one is neither registered nor expired) and
+    /// pays A clamp(dA + sentB - sentA + y - x, 0, dA + dB), B the rest.
+    function settleWithLocks(bytes16 id, ChannelParams calldata p, bytes calldata locksA, bytes calldata locksB)
+        external
+        nonReentrant
+    {
+        Channel storage c = _channel(id, p);
+        if (c.status == OPEN) revert NotClosed(id);
+        if (block.timestamp < c.settleAt) revert ChallengePeriodNotOver(c.settleAt);
+        if (_blobHash(locksA, 0) != (c.locksA ? locksHashOf[id][0] : bytes32(0))) revert LocksRootMismatch(0);
+        if (_blobHash(locksB, 1) != (c.locksB ? locksHashOf[id][1] : bytes32(0))) revert LocksRootMismatch(1);
+        (int256 base, uint256 total) = _base(c);
+        uint256 balanceA = _clamp(base + int256(_decide(locksB, 1)) - int256(_decide(locksA, 0)), total);
+        uint256 balanceB;
+        unchecked {
+            balanceB = total - balanceA;
+        }
+        _clearLocks(id, c);
+        _retire(c);
+        emit ChannelSettled(id, balanceA, balanceB);
+        _pay(p.token, p.a, balanceA);
+        _pay(p.token, p.b, balanceB);
+    }
+
+    /// After the challenge period, without the locks themselves (only the recorded lock state:
+    /// each side's lockedAmount and locksRoot): pays each side the least it can end with and
+    /// holds the rest for `unlock` (see the contract's notice).
+    function settleHoldingLocks(
+        bytes16 id,
+        ChannelParams calldata p,
+        uint128 lockedA,
+        bytes32 rootA,
+        uint128 lockedB,
+        bytes32 rootB
+    ) external nonReentrant {
+        Channel storage c = _channel(id, p);
+        if (c.status == OPEN) revert NotClosed(id);
+        if (block.timestamp < c.settleAt) revert ChallengePeriodNotOver(c.settleAt);
+        bytes32 hashA = _stateHash(lockedA, rootA);
+        bytes32 hashB = _stateHash(lockedB, rootB);
+        if (hashA != (c.locksA ? locksHashOf[id][0] : bytes32(0))) revert LocksRootMismatch(0);
+        if (hashB != (c.locksB ? locksHashOf[id][1] : bytes32(0))) revert LocksRootMismatch(1);
+        if (hashA == bytes32(0) && hashB == bytes32(0)) revert NothingToUnlock(id);
+        (int256 base, uint256 total) = _base(c);
+        uint256 lowA = _clamp(base - int256(uint256(lockedA)), total);
+        uint256 highA = _clamp(base + int256(uint256(lockedB)), total);
+        heldLocksOf[id] = keccak256(abi.encode(p, base, total, hashA, hashB));
+        _clearLocks(id, c);
+        _retire(c);
+        emit LocksHeld(id, base, total, highA - lowA);
+        emit ChannelSettled(id, lowA, total - highA);
+        _pay(p.token, p.a, lowA);
+        _pay(p.token, p.b, total - highA);
+    }
+
+    /// Decide every lock held back by settleHoldingLocks (both sides at once: `locksA` A's,
+    /// `locksB` B's, as recorded; `base` and `total` from its LocksHeld event) and pay what each
+    /// side is owed on top of what it was paid. Once only: the held record is deleted.
+    function unlock(
+        bytes16 id,
+        ChannelParams calldata p,
+        int256 base,
+        uint256 total,
+        bytes calldata locksA,
+        bytes calldata locksB
+    ) external nonReentrant {
+        bytes32 held = heldLocksOf[id];
+        if (held == bytes32(0)) revert NothingToUnlock(id);
+        if (keccak256(abi.encode(p, base, total, _blobHash(locksA, 0), _blobHash(locksB, 1))) != held) {
+            revert LocksRootMismatch(2);
+        }
+        delete heldLocksOf[id];
+        uint256 lowA = _clamp(base - int256(_sum(locksA)), total);
+        uint256 highA = _clamp(base + int256(_sum(locksB)), total);
+        uint256 finalA = _clamp(base + int256(_decide(locksB, 1)) - int256(_decide(locksA, 0)), total);
+        emit LocksUnlocked(id, finalA - lowA, highA - finalA);
+        _pay(p.token, p.a, finalA - lowA);
+        _pay(p.token, p.b, highA - finalA);
+    }
+
+    // ---------------------------------------------------------------- secret registry
+    /// Record sha256(secret) as revealed now (the first registration stands). Returns whether
+    /// this call registered it.
+    function registerSecret(bytes32 secret) public returns (bool) {
+        bytes32 h = sha256(abi.encodePacked(secret));
+        if (secretRevealedAt[h] != 0) return false;
+        secretRevealedAt[h] = uint40(block.timestamp);
+        emit SecretRevealed(h, secret);
+        return true;
+    }
+
+    function registerSecrets(bytes32[] calldata secrets) external returns (bool all) {
+        all = true;
+        for (uint256 i = 0; i < secrets.length; ++i) {
+            if (!registerSecret(secrets[i])) all = false;
+        }
     }
 
     /// Both participants signed the final balances at `sequence` (the head they agreed on):
@@ -431,6 +601,7 @@ contract ParsecChannels {
         );
         _checkSigner(digest, sigA, p.a);
         _checkSigner(digest, sigB, p.b);
+        _clearLocks(id, c);
         _retire(c);
         emit CooperativelyClosed(id, balanceA, balanceB, sequence);
         _pay(p.token, p.a, balanceA);
@@ -511,9 +682,11 @@ contract ParsecChannels {
             address supplier;
             if (t.buyer == p.a) {
                 (c.sentA, c.seqA) = _advanced(t, c.sentA, c.seqA);
+                _recordLocks(id, c, 0, t);
                 supplier = p.b;
             } else if (t.buyer == p.b) {
                 (c.sentB, c.seqB) = _advanced(t, c.sentB, c.seqB);
+                _recordLocks(id, c, 1, t);
                 supplier = p.a;
             } else {
                 revert BuyerNotParticipant(t.buyer);
@@ -553,12 +726,93 @@ contract ParsecChannels {
                 supplier,
                 t.price,
                 t.buyerTotal,
+                t.lockedAmount,
+                t.locksRoot,
                 currency,
                 t.invoiceTypeHash,
+                t.terms,
                 t.previous
             )
         );
         return keccak256(abi.encodePacked("\x19\x01", sep, structHash));
+    }
+
+    /// A proof's lock state as stored: zero when it has no pending lock.
+    function _locksHash(SignedPayment calldata t) internal pure returns (bytes32) {
+        return _stateHash(t.lockedAmount, t.locksRoot);
+    }
+
+    function _stateHash(uint128 lockedAmount, bytes32 root) internal pure returns (bytes32) {
+        if (lockedAmount == 0 && root == bytes32(0)) return bytes32(0);
+        return keccak256(abi.encodePacked(lockedAmount, root));
+    }
+
+    /// Set participant `side`'s lock state from its newly recorded proof `t`, touching the
+    /// lock slot only when the proof has locks or clears recorded ones.
+    function _recordLocks(bytes16 id, Channel storage c, uint256 side, SignedPayment calldata t) internal {
+        bytes32 h = _locksHash(t);
+        bool had = side == 0 ? c.locksA : c.locksB;
+        if (h != bytes32(0)) {
+            locksHashOf[id][side] = h;
+            if (!had) {
+                if (side == 0) c.locksA = true;
+                else c.locksB = true;
+            }
+        } else if (had) {
+            locksHashOf[id][side] = bytes32(0);
+            if (side == 0) c.locksA = false;
+            else c.locksB = false;
+        }
+    }
+
+    function _clearLocks(bytes16 id, Channel storage c) internal {
+        if (c.locksA) locksHashOf[id][0] = bytes32(0);
+        if (c.locksB) locksHashOf[id][1] = bytes32(0);
+    }
+
+    /// The lock state a packed list of locks stands for: its sum and keccak root (zero: none).
+    function _blobHash(bytes calldata locks, uint256 side) internal pure returns (bytes32) {
+        if (locks.length == 0) return bytes32(0);
+        if (locks.length % 56 != 0) revert MalformedLocks(side);
+        uint256 sum = _sum(locks);
+        if (sum > type(uint128).max) revert MalformedLocks(side);
+        return keccak256(abi.encodePacked(uint128(sum), keccak256(locks)));
+    }
+
+    function _sum(bytes calldata locks) internal pure returns (uint256 sum) {
+        for (uint256 o = 0; o < locks.length; o += 56) {
+            sum += uint128(bytes16(locks[o + 8:o + 24]));
+        }
+    }
+
+    /// The amount of participant `side`'s locks that pay its counterparty: each lock whose
+    /// secret was registered at or before its expiry; an unregistered expired lock returns to
+    /// its sender; an unregistered lock not yet expired is undecided.
+    function _decide(bytes calldata locks, uint256 side) internal view returns (uint256 paid) {
+        uint256 n = locks.length / 56;
+        for (uint256 i = 0; i < n; ++i) {
+            uint256 o = i * 56;
+            uint64 expiry = uint64(bytes8(locks[o:o + 8]));
+            uint40 revealed = secretRevealedAt[bytes32(locks[o + 24:o + 56])];
+            if (revealed != 0 && revealed <= expiry) {
+                paid += uint128(bytes16(locks[o + 8:o + 24]));
+            } else if (block.timestamp <= expiry) {
+                revert LockUndecided(side, i);
+            }
+        }
+    }
+
+    /// base = dA + sentB - sentA (signed) and the deposits' total.
+    function _base(Channel storage c) internal view returns (int256 base, uint256 total) {
+        uint256 dA = c.depositA;
+        total = dA + c.depositB;
+        base = int256(dA) + int256(uint256(c.sentB)) - int256(uint256(c.sentA));
+    }
+
+    function _clamp(int256 v, uint256 total) internal pure returns (uint256) {
+        if (v <= 0) return 0;
+        if (uint256(v) > total) return total;
+        return uint256(v);
     }
 
     function _checkSigner(bytes32 digest, bytes calldata sig, address expected) internal pure {
@@ -584,8 +838,8 @@ contract ParsecChannels {
         c.depositB = 0;
         c.settleAt = 0;
         c.status = 0;
-        if (c.seqA != 0) (c.sentA, c.seqA) = (0, 0);
-        if (c.seqB != 0) (c.sentB, c.seqB) = (0, 0);
+        if (c.seqA != 0) (c.sentA, c.seqA, c.locksA) = (0, 0, false);
+        if (c.seqB != 0) (c.sentB, c.seqB, c.locksB) = (0, 0, false);
     }
 
     function _collect(address token, uint256 amount) internal {

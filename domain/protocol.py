@@ -57,8 +57,8 @@ PARSEC_DOMAIN_VERSION = "1"
 
 PAYMENT_TYPE = StructType.parse(
     "Payment(bytes16 channelId,uint64 sequence,bytes16 invoiceId,address buyer,"
-    "address supplier,uint256 price,uint256 buyerTotal,string currency,"
-    "string invoiceType,bytes32 previous)"
+    "address supplier,uint256 price,uint256 buyerTotal,uint256 lockedAmount,bytes32 locksRoot,"
+    "string currency,string invoiceType,bytes32 terms,bytes32 previous)"
 )
 INVOICE_TYPE = StructType.parse(
     "Invoice(address invoiceAddress,uint256 price,string currency,string invoiceType)"
@@ -278,6 +278,9 @@ class SignedInvoice(Message):
     sequence: int = Field(ge=1, le=MAX_SEQUENCE)
     buyer_total: AmountField = Field(alias="buyerTotal")
     invoice_type: str = Field(default="", alias="invoiceType", max_length=MAX_INVOICE_TYPE_LENGTH)
+    locked_amount: AmountField = Field(default=0, alias="lockedAmount")
+    locks_root: Hash32 = Field(default=GENESIS_HASH, alias="locksRoot")
+    terms: Hash32 = Field(default=GENESIS_HASH)  # raw hashStruct of the kind's terms (issue 14 interface)
     domain: SigningDomain
 
     _digest: bytes = PrivateAttr(default=b"")
@@ -300,7 +303,7 @@ class SignedInvoice(Message):
             self._digest, self._buyer = context[_SIGNED_HERE]
             return
         check_amount(self.price, what="price")
-        if self.buyer_total < self.price:
+        if self.terms == GENESIS_HASH and self.buyer_total < self.price:  # a plain payment
             raise AmountOutOfRange(
                 f"buyerTotal {self.buyer_total} is less than this payment's price {self.price}"
             )
@@ -331,8 +334,11 @@ class SignedInvoice(Message):
             "supplier": self.supplier_address,
             "price": self.price,
             "buyerTotal": self.buyer_total,
+            "lockedAmount": self.locked_amount,
+            "locksRoot": self.locks_root,
             "currency": self.currency.value,
             "invoiceType": self.invoice_type,
+            "terms": self.terms,
             "previous": self.hash_pointer_to_previous.transaction_hash,
         }
 
@@ -374,7 +380,8 @@ def _check_buyer_address(text: str, uncompressed: bytes, eth: str, currency: Cur
 
 
 def payment_digest(invoice: Invoice, *, buyer: str, channel: UUID, invoice_id: UUID, sequence: int,
-                   previous_hash: bytes, buyer_total: int, domain: SigningDomain) -> bytes:
+                   previous_hash: bytes, buyer_total: int, domain: SigningDomain, locked_amount: int = 0,
+                   locks_root: bytes = GENESIS_HASH, terms: bytes = GENESIS_HASH) -> bytes:
     """The EIP-712 digest a buyer signs for one channel transaction (``PAYMENT_TYPE``)."""
     return domain.digest(PAYMENT_TYPE.hash_struct({
         "channelId": channel.bytes,
@@ -384,8 +391,11 @@ def payment_digest(invoice: Invoice, *, buyer: str, channel: UUID, invoice_id: U
         "supplier": invoice.invoice_address,
         "price": invoice.price,
         "buyerTotal": buyer_total,
+        "lockedAmount": locked_amount,
+        "locksRoot": locks_root,
         "currency": invoice.currency.value,
         "invoiceType": invoice.invoice_type,
+        "terms": terms,
         "previous": previous_hash,
     }))
 
@@ -401,7 +411,8 @@ def _buyer_signature(invoice: Invoice, key: PrivateKey, signer: PrivateKey, prev
 
 def signed_invoice_json(invoice: Invoice, *, key: PrivateKey, channel: UUID, invoice_id: UUID, sequence: int,
                         previous: HashPointer, buyer_total: int, domain: SigningDomain,
-                        signer: PrivateKey | None = None) -> tuple[bytes, HashPointer]:
+                        signer: PrivateKey | None = None, locked_amount: int = 0, locks_root: bytes = GENESIS_HASH,
+                        terms: bytes = GENESIS_HASH) -> tuple[bytes, HashPointer]:
     """The wire form of ``sign_invoice(...).to_json()`` and the new head, without building the model.
 
     For load generators (the simulator): a third of ``sign_invoice``'s cost. ``signer`` signs in
@@ -410,7 +421,8 @@ def signed_invoice_json(invoice: Invoice, *, key: PrivateKey, channel: UUID, inv
     buyer_key = key.public_key
     buyer, digest, signature = _buyer_signature(invoice, key, signer or key, previous, channel=channel,
                                                 invoice_id=invoice_id, sequence=sequence,
-                                                buyer_total=buyer_total, domain=domain)
+                                                buyer_total=buyer_total, domain=domain,
+                                                locked_amount=locked_amount, locks_root=locks_root, terms=terms)
     doc = {
         "invoiceID": str(invoice_id), "invoiceSignature": "0x" + signature.hex(),
         "supplierAddress": invoice.invoice_address, "buyerPublicKey": "0x" + buyer_key.hex(),
@@ -419,6 +431,7 @@ def signed_invoice_json(invoice: Invoice, *, key: PrivateKey, channel: UUID, inv
         "hashPointerToPrevious": {"transactionID": str(previous.transaction_id),
                                   "transactionHash": "0x" + previous.transaction_hash.hex()},
         "sequence": sequence, "buyerTotal": str(buyer_total), "invoiceType": invoice.invoice_type,
+        "lockedAmount": str(locked_amount), "locksRoot": "0x" + locks_root.hex(), "terms": "0x" + terms.hex(),
         "domain": {"chainId": domain.chain_id, "verifyingContract": domain.verifying_contract},
     }
     return json.dumps(doc, separators=(",", ":")).encode(), HashPointer(transaction_id=invoice_id,
@@ -427,11 +440,13 @@ def signed_invoice_json(invoice: Invoice, *, key: PrivateKey, channel: UUID, inv
 
 def sign_invoice(invoice: Invoice, *, key: PrivateKey, channel: UUID, invoice_id: UUID, sequence: int,
                  previous: HashPointer, buyer_total: int, domain: SigningDomain,
-                 buyer_address: str | None = None, verify: bool = True) -> SignedInvoice:
+                 buyer_address: str | None = None, verify: bool = True, locked_amount: int = 0,
+                 locks_root: bytes = GENESIS_HASH, terms: bytes = GENESIS_HASH) -> SignedInvoice:
     """The buyer's side: sign ``invoice`` as transaction ``sequence`` of ``channel``."""
     buyer, digest, signature = _buyer_signature(invoice, key, key, previous, channel=channel,
                                                 invoice_id=invoice_id, sequence=sequence,
-                                                buyer_total=buyer_total, domain=domain)
+                                                buyer_total=buyer_total, domain=domain,
+                                                locked_amount=locked_amount, locks_root=locks_root, terms=terms)
     if buyer_address is None:
         buyer_address = buyer if invoice.currency is Currency.ETH else btc_p2pkh_address(key.public_key)
     fields = dict(
@@ -447,6 +462,9 @@ def sign_invoice(invoice: Invoice, *, key: PrivateKey, channel: UUID, invoice_id
         sequence=sequence,
         buyer_total=buyer_total,
         invoice_type=invoice.invoice_type,
+        locked_amount=locked_amount,
+        locks_root=locks_root,
+        terms=terms,
         domain=domain,
     )
     if verify:

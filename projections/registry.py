@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 
 from projections.balances import Balances
+from projections.channel_graph import ChannelGraph
 from projections.history import PaymentHistory
 from projections.model import ReadModel
 from projections.settlements import Settlements
@@ -29,10 +30,10 @@ def register(model: ReadModel) -> ReadModel:
     return model
 
 
-for _model in (Balances(), Settlements(), PaymentHistory()):
+for _model in (Balances(), Settlements(), PaymentHistory(), ChannelGraph()):
     register(_model)
 
-BUILT_IN = ("balances", "settlements", "history")
+BUILT_IN = ("balances", "settlements", "history", "graph")
 
 
 def load_plugins(modules: list[str] | None = None) -> None:

@@ -113,8 +113,25 @@ class Receipt:
     succeeded: bool = True  # False: mined with status 0 (reverted when mined)
 
 
-PaymentTuple = tuple[int, bytes, str, int, int, bytes, bytes, bytes, bytes, int]
-EMPTY_PAYMENT: PaymentTuple = (0, b"\0" * 16, ETH, 0, 0, b"\0" * 32, b"\0" * 32, b"\0" * 32, b"\0" * 32, 0)
+PaymentTuple = tuple[int, bytes, str, int, int, int, bytes, bytes, bytes, bytes, bytes, bytes, int]
+"""(sequence, invoiceId, buyer, price, buyerTotal, lockedAmount, locksRoot, invoiceTypeHash, terms,
+previous, r, s, v): the contract's ``SignedPayment``."""
+_ZERO32 = b"\0" * 32
+EMPTY_PAYMENT: PaymentTuple = (0, b"\0" * 16, ETH, 0, 0, 0, _ZERO32, _ZERO32, _ZERO32, _ZERO32, _ZERO32, _ZERO32, 0)
+LOCK_SIZE = 56
+"""One pending lock packed as the contract reads it: uint64 expiry, uint128 amount, bytes32 secretHash."""
+
+
+def pack_lock(expiry: int, amount: int, secret_hash: bytes) -> bytes:
+    """One lock as ``abi.encodePacked(uint64 expiry, uint128 amount, bytes32 secretHash)``."""
+    if len(secret_hash) != 32:
+        raise ValueError("a lock's secretHash is 32 bytes")
+    return expiry.to_bytes(8, "big") + amount.to_bytes(16, "big") + secret_hash
+
+
+def locks_root(locks: bytes) -> bytes:
+    """The locksRoot of packed pending locks (in the order added): keccak256, zero for none."""
+    return keccak(locks) if locks else _ZERO32
 
 
 Proof = SignedInvoice | PaymentTuple
@@ -136,7 +153,10 @@ def payment_tuple(invoice: Proof) -> PaymentTuple:
         str(invoice.buyer),
         invoice.price,
         invoice.buyer_total,
+        invoice.locked_amount,
+        invoice.locks_root,
         keccak(invoice.invoice_type.encode("utf-8")),
+        invoice.terms,
         invoice.hash_pointer_to_previous.transaction_hash,
         sig[:32],
         sig[32:64],
@@ -261,6 +281,50 @@ class ChannelContract(DeployedContract):
     def settle(self, sender: Wallet, channel_id: UUID) -> Receipt:
         return self._send(sender, self.settle_call(channel_id), operation="settle")
 
+    def settle_with_locks(self, sender: Wallet, channel_id: UUID, locks_a: bytes = b"", locks_b: bytes = b"") -> Receipt:
+        """Settle deciding every pending lock: ``locks_a`` A's (packed, see ``pack_lock``), ``locks_b`` B's."""
+        fn = self.contract.functions.settleWithLocks(
+            channel_id.bytes, self.params(channel_id).as_tuple(), locks_a, locks_b
+        )
+        return self._send(sender, fn, operation="settleWithLocks")
+
+    def settle_holding_locks(
+        self,
+        sender: Wallet,
+        channel_id: UUID,
+        *,
+        locked_a: int = 0,
+        root_a: bytes = _ZERO32,
+        locked_b: int = 0,
+        root_b: bytes = _ZERO32,
+    ) -> Receipt:
+        """Settle paying what is not locked; the recorded locks are held for ``unlock``."""
+        fn = self.contract.functions.settleHoldingLocks(
+            channel_id.bytes, self.params(channel_id).as_tuple(), locked_a, root_a, locked_b, root_b
+        )
+        return self._send(sender, fn, operation="settleHoldingLocks")
+
+    def unlock(
+        self, sender: Wallet, channel_id: UUID, *, base: int, total: int, locks_a: bytes = b"", locks_b: bytes = b""
+    ) -> Receipt:
+        """Decide the locks ``settle_holding_locks`` held (``base``/``total`` from its LocksHeld event)."""
+        fn = self.contract.functions.unlock(
+            channel_id.bytes, self.params(channel_id).as_tuple(), base, total, locks_a, locks_b
+        )
+        return self._send(sender, fn, operation="unlock")
+
+    def register_secret(self, sender: Wallet, secret: bytes) -> Receipt:
+        """Reveal ``secret`` on-chain (the registry keys it by sha256; the first registration stands)."""
+        return self._send(sender, self.contract.functions.registerSecret(secret), operation="registerSecret")
+
+    def register_secrets(self, sender: Wallet, secrets: Sequence[bytes]) -> Receipt:
+        fn = self.contract.functions.registerSecrets(list(secrets))
+        return self._send(sender, fn, operation="registerSecrets")
+
+    def secret_revealed_at(self, secret_hash: bytes) -> int:
+        """When sha256-hash ``secret_hash`` was first registered (unix s), 0 if never."""
+        return self.contract.functions.secretRevealedAt(secret_hash).call()
+
     def cooperative_close(
         self,
         sender: Wallet,
@@ -357,7 +421,7 @@ class ChannelContract(DeployedContract):
 
     def channel(self, channel_id: UUID) -> OnChainChannel:
         raw = self.contract.functions.getChannel(channel_id.bytes).call()
-        params_hash, dep_a, dep_b, settle_at, status, sent_a, seq_a, sent_b, seq_b = raw
+        params_hash, dep_a, dep_b, settle_at, status, sent_a, seq_a, _locks_a, sent_b, seq_b, _locks_b = raw
         state = OnChainStatus.SETTLED if params_hash == SETTLED_MARKER else OnChainStatus(status)
         return OnChainChannel(
             channel_id=channel_id,

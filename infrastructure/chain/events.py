@@ -131,12 +131,41 @@ class Withdrawn(ChainEvent):
     amount: int
 
 
+@dataclass(frozen=True)
+class SecretRevealed(ChainEvent):
+    """The first on-chain registration of a lock's secret (``secret_hash`` = sha256(secret))."""
+
+    secret_hash: bytes
+    secret: bytes
+
+
+@dataclass(frozen=True)
+class LocksHeld(ChainEvent):
+    """settleHoldingLocks paid what is not locked and holds ``held``; ``base`` and ``total`` are
+    what ``unlock`` must be given."""
+
+    channel_id: UUID
+    base: int
+    total: int
+    held: int
+
+
+@dataclass(frozen=True)
+class LocksUnlocked(ChainEvent):
+    """unlock decided every held lock: ``to_a`` and ``to_b`` paid on top of the settle's payouts."""
+
+    channel_id: UUID
+    to_a: int
+    to_b: int
+
+
 # each class by its contract log name (the classes' fields are the log's arguments in snake_case)
 _EVENTS: dict[str, type[ChainEvent]] = {
     "ChannelOpened": ChannelOpened, "Deposited": Deposited, "Checkpointed": Checkpointed,
     "StateUpdated": StateUpdated, "ChannelClosed": ChannelClosedLog, "Disputed": Disputed,
     "ChannelSettled": ChannelSettled, "CooperativelyClosed": CooperativelyClosed, "OperatorSet": OperatorSet,
     "PayeeSet": PayeeSet, "PayoutDeferred": PayoutDeferred, "Withdrawn": Withdrawn,
+    "SecretRevealed": SecretRevealed, "LocksHeld": LocksHeld, "LocksUnlocked": LocksUnlocked,
 }
 _BASE_FIELDS = {f.name for f in fields(ChainEvent)}
 

@@ -87,8 +87,11 @@ class PaymentChain:
             "supplier": supplier,
             "price": price,
             "buyerTotal": total,
+            "lockedAmount": 0,
+            "locksRoot": b"\0" * 32,
             "currency": self.currency,
             "invoiceType": "coffee",
+            "terms": b"\0" * 32,
             "previous": self.head.transaction_hash,
         }
         digest = self.domain.digest(PAYMENT_TYPE.hash_struct(struct))
@@ -99,7 +102,10 @@ class PaymentChain:
             address,
             price,
             total,
+            0,
+            b"\0" * 32,
             keccak(b"coffee"),
+            b"\0" * 32,
             self.head.transaction_hash,
             sig[:32],
             sig[32:64],
@@ -110,7 +116,7 @@ class PaymentChain:
 
 def with_signature(proof: SignedInvoice | PaymentTuple, signature: bytes) -> PaymentTuple:
     t = payment_tuple(proof)
-    return (*t[:7], signature[:32], signature[32:64], signature[64])
+    return (*t[:10], signature[:32], signature[32:64], signature[64])
 
 
 def high_s(proof: SignedInvoice) -> PaymentTuple:

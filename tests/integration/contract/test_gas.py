@@ -40,3 +40,18 @@ def test_disputed_settlement_grows_linearly(report: dict) -> None:
     assert (
         dispute["gas_by_payments"]["1"] < dispute["gas_by_payments"]["10"] < dispute["gas_by_payments"]["50"]
     )
+
+
+def test_hashed_timelock_figures(report: dict) -> None:
+    """Issue 14. A stand-alone registerSecret is at its floor (21,000 + a fresh slot 22,100 + the
+    event); locks decided inside settle cost far less than Raiden's separate unlock."""
+    locks = report["hashed_timelocks"]
+    ops = locks["operations"]
+    assert ops["registerSecret"] <= 46_500
+    for n, raiden in ((1, 46_059), (2, 70_119), (3, 94_179)):
+        assert ops[f"registerSecrets ({n})"] <= raiden * 1.03, n
+    for name, row in locks["comparison"].items():
+        if name.startswith("locks decided inside settleWithLocks"):
+            assert row["meets_30pct"], f"{name}: {row}"
+    assert 0 < locks["settle_marginal_gas_per_lock"] < 6_000
+    assert ops["unlock (6 locks)"] < 80_000

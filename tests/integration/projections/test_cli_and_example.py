@@ -84,4 +84,4 @@ def test_a_new_read_model_is_built_from_the_existing_log(log, capsys):
 
 def test_unknown_read_model_is_a_clear_error(log, capsys):
     assert main(["projections", "rebuild", "nope"]) == 65  # refused input
-    assert "no read model 'nope'; known: balances, history" in capsys.readouterr().err
+    assert "no read model 'nope'; known: balances, graph, history" in capsys.readouterr().err

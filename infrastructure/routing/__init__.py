@@ -1,0 +1,1 @@
+"""Routing of multi-hop payments: the pathfinder over the channel-graph read model."""
