@@ -28,6 +28,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain import kinds
 from domain.addresses import eth_address_from_public_key
 from domain.control import NO_OPERATOR, RequestAuth
 from domain.errors import (
@@ -39,6 +40,8 @@ from domain.errors import (
     CumulativeTotalMismatch,
     CurrencyMismatch,
     InvalidChannelParameters,
+    LockedAmountMismatch,
+    LocksRootMismatch,
     NotAParticipant,
     Overspend,
     ReplayedRequest,
@@ -49,6 +52,7 @@ from domain.errors import (
     WrongChannel,
     WrongDomain,
 )
+from domain.locks import Lock, locks_root
 from domain.money import Currency, check_amount
 from domain.protocol import GENESIS_HASH, GENESIS_TRANSACTION_ID, SignedInvoice, SigningDomain
 
@@ -189,6 +193,7 @@ class Channel(Aggregate):
         # the latest RETAINED_HASHES transaction hashes, oldest first: tells a repeat from a fork
         self.hashes: list[str] = []
         self.latest: dict[str, dict[str, Any]] = {}  # each participant's latest signed payment
+        self.locks: dict[str, list[dict[str, Any]]] = {p: [] for p in participants}  # pending, oldest first
         self.checkpoint_sequence = 0  # last requested
         self.checkpoint_at = opened_at
         self.confirmed_sequence = 0  # last confirmed on-chain
@@ -211,8 +216,21 @@ class Channel(Aggregate):
         raise NotAParticipant(f"{participant} is not a participant of channel {self.id}")
 
     def balance_of(self, participant: str) -> int:
+        """Spendable: deposit - sent + received - locked (a pending lock is neither side's yet)."""
         other = self.counterparty(participant)
-        return self.deposits[participant] - self.sent[participant] + self.sent[other]
+        return self.deposits[participant] - self.sent[participant] + self.sent[other] - self.locked_of(participant)
+
+    def locked_of(self, participant: str) -> int:
+        """What ``participant`` has locked in pending hashed timelocks (owed to its counterparty if the
+        secret is revealed in time)."""
+        return sum(int(lock["amount"]) for lock in self.__dict__.get("locks", {}).get(participant, ()))
+
+    def pending_locks(self, participant: str) -> list[Lock]:
+        """``participant``'s pending locks, oldest first (what its locksRoot is over)."""
+        return [Lock.from_dict(d) for d in self.__dict__.get("locks", {}).get(participant, ())]
+
+    def direction(self, participant: str) -> kinds.Direction:
+        return kinds.Direction(sent=self.sent[participant], locks=tuple(self.pending_locks(participant)))
 
     @property
     def balances(self) -> dict[str, int]:
@@ -284,15 +302,34 @@ class Channel(Aggregate):
                 f"transaction {seq} points to {prev.transaction_id}/0x{prev.transaction_hash.hex()[:16]}…, "
                 f"but the channel's head is {self.head_id}/{self.head_hash[:18]}…"
             )
-        expected_total = self.sent[buyer] + tx.price
-        if tx.buyer_total != expected_total:
+        before = self.direction(buyer)
+        after = kinds.get(tx.kind).effect(
+            tx.price, tx.parsed_terms, before, kinds.Circumstances(at=at, challenge_period=self.challenge_period)
+        )
+        if tx.buyer_total != after.sent:
             raise CumulativeTotalMismatch(
-                f"buyerTotal {tx.buyer_total} should be {expected_total} "
-                f"(sent so far {self.sent[buyer]} + price {tx.price})"
+                f"buyerTotal {tx.buyer_total} should be {after.sent} "
+                f"(sent so far {before.sent}, then this {tx.kind} of {tx.price})"
+            )
+        if tx.locked_amount != after.locked:
+            raise LockedAmountMismatch(
+                f"lockedAmount {tx.locked_amount} should be {after.locked} (the buyer's pending locks after this "
+                f"{tx.kind})"
+            )
+        root = locks_root(after.locks)
+        if tx.locks_root != root:
+            raise LocksRootMismatch(
+                f"locksRoot 0x{tx.locks_root.hex()[:16]}… is not the root over the buyer's {len(after.locks)} "
+                f"pending lock(s) after this {tx.kind} (0x{root.hex()[:16]}…)"
             )
         available = self.balance_of(buyer)
-        if tx.price > available:
-            raise Overspend(f"payment of {tx.price} exceeds the buyer's balance {available} in channel {self.id}")
+        takes = (after.sent - before.sent) + (after.locked - before.locked)  # from the buyer's spendable
+        if takes > available:
+            raise Overspend(
+                f"this {tx.kind} of {takes} exceeds the buyer's balance {available} in channel {self.id} "
+                "(spendable: deposit - sent + received - locked)"
+            )
+        supplier_after = self.balance_of(supplier) + (after.sent - before.sent)
         self._payment_accepted(
             sequence=seq,
             transaction_hash=tx_hash,
@@ -301,8 +338,12 @@ class Channel(Aggregate):
             supplier=supplier,
             price=tx.price,
             buyer_total=tx.buyer_total,
-            balances=[available - tx.price, self.balance_of(supplier) + tx.price],
+            balances=[available - takes, supplier_after],
             transaction=tx.to_dict(),
+            kind=tx.kind,
+            transferred=after.sent - before.sent,
+            locked=[after.locked, self.locked_of(supplier)],
+            locks=[lock.to_dict() for lock in after.locks] if after.locks != before.locks else None,
         )
         if seq % self.checkpoint_interval == 0:
             self._request_checkpoint(CheckpointReason.INTERVAL, at)
@@ -320,7 +361,14 @@ class Channel(Aggregate):
         buyer_total: int,
         balances: list[int],
         transaction: dict[str, Any],
+        kind: str = "payment",
+        transferred: int | None = None,
+        locked: list[int] | None = None,
+        locks: list[dict[str, Any]] | None = None,
     ) -> None:
+        """``kind``, ``transferred`` (what moved to the supplier), ``locked`` ([buyer's, supplier's] after)
+        and ``locks`` (the buyer's pending locks after, when this transaction changed them) are absent
+        from events recorded before the kind catalogue: those were payments, nothing locked."""
         self.sequence = sequence
         self.head_hash = transaction_hash
         self.head_id = invoice_id
@@ -329,6 +377,8 @@ class Channel(Aggregate):
             del self.hashes[0]
         self.sent[buyer] = buyer_total
         self.latest[buyer] = transaction
+        if locks is not None:
+            self.__dict__.setdefault("locks", {})[buyer] = list(locks)
 
     # --- checkpoints, settlement, dispute ----------------------------------
     def request_checkpoint(

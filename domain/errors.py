@@ -134,6 +134,47 @@ class CurrencyMismatch(ChannelError):
     pass
 
 
+# --- kinds of transaction and hashed timelocks -----------------------------
+class UnknownTransactionKind(MalformedMessage):
+    """The transaction names a kind no catalogue entry (built-in or plugin) describes."""
+
+
+class LockedAmountMismatch(ChannelError):
+    """lockedAmount is not the sum of the buyer's pending locks after this transaction."""
+
+
+class LocksRootMismatch(ChannelError):
+    """locksRoot is not the root over the buyer's pending locks after this transaction."""
+
+
+class TooManyLocks(ChannelError):
+    """The buyer already has the most pending locks a channel direction may hold."""
+
+
+class LockLifetimeTooLong(ChannelError):
+    """A lock's expiry is past now + the channel's challenge period (or not in the future)."""
+
+
+class LockAlreadyPending(ChannelError):
+    """A pending lock of this buyer already has this secret hash."""
+
+
+class LockNotFound(ChannelError):
+    """No pending lock of this buyer has this secret hash."""
+
+
+class WrongSecret(ChannelError):
+    """The secret does not hash (sha256) to the lock's secret hash."""
+
+
+class LockNotExpired(ChannelError):
+    """A lock is removed as expired only after its expiry plus the safety margin."""
+
+
+class LockAmountMismatch(ChannelError):
+    """The transaction's price or terms disagree with the lock's amount."""
+
+
 class OutOfWindow(ChannelError):
     """A transaction too far ahead of its channel's head to be held for reordering."""
 

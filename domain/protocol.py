@@ -17,20 +17,18 @@ from __future__ import annotations
 
 import json
 from functools import cached_property
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
 from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
-    PlainSerializer,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
+from domain import kinds
 from domain.addresses import (
     Address,
     btc_p2pkh_address,
@@ -47,10 +45,20 @@ from domain.errors import (
     AmountOutOfRange,
     InvalidSignature,
     MalformedMessage,
-    ParsecError,
     WrongSigner,
 )
-from domain.money import Currency, check_amount, parse_units
+from domain.money import Currency, check_amount
+from domain.wire import (  # noqa: F401  (re-exported: the names callers import from protocol)
+    MAX_JSON_DEPTH,
+    AmountField,
+    EthAddressField,
+    Hash32,
+    Message,
+    PublicKeyHex,
+    SignatureHex,
+    _unwrap,
+    check_json_depth,
+)
 
 PARSEC_DOMAIN_NAME = "Parsec"
 PARSEC_DOMAIN_VERSION = "1"
@@ -72,124 +80,6 @@ _SIGNED_HERE = object()  # validation-context key: sign_invoice vouches for the 
 GENESIS_TRANSACTION_ID = UUID(int=0)
 GENESIS_HASH = b"\0" * 32
 MAX_INVOICE_TYPE_LENGTH = 256
-
-
-# --- field types ----------------------------------------------------------
-MAX_JSON_DEPTH = 32
-"""A Parsec message nests three levels deep; anything past this is refused before it is decoded
-(Python's decoder recurses per level, and libraries such as py-evm raise the recursion limit)."""
-
-
-def check_json_depth(raw: bytes | str) -> None:
-    """Refuse JSON nested deeper than ``MAX_JSON_DEPTH``. Costs two ``count`` calls on an ordinary
-    message: the string-aware scan runs only when there are many brackets at all."""
-    data = raw.encode() if isinstance(raw, str) else raw
-    if data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH:
-        return
-    depth, in_string, escaped = 0, False, False
-    for c in data:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif c == 0x5C:  # backslash
-                escaped = True
-            elif c == 0x22:  # quote
-                in_string = False
-        elif c == 0x22:
-            in_string = True
-        elif c in (0x5B, 0x7B):
-            depth += 1
-            if depth > MAX_JSON_DEPTH:
-                raise MalformedMessage(f"not valid JSON: nested too deeply (more than {MAX_JSON_DEPTH} levels)")
-        elif c in (0x5D, 0x7D):
-            depth -= 1
-
-
-def _amount(value: Any) -> int:
-    """Integers, or strings of the digits 0-9 (JSON consumers lose precision past 2**53)."""
-    return parse_units(value)
-
-
-AmountField = Annotated[int, BeforeValidator(_amount), PlainSerializer(str, return_type=str)]
-
-
-def _hex_bytes(size: int | None):
-    def parse(value: Any) -> bytes:
-        if isinstance(value, bytes):
-            raw = value
-        elif isinstance(value, str):
-            try:
-                raw = bytes.fromhex(value.removeprefix("0x"))
-            except ValueError:
-                raise MalformedMessage(f"{value[:80]!r} is not hex") from None
-        else:
-            raise MalformedMessage(f"expected a hex string, got {type(value).__name__}")
-        if size is not None and len(raw) != size:
-            raise MalformedMessage(f"expected {size} bytes of hex, got {len(raw)}")
-        return raw
-
-    return parse
-
-
-def _hex_out(value: bytes) -> str:
-    return "0x" + value.hex()
-
-
-Hash32 = Annotated[bytes, BeforeValidator(_hex_bytes(32)), PlainSerializer(_hex_out, return_type=str)]
-SignatureHex = Annotated[bytes, BeforeValidator(_hex_bytes(65)), PlainSerializer(_hex_out, return_type=str)]
-PublicKeyHex = Annotated[bytes, BeforeValidator(_hex_bytes(None)), PlainSerializer(_hex_out, return_type=str)]
-EthAddressField = Annotated[str, BeforeValidator(lambda v: parse_eth_address(v))]
-
-
-def _unwrap(err: ValidationError) -> ParsecError:
-    """Surface the first domain error pydantic wrapped, else a readable MalformedMessage."""
-    for item in err.errors():
-        inner = (item.get("ctx") or {}).get("error")
-        if isinstance(inner, ParsecError):
-            return inner
-    parts = []
-    for item in err.errors()[:3]:
-        loc = ".".join(str(p) for p in item["loc"]) or "message"
-        parts.append(f"{loc}: {item['msg']}")
-    return MalformedMessage("; ".join(parts))
-
-
-class Message(BaseModel):
-    """Base of protocol messages: frozen, strict about unknown fields, domain errors unwrapped."""
-
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as err:
-            raise _unwrap(err) from None
-
-    @classmethod
-    def parse(cls, data: Any):
-        try:
-            return cls.model_validate(data)
-        except ValidationError as err:
-            raise _unwrap(err) from None
-
-    @classmethod
-    def from_json(cls, raw: bytes | str):
-        check_json_depth(raw)
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise MalformedMessage(f"not valid JSON: {exc}") from None
-        except RecursionError:  # JSON nested deeper than the decoder recurses: never a payment
-            raise MalformedMessage("not valid JSON: nested too deeply") from None
-        if not isinstance(data, dict):
-            raise MalformedMessage(f"expected a JSON object, got {type(data).__name__}")
-        return cls.parse(data)
-
-    def to_json(self) -> bytes:
-        return self.model_dump_json(by_alias=True).encode()
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True)
 
 
 class SigningDomain(Message):
@@ -280,11 +170,24 @@ class SignedInvoice(Message):
     invoice_type: str = Field(default="", alias="invoiceType", max_length=MAX_INVOICE_TYPE_LENGTH)
     locked_amount: AmountField = Field(default=0, alias="lockedAmount")
     locks_root: Hash32 = Field(default=GENESIS_HASH, alias="locksRoot")
-    terms: Hash32 = Field(default=GENESIS_HASH)  # raw hashStruct of the kind's terms (issue 14 interface)
+    kind: str = Field(default="payment", max_length=64)  # an entry of domain/kinds.py's catalogue
+    terms: dict[str, Any] = Field(default_factory=dict)  # the kind's terms (normalised); signed as their hash
     domain: SigningDomain
 
     _digest: bytes = PrivateAttr(default=b"")
     _buyer: str = PrivateAttr(default="")
+    _terms: Any = PrivateAttr(default=None)
+    _terms_hash: bytes = PrivateAttr(default=GENESIS_HASH)
+
+    @field_validator("terms", mode="before")
+    @classmethod
+    def _terms_of_kind(cls, v: Any, info: ValidationInfo) -> dict[str, Any]:
+        """Parse the terms by the kind's schema and keep them in one normal form (what ``to_json`` writes
+        is then what was hashed), refusing an unknown kind or terms it does not describe."""
+        if "kind" not in info.data:  # the kind itself was refused: that error is reported
+            return {}
+        parsed = kinds.get(info.data["kind"]).parse_terms(v if v is not None else {})
+        return parsed.to_dict() if parsed is not None else {}
 
     @field_validator("currency", mode="before")
     @classmethod
@@ -300,10 +203,13 @@ class SignedInvoice(Message):
 
     def model_post_init(self, context: Any) -> None:
         if isinstance(context, dict) and _SIGNED_HERE in context:
-            self._digest, self._buyer = context[_SIGNED_HERE]
+            self._digest, self._buyer, self._terms, self._terms_hash = context[_SIGNED_HERE]
             return
         check_amount(self.price, what="price")
-        if self.terms == GENESIS_HASH and self.buyer_total < self.price:  # a plain payment
+        kind = kinds.get(self.kind)
+        self._terms = kind.parse_terms(self.terms)
+        self._terms_hash = kind.terms_hash(self._terms)
+        if self.kind == "payment" and self.buyer_total < self.price:
             raise AmountOutOfRange(
                 f"buyerTotal {self.buyer_total} is less than this payment's price {self.price}"
             )
@@ -338,7 +244,7 @@ class SignedInvoice(Message):
             "locksRoot": self.locks_root,
             "currency": self.currency.value,
             "invoiceType": self.invoice_type,
-            "terms": self.terms,
+            "terms": self._terms_hash,
             "previous": self.hash_pointer_to_previous.transaction_hash,
         }
 
@@ -351,6 +257,16 @@ class SignedInvoice(Message):
     def buyer(self) -> Address:
         """The buyer's Ethereum address (the on-chain participant), whatever the currency."""
         return Address(self._buyer)
+
+    @property
+    def parsed_terms(self) -> Any:
+        """The kind's terms as its model (None for a kind without terms)."""
+        return self._terms
+
+    @property
+    def terms_hash(self) -> bytes:
+        """What the signature binds the terms with: the kind's EIP-712 hashStruct (zero: no terms)."""
+        return self._terms_hash
 
     @property
     def pointer(self) -> HashPointer:
@@ -381,7 +297,7 @@ def _check_buyer_address(text: str, uncompressed: bytes, eth: str, currency: Cur
 
 def payment_digest(invoice: Invoice, *, buyer: str, channel: UUID, invoice_id: UUID, sequence: int,
                    previous_hash: bytes, buyer_total: int, domain: SigningDomain, locked_amount: int = 0,
-                   locks_root: bytes = GENESIS_HASH, terms: bytes = GENESIS_HASH) -> bytes:
+                   locks_root: bytes = GENESIS_HASH, terms_hash: bytes = GENESIS_HASH) -> bytes:
     """The EIP-712 digest a buyer signs for one channel transaction (``PAYMENT_TYPE``)."""
     return domain.digest(PAYMENT_TYPE.hash_struct({
         "channelId": channel.bytes,
@@ -395,7 +311,7 @@ def payment_digest(invoice: Invoice, *, buyer: str, channel: UUID, invoice_id: U
         "locksRoot": locks_root,
         "currency": invoice.currency.value,
         "invoiceType": invoice.invoice_type,
-        "terms": terms,
+        "terms": terms_hash,
         "previous": previous_hash,
     }))
 
@@ -409,20 +325,28 @@ def _buyer_signature(invoice: Invoice, key: PrivateKey, signer: PrivateKey, prev
     return buyer, digest, signer.sign_digest(digest)
 
 
+def _kind_terms(kind: str, terms: dict[str, Any] | None) -> tuple[Any, dict[str, Any], bytes]:
+    """The kind's parsed terms, their normal JSON form, and the hash the signature binds them with."""
+    entry = kinds.get(kind)
+    parsed = entry.parse_terms(terms or {})
+    return parsed, (parsed.to_dict() if parsed is not None else {}), entry.terms_hash(parsed)
+
+
 def signed_invoice_json(invoice: Invoice, *, key: PrivateKey, channel: UUID, invoice_id: UUID, sequence: int,
                         previous: HashPointer, buyer_total: int, domain: SigningDomain,
                         signer: PrivateKey | None = None, locked_amount: int = 0, locks_root: bytes = GENESIS_HASH,
-                        terms: bytes = GENESIS_HASH) -> tuple[bytes, HashPointer]:
+                        kind: str = "payment", terms: dict[str, Any] | None = None) -> tuple[bytes, HashPointer]:
     """The wire form of ``sign_invoice(...).to_json()`` and the new head, without building the model.
 
     For load generators (the simulator): a third of ``sign_invoice``'s cost. ``signer`` signs in
     the buyer's name (a forged variant: the receiver refuses it). Every receiver verifies what it
     parses, so nothing here is trusted; a unit test keeps this equal to ``SignedInvoice.to_json``."""
+    _, terms_json, terms_hash = _kind_terms(kind, terms)
     buyer_key = key.public_key
     buyer, digest, signature = _buyer_signature(invoice, key, signer or key, previous, channel=channel,
                                                 invoice_id=invoice_id, sequence=sequence,
-                                                buyer_total=buyer_total, domain=domain,
-                                                locked_amount=locked_amount, locks_root=locks_root, terms=terms)
+                                                buyer_total=buyer_total, domain=domain, locked_amount=locked_amount,
+                                                locks_root=locks_root, terms_hash=terms_hash)
     doc = {
         "invoiceID": str(invoice_id), "invoiceSignature": "0x" + signature.hex(),
         "supplierAddress": invoice.invoice_address, "buyerPublicKey": "0x" + buyer_key.hex(),
@@ -431,7 +355,7 @@ def signed_invoice_json(invoice: Invoice, *, key: PrivateKey, channel: UUID, inv
         "hashPointerToPrevious": {"transactionID": str(previous.transaction_id),
                                   "transactionHash": "0x" + previous.transaction_hash.hex()},
         "sequence": sequence, "buyerTotal": str(buyer_total), "invoiceType": invoice.invoice_type,
-        "lockedAmount": str(locked_amount), "locksRoot": "0x" + locks_root.hex(), "terms": "0x" + terms.hex(),
+        "lockedAmount": str(locked_amount), "locksRoot": "0x" + locks_root.hex(), "kind": kind, "terms": terms_json,
         "domain": {"chainId": domain.chain_id, "verifyingContract": domain.verifying_contract},
     }
     return json.dumps(doc, separators=(",", ":")).encode(), HashPointer(transaction_id=invoice_id,
@@ -441,12 +365,18 @@ def signed_invoice_json(invoice: Invoice, *, key: PrivateKey, channel: UUID, inv
 def sign_invoice(invoice: Invoice, *, key: PrivateKey, channel: UUID, invoice_id: UUID, sequence: int,
                  previous: HashPointer, buyer_total: int, domain: SigningDomain,
                  buyer_address: str | None = None, verify: bool = True, locked_amount: int = 0,
-                 locks_root: bytes = GENESIS_HASH, terms: bytes = GENESIS_HASH) -> SignedInvoice:
-    """The buyer's side: sign ``invoice`` as transaction ``sequence`` of ``channel``."""
+                 locks_root: bytes = GENESIS_HASH, kind: str = "payment",
+                 terms: dict[str, Any] | None = None) -> SignedInvoice:
+    """The buyer's side: sign ``invoice`` as transaction ``sequence`` of ``channel``.
+
+    ``kind`` and ``terms``: an entry of the catalogue (``domain/kinds.py``) and its terms as JSON
+    values; ``buyer_total``, ``locked_amount`` and ``locks_root`` are the buyer's state after it (the
+    Channel refuses any that differ from what the kind's effect gives: ``Channel.next_state``)."""
+    parsed, terms_json, terms_hash = _kind_terms(kind, terms)
     buyer, digest, signature = _buyer_signature(invoice, key, key, previous, channel=channel,
                                                 invoice_id=invoice_id, sequence=sequence,
-                                                buyer_total=buyer_total, domain=domain,
-                                                locked_amount=locked_amount, locks_root=locks_root, terms=terms)
+                                                buyer_total=buyer_total, domain=domain, locked_amount=locked_amount,
+                                                locks_root=locks_root, terms_hash=terms_hash)
     if buyer_address is None:
         buyer_address = buyer if invoice.currency is Currency.ETH else btc_p2pkh_address(key.public_key)
     fields = dict(
@@ -464,7 +394,8 @@ def sign_invoice(invoice: Invoice, *, key: PrivateKey, channel: UUID, invoice_id
         invoice_type=invoice.invoice_type,
         locked_amount=locked_amount,
         locks_root=locks_root,
-        terms=terms,
+        kind=kind,
+        terms=terms_json,
         domain=domain,
     )
     if verify:
@@ -472,7 +403,7 @@ def sign_invoice(invoice: Invoice, *, key: PrivateKey, channel: UUID, invoice_id
     # The signer's own output: skip re-recovering the key (half a simulator's CPU);
     # every receiver still verifies when it parses the message.
     try:
-        return SignedInvoice.model_validate(fields, context={_SIGNED_HERE: (digest, buyer)})
+        return SignedInvoice.model_validate(fields, context={_SIGNED_HERE: (digest, buyer, parsed, terms_hash)})
     except ValidationError as err:
         raise _unwrap(err) from None
 

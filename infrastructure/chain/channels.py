@@ -156,7 +156,7 @@ def payment_tuple(invoice: Proof) -> PaymentTuple:
         invoice.locked_amount,
         invoice.locks_root,
         keccak(invoice.invoice_type.encode("utf-8")),
-        invoice.terms,
+        invoice.terms_hash,
         invoice.hash_pointer_to_previous.transaction_hash,
         sig[:32],
         sig[32:64],

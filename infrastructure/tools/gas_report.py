@@ -16,6 +16,7 @@ import uuid
 from typing import Any
 
 from domain.crypto import PrivateKey, keccak
+from domain.locks import unpack_locks
 from domain.protocol import GENESIS, Invoice, SignedInvoice, sign_cooperative_close, sign_invoice
 from infrastructure.chain.artifacts import load_artifact
 from infrastructure.chain.channels import ETH, ChannelContract, TestToken, locks_root, pack_lock
@@ -79,11 +80,19 @@ class _Payments:
             domain=self.domain,
             locked_amount=sum(int.from_bytes(locks[o + 8 : o + 24], "big") for o in range(0, len(locks), 56)),
             locks_root=locks_root(locks),
-            terms=keccak(b"lockedTransfer terms") if locks else b"\0" * 32,
+            **(_last_lock_terms(locks, buyer_address, supplier) if locks else {}),
         )
         self.items.append(signed)
         self.totals[buyer_address] = total
         return signed
+
+
+def _last_lock_terms(locks: bytes, initiator: str, target: str) -> dict[str, Any]:
+    """The lockedTransfer that added the last of the packed ``locks`` (what a real proof with locks is)."""
+    last = unpack_locks(locks)[-1]
+    return {"kind": "lockedTransfer", "terms": {
+        "amount": str(last.amount), "secretHash": "0x" + last.secret_hash.hex(), "expiry": last.expiry,
+        "paymentId": str(uuid.UUID(int=len(locks))), "initiator": initiator, "target": target}}
 
 
 def measure() -> dict[str, Any]:

@@ -66,7 +66,8 @@ class Ledger:
     def blob(self, buyer: str) -> bytes:
         return b"".join(lock.packed for lock in self.locks.get(buyer, []))
 
-    def _sign(self, buyer, supplier: str, price: int, terms: bytes, kind: str) -> SignedInvoice:
+    def _sign(self, buyer, supplier: str, price: int, terms_hash: bytes, kind: str,
+              terms: dict | None = None) -> SignedInvoice:
         address = address_of(buyer)
         blob = self.blob(address)
         signed = sign_invoice(
@@ -80,8 +81,10 @@ class Ledger:
             domain=self.domain,
             locked_amount=sum(lock.amount for lock in self.locks.get(address, [])),
             locks_root=locks_root(blob),
+            kind=kind,
             terms=terms,
         )
+        assert signed.terms_hash == terms_hash  # the domain's catalogue hashes the terms as the contract's spec says
         self.txs.append(signed)
         return signed
 
@@ -94,23 +97,27 @@ class Ledger:
         address = address_of(buyer)
         lock = Lock(expiry, amount, os.urandom(32))
         self.locks.setdefault(address, []).append(lock)
+        payment_id = uuid.uuid4()
         terms = LOCKED_TRANSFER.hash_struct({
             "amount": amount, "secretHash": lock.secret_hash, "expiry": expiry,
-            "paymentId": uuid.uuid4().bytes, "initiator": address, "target": supplier,
+            "paymentId": payment_id.bytes, "initiator": address, "target": supplier,
         })
-        return self._sign(buyer, supplier, amount, terms, "lockedTransfer"), lock
+        as_json = {"amount": str(amount), "secretHash": "0x" + lock.secret_hash.hex(), "expiry": expiry,
+                   "paymentId": str(payment_id), "initiator": address, "target": supplier}
+        return self._sign(buyer, supplier, amount, terms, "lockedTransfer", as_json), lock
 
     def unlock(self, buyer, supplier: str, lock: Lock) -> SignedInvoice:
         address = address_of(buyer)
         self.locks[address].remove(lock)
         self.totals[address] = self.totals.get(address, 0) + lock.amount
         terms = UNLOCK.hash_struct({"secretHash": lock.secret_hash, "secret": lock.secret})
-        return self._sign(buyer, supplier, lock.amount, terms, "unlock")
+        as_json = {"secretHash": "0x" + lock.secret_hash.hex(), "secret": "0x" + lock.secret.hex()}
+        return self._sign(buyer, supplier, lock.amount, terms, "unlock", as_json)
 
     def expire(self, buyer, supplier: str, lock: Lock) -> SignedInvoice:
         self.locks[address_of(buyer)].remove(lock)
         terms = LOCK_EXPIRED.hash_struct({"secretHash": lock.secret_hash})
-        return self._sign(buyer, supplier, lock.amount, terms, "lockExpired")
+        return self._sign(buyer, supplier, lock.amount, terms, "lockExpired", {"secretHash": "0x" + lock.secret_hash.hex()})
 
 
 @dataclass
@@ -288,7 +295,12 @@ def test_unlocking_the_maximum_160_locks_fits_a_block(chain: Chain) -> None:
     now = latest_timestamp(chain.w3)
     locks = [Lock(now + PERIOD // 2, 100 + i, os.urandom(32)) for i in range(160)]
     s.ledger.locks[s.a.address] = list(locks)  # A's proof after adding the 160th lock
-    proof = s.ledger._sign(s.a.key, s.b.address, locks[-1].amount, os.urandom(32), "lockedTransfer")
+    last, pid = locks[-1], uuid.uuid4()
+    terms = {"amount": str(last.amount), "secretHash": "0x" + last.secret_hash.hex(), "expiry": last.expiry,
+             "paymentId": str(pid), "initiator": s.a.address, "target": s.b.address}
+    terms_hash = LOCKED_TRANSFER.hash_struct({**terms, "amount": last.amount, "secretHash": last.secret_hash,
+                                              "paymentId": pid.bytes})
+    proof = s.ledger._sign(s.a.key, s.b.address, last.amount, terms_hash, "lockedTransfer", terms)
     chain.channels.close(s.b.wallet, s.cid, [proof])
     chain.channels.register_secrets(s.b.wallet, [lock.secret for lock in locks[::2]])  # half pay B
     advance_time(chain.w3, PERIOD)
