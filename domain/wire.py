@@ -87,6 +87,8 @@ def _unwrap(err: ValidationError) -> ParsecError:
     """Surface the first domain error pydantic wrapped, else a readable MalformedMessage."""
     for item in err.errors():
         inner = (item.get("ctx") or {}).get("error")
+        if type(inner) is MalformedMessage and item["loc"]:  # say which field (terms nest one level)
+            return MalformedMessage(f"{'.'.join(str(p) for p in item['loc'])}: {inner}")
         if isinstance(inner, ParsecError):
             return inner
     parts = []

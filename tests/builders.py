@@ -10,6 +10,7 @@ from domain.addresses import eth_address_from_public_key
 from domain.channel import Channel, ChannelParameters
 from domain.crypto import PrivateKey, keccak
 from domain.eip712 import StructType
+from domain.locks import Lock, locks_root, secret_hash
 from domain.money import Currency
 from domain.protocol import GENESIS, HashPointer, Invoice, SignedInvoice, SigningDomain, sign_invoice
 from infrastructure.tools.workload import ChannelPlan, Party
@@ -41,6 +42,8 @@ class Ledger:
     head: HashPointer = GENESIS
     n: int = 0
     latest: dict[str, SignedInvoice] = field(default_factory=dict)
+    locks: dict[str, list[Lock]] = field(default_factory=dict)  # each payer's pending locks, oldest first
+    _locks_after: dict[uuid.UUID, list[Lock]] = field(default_factory=dict)
 
     def last_of(self, payer: PrivateKey) -> SignedInvoice:
         """The latest payment ``payer`` signed in this channel (its balance proof)."""
@@ -49,7 +52,10 @@ class Ledger:
     def pay(self, payer: PrivateKey, price: int, *, advance: bool = True, **overrides) -> SignedInvoice:
         payee = self.b if payer is self.a else self.a
         self.n += 1
+        pending = self.locks.get(addr(payer), [])
         kwargs = dict(
+            locked_amount=sum(lock.amount for lock in pending),
+            locks_root=locks_root(pending),
             key=payer,
             channel=self.channel_id,
             invoice_id=uuid.UUID(int=(self.channel_id.int + self.n) % 2**128),
@@ -70,6 +76,55 @@ class Ledger:
             self.sequence = kwargs["sequence"]
             self.head = tx.pointer
         return tx
+
+
+    # --- hashed timelocks: the payer's side of each kind -----------------------------------------
+    def _kind(self, payer: PrivateKey, kind: str, price: int, default_terms: dict, locks_after: list[Lock],
+              sent_after: int, advance: bool, **overrides) -> SignedInvoice:
+        terms = overrides.pop("terms", default_terms)
+        overrides = {"kind": kind, "terms": terms, "buyer_total": sent_after,
+                     "locked_amount": sum(lock.amount for lock in locks_after), "locks_root": locks_root(locks_after),
+                     **overrides}
+        tx = self.pay(payer, price, advance=advance, **overrides)
+        self._locks_after[tx.invoice_id] = list(locks_after)
+        if advance:
+            self.locks[addr(payer)] = list(locks_after)
+        return tx
+
+    def advance(self, tx: SignedInvoice) -> None:
+        """The client's view moves to ``tx`` (signed with ``advance=False``) once the channel accepted it."""
+        payer = str(tx.buyer)
+        self.last = tx
+        self.latest[payer] = tx
+        self.sent[payer] = tx.buyer_total
+        self.sequence = tx.sequence
+        self.head = tx.pointer
+        if tx.invoice_id in self._locks_after:
+            self.locks[payer] = self._locks_after.pop(tx.invoice_id)
+
+    def lock(self, payer: PrivateKey, amount: int, secret: bytes, expiry: int, *, advance: bool = True,
+             payment_id: uuid.UUID | None = None, target: str | None = None, **overrides) -> SignedInvoice:
+        payee = self.b if payer is self.a else self.a
+        lock = Lock(amount=amount, secret_hash=secret_hash(secret), expiry=expiry)
+        terms = {"amount": str(amount), "secretHash": "0x" + lock.secret_hash.hex(), "expiry": expiry,
+                 "paymentId": str(payment_id or uuid.UUID(int=int.from_bytes(secret[:16], "big"))),
+                 "initiator": addr(payer), "target": target or addr(payee)}
+        return self._kind(payer, "lockedTransfer", amount, terms, [*self.locks.get(addr(payer), []), lock],
+                          self.sent.get(addr(payer), 0), advance, **overrides)
+
+    def unlock(self, payer: PrivateKey, secret: bytes, *, advance: bool = True, **overrides) -> SignedInvoice:
+        h = secret_hash(secret)
+        pending = self.locks.get(addr(payer), [])
+        lock = next(x for x in pending if x.secret_hash == h)
+        terms = {"secretHash": "0x" + h.hex(), "secret": "0x" + secret.hex()}
+        return self._kind(payer, "unlock", lock.amount, terms, [x for x in pending if x is not lock],
+                          self.sent.get(addr(payer), 0) + lock.amount, advance, **overrides)
+
+    def expire(self, payer: PrivateKey, secret_hash_: bytes, *, advance: bool = True, **overrides) -> SignedInvoice:
+        pending = self.locks.get(addr(payer), [])
+        lock = next(x for x in pending if x.secret_hash == secret_hash_)
+        return self._kind(payer, "lockExpired", lock.amount, {"secretHash": "0x" + secret_hash_.hex()},
+                          [x for x in pending if x is not lock], self.sent.get(addr(payer), 0), advance, **overrides)
 
 
 def open_channel(
