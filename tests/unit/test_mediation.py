@@ -37,6 +37,7 @@ class Network:
         self.registered = {}  # secret hash -> time registered on-chain
         self.now = T0
         self.log = []
+        self.sent = []  # every lock added, in route order: (amount, expiry)
         self.first_expiry = first_expiry or T0 + 40 * len(route)
 
     def channel(self, payer):
@@ -63,6 +64,7 @@ class Network:
                     amount += self.params[p].fee(amount)
                 expiry = self.first_expiry
             self.locks[ch] = (amount, expiry)
+            self.sent.append((amount, expiry))
             self.deliver(party, m.LockSent(ch, payee, out.payment_id, out.secret_hash, amount, expiry, self.now))
             self.deliver(payee, m.LockReceived(ch, party, out.payment_id, out.secret_hash, amount, expiry,
                                                out.initiator, out.target, self.now))
@@ -73,8 +75,9 @@ class Network:
             self.deliver(out.to, m.SecretLearned(out.secret, "peer", self.now))
         elif isinstance(out, m.SendUnlock):
             self.settle(out.channel, out.secret_hash, paid=True)
-        elif isinstance(out, m.ExpireLock):
-            self.settle(out.channel, out.secret_hash, paid=False)
+        elif isinstance(out, m.ExpireLock):  # the chain pays the payee if s was registered by the expiry
+            _, expiry = self.locks.get(out.channel, (0, 0))
+            self.settle(out.channel, out.secret_hash, paid=self.registered.get(out.secret_hash, expiry + 1) <= expiry)
         elif isinstance(out, m.FailLock):
             self.deliver(out.to, m.LockFailedReceived(out.channel, out.secret_hash, out.reason))
         elif isinstance(out, m.RegisterSecret):
