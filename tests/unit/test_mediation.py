@@ -244,3 +244,23 @@ def test_parameters_and_secret_are_checked():
         m.MediationParameters(me=A, reveal_timeout=10, expiry_delta=10)
     with pytest.raises(m.SecretMismatch):
         m.transition(params(A), m.MediationState(), m.PaymentStarted(PAYMENT, SECRET, b"\0" * 32, 1, B, T0))
+
+
+def test_mediator_does_not_unlock_an_expired_outgoing_lock():
+    p = params(M1)
+    s, out = m.transition(p, m.MediationState(), m.LockReceived(uuid.UUID(int=1), A, PAYMENT, H, 1000, T0 + 100,
+                                                                  A, B, T0))
+    s, _ = m.transition(p, s, m.LockSent(uuid.UUID(int=2), M2, PAYMENT, H, out[0].amount, out[0].expiry, T0))
+    _, late = m.transition(p, s, m.SecretLearned(SECRET, "chain", out[0].expiry + 1))
+    assert not [o for o in late if isinstance(o, m.SendUnlock)]  # the payee can no longer claim it on-chain
+    assert [o for o in late if isinstance(o, m.RevealSecretTo)]  # but I still claim upstream
+
+
+def test_target_requests_the_secret_only_with_time_to_claim():
+    p = params(B)
+    _, out = m.transition(p, m.MediationState(), m.LockReceived(uuid.UUID(int=3), M2, PAYMENT, H, 1000, T0 + 10,
+                                                                  A, B, T0))
+    assert [type(o) for o in out] == [m.FailLock]
+    _, out = m.transition(p, m.MediationState(), m.LockReceived(uuid.UUID(int=3), M2, PAYMENT, H, 1000, T0 + 11,
+                                                                  A, B, T0))
+    assert [type(o) for o in out] == [m.RequestSecret] and out[0].to == A
