@@ -581,3 +581,12 @@ _HANDLERS: dict[type, Any] = {
     SecretRequested: _on_secret_requested, SecretLearned: _on_secret_learned, LockUnlocked: _on_lock_unlocked,
     LockRemoved: _on_lock_removed, Tick: _on_tick,
 }
+
+__all__ = [
+    "CloseForLock", "ExpireLock", "FailLock", "FailReason", "ForwardFailed", "ForwardLock", "InputIgnored",
+    "InvalidMediationParameters", "Lock", "LockFailedReceived", "LockReceived", "LockRemoved", "LockSent",
+    "LockStatus", "LockUnlocked", "MediationError", "MediationParameters", "MediationState", "PaymentFailed",
+    "PaymentStarted", "PaymentSucceeded", "RegisterSecret", "RequestSecret", "RevealSecret", "RevealSecretTo",
+    "Role", "SecretLearned", "SecretMismatch", "SecretRequested", "SendUnlock", "Tick", "Transfer", "output_id",
+    "transition",
+]
