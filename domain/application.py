@@ -45,13 +45,14 @@ class ChannelView:
     participants: tuple[str, str]
     deposits: tuple[int, int]
     sent: tuple[int, int]
-    balances: tuple[int, int]
+    balances: tuple[int, int]  # spendable: deposit - sent + received - locked
     sequence: int
     head_hash: str
     checkpoint_sequence: int
     confirmed_sequence: int
     chain_id: int
     contract: str
+    locked: tuple[int, int] = (0, 0)  # in pending hashed timelocks, per sender
 
     @classmethod
     def of(cls, ch: Channel) -> ChannelView:
@@ -59,6 +60,7 @@ class ChannelView:
         derived: dict[str, Any] = {
             "channel_id": ch.id, "participants": (a, b), "deposits": (ch.deposits[a], ch.deposits[b]),
             "sent": (ch.sent[a], ch.sent[b]), "balances": (ch.balance_of(a), ch.balance_of(b)),
+            "locked": (ch.locked_of(a), ch.locked_of(b)),
         }
         # every other field is the aggregate's attribute of the same name
         return cls(**derived, **{f.name: getattr(ch, f.name) for f in fields(cls) if f.name not in derived})

@@ -14,6 +14,7 @@ not import ``infrastructure``); another event source can be plugged in with
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,17 @@ class NotWired(ValueError):
 
 
 # ---------------------------------------------------------------------- channels
+def load_kind_plugins(settings: Settings) -> list[str]:
+    """Register the transaction kinds the settings name (``kind_plugins``) in the domain's catalogue:
+    every process that parses, signs or applies channel transactions calls this first."""
+    from domain.kinds import load_plugins
+
+    added = load_plugins(settings.kind_plugin_modules)
+    if added:
+        logging.getLogger("parsec").info("transaction kinds from plugins: %s", ", ".join(added))
+    return added
+
+
 def channel_service(settings: Settings, *, sqlite_path: Path | None = None) -> ChannelService:
     """The write side on the configured event store (SQLite, Kafka or memory)."""
     return ChannelService(env=settings.application_env(sqlite_path=sqlite_path),

@@ -106,6 +106,9 @@ class Settings(BaseSettings):
                             "extra fields; for daemons and log collectors)")
     projection_plugins: str = Field("", description="comma-separated modules with read models of your own "
                                                     "(docs/projections.md)")
+    kind_plugins: str = Field("", description="comma-separated modules with transaction kinds of your own "
+                                              "(TRANSACTION_KINDS; docs/protocol.md \"Kinds of transaction\"), "
+                                              "e.g. domain.examples.metered")
 
     # -------------------------------------------------------------- Kafka: where, as whom, how replicated
     kafka_bootstrap: str = Field(DEFAULT_KAFKA_BOOTSTRAP, description="Kafka bootstrap servers")
@@ -324,6 +327,10 @@ class Settings(BaseSettings):
     @property
     def plugin_modules(self) -> list[str]:
         return [m.strip() for m in self.projection_plugins.split(",") if m.strip()]
+
+    @property
+    def kind_plugin_modules(self) -> list[str]:
+        return [m.strip() for m in self.kind_plugins.split(",") if m.strip()]
 
     def application_env(self, *, sqlite_path: Path | None = None) -> dict[str, str]:
         """The eventsourcing environment of a ChannelService on the chosen event store.

@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from domain.errors import ParsecError
+from infrastructure.bootstrap import load_kind_plugins
 from infrastructure.cli import (
     api,
     bench,
@@ -136,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_from(args)
         configure_logging(settings.log_level, settings.log_format, debug=args.debug)
+        load_kind_plugins(settings)  # before any message is parsed or signed
         return int(args.func(args, settings) or 0)
     except KeyboardInterrupt:
         err_console.print("interrupted")
