@@ -30,7 +30,7 @@ pragma solidity 0.8.30;
 /// Hiding the honest party's payments only hurts the one who hides them; when both sides'
 /// newest proofs are recorded the payout is exactly the newest co-signed state.
 ///
-/// Hashed timelocks (issue 14; spec docs/locks-onchain.md). A proof also carries the buyer's
+/// Hashed timelocks (issue 14; spec docs/protocol.md "Hashed timelocks on-chain"). A proof also carries the buyer's
 /// pending locks: lockedAmount and locksRoot = keccak256 of the locks packed as
 /// (uint64 expiry, uint128 amount, bytes32 secretHash), 56 bytes each, in the order added.
 /// Storage: a participant's lock state is one slot, keccak256(lockedAmount, locksRoot) (Raiden's

@@ -199,3 +199,24 @@ def test_old_payment_events_replay_without_the_new_fields():
     rebuilt = replay(events)
     assert rebuilt.balance_of(addr(BOB)) == 10 and rebuilt.locked_of(addr(ALICE)) == 0
     assert uuid.UUID(str(rebuilt.id)) == ch.id
+
+
+def test_the_worked_example_in_docs_protocol_md():
+    from pathlib import Path
+
+    from domain.crypto import PrivateKey
+    from domain.protocol import GENESIS, Invoice, sign_invoice
+    from tests.builders import DOMAIN
+
+    alice, bob = PrivateKey.from_seed("alice"), PrivateKey.from_seed("bob")
+    lock = Lock(amount=250, secret_hash=secret_hash(b"\x11" * 32), expiry=1_700_000_600)
+    terms = {"amount": "250", "secretHash": "0x" + lock.secret_hash.hex(), "expiry": lock.expiry,
+             "paymentId": str(uuid.UUID(int=1)), "initiator": addr(alice), "target": addr(bob)}
+    tx = sign_invoice(Invoice(invoice_address=addr(bob), price=250, currency="ETH"), key=alice,
+                      channel=uuid.UUID(int=42), invoice_id=uuid.UUID(int=2), sequence=1, previous=GENESIS,
+                      buyer_total=0, domain=DOMAIN, locked_amount=250, locks_root=locks_root([lock]),
+                      kind="lockedTransfer", terms=terms)
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
+    for line in (f"packed lock  {lock.packed().hex()}", f"locksRoot    0x{locks_root([lock]).hex()}",
+                 f"terms        0x{tx.terms_hash.hex()}", f"digest       0x{tx.transaction_hash.hex()}"):
+        assert line in doc
