@@ -22,6 +22,8 @@ from web3.contract.contract import ContractFunction
 from web3.exceptions import ContractLogicError
 
 from domain.crypto import keccak
+from domain.locks import Lock, unpack_locks
+from domain.locks import locks_root as domain_locks_root
 from domain.protocol import SignedInvoice, SigningDomain
 from infrastructure.chain.artifacts import load_artifact
 from infrastructure.chain.connection import Wallet, latest_timestamp
@@ -123,15 +125,13 @@ LOCK_SIZE = 56
 
 
 def pack_lock(expiry: int, amount: int, secret_hash: bytes) -> bytes:
-    """One lock as ``abi.encodePacked(uint64 expiry, uint128 amount, bytes32 secretHash)``."""
-    if len(secret_hash) != 32:
-        raise ValueError("a lock's secretHash is 32 bytes")
-    return expiry.to_bytes(8, "big") + amount.to_bytes(16, "big") + secret_hash
+    """One lock as the contract takes it (domain/locks.py holds the encoding)."""
+    return Lock(amount=amount, secret_hash=secret_hash, expiry=expiry).packed()
 
 
 def locks_root(locks: bytes) -> bytes:
     """The locksRoot of packed pending locks (in the order added): keccak256, zero for none."""
-    return keccak(locks) if locks else _ZERO32
+    return domain_locks_root(unpack_locks(locks))
 
 
 Proof = SignedInvoice | PaymentTuple
