@@ -31,6 +31,7 @@ from eventsourcing.domain import Aggregate, event
 from domain import kinds
 from domain.addresses import eth_address_from_public_key
 from domain.control import NO_OPERATOR, RequestAuth
+from domain.crypto import PrivateKey
 from domain.errors import (
     BrokenHashPointer,
     ChallengePeriodTooShort,
@@ -54,7 +55,15 @@ from domain.errors import (
 )
 from domain.locks import Lock, locks_root
 from domain.money import Currency, check_amount
-from domain.protocol import GENESIS_HASH, GENESIS_TRANSACTION_ID, SignedInvoice, SigningDomain
+from domain.protocol import (
+    GENESIS_HASH,
+    GENESIS_TRANSACTION_ID,
+    HashPointer,
+    Invoice,
+    SignedInvoice,
+    SigningDomain,
+    sign_invoice,
+)
 
 
 class ChannelStatus(StrEnum):
@@ -231,6 +240,23 @@ class Channel(Aggregate):
 
     def direction(self, participant: str) -> kinds.Direction:
         return kinds.Direction(sent=self.sent[participant], locks=tuple(self.pending_locks(participant)))
+
+    def sign_next(self, key: PrivateKey, *, kind: str, price: int, terms: dict[str, Any] | None, invoice_id: UUID,
+                  at: int, invoice_type: str = "") -> SignedInvoice:
+        """The key holder's next transaction after this channel's head, as :meth:`accept_payment` would
+        take it at ``at``: its cumulative total, locked amount and locks root are the kind's effect on
+        the buyer's side now (a client that signs from the log's state, e.g. a mediator)."""
+        buyer = eth_address_from_public_key(key.public_key)
+        kind_ = kinds.get(kind)
+        parsed = kind_.terms_model.model_validate(terms) if kind_.terms_model is not None else None
+        after = kind_.effect(price, parsed, self.direction(buyer),
+                             kinds.Circumstances(at=at, challenge_period=self.challenge_period))
+        previous = HashPointer(transaction_id=UUID(self.head_id), transaction_hash=bytes.fromhex(self.head_hash[2:]))
+        invoice = Invoice(invoice_address=self.counterparty(buyer), price=price, currency=Currency.parse(self.currency),
+                          invoice_type=invoice_type)
+        return sign_invoice(invoice, key=key, channel=self.id, invoice_id=invoice_id, sequence=self.sequence + 1,
+                            previous=previous, buyer_total=after.sent, domain=self.domain, kind=kind, terms=terms,
+                            locked_amount=after.locked, locks_root=locks_root(after.locks))
 
     @property
     def balances(self) -> dict[str, int]:

@@ -371,7 +371,7 @@ def sign_invoice(invoice: Invoice, *, key: PrivateKey, channel: UUID, invoice_id
 
     ``kind`` and ``terms``: an entry of the catalogue (``domain/kinds.py``) and its terms as JSON
     values; ``buyer_total``, ``locked_amount`` and ``locks_root`` are the buyer's state after it (the
-    Channel refuses any that differ from what the kind's effect gives: ``Channel.next_state``)."""
+    Channel refuses any that differ from what the kind's effect gives; ``Channel.sign_next`` computes them)."""
     parsed, terms_json, terms_hash = _kind_terms(kind, terms)
     buyer, digest, signature = _buyer_signature(invoice, key, key, previous, channel=channel,
                                                 invoice_id=invoice_id, sequence=sequence,
