@@ -183,6 +183,21 @@ class Settings(BaseSettings):
         "", description="tests only: make `parsec pay` pause (until killed) or exit right after recording a "
                         "payment and before sending it")
 
+    # -------------------------------------------------------------- multi-hop payments (`parsec mediate`, `parsec pay --to`)
+    hops_topic: str = Field("parsec.hops", description="the signed hop messages of multi-hop payments (secret "
+                                                       "requests, reveals, failed locks)")
+    mediation_dir: Path = Field(default_factory=lambda: Path.home() / ".parsec" / "mediation",
+                                description="where a party's mediation agent keeps its state (one file per address)")
+    mediation_reveal_timeout: PositiveInt = Field(
+        60, description="seconds before an incoming lock's expiry at which a party that knows the secret stops "
+                        "waiting for its payer's unlock and registers the secret on-chain")
+    mediation_expiry_delta: PositiveInt = Field(
+        600, description="seconds a forwarded lock expires before the incoming one (must exceed the reveal timeout)")
+    mediation_fee_base: NonNegativeInt = Field(0, description="the forwarding fee's base (smallest unit)")
+    mediation_fee_ppm: NonNegativeInt = Field(1000, description="the forwarding fee's proportional part, per million")
+    mediation_final_expiry: PositiveInt = Field(1200, description="seconds the payee's lock lasts")
+    mediation_max_attempts: PositiveInt = Field(3, description="routes a payment tries before it fails")
+
     # -------------------------------------------------------------- the settler
     operator_key: SecretStr | None = Field(None, description="the operator wallet's private key as hex, for "
                                                              "development only (never printed; use --key)")

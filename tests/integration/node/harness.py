@@ -41,6 +41,7 @@ def node_configs(kafka_bootstrap: str) -> Callable[..., Settings]:
             inbound_topic=f"{t}.inbound",
             control_topic=f"{t}.control",
             rejected_topic=f"{t}.rejected",
+            hops_topic=f"{t}.hops",
             node_group=f"{t}.nodes",
             partitions=4,
             session_timeout_ms=6000,
