@@ -30,6 +30,7 @@ from infrastructure.cli import (
     demo,
     invoices,
     keys,
+    mediate,
     node,
     pay,
     read_models,
@@ -42,7 +43,8 @@ from infrastructure.cli.exits import EPILOG as EXIT_EPILOG
 from infrastructure.cli.exits import Exit, classify, missing_extra
 from infrastructure.settings import EVENT_STORES, Settings
 
-COMMAND_GROUPS = (demo, invoices, keys, contract, channel, pay, node, settler, read_models, route, simulate, bench, config, api)
+COMMAND_GROUPS = (demo, invoices, keys, contract, channel, pay, mediate, node, settler, read_models, route, simulate, bench,
+                  config, api)
 
 EPILOG = """\
 settings: every flag has a PARSEC_* environment variable, and a key in the TOML config file

@@ -15,6 +15,7 @@ from typing import Any
 from infrastructure import bootstrap
 from infrastructure.cli.console import RateProgress, console, err_console, print_json
 from infrastructure.cli.exits import Exit, UsageError
+from infrastructure.cli.mediate import MEDIATION_FIELDS, pay_to
 from infrastructure.cli.options import (
     TOPIC_FIELDS,
     add_command,
@@ -65,7 +66,7 @@ def _settings_with_api(settings: Settings, args: argparse.Namespace) -> Settings
 
 # --- pay ---------------------------------------------------------------------------
 def cmd_pay(args: argparse.Namespace, settings: Settings) -> int:
-    """Pay the counterparty of a channel: sign the next payment locally, record it, send it.
+    """Pay the counterparty of a channel (--channel), or anyone across a route of channels (--to).
 
     The payment extends this wallet's own record of the channel (its head, its cumulative total), is
     signed with --key (a keystore file), written to the record, then sent to the inbound topic (Kafka)
@@ -73,11 +74,18 @@ def cmd_pay(args: argparse.Namespace, settings: Settings) -> int:
     the node's answer (its events topic, or its rejected topic with the reason). A channel not in the
     record yet is tracked from the node's log first. Earlier payments whose delivery is unknown are
     re-sent, as they are, before a new one is signed. Exit status 65: refused (reason printed).
+
+    With --to ADDRESS the payment crosses a route (the cheapest of the routes the log's channels
+    offer): this key's mediation agent locks the amount plus the fees in its first channel, the
+    hops forward it, the payee reveals the secret and the unlocks come back. It waits up to --wait
+    seconds and prints the outcome, the route and the fees; another route is tried if one fails.
     """
     from domain.errors import UnknownChannel
     from domain.money import Currency, parse_amount
     from infrastructure.client import DeliveryUnknown, PaymentRefused, PaymentState, UntrackedChannel
 
+    if args.to:
+        return pay_to(args, settings)
     settings = _settings_with_api(settings, args)
     channel = uuid.UUID(args.channel)
     key = key_from(args, settings)
@@ -274,8 +282,14 @@ def _api_flags(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     pay = add_command(sub, cmd_pay, epilog=PAY_EPILOG)
     add_key_flags(pay)
-    pay.add_argument("--channel", type=channel_id, required=True, help="the channel id")
-    pay.add_argument("--amount", required=True, help="decimal amount in the channel's currency, e.g. 0.01")
+    where = pay.add_mutually_exclusive_group(required=True)
+    where.add_argument("--channel", type=channel_id, help="the channel id: pay its counterparty directly")
+    where.add_argument("--to", metavar="ADDRESS",
+                       help="pay ADDRESS across a route of channels (hashed timelocks; the hops must run "
+                            "`parsec mediate`); exit 0 succeeded, 65 failed, 2 still in flight after --wait")
+    pay.add_argument("--amount", required=True, help="decimal amount in the channel's currency, e.g. 0.01; with --to "
+                                                     "what ADDRESS receives (the fees come on top)")
+    pay.add_argument("--currency", help="--to: the currency (default: the one of this key's channels)")
     pay.add_argument("--invoice-type", default="", help="what the payment is for (signed with it)")
     pay.add_argument("--count", type=int, default=1,
                      help="pay --amount this many times, each payment signed on the one before (default 1)")
@@ -283,7 +297,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="seconds to wait for the node's answer (default 15; 0: do not wait or reconcile)")
     pay.add_argument("--json", action="store_true", help="one JSON document (amounts as strings)")
     _api_flags(pay)
-    add_settings_flags(pay, "wallet_path", *TOPIC_FIELDS)
+    add_settings_flags(pay, "wallet_path", *TOPIC_FIELDS, *MEDIATION_FIELDS, "contract")
 
     wallet = add_command(sub, cmd_wallet, epilog=PAY_EPILOG)
     wallet.add_argument("action", choices=("channels", "payments", "track", "sync"))
