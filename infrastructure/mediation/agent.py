@@ -309,6 +309,13 @@ class MediationAgent:
         elif isinstance(message, RevealSecret):
             self._feed(core.SecretLearned(message.secret, "peer", now))
         elif isinstance(message, LockFailed):
+            # only my payee in that channel can say it will not forward: anyone else's word would let a
+            # stranger fail my payments (the core then gives up a lock that may still succeed)
+            ch = self.channels.get(message.channel_id)
+            if ch is None or self.me not in ch.participants or ch.counterparty(self.me) != message.sender:
+                log.warning("%s: LockFailed about channel %s from %s ignored: not my counterparty there",
+                            self.me, message.channel_id, message.sender)
+                return
             self._feed(core.LockFailedReceived(message.channel_id, message.secret_hash, message.reason))
 
     def on_secret_registered(self, secret: bytes, at: int) -> None:

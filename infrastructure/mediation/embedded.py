@@ -112,7 +112,9 @@ class EmbeddedNetwork:
                     agent.on_secret_registered(secret, at)
             for agent in self.agents.values():
                 agent.flush(self.now)
-            if not events and not hops and not secrets and not self.hops and not self.chain._new:
+            moved = self.service.recorder.max_notification_id() or 0
+            if not events and not hops and not secrets and not self.hops and not self.chain._new \
+                    and moved == self.position:
                 return i + 1
         raise RuntimeError("the embedded network did not settle down")
 
