@@ -497,7 +497,8 @@ class Channel(Aggregate):
         """Ask the settlement process to register ``secret`` on-chain (the receiver of a lock whose
         payer does not unlock it: settleWithLocks pays the lock to it if the secret was registered at
         or before the lock's expiry). Only a secret of a pending lock of this channel; False when the
-        chain already has it (recorded ``SecretRegistered``): nothing to ask, no nonce consumed."""
+        chain already has it (recorded ``SecretRegistered``) or it was asked for already (one request per
+        secret: the process retries it until the lock expires): nothing to ask, no nonce consumed."""
         h = secret_hash(secret)
         if auth is not None:
             self.authorize(auth, at)
@@ -508,7 +509,8 @@ class Channel(Aggregate):
             raise SecretOfNoPendingLock(
                 f"no pending lock of channel {self.id} has secret hash 0x{h.hex()} (the sha256 of the secret given)"
             )
-        if "0x" + h.hex() in self.__dict__.get("secrets", {}):
+        key = "0x" + h.hex()
+        if key in self.__dict__.get("secrets", {}) or key in self.__dict__.get("secrets_requested", {}):
             return False
         buyer, lock = found
         self._secret_registration_requested(
@@ -522,6 +524,7 @@ class Channel(Aggregate):
         self, secret: str, secret_hash: str, buyer: str, amount: int, expiry: int, at: int,
         requested_by: str, nonce: int = 0,
     ) -> None:
+        self.__dict__.setdefault("secrets_requested", {})[secret_hash] = expiry
         self._note_nonce(requested_by, nonce)
 
     def record_secret_registered(self, secret_hash_: bytes, revealed_at: int, tx_hash: str) -> None:
