@@ -30,9 +30,9 @@ from infrastructure.node.messages import (
     OpenChannelRequest,
     RegisterSecretRequest,
     Rejection,
+    SecretRegisteredNotice,
     SetOperatorRequest,
     SettlementRequest,
-    SecretRegisteredNotice,
     SettleNotice,
     WrongPartition,
 )

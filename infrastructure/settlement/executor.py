@@ -59,7 +59,13 @@ from domain.settlement import (
 )
 from infrastructure import metrics
 from infrastructure.chain import events as ev
-from infrastructure.chain.channels import NO_LOCKS_HASH, ChannelContract, OnChainChannel, OnChainStatus, locks_hash
+from infrastructure.chain.channels import (
+    NO_LOCKS_HASH,
+    ChannelContract,
+    OnChainChannel,
+    OnChainStatus,
+    locks_hash,
+)
 from infrastructure.chain.connection import Wallet
 from infrastructure.chain.errors import ContractReverted
 from infrastructure.chain.operator import OperatorChain

@@ -11,10 +11,12 @@ from dataclasses import replace
 import pytest
 
 from domain.control import REGISTER_SECRET_TYPE, RegisterSecret
+from domain.crypto import PrivateKey
 from domain.errors import ReplayedRequest, SecretOfNoPendingLock, UnauthorizedRequest
 from domain.locks import locks_root
 from domain.settlement import (
     RETRY_BACKOFF,
+    ClosedOnChain,
     Confirmed,
     Failed,
     IntentKind,
@@ -30,7 +32,12 @@ from domain.settlement import (
     wanted,
 )
 from infrastructure.chain.channels import OnChainStatus, locks_hash
-from infrastructure.node.messages import RegisterSecretRequest, SecretRegisteredNotice, encode_control, parse_control
+from infrastructure.node.messages import (
+    RegisterSecretRequest,
+    SecretRegisteredNotice,
+    encode_control,
+    parse_control,
+)
 from tests.builders import ALICE, BOB, DOMAIN, addr
 from tests.unit.test_settlement_executor import PERIOD, Setup
 
@@ -108,10 +115,10 @@ def test_the_channel_records_a_request_only_for_a_pending_locks_secret(node: Set
     _lock(node)
     with pytest.raises(SecretOfNoPendingLock):
         node.service.request_secret_registration(node.cid, bytes(32), node.chain.now)
-    auth_of = lambda key, nonce: RegisterSecretRequest(channel=node.cid, secret="0x" + SECRET.hex()).signed(  # noqa: E731
-        key, DOMAIN, nonce=nonce, expiry=node.chain.now + 60).authenticate(DOMAIN)
-    from domain.crypto import PrivateKey
 
+    def auth_of(key: PrivateKey, nonce: int):
+        request = RegisterSecretRequest(channel=node.cid, secret="0x" + SECRET.hex())
+        return request.signed(key, DOMAIN, nonce=nonce, expiry=node.chain.now + 60).authenticate(DOMAIN)
     with pytest.raises(UnauthorizedRequest):
         node.service.request_secret_registration(node.cid, SECRET, node.chain.now,
                                                  auth=auth_of(PrivateKey.from_seed("stranger"), 1))
@@ -168,8 +175,6 @@ def _closed_with_locks(node: Setup, proof) -> None:
         rec, status=OnChainStatus.CLOSED_BY_A, settle_at=node.chain.now, seq_a=proof.sequence,
         sent_a=proof.buyer_total, locks_hash_a=locks_hash(proof.locked_amount, proof.locks_root))
     node.executor.observe([], now=node.chain.now)
-    from domain.settlement import ClosedOnChain
-
     node.executor._apply([ClosedOnChain(node.cid, 0, node.chain.now)])
 
 

@@ -37,7 +37,7 @@ def _selector(node: Node, tx_hash: str) -> bytes:
 
 def test_a_registered_secret_pays_its_lock_to_the_receiver_at_settle(node: Node) -> None:
     ledger = node.open_channel(ETHER, ETHER, interval=100)
-    cid, a, m = ledger.channel_id, ledger.a, ledger.b  # A pays M; M is node.b
+    cid, a = ledger.channel_id, ledger.a  # A pays M, the channel's B (node.b)
     expiry = node.now + PERIOD // 2
     node.pay(ledger, a, 1000)
     for tx in (ledger.lock(a, 300, SECRET, expiry), ledger.lock(a, 50, NEVER_TOLD, expiry)):
