@@ -254,6 +254,21 @@ class ChannelService(Application[UUID]):
         with self._changing(channel_id) as channel:
             channel.register_operator(participant, operator, auth=auth, at=at)
 
+    def request_secret_registration(
+        self, channel_id: UUID, secret: bytes, at: int, requested_by: str = "operator",
+        auth: RequestAuth | None = None,
+    ) -> bool:
+        """Ask for a pending lock's secret to be registered on-chain (False: already registered)."""
+        channel = self.get_channel_aggregate(channel_id)
+        requested = channel.request_secret_registration(secret, at, requested_by, auth)
+        if requested:
+            self.save(channel)
+        return requested
+
+    def record_secret_registered(self, channel_id: UUID, secret_hash: bytes, revealed_at: int, tx_hash: str) -> None:
+        with self._changing(channel_id) as channel:
+            channel.record_secret_registered(secret_hash, revealed_at, tx_hash)
+
     def close_channel(self, channel_id: UUID, at: int, payouts: list[int] | None = None) -> ChannelView:
         with self._changing(channel_id) as channel:
             channel.close(at, payouts)

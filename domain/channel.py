@@ -47,13 +47,14 @@ from domain.errors import (
     Overspend,
     ReplayedRequest,
     RequestExpired,
+    SecretOfNoPendingLock,
     SequenceGap,
     StalePayment,
     UnauthorizedRequest,
     WrongChannel,
     WrongDomain,
 )
-from domain.locks import Lock, locks_root
+from domain.locks import Lock, locks_root, secret_hash
 from domain.money import Currency, check_amount
 from domain.protocol import (
     GENESIS_HASH,
@@ -506,6 +507,67 @@ class Channel(Aggregate):
         self, from_sequence: int, to_sequence: int, head_hash: str, requested_by: str, at: int, nonce: int = 0,
     ) -> None:
         self._note_nonce(requested_by, nonce)
+
+    # --- hashed timelocks on-chain: registering a secret ---------------------
+    def pending_lock(self, secret_hash_: bytes) -> tuple[str, Lock] | None:
+        """The pending lock with this secret hash and its buyer (who owes it), if there is one."""
+        for buyer in self.participants:
+            for lock in self.pending_locks(buyer):
+                if lock.secret_hash == secret_hash_:
+                    return buyer, lock
+        return None
+
+    def request_secret_registration(
+        self, secret: bytes, at: int, requested_by: str = "operator", auth: RequestAuth | None = None
+    ) -> bool:
+        """Ask the settlement process to register ``secret`` on-chain (the receiver of a lock whose
+        payer does not unlock it: settleWithLocks pays the lock to it if the secret was registered at
+        or before the lock's expiry). Only a secret of a pending lock of this channel; False when the
+        chain already has it (recorded ``SecretRegistered``) or it was asked for already (one request per
+        secret: the process retries it until the lock expires): nothing to ask, no nonce consumed."""
+        h = secret_hash(secret)
+        if auth is not None:
+            self.authorize(auth, at)
+        if self.status == ChannelStatus.CLOSED.value:
+            raise ChannelIsClosed(f"channel {self.id} is closed")
+        found = self.pending_lock(h)
+        if found is None:
+            raise SecretOfNoPendingLock(
+                f"no pending lock of channel {self.id} has secret hash 0x{h.hex()} (the sha256 of the secret given)"
+            )
+        key = "0x" + h.hex()
+        if key in self.__dict__.get("secrets", {}) or key in self.__dict__.get("secrets_requested", {}):
+            return False
+        buyer, lock = found
+        self._secret_registration_requested(
+            secret="0x" + secret.hex(), secret_hash="0x" + h.hex(), buyer=buyer, amount=lock.amount,
+            expiry=lock.expiry, at=at, **_by(auth, requested_by),
+        )
+        return True
+
+    @event("SecretRegistrationRequested")
+    def _secret_registration_requested(
+        self, secret: str, secret_hash: str, buyer: str, amount: int, expiry: int, at: int,
+        requested_by: str, nonce: int = 0,
+    ) -> None:
+        self.__dict__.setdefault("secrets_requested", {})[secret_hash] = expiry
+        self._note_nonce(requested_by, nonce)
+
+    def record_secret_registered(self, secret_hash_: bytes, revealed_at: int, tx_hash: str) -> None:
+        """The chain's registry has the secret of ``secret_hash_`` since ``revealed_at`` (a fact about
+        the chain: recorded whatever the channel's status; a repeat is a no-op)."""
+        key = "0x" + secret_hash_.hex()
+        if key in self.__dict__.get("secrets", {}):
+            return
+        self._secret_registered(secret_hash=key, revealed_at=revealed_at, tx_hash=tx_hash)
+
+    @event("SecretRegistered")
+    def _secret_registered(self, secret_hash: str, revealed_at: int, tx_hash: str) -> None:
+        self.__dict__.setdefault("secrets", {})[secret_hash] = revealed_at
+
+    def secret_registered_at(self, secret_hash_: bytes) -> int:
+        """When the chain registered this secret, as recorded (0: not recorded)."""
+        return int(self.__dict__.get("secrets", {}).get("0x" + secret_hash_.hex(), 0))
 
     def close(self, at: int, payouts: list[int] | None = None) -> None:
         """Close for good; ``payouts`` are what the chain paid (A, B), else the computed balances."""

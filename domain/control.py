@@ -48,12 +48,14 @@ DEPOSIT_TYPE = StructType.parse("Deposit(bytes16 channelId,address participant,u
 SET_OPERATOR_TYPE = StructType.parse(
     "SetOperator(bytes16 channelId,address participant,address operator,uint64 nonce,uint64 expiry)"
 )
+REGISTER_SECRET_TYPE = StructType.parse("RegisterSecret(bytes16 channelId,bytes32 secret,uint64 nonce,uint64 expiry)")
 SETTLER_NOTICE_TYPE = StructType.parse("SettlerNotice(bytes16 channelId,string kind,bytes32 bodyHash,uint64 issuedAt)")
 
 # The body of each notice kind, hashed as an EIP-712 struct into SettlerNotice.bodyHash.
 CHECKPOINT_CONFIRMED_BODY = StructType.parse("CheckpointConfirmed(uint64 sequence,string txHash,uint64 block)")
 CLOSED_BODY = StructType.parse("Closed(bool withPayouts,uint256 payoutA,uint256 payoutB,uint64 at)")
 SETTLE_BODY = StructType.parse("Settle(string reason)")
+SECRET_REGISTERED_BODY = StructType.parse("SecretRegistered(bytes32 secretHash,uint64 revealedAt,string txHash)")
 
 NO_OPERATOR = Address("0x" + "00" * 20)
 """SetOperator to the zero address withdraws a participant's operator."""
@@ -71,6 +73,7 @@ class NoticeKind(StrEnum):
     CHECKPOINT_CONFIRMED = "checkpoint-confirmed"
     CLOSED = "closed"
     SETTLE = "settle"  # the chain saw a close: stop payments
+    SECRET_REGISTERED = "secret-registered"  # the chain's registry has a pending lock's secret
 
 
 @dataclass(frozen=True)
@@ -208,6 +211,18 @@ class SetOperator(SignedRequest):
 
 
 @dataclass(frozen=True)
+class RegisterSecret(SignedRequest):
+    """Register a pending lock's secret on-chain (its sha256 is the lock's hash): signed by a participant
+    or its registered operator; the settlement process sends ``registerSecret``."""
+
+    TYPE: ClassVar[StructType] = REGISTER_SECRET_TYPE
+    channel_id: UUID
+    secret: bytes
+    nonce: int
+    expiry: int
+
+
+@dataclass(frozen=True)
 class SettlerNotice(Signed):
     """What the chain did, from the settler: signed by its operator key."""
 
@@ -241,6 +256,13 @@ class SettlerNotice(Signed):
     @classmethod
     def settle(cls, channel_id: UUID, reason: str, issued_at: int) -> SettlerNotice:
         return cls(channel_id, NoticeKind.SETTLE, _hash_body(SETTLE_BODY, {"reason": reason}), issued_at)
+
+    @classmethod
+    def secret_registered(cls, channel_id: UUID, secret_hash: bytes, revealed_at: int, tx_hash: str,
+                          issued_at: int) -> SettlerNotice:
+        body = _hash_body(SECRET_REGISTERED_BODY,
+                          {"secretHash": secret_hash, "revealedAt": revealed_at, "txHash": tx_hash})
+        return cls(channel_id, NoticeKind.SECRET_REGISTERED, body, issued_at)
 
 
 def _member_of(kind: type[_E], value: object) -> _E:
@@ -277,7 +299,9 @@ __all__ = [
     "DEPOSIT_TYPE",
     "NO_OPERATOR",
     "OPEN_CHANNEL_TYPE",
+    "REGISTER_SECRET_TYPE",
     "SETTLER_NOTICE_TYPE",
+    "SECRET_REGISTERED_BODY",
     "SETTLE_BODY",
     "SET_OPERATOR_TYPE",
     "ChannelRequest",
@@ -285,6 +309,7 @@ __all__ = [
     "Deposit",
     "NoticeKind",
     "OpenChannel",
+    "RegisterSecret",
     "RequestAuth",
     "SetOperator",
     "SettlerNotice",

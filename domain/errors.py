@@ -175,6 +175,10 @@ class LockAmountMismatch(ChannelError):
     """The transaction's price or terms disagree with the lock's amount."""
 
 
+class SecretOfNoPendingLock(ChannelError):
+    """A secret asked to be registered on-chain whose sha256 is the hash of no pending lock of the channel."""
+
+
 class OutOfWindow(ChannelError):
     """A transaction too far ahead of its channel's head to be held for reordering."""
 

@@ -1,17 +1,17 @@
 """The settlement process manager's core: a pure transition (state, input) -> (state, outputs).
 
 Inputs are facts, named in the past tense: the Channel's requests
-(``CheckpointWanted``, ``SettlementWanted``, ``DisputeWanted``, the watchtower's
-``UpdateWanted``) and what the executor observed on the chain (``Submitted``,
+(``CheckpointWanted``, ``SettlementWanted``, ``DisputeWanted``,
+``SecretRegistrationWanted``, the watchtower's ``UpdateWanted``) and what the executor observed on the chain (``Submitted``,
 ``Confirmed``, ``Failed``, ``ClosedOnChain``). Outputs are commands, named in
 the imperative: ``SendTransaction`` an intent, and to the Channel
-``ConfirmCheckpoint``, ``CloseChannel``, or ``ReportGiveUp``. Nothing here does
+``ConfirmCheckpoint``, ``CloseChannel``, ``RecordSecretRegistered``, or ``ReportGiveUp``. Nothing here does
 I/O: the executor in ``infrastructure`` sends, waits for receipts, and feeds
 the results back in.
 
 Rules (after Raiden's pending-until-observed transfers):
-- every intent has a deterministic id (channel, kind, sequence, attempt), so a
-  restarted executor recognises what it already sent;
+- every intent has a deterministic id (channel, kind, sequence, attempt; a secret's
+  registration: channel and secret hash), so a restarted executor recognises what it already sent;
 - an intent is pending until a chain observation settles it;
 - a newer checkpoint of a channel supersedes an older one not yet submitted;
 - a failed intent is retried (a new attempt, a new id) up to ``max_attempts``,
@@ -22,7 +22,8 @@ Rules (after Raiden's pending-until-observed transfers):
   each time, ``RETRY_BACKOFF``), and re-planned from the chain's state on every attempt;
   it is given up only once the challenge period is over, when nothing can be
   submitted any more: a defence given up early lets the counterparty's stale
-  state settle.
+  state settle. A secret's registration has the lock's expiry as its deadline: registered
+  after it, the lock would go back to its sender.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class IntentKind(StrEnum):
     SETTLE = "settle"  # after the challenge period
     DISPUTE = "dispute"  # the paper's disputed settlement: the signed chain since the last checkpoint
     UPDATE = "update"  # watchtower: answer a counterparty's stale close with a newer proof of the closer
+    REGISTER_SECRET = "register-secret"  # reveal a pending lock's secret in the contract's registry
 
 
 class IntentStatus(StrEnum):
@@ -56,11 +58,15 @@ class IntentStatus(StrEnum):
 
 
 def intent_id(
-    kind: IntentKind, channel_id: uuid.UUID, sequence: int, attempt: int = 0, after: int = 0
+    kind: IntentKind, channel_id: uuid.UUID, sequence: int, attempt: int = 0, after: int = 0, subject: str = ""
 ) -> uuid.UUID:
-    """Deterministic: the same request (and the same step of a long dispute) has the same id."""
+    """Deterministic: the same request (and the same step of a long dispute) has the same id.
+
+    ``subject`` names what an intent is about besides the channel (a secret's registration: the
+    secret hash, 0x-hex), for the kinds that are not about a sequence."""
     step = f"/after/{after}" if after else ""
-    return uuid.uuid5(PROCESS_NAMESPACE, f"{kind.value}/{channel_id}/{sequence}/{attempt}{step}")
+    about = f"/{subject}" if subject else ""
+    return uuid.uuid5(PROCESS_NAMESPACE, f"{kind.value}/{channel_id}/{sequence}/{attempt}{step}{about}")
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,7 @@ class Intent:
     attempt: int = 0
     after: int = 0  # a long dispute's later step: the head sequence it continues from
     deadline: int = 0  # unix seconds: a defence due before then is never given up (0: none)
+    subject: str = ""  # a secret's registration: the secret hash (0x-hex), part of the id
 
 
 @dataclass(frozen=True)
@@ -124,6 +131,17 @@ class UpdateWanted:
 
 
 @dataclass(frozen=True)
+class SecretRegistrationWanted:
+    """A participant asked for the secret of a pending lock (``secret_hash`` = sha256(``secret``),
+    both 0x-hex) to be registered on-chain before the lock's ``expiry``."""
+
+    channel_id: uuid.UUID
+    secret_hash: str
+    secret: str
+    expiry: int
+
+
+@dataclass(frozen=True)
 class Submitted:
     intent_id: uuid.UUID
     tx_hash: str
@@ -139,6 +157,7 @@ class Confirmed:
     # a dispute: the head sequence the chain recorded (a long dispute goes in several
     # transactions, each within the block gas limit; short of the target, it continues)
     reached: int | None = None
+    revealed_at: int | None = None  # a secret's registration: when the chain's registry got it
 
 
 @dataclass(frozen=True)
@@ -185,6 +204,16 @@ class CloseChannel:
 
 
 @dataclass(frozen=True)
+class RecordSecretRegistered:
+    """Tell the Channel the chain's registry has a lock's secret since ``revealed_at``."""
+
+    channel_id: uuid.UUID
+    secret_hash: str
+    revealed_at: int
+    tx_hash: str
+
+
+@dataclass(frozen=True)
 class ReportGiveUp:
     """The intent will not be tried again: log it and count it."""
 
@@ -204,15 +233,19 @@ class ProcessState:
         return [r for r in self.intents.values() if r.status in (IntentStatus.PENDING, IntentStatus.SUBMITTED)]
 
 
-CHANNEL_REQUESTS: dict[type, Callable[[Any], CheckpointWanted | SettlementWanted | DisputeWanted]] = {
+ChannelRequest = CheckpointWanted | SettlementWanted | DisputeWanted | SecretRegistrationWanted
+
+CHANNEL_REQUESTS: dict[type, Callable[[Any], ChannelRequest]] = {
     Channel.CheckpointRequested: lambda e: CheckpointWanted(e.originator_id, e.sequence, tuple(e.evidence)),
     Channel.SettlementRequested: lambda e: SettlementWanted(e.originator_id, e.sequence, tuple(e.evidence)),
     Channel.DisputeRequested: lambda e: DisputeWanted(e.originator_id, e.from_sequence, e.to_sequence),
+    Channel.SecretRegistrationRequested: lambda e: SecretRegistrationWanted(
+        e.originator_id, e.secret_hash, e.secret, e.expiry),
 }
 """The Channel events that ask something of the chain, each with the process input it becomes."""
 
 
-def wanted(event: Any) -> CheckpointWanted | SettlementWanted | DisputeWanted | None:
+def wanted(event: Any) -> ChannelRequest | None:
     """The process manager's input for a Channel event (None: the event asks nothing of the chain)."""
     to_input = CHANNEL_REQUESTS.get(type(event))
     return to_input(event) if to_input is not None else None
@@ -275,6 +308,16 @@ def _on_update_wanted(state: ProcessState, event: UpdateWanted) -> tuple[Process
     return _new_intent(state, intent)
 
 
+def _on_secret_registration_wanted(
+    state: ProcessState, event: SecretRegistrationWanted
+) -> tuple[ProcessState, list[object]]:
+    kind = IntentKind.REGISTER_SECRET
+    intent = Intent(intent_id(kind, event.channel_id, 0, subject=event.secret_hash), kind, event.channel_id, 0,
+                    ({"secret": event.secret, "secretHash": event.secret_hash},), deadline=event.expiry,
+                    subject=event.secret_hash)
+    return _new_intent(state, intent)
+
+
 def _on_closed_on_chain(state: ProcessState, event: ClosedOnChain) -> tuple[ProcessState, list[object]]:
     return _raise(state, IntentKind.SETTLE, event.channel_id, event.sequence, (), not_before=event.settle_after)
 
@@ -308,11 +351,34 @@ def _on_confirmed(state: ProcessState, event: Confirmed) -> tuple[ProcessState, 
         if nxt.intent_id in state.intents:
             return _with(state, done), outputs
         return _with(state, done, IntentRecord(nxt)), [*outputs, SendTransaction(nxt)]
-    if kind in (IntentKind.CHECKPOINT, IntentKind.DISPUTE):
-        outputs.append(ConfirmCheckpoint(rec.intent.channel_id, rec.intent.sequence, event.tx_hash, event.block))
-    elif kind is IntentKind.SETTLE:
-        outputs.append(CloseChannel(rec.intent.channel_id, event.tx_hash, event.block, event.payouts))
-    return _with(state, done), outputs
+    return _with(state, done), [*outputs, *_TELL_CHANNEL[kind](rec.intent, event)]
+
+
+def _tell_checkpoint(intent: Intent, event: Confirmed) -> list[object]:
+    return [ConfirmCheckpoint(intent.channel_id, intent.sequence, event.tx_hash, event.block)]
+
+
+def _tell_closed(intent: Intent, event: Confirmed) -> list[object]:
+    return [CloseChannel(intent.channel_id, event.tx_hash, event.block, event.payouts)]
+
+
+def _tell_secret_registered(intent: Intent, event: Confirmed) -> list[object]:
+    return [RecordSecretRegistered(intent.channel_id, intent.subject, event.revealed_at or 0, event.tx_hash)]
+
+
+def _tell_nothing(intent: Intent, event: Confirmed) -> list[object]:
+    return []  # a close's outcome is the ChannelClosed the chain emits; an update's, its StateUpdated
+
+
+_TELL_CHANNEL: dict[IntentKind, Callable[[Intent, Confirmed], list[object]]] = {
+    IntentKind.CHECKPOINT: _tell_checkpoint,
+    IntentKind.DISPUTE: _tell_checkpoint,
+    IntentKind.SETTLE: _tell_closed,
+    IntentKind.REGISTER_SECRET: _tell_secret_registered,
+    IntentKind.CLOSE: _tell_nothing,
+    IntentKind.UPDATE: _tell_nothing,
+}
+"""What a confirmed intent of each kind tells the Channel (one entry per kind)."""
 
 
 def _on_failed(state: ProcessState, event: Failed) -> tuple[ProcessState, list[object]]:
@@ -326,7 +392,8 @@ def _on_failed(state: ProcessState, event: Failed) -> tuple[ProcessState, list[o
         return _with(state, failed), [ReportGiveUp(rec.intent, event.reason)]
     retry = replace(
         rec.intent,
-        intent_id=intent_id(rec.intent.kind, rec.intent.channel_id, rec.intent.sequence, nxt, rec.intent.after),
+        intent_id=intent_id(rec.intent.kind, rec.intent.channel_id, rec.intent.sequence, nxt, rec.intent.after,
+                            rec.intent.subject),
         attempt=nxt,
         # a revert that would repeat now waits a little; a passing failure (a stale nonce) retries at once
         not_before=event.at + RETRY_BACKOFF[min(rec.intent.attempt, len(RETRY_BACKOFF) - 1)]
@@ -340,6 +407,7 @@ _TRANSITIONS: dict[type, Callable[[ProcessState, Any], tuple[ProcessState, list[
     SettlementWanted: _on_settlement_wanted,
     DisputeWanted: _on_dispute_wanted,
     UpdateWanted: _on_update_wanted,
+    SecretRegistrationWanted: _on_secret_registration_wanted,
     ClosedOnChain: _on_closed_on_chain,
     Submitted: _on_submitted,
     Confirmed: _on_confirmed,

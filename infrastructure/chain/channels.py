@@ -86,6 +86,14 @@ class OnChainChannel:
     seq_a: int
     sent_b: int
     seq_b: int
+    # each side's recorded lock state: keccak256(uint128 lockedAmount, bytes32 locksRoot) of its latest
+    # recorded proof (the contract's locksHashOf), zero when that proof has no pending lock
+    locks_hash_a: bytes = b"\0" * 32
+    locks_hash_b: bytes = b"\0" * 32
+
+    @property
+    def has_locks(self) -> bool:
+        return self.locks_hash_a != NO_LOCKS_HASH or self.locks_hash_b != NO_LOCKS_HASH
 
     @property
     def head_sequence(self) -> int:
@@ -127,6 +135,16 @@ LOCK_SIZE = 56
 def pack_lock(expiry: int, amount: int, secret_hash: bytes) -> bytes:
     """One lock as the contract takes it (domain/locks.py holds the encoding)."""
     return Lock(amount=amount, secret_hash=secret_hash, expiry=expiry).packed()
+
+
+NO_LOCKS_HASH = b"\0" * 32
+
+
+def locks_hash(locked_amount: int, root: bytes) -> bytes:
+    """A side's lock state as the contract stores it: keccak256(uint128 lockedAmount ‖ locksRoot), zero for none."""
+    if locked_amount == 0 and root == NO_LOCKS_HASH:
+        return NO_LOCKS_HASH
+    return keccak(locked_amount.to_bytes(16, "big") + root)
 
 
 def locks_root(locks: bytes) -> bytes:
@@ -325,6 +343,13 @@ class ChannelContract(DeployedContract):
         """When sha256-hash ``secret_hash`` was first registered (unix s), 0 if never."""
         return self.contract.functions.secretRevealedAt(secret_hash).call()
 
+    def secret_revealed_tx(self, secret_hash: bytes) -> str:
+        """The transaction of the first registration of this secret hash ("" if none)."""
+        logs = self.contract.events.SecretRevealed.get_logs(
+            from_block=0, argument_filters={"secretHash": secret_hash}
+        )
+        return logs[0]["transactionHash"].to_0x_hex() if logs else ""
+
     def cooperative_close(
         self,
         sender: Wallet,
@@ -379,8 +404,16 @@ class ChannelContract(DeployedContract):
             [payment_tuple(p) for p in payments],
         )
 
-    def settle_call(self, channel_id: UUID) -> ContractFunction:
-        return self.contract.functions.settle(channel_id.bytes, self.params(channel_id).as_tuple())
+    def settle_call(self, channel_id: UUID, locks: tuple[bytes, bytes] | None = None) -> ContractFunction:
+        """``settle``, or with ``locks`` (A's, B's packed pending locks) ``settleWithLocks``."""
+        if locks is None:
+            return self.contract.functions.settle(channel_id.bytes, self.params(channel_id).as_tuple())
+        return self.contract.functions.settleWithLocks(
+            channel_id.bytes, self.params(channel_id).as_tuple(), locks[0], locks[1]
+        )
+
+    def register_secret_call(self, secret: bytes) -> ContractFunction:
+        return self.contract.functions.registerSecret(secret)
 
     # ------------------------------------------------------------ reads
     def operator_of(self, participant: str) -> str:
@@ -421,7 +454,7 @@ class ChannelContract(DeployedContract):
 
     def channel(self, channel_id: UUID) -> OnChainChannel:
         raw = self.contract.functions.getChannel(channel_id.bytes).call()
-        params_hash, dep_a, dep_b, settle_at, status, sent_a, seq_a, _locks_a, sent_b, seq_b, _locks_b = raw
+        params_hash, dep_a, dep_b, settle_at, status, sent_a, seq_a, locks_a, sent_b, seq_b, locks_b = raw
         state = OnChainStatus.SETTLED if params_hash == SETTLED_MARKER else OnChainStatus(status)
         return OnChainChannel(
             channel_id=channel_id,
@@ -433,6 +466,11 @@ class ChannelContract(DeployedContract):
             seq_a=seq_a,
             sent_b=sent_b,
             seq_b=seq_b,
+            # the lock slots are read only when the flags say a side has locks recorded
+            locks_hash_a=bytes(self.contract.functions.locksHashOf(channel_id.bytes, 0).call())
+            if locks_a else NO_LOCKS_HASH,
+            locks_hash_b=bytes(self.contract.functions.locksHashOf(channel_id.bytes, 1).call())
+            if locks_b else NO_LOCKS_HASH,
         )
 
     def withdrawable(self, address: str) -> int:

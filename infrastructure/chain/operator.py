@@ -27,7 +27,8 @@ class OperatorChain(Chain):
             IntentKind.CLOSE: lambda c: contract.close_call(c.channel_id, c.proofs),
             IntentKind.UPDATE: lambda c: contract.update_call(c.channel_id, c.proofs),
             IntentKind.DISPUTE: lambda c: contract.dispute_call(c.channel_id, c.proofs, head=c.head),
-            IntentKind.SETTLE: lambda c: contract.settle_call(c.channel_id),
+            IntentKind.SETTLE: lambda c: contract.settle_call(c.channel_id, c.locks),
+            IntentKind.REGISTER_SECRET: lambda c: contract.register_secret_call(c.secret),
         }
 
     @property
@@ -42,6 +43,12 @@ class OperatorChain(Chain):
 
     def operator_of(self, participant: str) -> str:
         return self.contract.operator_of(participant)
+
+    def secret_revealed_at(self, secret_hash: bytes) -> int:
+        return self.contract.secret_revealed_at(secret_hash)
+
+    def secret_revealed_tx(self, secret_hash: bytes) -> str:
+        return self.contract.secret_revealed_tx(secret_hash)
 
     def latest_timestamp(self) -> int:
         return self.contract.latest_timestamp()

@@ -27,13 +27,17 @@ class Call:
     """One contract call of an intent's kind: the channel and the signed payments it carries.
 
     ``head`` is for a dispute only: the recorded payment the ``proofs`` continue from (None when
-    nothing is recorded and they start at sequence 1).
+    nothing is recorded and they start at sequence 1). ``locks`` is for a settle only: each side's
+    (A's, B's) packed pending locks, the settle then decides them (``settleWithLocks``; None: plain
+    ``settle``). ``secret`` is a secret registration's (``registerSecret``).
     """
 
     kind: IntentKind
     channel_id: UUID
     proofs: tuple[Proof, ...] = ()
     head: Proof | None = None
+    locks: tuple[bytes, bytes] | None = None
+    secret: bytes = b""
 
 
 class Chain(ABC):
@@ -56,6 +60,14 @@ class Chain(ABC):
     @abstractmethod
     def operator_of(self, participant: str) -> str:
         """Who may submit proofs paying ``participant`` besides itself."""
+
+    @abstractmethod
+    def secret_revealed_at(self, secret_hash: bytes) -> int:
+        """When the contract's registry first got the secret of this sha256 hash (unix s; 0: never)."""
+
+    def secret_revealed_tx(self, secret_hash: bytes) -> str:
+        """The transaction that registered it first ("" if not known)."""
+        return ""
 
     @abstractmethod
     def latest_timestamp(self) -> int:

@@ -42,6 +42,7 @@ from domain.control import (
     ControlAction,
     Deposit,
     OpenChannel,
+    RegisterSecret,
     RequestAuth,
     SetOperator,
     SettlerNotice,
@@ -99,6 +100,18 @@ def _public_key(v: Any) -> str:
     return h
 
 
+def _bytes32(v: Any) -> str:
+    """32 bytes as 0x-hex (lower case): a secret or a secret hash."""
+    if isinstance(v, str):
+        h = v.removeprefix("0x")
+        if len(h) == 64:
+            try:
+                return "0x" + bytes.fromhex(h).hex()
+            except ValueError:
+                pass
+    raise ValueError("32 bytes as hex (64 hex digits, 0x optional)")
+
+
 def _address(v: Any) -> str:
     try:
         return parse_eth_address(v)
@@ -110,6 +123,7 @@ AmountField = Annotated[int, BeforeValidator(_amount), PlainSerializer(str, retu
 U64 = Annotated[int, Field(ge=0, le=MAX_UINT64, strict=True)]
 PositiveU64 = Annotated[int, Field(gt=0, le=MAX_UINT64, strict=True)]
 AddressField = Annotated[str, BeforeValidator(_address)]
+Bytes32Field = Annotated[str, BeforeValidator(_bytes32)]
 
 
 class _Request(BaseModel):
@@ -231,6 +245,17 @@ class DisputeRequest(_ChannelRequest):
     type: Literal["dispute"] = "dispute"
 
 
+class RegisterSecretRequest(_SignedRequest):
+    """Register ``secret`` (of a pending lock of the channel) on-chain: signed by a participant or its operator."""
+
+    TYPED = RegisterSecret
+    type: Literal["register-secret"] = "register-secret"
+    secret: Bytes32Field
+
+    def _derived(self) -> dict[str, object]:
+        return {"secret": bytes.fromhex(self.secret[2:])}
+
+
 class _Notice(_Request):
     """A settler's notice of what the chain did: ``issuedAt`` and the settler's signature."""
 
@@ -288,11 +313,25 @@ class SettleNotice(_Notice):
         return SettlerNotice.settle(self.channel, self.reason, self.issued_at or 0)
 
 
-SETTLER_NOTICES = (CheckpointConfirmedNotice, ClosedOnChainNotice, SettleNotice)
+class SecretRegisteredNotice(_Notice):
+    """The settler saw a pending lock's secret in the contract's registry (since ``revealedAt``)."""
+
+    type: Literal["secret-registered"] = "secret-registered"
+    secret_hash: Bytes32Field = Field(alias="secretHash")
+    revealed_at: U64 = Field(alias="revealedAt")
+    tx_hash: str = Field("", alias="txHash")
+
+    def typed(self) -> SettlerNotice:
+        return SettlerNotice.secret_registered(self.channel, bytes.fromhex(self.secret_hash[2:]), self.revealed_at,
+                                               self.tx_hash, self.issued_at or 0)
+
+
+SETTLER_NOTICES = (CheckpointConfirmedNotice, ClosedOnChainNotice, SettleNotice, SecretRegisteredNotice)
 
 ControlRequest = Annotated[
     OpenChannelRequest | DepositRequest | SetOperatorRequest | CheckpointRequest | SettlementRequest
-    | DisputeRequest | CheckpointConfirmedNotice | ClosedOnChainNotice | SettleNotice,
+    | DisputeRequest | RegisterSecretRequest | CheckpointConfirmedNotice | ClosedOnChainNotice | SettleNotice
+    | SecretRegisteredNotice,
     Field(discriminator="type"),
 ]
 _CONTROL = TypeAdapter(ControlRequest)

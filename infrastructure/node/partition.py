@@ -70,7 +70,7 @@ from infrastructure.settings import Settings
 log = logging.getLogger("parsec.node")
 
 UNOPENED = -1  # the head of a channel whose open has not been applied yet: its open is "transaction 0"
-SETTLEMENT_EVENTS = ("CheckpointRequested", "SettlementRequested", "DisputeRequested")
+SETTLEMENT_EVENTS = ("CheckpointRequested", "SettlementRequested", "DisputeRequested", "SecretRegistrationRequested")
 
 
 class Executor(Protocol):
@@ -513,7 +513,7 @@ class PartitionWorker:
             return req.authenticate(req.signing_domain)  # A's signature binds the deployment named
         req.require_signature()
         domain = self.service.get_channel_aggregate(req.channel).domain
-        if isinstance(req, msg.CheckpointConfirmedNotice | msg.ClosedOnChainNotice | msg.SettleNotice):
+        if isinstance(req, msg.SETTLER_NOTICES):
             return authorize_settler(req.signer(domain), self.config.trusted_settlers)
         return req.authenticate(domain)
 
@@ -548,6 +548,14 @@ class PartitionWorker:
         elif isinstance(req, msg.DisputeRequest):
             s.request_dispute(req.channel, at, auth=auth)
             log.info("p%d: dispute of %s requested by %s", self.partition, req.channel, auth.signer)
+        elif isinstance(req, msg.RegisterSecretRequest):
+            if s.request_secret_registration(req.channel, bytes.fromhex(req.secret[2:]), at, auth=auth):
+                log.info("p%d: registration of a secret of %s requested by %s", self.partition, req.channel,
+                         auth.signer)
+            else:
+                log.info("p%d: secret of %s already registered or asked for: nothing new", self.partition, req.channel)
+        elif isinstance(req, msg.SecretRegisteredNotice):  # from the settler; a repeat is a no-op
+            s.record_secret_registered(req.channel, bytes.fromhex(req.secret_hash[2:]), req.revealed_at, req.tx_hash)
         elif isinstance(req, msg.SettleNotice):  # from the settler: the chain saw a close, stop payments
             if s.get_channel_aggregate(req.channel).status == ChannelStatus.OPEN.value:  # else: a no-op
                 s.request_settlement(req.channel, at, requested_by=req.reason or "settler")

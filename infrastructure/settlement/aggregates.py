@@ -44,6 +44,7 @@ class SettlementIntent(Aggregate):
             attempt=intent.attempt,
             after=intent.after,
             deadline=intent.deadline,
+            subject=intent.subject,
         )
 
     @event("IntentRaised")
@@ -59,6 +60,7 @@ class SettlementIntent(Aggregate):
         attempt: int,
         after: int = 0,
         deadline: int = 0,
+        subject: str = "",
     ) -> None:
         self.kind = kind
         self.channel_id = channel_id
@@ -68,6 +70,7 @@ class SettlementIntent(Aggregate):
         self.attempt = attempt
         self.after = after
         self.deadline = deadline
+        self.subject = subject
         self.status = IntentStatus.PENDING.value
         self.tx_hash: str | None = None
         self.sender: str | None = None
@@ -128,6 +131,7 @@ class SettlementIntent(Aggregate):
             attempt=self.attempt,
             after=self.after,
             deadline=self.deadline,
+            subject=self.__dict__.get("subject", ""),  # intents raised before subjects had none
         )
 
     def record(self) -> IntentRecord:

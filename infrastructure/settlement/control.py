@@ -3,7 +3,8 @@
 On the Kafka store each channel has one writer, the node that owns its partition, so the settler
 never writes channel events itself: it reads the channels (a read-only ``ChannelService``) and
 tells the owner, through the control topic (keyed and partitioned by channel id), that a
-checkpoint was confirmed, that payments must stop because the chain saw a close (a ``settle``
+checkpoint was confirmed, that a pending lock's secret is in the contract's registry (a
+``secret-registered`` notice), that payments must stop because the chain saw a close (a ``settle``
 notice), or that the channel closed with the chain's payouts. Each notice is signed with the
 settler's operator key (EIP-712 ``SettlerNotice``, in the channel's domain); a node accepts it
 only from a settler it is configured to trust (``PARSEC_SETTLERS``). The node applies each
@@ -21,7 +22,12 @@ from domain.application import ChannelService
 from domain.channel import ChannelStatus
 from domain.crypto import PrivateKey
 from domain.errors import UnknownChannel
-from infrastructure.node.messages import CheckpointConfirmedNotice, ClosedOnChainNotice, SettleNotice
+from infrastructure.node.messages import (
+    CheckpointConfirmedNotice,
+    ClosedOnChainNotice,
+    SecretRegisteredNotice,
+    SettleNotice,
+)
 
 log = logging.getLogger("parsec.settlement")
 
@@ -59,3 +65,9 @@ class ControlTopicCommands:
     def close_channel(self, channel_id: UUID, at: int, payouts: list[int] | None) -> None:
         self._send(ClosedOnChainNotice(channel=channel_id, payouts=payouts, at=at))
         log.info("channel %s: closed on-chain with payouts %s, sent to its node", channel_id, payouts)
+
+    def record_secret(self, channel_id: UUID, secret_hash: bytes, revealed_at: int, tx_hash: str) -> None:
+        self._send(SecretRegisteredNotice(channel=channel_id, secret_hash="0x" + secret_hash.hex(),
+                                          revealed_at=revealed_at, tx_hash=tx_hash))
+        log.info("channel %s: secret 0x%s registered on-chain at %d, sent to its node", channel_id,
+                 secret_hash.hex(), revealed_at)

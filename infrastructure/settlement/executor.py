@@ -35,6 +35,7 @@ from eventsourcing.utils import TopicError, resolve_topic
 from domain.application import ChannelService
 from domain.channel import ChannelStatus
 from domain.errors import ParsecError, UnknownChannel
+from domain.locks import Lock, locks_root, pack_locks
 from domain.protocol import SignedInvoice
 from domain.settlement import (
     CHANNEL_REQUESTS,
@@ -48,6 +49,7 @@ from domain.settlement import (
     IntentRecord,
     IntentStatus,
     ProcessState,
+    RecordSecretRegistered,
     ReportGiveUp,
     SendTransaction,
     Submitted,
@@ -57,7 +59,13 @@ from domain.settlement import (
 )
 from infrastructure import metrics
 from infrastructure.chain import events as ev
-from infrastructure.chain.channels import ChannelContract, OnChainChannel, OnChainStatus
+from infrastructure.chain.channels import (
+    NO_LOCKS_HASH,
+    ChannelContract,
+    OnChainChannel,
+    OnChainStatus,
+    locks_hash,
+)
 from infrastructure.chain.connection import Wallet
 from infrastructure.chain.errors import ContractReverted
 from infrastructure.chain.operator import OperatorChain
@@ -67,7 +75,9 @@ from infrastructure.settlement.aggregates import ProcessCursor, SettlementIntent
 
 log = logging.getLogger("parsec.settlement")
 
-TRANSIENT_REVERTS = frozenset({"ChallengePeriodNotOver"})  # time will fix these; every other revert repeats
+# time will fix these; every other revert repeats
+TRANSIENT_REVERTS = frozenset({"ChallengePeriodNotOver", "LockUndecided"})
+LOCKS_PER_PROOF_GAS = 8  # a settle deciding locks: ~7k gas per lock, counted as one proof's gas per 8 locks
 _OPEN = (IntentStatus.PENDING, IntentStatus.SUBMITTED)
 
 
@@ -99,6 +109,7 @@ class _Plan:
     done: tuple[str, int, tuple[int, int] | None] | None = None  # already on-chain: tx, block, payouts
     fail: tuple[str, bool] | None = None  # reason, final
     wait: bool = False
+    revealed_at: int | None = None  # a secret already registered: when (with ``done``)
 
 
 @dataclass
@@ -122,6 +133,8 @@ class ChannelCommands(Protocol):
 
     def close_channel(self, channel_id: UUID, at: int, payouts: list[int] | None) -> None: ...
 
+    def record_secret(self, channel_id: UUID, secret_hash: bytes, revealed_at: int, tx_hash: str) -> None: ...
+
 
 class DirectChannelCommands:
     """The channels' own command handlers, called in this process."""
@@ -137,6 +150,9 @@ class DirectChannelCommands:
 
     def close_channel(self, channel_id: UUID, at: int, payouts: list[int] | None) -> None:
         self.service.close_channel(channel_id, at=at, payouts=payouts)
+
+    def record_secret(self, channel_id: UUID, secret_hash: bytes, revealed_at: int, tx_hash: str) -> None:
+        self.service.record_secret_registered(channel_id, secret_hash, revealed_at, tx_hash)
 
 
 @dataclass
@@ -367,6 +383,17 @@ class SettlementExecutor:
     def _close(self, out: CloseChannel) -> None:
         self._close_channel(out.channel_id, out.payouts)
 
+    def _record_secret(self, out: RecordSecretRegistered) -> None:
+        h = bytes.fromhex(out.secret_hash.removeprefix("0x"))
+        try:
+            if self.service.get_channel_aggregate(out.channel_id).secret_registered_at(h):
+                return  # recorded already
+            self.commands.record_secret(out.channel_id, h, out.revealed_at, out.tx_hash)
+        except UnknownChannel:
+            pass
+        except ParsecError as err:
+            log.warning("channel %s: registration of secret %s not recorded: %s", out.channel_id, out.secret_hash, err)
+
     def _report_give_up(self, out: ReportGiveUp) -> None:
         log.warning("gave up %s of channel %s: %s", out.intent.kind, out.intent.channel_id, out.reason)
         self.stats.gave_up.append(out)
@@ -376,6 +403,7 @@ class SettlementExecutor:
         SendTransaction: _send_later,
         ConfirmCheckpoint: _confirm,
         CloseChannel: _close,
+        RecordSecretRegistered: _record_secret,
         ReportGiveUp: _report_give_up,
     }
 
@@ -510,7 +538,8 @@ class SettlementExecutor:
             # already on-chain (someone's transaction, or ours before a crash): the gas of that one
             receipt = self.chain.receipt(tx_hash) if tx_hash else None
             gas = receipt.gas_used if receipt is not None else 0
-            self._apply([Confirmed(iid, tx_hash, block, gas, payouts)], payouts={iid: payouts} if payouts else None)
+            self._apply([Confirmed(iid, tx_hash, block, gas, payouts, revealed_at=plan.revealed_at)],
+                        payouts={iid: payouts} if payouts else None)
             report.confirmed += 1
             return False
         if plan.fail is not None:
@@ -569,7 +598,10 @@ class SettlementExecutor:
                 payouts[iid] = po
             disputed = [e for e in events if isinstance(e, ev.Disputed)]
             reached = max(disputed[-1].seq_a, disputed[-1].seq_b) if disputed else None
-            inputs.append(Confirmed(iid, rec.tx_hash, receipt.block_number, receipt.gas_used, po, reached))
+            # a registration: the registry's time (ours, or an earlier one's if someone else was first)
+            revealed = (self.chain.secret_revealed_at(_hash_of(rec.intent))
+                        if rec.intent.kind is IntentKind.REGISTER_SECRET else None)
+            inputs.append(Confirmed(iid, rec.tx_hash, receipt.block_number, receipt.gas_used, po, reached, revealed))
             self.stats.gas.append(
                 GasUse(rec.intent.kind.value, rec.intent.channel_id, rec.tx_hash, receipt.block_number, receipt.gas_used)
             )
@@ -595,7 +627,71 @@ class SettlementExecutor:
             return _Plan(fail=(f"channel {cid} is not closed on-chain ({onchain.status.name})", True))
         if chain_time < onchain.settle_at:
             return _Plan(wait=True)
-        return _Plan(call=Call(IntentKind.SETTLE, cid))
+        if not onchain.has_locks:
+            return _Plan(call=Call(IntentKind.SETTLE, cid))
+        return self._plan_settle_with_locks(cid, onchain, chain_time)
+
+    def _plan_settle_with_locks(self, cid: UUID, onchain: OnChainChannel, chain_time: int) -> _Plan:
+        """``settleWithLocks``: each side's pending locks as the channel's log had them at the sequence
+        the contract recorded for that side, checked against what its proof committed and what the
+        contract stored; it waits while a lock is neither registered nor expired (the contract
+        would revert ``LockUndecided``)."""
+        params = self.chain.params(cid)
+        sides: list[list[Lock]] = []
+        for name, buyer, seq, recorded in (("A", params.a, onchain.seq_a, onchain.locks_hash_a),
+                                           ("B", params.b, onchain.seq_b, onchain.locks_hash_b)):
+            if recorded == NO_LOCKS_HASH:
+                sides.append([])
+                continue
+            proof = self._payment_at(cid, seq)
+            if proof is None:
+                return _Plan(fail=(f"channel {cid}: the log has no payment {seq}, the one the contract recorded for "
+                                   f"{name}: its pending locks cannot be rebuilt", True))
+            locks = self._locks_at(cid, buyer, seq)
+            root, amount = locks_root(locks), sum(lock.amount for lock in locks)
+            if root != proof.locks_root or amount != proof.locked_amount:
+                return _Plan(fail=(f"channel {cid}: {name}'s pending locks rebuilt from the log at sequence {seq} "
+                                   f"({len(locks)} locks, {amount} locked, root 0x{root.hex()}) are not what its proof "
+                                   f"committed ({proof.locked_amount} locked, root 0x{proof.locks_root.hex()})", True))
+            if locks_hash(amount, root) != recorded:
+                return _Plan(fail=(f"channel {cid}: {name}'s pending locks at sequence {seq} do not hash to the lock "
+                                   f"state the contract recorded (0x{recorded.hex()}): settleWithLocks would revert "
+                                   "LocksRootMismatch", True))
+            sides.append(locks)
+        undecided = [lock for side in sides for lock in side
+                     if chain_time <= lock.expiry and not self.chain.secret_revealed_at(lock.secret_hash)]
+        if undecided:
+            log.info("channel %s: settle waits for %d lock(s) to expire (the last at %d)", cid, len(undecided),
+                     max(lock.expiry for lock in undecided))
+            return _Plan(wait=True)
+        count = len(sides[0]) + len(sides[1])
+        return _Plan(call=Call(IntentKind.SETTLE, cid, locks=(pack_locks(sides[0]), pack_locks(sides[1]))),
+                     proofs=count // LOCKS_PER_PROOF_GAS)
+
+    def _locks_at(self, cid: UUID, buyer: str, sequence: int) -> list[Lock]:
+        """``buyer``'s pending locks after payment ``sequence``: the ``locks`` of its last
+        ``PaymentAccepted`` at or before it that changed them (none: no lock ever)."""
+        found: list[dict[str, Any]] = []
+        for e in self.service.payments_between(cid, 1, sequence):
+            locks = getattr(e, "locks", None)
+            if e.buyer == buyer and locks is not None:
+                found = locks
+        return [Lock.from_dict(d) for d in found]
+
+    def _plan_register_secret(self, intent: Intent, onchain: OnChainChannel, chain_time: int) -> _Plan:
+        """``registerSecret``, unless the registry has the secret already (anyone's registration counts)."""
+        h = _hash_of(intent)
+        revealed = self.chain.secret_revealed_at(h)
+        if revealed:
+            tx_hash = self.chain.secret_revealed_tx(h)
+            receipt = self.chain.receipt(tx_hash) if tx_hash else None
+            block = receipt.block_number if receipt is not None else self.chain.block_number()
+            return _Plan(done=(tx_hash, block, None), revealed_at=revealed)
+        if intent.deadline and chain_time > intent.deadline:
+            return _Plan(fail=(f"channel {intent.channel_id}: the lock of secret hash {intent.subject} expired at "
+                               f"{intent.deadline}; registered now, its secret would not pay it", True))
+        secret = bytes.fromhex(str(intent.payload[0]["secret"]).removeprefix("0x"))
+        return _Plan(call=Call(IntentKind.REGISTER_SECRET, intent.channel_id, secret=secret))
 
     def _plan_close(self, intent: Intent, onchain: OnChainChannel, chain_time: int) -> _Plan:
         if onchain.status is not OnChainStatus.OPEN:
@@ -624,6 +720,7 @@ class SettlementExecutor:
         IntentKind.CHECKPOINT: _plan_checkpoint,
         IntentKind.UPDATE: _plan_update,
         IntentKind.DISPUTE: _plan_dispute_request,
+        IntentKind.REGISTER_SECRET: _plan_register_secret,
     }
 
     def _plan_evidence(self, intent: Intent, onchain: OnChainChannel) -> _Plan:
@@ -726,3 +823,8 @@ class SettlementExecutor:
     def intent(self, iid: UUID) -> SettlementIntent:
         """A stored intent with its whole history (open or closed)."""
         return self.store.repository.get(iid)
+
+
+def _hash_of(intent: Intent) -> bytes:
+    """A secret registration's secret hash (its subject)."""
+    return bytes.fromhex(intent.subject.removeprefix("0x"))

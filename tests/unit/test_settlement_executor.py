@@ -7,6 +7,7 @@ what the chain did and when. The channels live in an in-memory ``ChannelService`
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass, replace
 
@@ -53,6 +54,7 @@ class FakeChain(Chain):
         self.revert_next: list[str] = []  # custom errors the next prepares raise
         self._signed: dict[bytes, _Pending] = {}
         self._nonce = 0
+        self.secrets: dict[bytes, int] = {}  # the registry: sha256(secret) -> when registered
 
     # ------------------------------------------------------------ the test's side
     def open(self, cid: uuid.UUID, a: str, b: str, deposit_a: int, deposit_b: int) -> None:
@@ -90,6 +92,11 @@ class FakeChain(Chain):
         if call.kind is IntentKind.CLOSE:
             rec = replace(rec, status=OnChainStatus.CLOSED_BY_A, settle_at=self.now + PERIOD)
             out.append(ev.ChannelClosedLog(self.block, tx_hash, len(out), cid, OPERATOR, self.now + PERIOD))
+        if call.kind is IntentKind.REGISTER_SECRET:
+            h = hashlib.sha256(call.secret).digest()
+            if h not in self.secrets:
+                self.secrets[h] = self.now
+                out.append(ev.SecretRevealed(self.block, tx_hash, len(out), h, call.secret))
         if call.kind is IntentKind.SETTLE:
             assert rec.is_closed and self.now >= rec.settle_at
             out.append(ev.ChannelSettled(self.block, tx_hash, len(out), cid, rec.balance_a, rec.balance_b))
@@ -113,6 +120,9 @@ class FakeChain(Chain):
 
     def latest_timestamp(self) -> int:
         return self.now
+
+    def secret_revealed_at(self, secret_hash: bytes) -> int:
+        return self.secrets.get(secret_hash, 0)
 
     def block_number(self) -> int:
         return self.block
