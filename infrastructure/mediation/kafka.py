@@ -10,7 +10,8 @@ What it reads:
 What it writes: signed channel transactions to the inbound topic (the owning node verifies, orders
 and applies them like any payment), hop messages to the hops topic, and to the control topic a
 signed ``SettlementRequest`` when it must close a channel for a lock, or a ``RegisterSecret`` request
-that the settler turns into an on-chain registration (the settlement process manager's intent).
+that the settler turns into an on-chain registration (the settlement process manager's intent,
+``domain/settlement.py`` REGISTER_SECRET).
 
 Its state (the core's transfers, the outbox, its payments, its positions in the three sources) is
 one JSON document written atomically (temporary file, fsync, rename) before it acts. On a restart
@@ -39,7 +40,7 @@ from infrastructure import bootstrap
 from infrastructure.chain import events as chain_events
 from infrastructure.kafka.admin import TopicSpec, ensure_topics
 from infrastructure.mediation.agent import AgentConfig, MediationAgent, Misbehaviour
-from infrastructure.node.messages import SettlementRequest
+from infrastructure.node.messages import RegisterSecretRequest, SettlementRequest
 from infrastructure.node.send import Sender
 from infrastructure.node.topics import store_settings
 from infrastructure.settings import Settings
@@ -98,11 +99,20 @@ class KafkaNetwork:
         self.producer.flush()
 
     def register_secret(self, channel: UUID, secret: bytes) -> None:
-        if self.registrar is None:
-            log.warning("no way to register a secret on-chain is configured: the lock of channel %s is at risk",
-                        channel)
+        """Ask the settlement process manager (the settler) to register ``secret``: a signed request on
+        the control topic; the owning node records it in the channel's log and the settler's intent
+        registers it once (or finds it registered) and reports the receipt back as an event."""
+        if self.registrar is not None:  # tests, or a party that registers with its own chain account
+            self.registrar(channel, secret)
             return
-        self.registrar(channel, secret)
+        ch = self.agent_ref[0].channels.get(channel)
+        if ch is None:
+            log.warning("secret of a lock in unknown channel %s: not registered", channel)
+            return
+        request = RegisterSecretRequest(channel=channel, secret="0x" + secret.hex()).signed(self.key, ch.domain)
+        self.sender.control(request)
+        self.sender.flush()
+        log.info("asked for the on-chain registration of the secret of a lock in channel %s", channel)
 
     def close_channel(self, channel: UUID) -> None:
         ch = self.agent_ref[0].channels.get(channel)
