@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import threading
 import uuid
@@ -36,7 +37,6 @@ from tests.integration.node.harness import running_node, wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.chain]
 
 ROOT = Path(__file__).resolve().parents[3]
-PORT = 8547
 PERIOD = 120  # the channels' challenge period: every lock must live less
 AMOUNT = 10**15
 # B's lock lives 50 s and each mediator adds 12 s (A's: 74 s); a party that knows the secret and is
@@ -45,11 +45,14 @@ TIMES = AgentConfig(final_expiry=50, expiry_delta=12, reveal_timeout=10)
 
 
 @pytest.fixture(scope="module")
-def private_anvil() -> Iterator[str]:
-    env = {**os.environ, "PARSEC_ANVIL_PORT": str(PORT), "PARSEC_ANVIL_STATE": f"/tmp/parsec-anvil-{PORT}-mediation"}
+def private_anvil(tmp_path_factory) -> Iterator[str]:
+    with socket.socket() as s:  # a free port: the shared anvil (and anything else) keeps its own
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PARSEC_ANVIL_PORT": str(port), "PARSEC_ANVIL_STATE": str(tmp_path_factory.mktemp("anvil"))}
     subprocess.run([str(ROOT / "scripts" / "anvil"), "start"], check=True, env=env, capture_output=True)
     try:
-        yield f"http://127.0.0.1:{PORT}"
+        yield f"http://127.0.0.1:{port}"
     finally:
         subprocess.run([str(ROOT / "scripts" / "anvil"), "stop"], check=False, env=env, capture_output=True)
 
