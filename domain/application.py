@@ -254,6 +254,14 @@ class ChannelService(Application[UUID]):
         with self._changing(channel_id) as channel:
             channel.register_operator(participant, operator, auth=auth, at=at)
 
+    def set_fee_policy(self, channel_id: UUID, update: Any, at: int) -> bool:
+        """Record a participant's verified forwarding policy (False: not newer than the one recorded)."""
+        channel = self.get_channel_aggregate(channel_id)
+        changed = channel.set_fee_policy(update, at)
+        if changed:
+            self.save(channel)
+        return changed
+
     def request_secret_registration(
         self, channel_id: UUID, secret: bytes, at: int, requested_by: str = "operator",
         auth: RequestAuth | None = None,

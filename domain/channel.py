@@ -517,6 +517,45 @@ class Channel(Aggregate):
                     return buyer, lock
         return None
 
+    # --- forwarding policies (routing) --------------------------------------
+    MAX_POLICY_CLOCK_SKEW = 600
+    """Seconds an update's ``issuedAt`` may be ahead of the node's clock: a policy dated far ahead would
+    win over every honest update its participant signs until then."""
+
+    def fee_policy(self, participant: str) -> dict[str, int] | None:
+        """``participant``'s announced forwarding policy (fee_base, fee_ppm, expiry_delta, issued_at), or
+        None: the defaults of ``domain.routing`` apply."""
+        return self.__dict__.get("fee_policies", {}).get(participant)
+
+    def set_fee_policy(self, update: Any, at: int) -> bool:
+        """Record a participant's verified ``domain.routing.ChannelUpdate`` for its side; False (nothing
+        recorded) when it is not newer than the policy recorded, so a replay or an older one is a no-op."""
+        if update.channel_id != self.id:
+            raise WrongChannel(f"a channel update for {update.channel_id} sent to channel {self.id}")
+        if update.participant not in self.deposits:
+            raise NotAParticipant(f"{update.participant} is not a participant of channel {self.id}")
+        if update.domain != self.domain:
+            raise WrongDomain(f"channel update signed for chain {update.domain.chain_id} contract "
+                              f"{update.domain.verifying_contract}, not channel {self.id}'s deployment")
+        if self.status == ChannelStatus.CLOSED.value:
+            raise ChannelIsClosed(f"channel {self.id} is closed")
+        if update.issued_at > at + self.MAX_POLICY_CLOCK_SKEW:
+            raise InvalidChannelParameters(
+                f"channel update issued at {update.issued_at}, more than {self.MAX_POLICY_CLOCK_SKEW}s after now ({at})")
+        current = self.fee_policy(update.participant)
+        if current is not None and update.issued_at <= current["issued_at"]:
+            return False
+        self._fee_policy_set(participant=update.participant, fee_base=update.fee_base,
+                             fee_ppm=update.fee_proportional, expiry_delta=update.expiry_delta,
+                             issued_at=update.issued_at, signature="0x" + bytes(update.signature).hex())
+        return True
+
+    @event("FeePolicySet")
+    def _fee_policy_set(self, participant: str, fee_base: int, fee_ppm: int, expiry_delta: int, issued_at: int,
+                        signature: str) -> None:
+        self.__dict__.setdefault("fee_policies", {})[participant] = {
+            "fee_base": fee_base, "fee_ppm": fee_ppm, "expiry_delta": expiry_delta, "issued_at": issued_at}
+
     def request_secret_registration(
         self, secret: bytes, at: int, requested_by: str = "operator", auth: RequestAuth | None = None
     ) -> bool:

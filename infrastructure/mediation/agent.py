@@ -44,7 +44,13 @@ from domain.crypto import PrivateKey
 from domain.errors import ParsecError
 from domain.hop_messages import HopMessage, LockFailed, RevealSecret, SecretRequest, secret_hash_of
 from domain.locks import Lock
-from domain.routing import DEFAULT_EXPIRY_DELTA, DEFAULT_FEE_BASE, DEFAULT_FEE_PPM
+from domain.routing import (
+    DEFAULT_EXPIRY_DELTA,
+    DEFAULT_FEE_BASE,
+    DEFAULT_FEE_PPM,
+    ChannelUpdate,
+    sign_channel_update,
+)
 from infrastructure.routing.pathfinder import MissionControl, Pathfinder, Route, RoutingError
 from projections.channel_graph import Direction, GraphChannel
 
@@ -73,6 +79,9 @@ class Network(Protocol):
 
     def close_channel(self, channel: UUID) -> None:
         """Ask for a unilateral close of ``channel`` (its locks are then decided on-chain)."""
+
+    def announce(self, update: ChannelUpdate) -> None:
+        """Have a signed forwarding policy recorded by its channel (``Channel.FeePolicySet``)."""
 
 
 class AgentStore(Protocol):
@@ -238,6 +247,7 @@ class MediationAgent:
         self.chain_outbox: list[dict[str, Any]] = []  # register / close requests to make
         self.payments: dict[str, Payment] = {}
         self.positions: dict[str, int] = {}  # the caller's positions in its sources, saved with the rest
+        self.announced: dict[str, int] = {}  # channel -> when my policy was last announced there
         self.counters: dict[str, int] = {"forwarded": 0, "unlocksSent": 0, "expiriesSent": 0,
                                          "secretsRegistered": 0, "closesForLocks": 0, "locksFailedBack": 0}
         self._load()
@@ -253,6 +263,7 @@ class MediationAgent:
         self.hop_outbox, self.chain_outbox = list(d["hopOutbox"]), list(d["chainOutbox"])
         self.payments = {k: Payment.from_json(v) for k, v in d["payments"].items()}
         self.positions = dict(d["positions"])
+        self.announced = dict(d.get("announced", {}))
         self.counters.update(d.get("counters", {}))
 
     def save(self) -> None:
@@ -261,7 +272,7 @@ class MediationAgent:
             "queues": {c: [dataclasses.asdict(p) for p in q] for c, q in self.queues.items() if q},
             "hopOutbox": self.hop_outbox, "chainOutbox": self.chain_outbox,
             "payments": {k: p.to_json() for k, p in self.payments.items()}, "positions": self.positions,
-            "counters": self.counters})
+            "announced": self.announced, "counters": self.counters})
 
     # ------------------------------------------------------------------ inputs
     def _feed(self, fact: object) -> None:
@@ -346,6 +357,7 @@ class MediationAgent:
     # ------------------------------------------------------------------ outputs
     def flush(self, now: int) -> None:
         """Turn the outbox into actions, save, then act (see the module's docstring)."""
+        self._announce(now)
         self._plan(now)
         self._sign(now)
         self.save()
@@ -416,15 +428,52 @@ class MediationAgent:
         raise RoutingError(f"no route from {self.me} to {out.target} for {amount} avoids where the lock came from")
 
     def _graph(self) -> list[GraphChannel]:
-        cfg = self.config
+        """The channel graph from the mirror (as the ``graph`` read model has it): capacity is the
+        forwarder's spendable balance; a side's policy is the one its participant announced (mine: my
+        own), else the defaults of ``domain.routing``."""
         out = []
         for cid, ch in self.channels.items():
             a, b = ch.participants
-            out.append(GraphChannel(
-                str(cid), ch.currency, (a, b), ch.status, None,
-                Direction(a, b, ch.balance_of(a), cfg.fee_base, cfg.fee_ppm, cfg.expiry_delta, None),
-                Direction(b, a, ch.balance_of(b), cfg.fee_base, cfg.fee_ppm, cfg.expiry_delta, None)))
+            out.append(GraphChannel(str(cid), ch.currency, (a, b), ch.status, None,
+                                    self._direction(ch, a, b), self._direction(ch, b, a)))
         return out
+
+    def _direction(self, ch: Channel, source: str, target: str) -> Direction:
+        if source == self.me:
+            cfg = self.config
+            return Direction(source, target, ch.balance_of(source), cfg.fee_base, cfg.fee_ppm, cfg.expiry_delta, None)
+        policy = ch.fee_policy(source)
+        if policy is None:
+            return Direction(source, target, ch.balance_of(source), DEFAULT_FEE_BASE, DEFAULT_FEE_PPM,
+                             DEFAULT_EXPIRY_DELTA, None)
+        return Direction(source, target, ch.balance_of(source), policy["fee_base"], policy["fee_ppm"],
+                         policy["expiry_delta"], policy["issued_at"])
+
+    ANNOUNCE_RETRY = 60
+    """Seconds before a policy announced and not yet recorded is announced again (a lost message)."""
+
+    def _announce(self, now: int) -> None:
+        """Announce my forwarding policy on each of my open channels whose recorded one differs."""
+        cfg = self.config
+        mine = {"fee_base": cfg.fee_base, "fee_ppm": cfg.fee_ppm, "expiry_delta": cfg.expiry_delta}
+        for cid, ch in self.channels.items():
+            if self.me not in ch.participants or ch.status != "open":
+                continue
+            recorded = ch.fee_policy(self.me)
+            if recorded is not None and {k: recorded[k] for k in mine} == mine:
+                continue
+            if recorded is None and mine == {"fee_base": DEFAULT_FEE_BASE, "fee_ppm": DEFAULT_FEE_PPM,
+                                             "expiry_delta": DEFAULT_EXPIRY_DELTA}:
+                continue  # the defaults are what everyone assumes of an unannounced side
+            last = self.announced.get(str(cid))
+            if last is not None and now - last < self.ANNOUNCE_RETRY:
+                continue
+            issued = max(now, (recorded or {}).get("issued_at", 0) + 1)
+            update = sign_channel_update(self.key, ch.domain, cid, fee_base=cfg.fee_base,
+                                         fee_proportional=cfg.fee_ppm, expiry_delta=cfg.expiry_delta,
+                                         issued_at=issued)
+            self.announced[str(cid)] = now
+            self.network.announce(update)
 
     def _attempt(self, secret_hash: bytes) -> Attempt | None:
         for p in self.payments.values():

@@ -68,6 +68,9 @@ class _AgentPort:
     def close_channel(self, channel: UUID) -> None:
         self.net.chain.closes.append(channel)
 
+    def announce(self, update: Any) -> None:
+        self.net.service.set_fee_policy(update.channel_id, update, self.net.now)
+
 
 class EmbeddedNetwork:
     def __init__(self, service: ChannelService | None = None, *, now: int = 0) -> None:

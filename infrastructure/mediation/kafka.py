@@ -40,7 +40,7 @@ from infrastructure import bootstrap
 from infrastructure.chain import events as chain_events
 from infrastructure.kafka.admin import TopicSpec, ensure_topics
 from infrastructure.mediation.agent import AgentConfig, MediationAgent, Misbehaviour
-from infrastructure.node.messages import RegisterSecretRequest, SettlementRequest
+from infrastructure.node.messages import ChannelUpdateRequest, RegisterSecretRequest, SettlementRequest
 from infrastructure.node.send import Sender
 from infrastructure.node.topics import store_settings
 from infrastructure.settings import Settings
@@ -113,6 +113,12 @@ class KafkaNetwork:
         self.sender.control(request)
         self.sender.flush()
         log.info("asked for the on-chain registration of the secret of a lock in channel %s", channel)
+
+    def announce(self, update: Any) -> None:
+        self.sender.control(ChannelUpdateRequest.of(update))
+        self.sender.flush()
+        log.info("announced the forwarding policy of %s on channel %s: %d + %d ppm, expiry delta %d s",
+                 update.participant, update.channel_id, update.fee_base, update.fee_proportional, update.expiry_delta)
 
     def close_channel(self, channel: UUID) -> None:
         ch = self.agent_ref[0].channels.get(channel)

@@ -256,6 +256,36 @@ class RegisterSecretRequest(_SignedRequest):
         return {"secret": bytes.fromhex(self.secret[2:])}
 
 
+class ChannelUpdateRequest(_Request):
+    """A participant's signed forwarding policy for its side of the channel (``domain.routing.ChannelUpdate``:
+    fee base, proportional fee, expiry delta, issued at). Its signature is the update's own EIP-712
+    signature; the newer ``issuedAt`` wins, so a replay changes nothing and needs no nonce."""
+
+    type: Literal["channel-update"] = "channel-update"
+    participant: AddressField
+    fee_base: AmountField = Field(alias="feeBase")
+    fee_proportional: U64 = Field(alias="feeProportional")
+    expiry_delta: PositiveU64 = Field(alias="expiryDelta")
+    issued_at: U64 = Field(alias="issuedAt")
+    signature: str | None = None
+
+    @classmethod
+    def of(cls, update: Any) -> ChannelUpdateRequest:
+        return cls(channel=update.channel_id, participant=update.participant, fee_base=update.fee_base,
+                   fee_proportional=update.fee_proportional, expiry_delta=update.expiry_delta,
+                   issued_at=update.issued_at, signature="0x" + bytes(update.signature).hex())
+
+    def update(self, domain: SigningDomain) -> Any:
+        """The verified ``ChannelUpdate`` in the channel's domain (WrongSigner if the signature is not
+        the participant's over these values in this deployment)."""
+        from domain.routing import ChannelUpdate
+
+        self.require_signature()
+        return ChannelUpdate(channel_id=self.channel, participant=self.participant, fee_base=self.fee_base,
+                             fee_proportional=self.fee_proportional, expiry_delta=self.expiry_delta,
+                             issued_at=self.issued_at, signature=self.signature, domain=domain)
+
+
 class _Notice(_Request):
     """A settler's notice of what the chain did: ``issuedAt`` and the settler's signature."""
 
@@ -330,8 +360,8 @@ SETTLER_NOTICES = (CheckpointConfirmedNotice, ClosedOnChainNotice, SettleNotice,
 
 ControlRequest = Annotated[
     OpenChannelRequest | DepositRequest | SetOperatorRequest | CheckpointRequest | SettlementRequest
-    | DisputeRequest | RegisterSecretRequest | CheckpointConfirmedNotice | ClosedOnChainNotice | SettleNotice
-    | SecretRegisteredNotice,
+    | DisputeRequest | RegisterSecretRequest | ChannelUpdateRequest | CheckpointConfirmedNotice | ClosedOnChainNotice
+    | SettleNotice | SecretRegisteredNotice,
     Field(discriminator="type"),
 ]
 _CONTROL = TypeAdapter(ControlRequest)

@@ -513,6 +513,8 @@ class PartitionWorker:
             return req.authenticate(req.signing_domain)  # A's signature binds the deployment named
         req.require_signature()
         domain = self.service.get_channel_aggregate(req.channel).domain
+        if isinstance(req, msg.ChannelUpdateRequest):
+            return req.update(domain)  # verified: signed by its participant in this channel's deployment
         if isinstance(req, msg.SETTLER_NOTICES):
             return authorize_settler(req.signer(domain), self.config.trusted_settlers)
         return req.authenticate(domain)
@@ -554,6 +556,10 @@ class PartitionWorker:
                          auth.signer)
             else:
                 log.info("p%d: secret of %s already registered or asked for: nothing new", self.partition, req.channel)
+        elif isinstance(req, msg.ChannelUpdateRequest):  # ``auth`` is the verified ChannelUpdate
+            if s.set_fee_policy(req.channel, auth, at):
+                log.info("p%d: %s's forwarding policy on %s: %d + %d ppm, expiry delta %d s", self.partition,
+                         auth.participant, req.channel, auth.fee_base, auth.fee_proportional, auth.expiry_delta)
         elif isinstance(req, msg.SecretRegisteredNotice):  # from the settler; a repeat is a no-op
             s.record_secret_registered(req.channel, bytes.fromhex(req.secret_hash[2:]), req.revealed_at, req.tx_hash)
         elif isinstance(req, msg.SettleNotice):  # from the settler: the chain saw a close, stop payments

@@ -185,3 +185,28 @@ def test_outputs_survive_their_json(name):
            "SendUnlock": core.SendUnlock(uuid.uuid4(), cid, h, b"\x22" * 32),
            "PaymentFailed": core.PaymentFailed(uuid.uuid4(), pid, h, "lock expired", True)}[name]
     assert output_from_json(output_to_json(out)) == out
+
+
+def test_an_announced_policy_is_recorded_and_routes_go_around_an_expensive_forwarder():
+    edges = [("A", "M1"), ("M1", "B"), ("A", "M3"), ("M3", "B")]
+    net, agents, channels = _network(edges, configs={"M1": AgentConfig(fee_ppm=50_000, fee_base=10)})
+    net.advance(1)  # M1 announces its policy on its channels; the others keep the defaults
+    m1 = agents["M1"].me
+    assert net.service.get_channel_aggregate(channels["M1B"]).fee_policy(m1)["fee_ppm"] == 50_000
+    assert net.service.get_channel_aggregate(channels["AM3"]).fee_policy(agents["M3"].me) is None
+    pid = agents["A"].pay(agents["B"].me, AMOUNT, net.now)
+    net.advance(1)
+    p = agents["A"].payment(pid)
+    assert p.status == "succeeded" and p.attempts[0].route[0]["to"] == agents["M3"].me
+    assert p.attempts[0].fee == AMOUNT * 1000 // 10**6
+
+    from projections.channel_graph import ChannelGraph, graph_channels
+    from projections.runner import rebuild
+    from projections.source import source_for
+    from projections.sqlite import SQLiteStore
+
+    store = SQLiteStore(":memory:")
+    rebuild(source_for(net.service), store, ChannelGraph())
+    (row,) = [g for g in graph_channels(store) if g.channel_id == str(channels["M1B"])]
+    way = row.ab if row.ab.source == m1 else row.ba
+    assert (way.fee_base, way.fee_ppm) == (10, 50_000)

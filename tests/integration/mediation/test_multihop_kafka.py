@@ -60,13 +60,16 @@ def test_a_three_hop_payment_completes_and_every_hop_earns_its_fee(node_config, 
     config = node_config()
     parties, plans = _line("3hop")
     cfg = AgentConfig(fee_ppm=1000, fee_base=0)
+    dear = AgentConfig(fee_ppm=2000, fee_base=7)  # M2 announces its own policy (Channel.FeePolicySet)
     with harness.running_node(config):
         sender = Sender(config)
         harness.open_channels(sender, plans, challenge_period=3600)
         reader = harness.reader(config)
         harness.wait_opened(reader, plans)
-        with _agents(config, parties, tmp_path, [cfg] * 4) as (a, m1, m2, b):
+        with _agents(config, parties, tmp_path, [cfg, cfg, dear, cfg]) as (a, m1, m2, b):
             harness.wait_for(lambda: len(a.agent.channels) == 3, 30, "A's agent sees the three channels")
+            harness.wait_for(lambda: (a.agent.channels[plans[2].channel_id].fee_policy(m2.me) or {}).get("fee_ppm")
+                             == 2000, 30, "M2's announced policy in the log")
             started = time.monotonic()
             pid = a.pay(b.me, AMOUNT)
             outcome = a.wait(pid, 60)
@@ -74,7 +77,7 @@ def test_a_three_hop_payment_completes_and_every_hop_earns_its_fee(node_config, 
             assert outcome["status"] == "succeeded", outcome
             harness.wait_for(lambda: _settled(reader, plans), 30, "every lock unlocked")
         sender.close()
-    fee2 = AMOUNT * 1000 // 10**6          # M2 forwards AMOUNT to B
+    fee2 = 7 + AMOUNT * 2000 // 10**6      # M2 forwards AMOUNT to B, at its announced policy
     fee1 = (AMOUNT + fee2) * 1000 // 10**6  # M1 forwards AMOUNT + fee2 to M2
     assert outcome["fee"] == str(fee1 + fee2) and [h["to"] for h in outcome["route"]] == [m1.me, m2.me, b.me]
     am1, m1m2, m2b = _views(reader, plans)
@@ -89,6 +92,7 @@ def test_a_three_hop_payment_completes_and_every_hop_earns_its_fee(node_config, 
         replayed, events = harness.replay(reader, p.channel_id)
         assert ChannelView.of(replayed) == v
         assert [e.kind for e in events if type(e).__name__ == "PaymentAccepted"] == ["lockedTransfer", "unlock"]
+        assert [type(e).__name__ for e in events].count("FeePolicySet") == (1 if p is not plans[0] else 0)
     assert harness.read_rejected(config) == []
     print(f"3-hop payment on Kafka: {took:.2f} s from pay to the initiator's unlock accepted")
     reader.close()
