@@ -87,6 +87,14 @@ def node(settings: Settings, **kwargs: Any) -> Any:
     return Node(settings, open_service=lambda p: partition_service(settings, p), **kwargs)
 
 
+def mediation_service(settings: Settings, key: PrivateKey, **kwargs: Any) -> Any:
+    """A party's mediation agent on Kafka (``parsec mediate``, ``parsec pay --to``): it reads every
+    partition of the events topic through its own reader."""
+    from infrastructure.mediation.kafka import MediationService
+
+    return MediationService(settings, key, channel_reader(settings), **kwargs)
+
+
 def sender(settings: Settings) -> Any:
     """A producer of signed payments and control requests (creates the node's topics if missing)."""
     from infrastructure.node.send import Sender

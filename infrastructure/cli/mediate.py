@@ -30,14 +30,14 @@ address under PARSEC_MEDIATION_DIR; a restarted agent carries on from it. With -
 
 
 def mediation_service(args: argparse.Namespace, settings: Settings, key: Any) -> Any:
-    from infrastructure.mediation.kafka import MediationService
+    from infrastructure import bootstrap
 
     contract = None
     if settings.eth_rpc and settings.contract:
         from infrastructure.chain import ChannelContract, connect
 
         contract = ChannelContract(connect(settings.eth_rpc), settings.contract)
-    return MediationService(settings, key, contract=contract)
+    return bootstrap.mediation_service(settings, key, contract=contract)
 
 
 def cmd_mediate(args: argparse.Namespace, settings: Settings) -> int:

@@ -36,7 +36,6 @@ from domain.channel import Channel
 from domain.crypto import PrivateKey
 from domain.errors import ParsecError
 from domain.hop_messages import HopMessage, parse_hop_message
-from infrastructure import bootstrap
 from infrastructure.chain import events as chain_events
 from infrastructure.kafka.admin import TopicSpec, ensure_topics
 from infrastructure.mediation.agent import AgentConfig, MediationAgent, Misbehaviour
@@ -133,9 +132,11 @@ class KafkaNetwork:
 class MediationService:
     """One party's agent fed from Kafka (and the chain), run by :meth:`run` or stepped by a caller."""
 
-    def __init__(self, settings: Settings, key: PrivateKey, *, config: AgentConfig | None = None,
+    def __init__(self, settings: Settings, key: PrivateKey, reader: Any, *, config: AgentConfig | None = None,
                  store_path: Path | None = None, contract: Any = None, registrar: Any = None,
                  misbehaviour: Misbehaviour | None = None, interval: float = 0.2) -> None:
+        """``reader``: a reading ``ChannelService`` over the events topic (``bootstrap.mediation_service``
+        builds one); the service closes it when it stops."""
         from domain.addresses import eth_address_from_public_key
 
         self.settings, self.interval = settings, interval
@@ -147,7 +148,7 @@ class MediationService:
                                [TopicSpec(settings.hops_topic, settings.partitions, HOPS_TOPIC_CONFIG)])
         self.sender = Sender(settings)
         self.producer = KafkaProducer(**settings.kafka.kafka_python_producer(linger_ms=0, client_id="parsec-hops"))
-        self.reader = bootstrap.channel_reader(settings)
+        self.reader = reader
         self.source = source_for(self.reader)
         ref: list[MediationAgent] = []
         self.network = KafkaNetwork(settings, key, self.sender, self.producer, ref, registrar)

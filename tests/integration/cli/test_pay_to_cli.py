@@ -8,7 +8,8 @@ import uuid
 
 import pytest
 
-from infrastructure.mediation.kafka import MediationService, agent_config
+from infrastructure import bootstrap
+from infrastructure.mediation.kafka import agent_config
 from tests.integration.cli.conftest import PERIOD
 from tests.integration.contract.chain import ETHER
 from tests.integration.node.harness import reader, running_node, wait_for
@@ -33,9 +34,12 @@ def test_pay_to_crosses_three_channels_and_reports_route_and_fees(cli, contract,
             cli.json("channel", "open", *on, *cli.signed(payer), "--counterparty", payee.public_key,
                      "--deposit", "1", "--channel", str(cid), "--challenge-period", str(PERIOD))
         wait_for(lambda: all(_opened(service, c) for c in channels), 30, "the node opened the three channels")
-        hops = [MediationService(config, k.key, config=agent_config(config), store_path=tmp_path / f"{k.address}.json",
+        hops = [bootstrap.mediation_service(config, k.key, config=agent_config(config), store_path=tmp_path / f"{k.address}.json",
                                  interval=0.1).start() for k in (m1, m2, b)]
         try:
+            # the hops' short expiry deltas must be in the log before the payer prices a route
+            wait_for(lambda: all(service.get_channel_aggregate(c).fee_policy(k.address)
+                                 for c, k in ((channels[1], m1), (channels[2], m2))), 30, "the hops' policies")
             pay = ("pay", *topics, "--hops-topic", config.hops_topic, "--mediation-dir", str(tmp_path / "payer"),
                    *[x for k, v in TIMES.items() for x in ("--" + k.replace("_", "-"), str(v))],
                    *cli.signed(a), "--to", b.address, "--amount", "0.1", "--wait", "60")

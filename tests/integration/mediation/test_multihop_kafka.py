@@ -16,8 +16,8 @@ import pytest
 
 from domain import kinds
 from domain.application import ChannelView
+from infrastructure import bootstrap
 from infrastructure.mediation.agent import AgentConfig, Misbehaviour
-from infrastructure.mediation.kafka import MediationService
 from infrastructure.node import Sender
 from infrastructure.tools.workload import DEV_DOMAIN, ChannelPlan, make_parties
 from tests.integration.node import harness
@@ -36,8 +36,9 @@ def _line(seed: str) -> tuple[list, list[ChannelPlan]]:
 
 
 @contextlib.contextmanager
-def _agents(config, parties, tmp_path, configs) -> Iterator[list[MediationService]]:
-    services = [MediationService(config, p.key, config=c, store_path=tmp_path / f"{p.name}.json", interval=0.1)
+def _agents(config, parties, tmp_path, configs) -> Iterator[list]:
+    services = [bootstrap.mediation_service(config, p.key, config=c, store_path=tmp_path / f"{p.name}.json",
+                                            interval=0.1)
                 for p, c in zip(parties, configs, strict=True)]
     for s in services:
         s.start()

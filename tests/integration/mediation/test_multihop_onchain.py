@@ -5,7 +5,7 @@ transactions to the ParsecChannels contract on anvil, and one mediation agent pe
 the events topic, the hops topic and the contract's secret registry. The channels are opened
 on-chain with their deposits, then on the node.
 
-The chain is a private anvil started for this module: lock expiries are the parties' wall-clock
+The chain is a private anvil started for each test: lock expiries are the parties' wall-clock
 times and the contract compares them with block times, so the chain's clock must not be ahead of
 the wall clock (the shared anvil's is, once other tests advanced it).
 """
@@ -28,7 +28,6 @@ from infrastructure.chain import ChannelContract, connect, fund, wallet
 from infrastructure.chain import events as ev
 from infrastructure.chain.connection import advance_time
 from infrastructure.mediation.agent import AgentConfig, Misbehaviour
-from infrastructure.mediation.kafka import MediationService
 from infrastructure.node import Sender
 from infrastructure.tools.workload import ChannelPlan, make_parties
 from tests.integration.contract.chain import ETHER, party
@@ -44,8 +43,10 @@ AMOUNT = 10**15
 TIMES = AgentConfig(final_expiry=50, expiry_delta=12, reveal_timeout=10)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def private_anvil(tmp_path_factory) -> Iterator[str]:
+    """A fresh anvil per test: a test that advances the chain's clock must not leave it ahead of the
+    next one's wall clock."""
     with socket.socket() as s:  # a free port: the shared anvil (and anything else) keeps its own
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -88,11 +89,16 @@ def _deployment(node_config, url: str, configs: list[AgentConfig], tmp_path: Pat
                                     store_topic=config.events_topic + ".settlement", interval=0.3,
                                     start_block=0)
         threading.Thread(target=settler.run, args=(stop,), daemon=True).start()
-        agents = [MediationService(config, p.key, config=c, store_path=tmp_path / f"{p.name}.json",
+        agents = [bootstrap.mediation_service(config, p.key, config=c, store_path=tmp_path / f"{p.name}.json",
                                    contract=ChannelContract(w3, contract.address), interval=0.2).start()
                   for p, c in zip(parties, configs, strict=True)]
         try:
             wait_for(lambda: len(agents[0].agent.channels) == 3, 30, "the agents see the channels")
+            # the mediators' short expiry deltas must be in the log before A prices a route (with the
+            # default delta of 600 s A's lock would outlive the challenge period)
+            mirror = agents[0].agent.channels
+            wait_for(lambda: all(mirror[p.channel_id].fee_policy(p.a.address) for p in plans[1:]), 30,
+                     "the mediators' announced policies")
             yield w3, contract, plans, agents, reader
         finally:
             for a in agents:
