@@ -301,7 +301,7 @@ def cmd_set_payee(args: argparse.Namespace, settings: Settings) -> int:
 def _close_terms(args: argparse.Namespace, settings: Settings, contract: Any, cid: uuid.UUID) -> Any:
     """New terms: the balances and sequence given, else the node's view of the channel's head."""
     from domain.money import parse_amount
-    from infrastructure.chain.lifecycle import CloseTerms, currency_of, refusals
+    from infrastructure.chain.lifecycle import BadCloseTerms, CloseTerms, currency_of, refusals
 
     with refusals():
         params = contract.params(cid)
@@ -319,6 +319,13 @@ def _close_terms(args: argparse.Namespace, settings: Settings, contract: Any, ci
         finally:
             reader.close()
         balances, sequence = tuple(view.balances), view.sequence
+        if any(view.locked):
+            # spendable balances leave the pending locks out: they would not add up to the deposits, and
+            # signing them away would take a lock from whoever can still claim it with the secret
+            raise BadCloseTerms(
+                f"channel {cid} has pending locks ({view.locked[0]} locked by A, {view.locked[1]} by B): wait until "
+                "they are unlocked or expired (the agents do it), or give --balance-a and --balance-b both "
+                "parties agree on")
         if args.sequence is not None and args.sequence != sequence:
             raise ValueError(f"--sequence {args.sequence} is not the node's head {sequence}: give the balances too")
     # the contract judges expiry by its block time, which a development chain may have moved ahead

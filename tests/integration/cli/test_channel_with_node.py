@@ -5,11 +5,14 @@ learns of it on the control topic, signed by the opener's keystore; deposits and
 
 from __future__ import annotations
 
+import hashlib
+import time
 import uuid
 
 import pytest
 
 from infrastructure.chain import ChannelContract
+from infrastructure.node import Sender
 from tests.integration.cli.conftest import PERIOD
 from tests.integration.contract.chain import ETHER
 from tests.integration.node.harness import reader, running_node, wait_for
@@ -99,6 +102,23 @@ def test_open_deposit_operator_pay_and_close_reach_the_node(cli, contract, keyst
         assert status == 0, err
         wait_for(lambda: _opened(service, third), 30, "the node opened the channel sent with send open --key")
         assert service.get_channel(third).participants == (alice.address, bob.address)
+
+        # a pending lock: the node's balances leave it out, so sign-close on them is refused (signing would
+        # hand the lock to whoever the balances say, while the other side may still claim it)
+        secret = b"\x07" * 32
+        lock = service.get_channel_aggregate(other).sign_next(
+            alice.key, kind="lockedTransfer", price=ETHER // 100, invoice_id=uuid.uuid4(), at=int(time.time()),
+            terms={"amount": str(ETHER // 100), "secretHash": "0x" + hashlib.sha256(secret).hexdigest(),
+                   "expiry": int(time.time()) + PERIOD // 2, "paymentId": str(uuid.uuid4()),
+                   "initiator": alice.address, "target": bob.address})
+        sender = Sender(config)
+        sender.payment(lock).get(timeout=15)
+        sender.close()
+        wait_for(lambda: service.get_channel(third).sequence == 0 and service.get_channel(other).locked[0] > 0, 30,
+                 "the lock at the node")
+        status, _, err = cli.run("channel", "sign-close", *on, *cli.signed(bob), "--channel", str(other),
+                                 "--out", str(tmp_path / "locked.json"))
+        assert status == 65 and "pending locks" in err, err
         service.close()
 
 
