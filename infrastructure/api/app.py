@@ -70,14 +70,18 @@ from infrastructure.api.models import (
     PaymentQueued,
     Problem,
     Readiness,
+    RouteOut,
+    Routes,
     Settlement,
     SettlementPage,
 )
 from infrastructure.api.queries import page
 from infrastructure.api.readiness import run_checks
 from infrastructure.api.services import ApiServices
+from infrastructure.routing.pathfinder import DEFAULT_K, DEFAULT_MAX_HOPS, Pathfinder
 from infrastructure.settings import Settings
 from projections.balances import CHANNELS, participant_balances
+from projections.channel_graph import graph_channels
 from projections.history import PAYMENTS
 from projections.settlements import SETTLEMENTS
 
@@ -402,6 +406,28 @@ def create_app(settings: Settings, services: ApiServices, *, tokens: Iterable[st
             ParticipantBalance(currency=r.currency, channels=r.channels, deposited=str(r.deposited), sent=str(r.sent),
                                received=str(r.received), locked=str(r.locked), balance=str(r.balance))
             for r in rows])
+
+    @app.get("/v1/routes", response_model=Routes, response_model_by_alias=True, tags=["reads"],
+             summary="Candidate routes for a multi-hop payment", responses=_problems(422, 429, 503))
+    def get_routes(
+        source: Annotated[str, Query(alias="from", description="the payer's address")],
+        target: Annotated[str, Query(alias="to", description="the payee's address")],
+        amount: Annotated[str, Query(pattern=r"^[0-9]+$", description="what the payee receives, smallest unit")],
+        currency: Annotated[str | None, Query(description="the channels' currency (default: the payer's)")] = None,
+        k: Annotated[int, Query(ge=1, le=10, description="at most this many routes")] = DEFAULT_K,
+        max_hops: Annotated[int, Query(ge=1, le=20, description="at most this many channels per route")]
+        = DEFAULT_MAX_HOPS,
+    ) -> Routes:
+        """Up to ``k`` routes from the payer to the payee over the graph read model, cheapest first: each
+        hop carries the amount plus the fees of the forwarders after it, every channel has the capacity
+        for it (``parsec route``). No route: 422 with the reason (UnknownParty, NoPath,
+        InsufficientCapacity, AmbiguousCurrency)."""
+        payer, payee = _address(source), _address(target)
+        finder = Pathfinder(graph_channels(services.read_store()))
+        cur = finder.currency_for(payer, currency)
+        value = int(amount)
+        routes = finder.routes(payer, payee, value, now=int(time.time()), k=k, max_hops=max_hops, currency=cur)
+        return Routes(currency=cur, amount=str(value), items=[RouteOut.of(r) for r in routes])
 
     # ------------------------------------------------------------------ the log
     limiters: list[anyio.CapacityLimiter] = []

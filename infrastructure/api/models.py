@@ -159,6 +159,36 @@ class ParticipantBalances(BaseModel):
     items: list[ParticipantBalance]
 
 
+class RouteHop(BaseModel):
+    channel_id: str
+    source: str = Field(alias="from")
+    target: str = Field(alias="to")
+    amount: Amount = Field(description="what crosses this channel (and is locked on it)")
+    fee: Amount = Field(description="what the hop's forwarder keeps (0 on the payer's own first hop)")
+    expiry: int = Field(description="unix seconds at which this hop's lock expires")
+
+    model_config = {"populate_by_name": True}
+
+
+class RouteOut(BaseModel):
+    path: list[str]
+    total_fee: Amount
+    total_amount: Amount = Field(description="what the payer sends: the amount plus every fee")
+    hops: list[RouteHop]
+
+    @classmethod
+    def of(cls, r: Any) -> RouteOut:
+        return cls(path=list(r.path), total_fee=str(r.total_fee), total_amount=str(r.total_amount),
+                   hops=[RouteHop(channel_id=h.channel_id, source=h.source, target=h.target, amount=str(h.amount),
+                                  fee=str(h.fee), expiry=h.expiry) for h in r.hops])
+
+
+class Routes(BaseModel):
+    currency: str
+    amount: Amount
+    items: list[RouteOut]
+
+
 class Health(BaseModel):
     status: str = Field(examples=["ok"])
 

@@ -133,3 +133,20 @@ def test_follow_keeps_the_read_models_current_while_the_server_runs(kafka_bootst
             wait_until(current, 30, "the read models to reach sequence 3")
             history = client.get(f"/v1/channels/{ledger.channel_id}/history").json()["items"]
             assert [p["price"] for p in history] == ["7", "7", "7"]
+
+
+def test_routes_come_from_the_graph_read_model_and_no_route_is_a_problem(filled):
+    with TestClient(filled.app()) as client:
+        resp = client.get(f"/v1/routes?from={A}&to={B}&amount=1000&k=2")
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        assert body["currency"] == "ETH" and body["amount"] == "1000"
+        (route,) = body["items"]  # three parallel channels A–B count as one candidate
+        assert route["path"] == [A, B] and route["total_fee"] == "0" and route["total_amount"] == "1000"
+        (hop,) = route["hops"]
+        assert (hop["from"], hop["to"], hop["amount"], hop["fee"]) == (A, B, "1000", "0")
+        assert hop["channel_id"] in {str(c) for c in filled.ledgers}
+        carol = eth_address_from_public_key(CAROL.public_key)
+        missing = client.get(f"/v1/routes?from={A}&to={carol}&amount=1000")
+        assert missing.status_code == 422 and missing.json()["reason"] == "UnknownParty"
+        assert client.get(f"/v1/routes?from={A}&to={B}&amount=1.5").status_code == 422
