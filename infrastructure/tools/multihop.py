@@ -50,6 +50,15 @@ UNIT = 10**9  # amounts in gwei steps
 T0 = 1_800_000_000  # the simulated clock's start
 
 
+class SimAgent(MediationAgent):
+    """A mediation agent that does not save its state: the simulator never restarts an agent, and
+    ``MediationAgent.save`` serialises the whole state (core, outbox, every payment) twice per
+    ``flush``, every agent every round, which is most of a run's time (``save_state=True`` keeps it)."""
+
+    def save(self) -> None:
+        pass
+
+
 @dataclass(frozen=True)
 class MultiHopConfig:
     parties: int = 50
@@ -66,6 +75,7 @@ class MultiHopConfig:
     max_amount: int = 100  # a payment's largest amount, in UNITs (and at most what the payer can send)
     challenge_period: int = 7200  # above the longest route's first lock (final expiry + hops × delta)
     follow_every: int = 50  # clock moves between two catch-ups of the live read models
+    save_state: bool = False  # agents save their state at every flush, as deployed (slower; see SimAgent)
     agent: AgentConfig = AgentConfig()
 
     def validate(self) -> None:
@@ -128,6 +138,7 @@ class MultiHopResult:
 
         return {
             "mode": "multi-hop", "parties": c.parties, "channels": c.channels, "seed": c.seed,
+            "save_state": c.save_state, "rate": c.rate,
             "failing_hops": c.failing_hops, "uncooperative": c.uncooperative,
             "failing_parties": self.failing_parties, "uncooperative_parties": self.uncooperative_parties,
             "attempted": self.attempted, "succeeded": self.succeeded, "failed": sum(self.failed.values()),
@@ -177,7 +188,13 @@ def build(cfg: MultiHopConfig, rng: random.Random) -> SimNetwork:
     cfg.validate()
     parties = make_parties(f"multihop-{cfg.seed}", cfg.parties)
     pairs = random_pairs(rng, cfg.parties, cfg.channels)
-    net = EmbeddedNetwork(now=T0)
+    from domain.application import ChannelService
+    from infrastructure.settings import WRITER_CACHE_ENV
+
+    # the channels' only writer, like a node: with its aggregate cache (else every transaction
+    # reconstructs its channel from the last snapshot, and a run slows down as the channels grow)
+    net = EmbeddedNetwork(ChannelService(env={"PERSISTENCE_MODULE": "eventsourcing.popo", **WRITER_CACHE_ENV}),
+                          now=T0)
     params = ChannelParameters(challenge_period=cfg.challenge_period, checkpoint_interval=10**6,
                                checkpoint_timeout=cfg.challenge_period)
     plans, neighbours = [], {i: set() for i in range(cfg.parties)}
@@ -201,7 +218,8 @@ def build(cfg: MultiHopConfig, rng: random.Random) -> SimNetwork:
             config = AgentConfig(**{**config.__dict__, "misbehaviour": Misbehaviour(
                 never_forward=i in failing, withhold_unlocks=i in uncooperative)})
         seed_rng = random.Random(rng.getrandbits(64))
-        agents.append(net.add(MediationAgent(p.key, net.port, config=config,
+        cls = MediationAgent if cfg.save_state else SimAgent
+        agents.append(net.add(cls(p.key, net.port, config=config,
                                              random_secret=lambda r=seed_rng: r.randbytes(32))))
     net.pump()
     return SimNetwork(net, agents, plans, neighbours, failing, uncooperative)
@@ -346,18 +364,28 @@ def _pair(rng: random.Random, sim: SimNetwork) -> tuple[int, int]:
     return a, b
 
 
-def _log_kinds(net: EmbeddedNetwork) -> Counter:
-    kinds: Counter = Counter()
-    position = 0
+def _log(net: EmbeddedNetwork) -> list[Any]:
+    out, position = [], 0
     while True:
         section = net.service.recorder.select_notifications(position + 1, 1000)
         if not section:
-            return kinds
+            return out
         for n in section:
             position = n.id
-            e = net.service.mapper.to_domain_event(n)
-            if type(e).__name__ == "PaymentAccepted":
-                kinds[getattr(e, "kind", "payment")] += 1
+            out.append(net.service.mapper.to_domain_event(n))
+
+
+def _log_kinds(net: EmbeddedNetwork) -> Counter:
+    return Counter(getattr(e, "kind", "payment") for e in _log(net) if type(e).__name__ == "PaymentAccepted")
+
+
+def _replay_channels(net: EmbeddedNetwork) -> dict[uuid.UUID, Channel]:
+    """Every channel rebuilt from the log's events alone (no cache, no snapshot)."""
+    channels: dict[uuid.UUID, Any] = {}
+    for e in _log(net):
+        if isinstance(e, Channel.Event) and not type(e).__name__.endswith("Snapshot"):
+            channels[e.originator_id] = e.mutate(channels.get(e.originator_id))
+    return channels
 
 
 # --------------------------------------------------------------------------- the checks
@@ -367,6 +395,9 @@ def checks(sim: SimNetwork, source: Any, live: Any, models: list[Any]) -> dict[s
     from projections.sqlite import SQLiteStore
 
     channels: list[Channel] = [sim.net.service.get_channel_aggregate(p.channel_id) for p in sim.plans]
+    replayed = _replay_channels(sim.net)
+    differ_from_log = [str(ch.id) for ch in channels if replayed.get(ch.id) is None
+                       or replayed[ch.id].__dict__ != ch.__dict__]
     bad_identity, negative, held, stray = [], [], [], []
     total_deposits = total_balances = total_locked = 0
     uncooperative = {sim.agents[i].me for i in sim.uncooperative}
@@ -395,6 +426,8 @@ def checks(sim: SimNetwork, source: Any, live: Any, models: list[Any]) -> dict[s
             "deposits": total_deposits, "balances": total_balances, "locked": total_locked,
             "channels_failing_identity": bad_identity},
         "no_negative_balance": {"ok": not negative, "negative": negative},
+        "channels_equal_replay": {"ok": not differ_from_log, "channels": len(channels),
+                                  "differing": differ_from_log},
         "nothing_locked_but_uncooperative": {
             "ok": not stray, "held_by_uncooperative": held, "other_locks": stray,
             "channels_holding_locks": sorted({x["channel"] for x in held + stray})},
