@@ -101,7 +101,8 @@ class MultiHopResult:
     attempted: int = 0
     succeeded: int = 0
     failed: Counter = field(default_factory=Counter)  # reason -> payments
-    pending: int = 0  # still pending when the run stopped (0 unless it was cut off)
+    on_chain: int = 0  # the payer withheld its unlock: the secret is registered, the chain decides
+    pending: int = 0  # still pending when the run stopped, secret not on-chain (0 unless cut off)
     attempts: int = 0  # routes tried, over every payment
     retried: int = 0  # payments that needed more than one route
     hops: list[int] = field(default_factory=list)  # per succeeded payment
@@ -142,7 +143,7 @@ class MultiHopResult:
             "failing_hops": c.failing_hops, "uncooperative": c.uncooperative,
             "failing_parties": self.failing_parties, "uncooperative_parties": self.uncooperative_parties,
             "attempted": self.attempted, "succeeded": self.succeeded, "failed": sum(self.failed.values()),
-            "failed_by_reason": dict(self.failed), "pending": self.pending,
+            "failed_by_reason": dict(self.failed), "on_chain": self.on_chain, "pending": self.pending,
             "success_rate": round(self.succeeded / self.attempted, 4) if self.attempted else None,
             "attempts": self.attempts, "retried": self.retried,
             "hops": {"mean": round(sum(self.hops) / len(self.hops), 2) if self.hops else None,
@@ -290,7 +291,9 @@ def run(cfg: MultiHopConfig, *, progress: Callable[[int], None] | None = None) -
     started: list[tuple[MediationAgent, str]] = []
     pending: set[int] = set()  # indexes into started of the payments not finished yet
     wall = time.perf_counter()
-    credit, moves, rounds = 0.0, 0, 1
+    credit, moves, rounds, idle = 0.0, 0, 1, 0
+    a_cfg = cfg.agent
+    quiet_for = a_cfg.final_expiry + a_cfg.max_hops * a_cfg.expiry_delta + a_cfg.lock_expiry_margin
     while True:
         issuing = len(started) < cfg.payments
         if issuing:
@@ -309,7 +312,14 @@ def run(cfg: MultiHopConfig, *, progress: Callable[[int], None] | None = None) -
         if step is None:
             if not pending:
                 break  # nothing moves and nothing is due: done
+            # a payer that withholds its own unlock never sees its payment succeed: stop once nothing
+            # has moved for as long as the longest lock lives
+            idle += cfg.idle_step
+            if idle > quiet_for:
+                break
             step = cfg.idle_step
+        else:
+            idle = 0
         rounds = _advance(net, step)
         result.rounds += rounds
         moves += 1
@@ -324,6 +334,8 @@ def run(cfg: MultiHopConfig, *, progress: Callable[[int], None] | None = None) -
             log.warning("multi-hop simulation cut off at %d simulated seconds", net.now - T0)
             break
     result.wall_seconds = time.perf_counter() - wall
+    if progress is not None and pending:
+        progress(len(pending))  # over: left to the chain, or cut off
     result.simulated_seconds = net.now - T0
     result.clock_moves = moves
 
@@ -340,6 +352,9 @@ def run(cfg: MultiHopConfig, *, progress: Callable[[int], None] | None = None) -
             result.completion_s.append((p.finished_at or net.now) - p.started_at)
         elif p.status == "failed":
             result.failed[reason_of(p.reason)] += 1
+        elif bytes.fromhex(p.attempts[-1].secret_hash) in net.chain.secrets:
+            # its payer withheld the unlock it owed: the payee's side is claimed on-chain
+            result.on_chain += 1
         else:
             result.pending += 1
     result.secrets_registered = len(net.chain.secrets)
