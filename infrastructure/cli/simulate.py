@@ -94,8 +94,11 @@ def cmd_multi_hop(args: argparse.Namespace) -> int:
         quiet.setLevel(level)
     out_console(args.json).print(render_multi_hop(result.to_dict()))
     if args.json:
-        print_json(result.to_dict())
+        print_json(result.to_dict(), amounts=MULTI_HOP_AMOUNTS)
     return 0 if result.ok and not result.pending else 1
+
+
+MULTI_HOP_AMOUNTS = ("fees_paid", "deposits", "balances", "locked", "amount")  # money: strings in JSON
 
 
 def render_multi_hop(d: dict[str, Any]) -> Table:
