@@ -61,6 +61,16 @@ def render(result: dict[str, Any]) -> Table:
         if value is not None:
             ratio = f"{value / (recover * cores):.0%} of recover × cores" if recover else ""
             table.add_row(f"payments/s ({where})", f"{value:,}", ratio)
+    mh = result.get("multihop")
+    if mh:
+        direct = pps.get("embedded")
+        table.add_row("multi-hop payments/s (embedded, wall)", f"{mh['payments_per_s']:,}",
+                      f"{mh['hops_mean']} hops mean, {mh['parties']} parties, {mh['channels']} channels"
+                      + (f"; direct payments {direct:,}/s" if direct else ""))
+        table.add_row("multi-hop payments/s, agents saving state", f"{mh['payments_per_s_saving_state']:,}", "")
+        lat_mh = mh["latency"]
+        table.add_row("multi-hop latency p50 / max (rounds)", f"{lat_mh['rounds_p50']} / {lat_mh['rounds_max']}",
+                      f"one payment at a time; {lat_mh['simulated_s_p50']} / {lat_mh['simulated_s_max']} simulated s")
     lat = result.get("latency_ms")
     if lat:
         table.add_row("latency p50 / p99 (ms), Kafka", f"{lat.get('p50')} / {lat.get('p99')}",

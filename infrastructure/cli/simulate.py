@@ -29,6 +29,10 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from infrastructure.cli.console import RateProgress, err_console, out_console, print_json
     from infrastructure.tools import simulate
 
+    if args.multi_hop:
+        return cmd_multi_hop(args)
+    if args.channels is None:
+        args.channels = 50
     if args.payments is None and args.duration is None:
         args.payments = 2000
     workload = simulate.Workload(
@@ -62,6 +66,83 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if result.complete else 1
 
 
+def cmd_multi_hop(args: argparse.Namespace) -> int:
+    """``--multi-hop``: random multi-hop payments on the embedded network (infrastructure/tools/multihop.py)."""
+    from infrastructure.cli.console import RateProgress, err_console, out_console, print_json
+    from infrastructure.tools import multihop
+
+    cfg = multihop.MultiHopConfig(
+        parties=args.parties, channels=args.channels if args.channels is not None else 150,
+        payments=args.payments if args.payments is not None else 1000, failing_hops=args.failing_hops,
+        uncooperative=args.uncooperative, seed=args.seed, rate=args.multi_hop_rate, save_state=args.save_state)
+    try:
+        cfg.validate()
+    except ValueError as err:
+        err_console.print(f"[red]parsec simulate --multi-hop[/]: {err}")
+        return 2
+    err_console.print(f"[bold]parsec simulate --multi-hop[/]: {cfg.parties} parties, {cfg.channels} channels, "
+                      f"{cfg.payments:,} payments, {cfg.failing_hops:.0%} failing hops, "
+                      f"{cfg.uncooperative:.0%} uncooperative (embedded network, simulated clock)")
+    import logging
+
+    quiet = logging.getLogger("parsec.mediation")  # a line per payment and per re-signed transaction
+    level, quiet.level = quiet.level, max(quiet.getEffectiveLevel(), logging.ERROR)
+    try:
+        with RateProgress("payments finished", cfg.payments) as tick:
+            result = multihop.run(cfg, progress=tick)
+    finally:
+        quiet.setLevel(level)
+    out_console(args.json).print(render_multi_hop(result.to_dict()))
+    if args.json:
+        print_json(result.to_dict(), amounts=MULTI_HOP_AMOUNTS)
+    return 0 if result.ok and not result.pending else 1
+
+
+MULTI_HOP_AMOUNTS = ("fees_paid", "deposits", "balances", "locked", "amount")  # money: strings in JSON
+
+
+def render_multi_hop(d: dict[str, Any]) -> Table:
+    t = Table(title=f"Multi-hop simulation ({d['parties']} parties, {d['channels']} channels, seed {d['seed']})")
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    t.add_row("failing hops / uncooperative parties",
+              f"{len(d['failing_parties'])} / {len(d['uncooperative_parties'])}")
+    t.add_row("payments attempted", f"{d['attempted']:,}")
+    t.add_row("succeeded", f"{d['succeeded']:,}")
+    t.add_row("failed", f"{d['failed']:,}")
+    for reason, n in sorted(d["failed_by_reason"].items()):
+        t.add_row(f"  failed: {reason}", f"{n:,}")
+    if d["on_chain"]:
+        t.add_row("left to the chain (payer withheld its unlock)", f"{d['on_chain']:,}")
+    if d["pending"]:
+        t.add_row("[red]still pending[/]", f"{d['pending']:,}")
+    t.add_row("success rate", f"{d['success_rate']:.1%}" if d["success_rate"] is not None else "-")
+    t.add_row("routes tried / payments retried", f"{d['attempts']:,} / {d['retried']:,}")
+    t.add_row("hops mean / max", f"{d['hops']['mean']} / {d['hops']['max']}")
+    t.add_row("fees paid", f"{d['fees_paid']:,}")
+    tc = d["time_to_complete_s"]
+    t.add_row("time to complete p50 / p99 / max (simulated s)", f"{tc['p50']} / {tc['p99']} / {tc['max']}")
+    t.add_row("simulated time / clock moves / rounds",
+              f"{d['simulated_seconds']:,} s / {d['clock_moves']:,} / {d['rounds']:,}")
+    t.add_row("wall time", f"{d['wall_seconds']:.2f} s")
+    t.add_row("payments/s (wall)", f"{d['payments_per_s']:,.1f}")
+    for kind, n in sorted(d["transactions"].items()):
+        t.add_row(f"transactions: {kind}", f"{n:,}")
+    t.add_row("locks expired", f"{d['locks_expired']:,}")
+    t.add_row("secrets registered on-chain", f"{d['secrets_registered']:,}")
+    t.add_row("closes asked for locks", f"{d['closes_for_locks']:,}")
+    for reason, n in sorted(d["refused"].items()):
+        t.add_row(f"refused: {reason}", f"{n:,}")
+    for name, c in d["checks"].items():
+        mark = "[green]ok[/]" if c["ok"] else "[red]FAILED[/]"
+        t.add_row(f"check: {name.replace('_', ' ')}", mark)
+    held = d["checks"]["nothing_locked_but_uncooperative"]["held_by_uncooperative"]
+    if held:
+        t.add_row("  locks held by uncooperative parties",
+                  f"{len(held)} in {len({x['channel'] for x in held})} channel(s)")
+    return t
+
+
 def render(result: Any) -> Table:
     d = result.to_dict()
     t = Table(title=f"Simulation ({d['mode']}, {d['channels']} channels"
@@ -92,6 +173,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--embedded", action="store_true", help="apply in-process on a fresh SQLite store (no Kafka)")
     add_workload_flags(p, channels=50, payments=None, seed=7, duplicates=0.0, invalid=0.0, checkpoint_interval=100,
                        batch=200)
+    p.set_defaults(channels=None)  # 50, or 150 with --multi-hop
+    m = p.add_argument_group("multi-hop (--multi-hop: mediated payments between random parties, embedded, "
+                             "simulated clock; --channels default 150, --payments default 1000)")
+    m.add_argument("--multi-hop", action="store_true",
+                   help="simulate multi-hop payments over a random network of mediation agents")
+    m.add_argument("--parties", type=int, default=50, help="parties of the random network (default 50)")
+    m.add_argument("--failing-hops", type=float, default=0.0, metavar="FRACTION",
+                   help="fraction of parties that take a lock and never forward it (default 0)")
+    m.add_argument("--uncooperative", type=float, default=0.0, metavar="FRACTION",
+                   help="fraction of parties that withhold the unlocks they owe (default 0)")
+    m.add_argument("--multi-hop-rate", type=float, default=5.0, metavar="PER_S",
+                   help="payments started per simulated second (default 5)")
+    m.add_argument("--save-state", action="store_true",
+                   help="agents save their state at every flush, as deployed (slower)")
     p.add_argument("--duration", type=float, help="seconds to keep sending")
     p.add_argument("--rate", type=float, default=0.0, help="payments/s to offer (0 = as fast as possible)")
     p.add_argument("--out-of-order", type=float, default=0.0, help="fraction shuffled within --distance (0-1)")

@@ -19,7 +19,7 @@ from uuid import UUID
 
 from domain.application import ChannelService
 from domain.channel import Channel
-from domain.errors import ParsecError
+from domain.errors import ConflictingPayment, ParsecError
 from domain.hop_messages import HopMessage
 from infrastructure.mediation.agent import MediationAgent, TransactionRefused
 
@@ -57,6 +57,12 @@ class _AgentPort:
             self.net.service.accept_payment(raw, at=self.net.now)
         except ParsecError as err:
             self.net.refused[type(err).__name__] = self.net.refused.get(type(err).__name__, 0) + 1
+            if isinstance(err, ConflictingPayment):
+                # The counterparty's transaction took this sequence in the same round, and the agent has
+                # not seen it yet: as on Kafka, the outcome shows in the log (another transaction in the
+                # slot), and the agent signs its own again on the new head. Refusing it at once would make
+                # the agent drop it, and a dropped unlock leaves its lock to the chain.
+                return
             raise TransactionRefused(getattr(err, "reason", type(err).__name__), str(err)) from None
 
     def send_hop(self, message: HopMessage) -> None:

@@ -374,6 +374,56 @@ def gas() -> dict[str, Any]:
 SECTIONS: dict[str, Callable[..., dict[str, Any]]] = {}
 
 
+def multihop_payments(quick: bool = False) -> dict[str, Any]:
+    """Multi-hop payments on the embedded network (infrastructure/tools/multihop.py), one process.
+
+    Throughput: random payments between parties that share no channel, started 5 per simulated
+    second, no failing hop, wall time of the whole run (agents not saving state, and a smaller run
+    with saving). Latency: payments one at a time on a quiet network, in pump rounds (one round:
+    every agent handles what reached it and acts) and in simulated seconds (the clock moves 1 s
+    between rounds of work)."""
+    import logging
+    import random
+
+    from infrastructure.tools import multihop
+
+    logging.getLogger("parsec.mediation").setLevel(logging.ERROR)
+    n = 200 if quick else 1000
+    cfg = multihop.MultiHopConfig(parties=20, channels=60, payments=n, seed=11)
+    fast = multihop.run(cfg)
+    saving = multihop.run(multihop.MultiHopConfig(parties=20, channels=60, payments=n // 5, seed=11, save_state=True))
+    for r in (fast, saving):
+        if not r.ok or r.pending:
+            raise RuntimeError(f"the multi-hop benchmark run failed its checks: {r.to_dict()['checks']}")
+    rng = random.Random(5)
+    sim = multihop.build(multihop.MultiHopConfig(parties=10, channels=30, seed=5), rng)
+    rounds, seconds = [], []
+    for _ in range(10 if quick else 40):
+        a, b = multihop._pair(rng, sim)
+        payer = sim.agents[a]
+        pid = payer.pay(sim.agents[b].me, multihop.UNIT, sim.net.now)
+        r, t0 = sim.net.pump(), sim.net.now
+        while payer.payment(pid).status == "pending" and sim.net.now - t0 < 60:
+            r += multihop._advance(sim.net, 1)
+        if payer.payment(pid).status != "succeeded":
+            raise RuntimeError(f"an isolated multi-hop payment did not succeed: {payer.payment(pid).to_json()}")
+        rounds.append(r)
+        seconds.append(sim.net.now - t0)
+        multihop._advance(sim.net, 1)  # let the last unlocks land before the next payment
+    rounds.sort()
+    seconds.sort()
+    d = fast.to_dict()
+    return {"payments": n, "parties": 20, "channels": 60, "succeeded": d["succeeded"], "hops_mean": d["hops"]["mean"],
+            "wall_seconds": d["wall_seconds"], "payments_per_s": d["payments_per_s"],
+            "payments_per_s_saving_state": saving.to_dict()["payments_per_s"],
+            "in_flight_time_to_complete_s": d["time_to_complete_s"],
+            "latency": {"payments": len(rounds), "rounds_p50": rounds[len(rounds) // 2], "rounds_max": rounds[-1],
+                        "simulated_s_p50": seconds[len(seconds) // 2], "simulated_s_max": seconds[-1]}}
+
+
+SECTIONS["multihop"] = multihop_payments
+
+
 def run(sections: list[str] | None = None, quick: bool = False, kafka_bootstrap: KafkaAccess | str | None = None,
         postgres_dsn: str | None = None) -> dict[str, Any]:
     """Run the benchmark; returns the JSON document. ``kafka_bootstrap``: the Kafka to run against
