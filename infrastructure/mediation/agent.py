@@ -248,6 +248,7 @@ class MediationAgent:
         self.payments: dict[str, Payment] = {}
         self.positions: dict[str, int] = {}  # the caller's positions in its sources, saved with the rest
         self.announced: dict[str, int] = {}  # channel -> when my policy was last announced there
+        self._dirty = False  # something the saved state does not hold yet
         self.counters: dict[str, int] = {"forwarded": 0, "unlocksSent": 0, "expiriesSent": 0,
                                          "secretsRegistered": 0, "closesForLocks": 0, "locksFailedBack": 0}
         self._load()
@@ -267,6 +268,7 @@ class MediationAgent:
         self.counters.update(d.get("counters", {}))
 
     def save(self) -> None:
+        self._dirty = False
         self.store.save({
             "me": self.me, "core": self.state.to_json(), "outbox": [output_to_json(o) for o in self.outbox],
             "queues": {c: [dataclasses.asdict(p) for p in q] for c, q in self.queues.items() if q},
@@ -276,8 +278,11 @@ class MediationAgent:
 
     # ------------------------------------------------------------------ inputs
     def _feed(self, fact: object) -> None:
+        before = self.state
         self.state, outputs = core.transition(self.params, self.state, fact)
         self.outbox.extend(outputs)
+        if outputs or self.state is not before:
+            self._dirty = True
 
     def on_event(self, event: Any, now: int, *, replaying: bool = False) -> None:
         """One Channel event of the log, in log order. ``replaying``: only rebuild the mirror (the
@@ -356,13 +361,16 @@ class MediationAgent:
 
     # ------------------------------------------------------------------ outputs
     def flush(self, now: int) -> None:
-        """Turn the outbox into actions, save, then act (see the module's docstring)."""
+        """Turn the outbox into actions, save, then act (see the module's docstring). Nothing is
+        written when nothing changed since the last save (a quiet agent's tick costs no I/O)."""
         self._announce(now)
         self._plan(now)
         self._sign(now)
-        self.save()
+        if self._dirty:
+            self.save()
         self._act(now)
-        self.save()
+        if self._dirty:
+            self.save()
 
     def _plan(self, now: int) -> None:
         while self.outbox:
@@ -375,6 +383,7 @@ class MediationAgent:
         if any(p.output_id == str(output_id) for p in q):
             return
         q.append(PendingTransaction(str(output_id), str(channel), kind, price, terms))
+        self._dirty = True
 
     def _out_ForwardLock(self, out: core.ForwardLock, now: int) -> None:
         if self.config.misbehaviour.never_forward and out.initiator != self.me:
@@ -473,6 +482,7 @@ class MediationAgent:
                                          fee_proportional=cfg.fee_ppm, expiry_delta=cfg.expiry_delta,
                                          issued_at=issued)
             self.announced[str(cid)] = now
+            self._dirty = True
             self.network.announce(update)
 
     def _attempt(self, secret_hash: bytes) -> Attempt | None:
@@ -519,6 +529,7 @@ class MediationAgent:
             return
         msg = cls.signed(self.key, domain, **fields)
         self.hop_outbox.append(msg.to_json() | {"_channel": str(channel) if channel else None})
+        self._dirty = True
 
     def _domain(self, channel: UUID | None) -> Any:
         ch = self.channels.get(channel) if channel else None
@@ -549,10 +560,12 @@ class MediationAgent:
     def _out_RegisterSecret(self, out: core.RegisterSecret, now: int) -> None:
         channel = self._transfer_channel(secret_hash_of(out.secret))
         self.chain_outbox.append({"do": "register", "channel": str(channel), "secret": "0x" + out.secret.hex()})
+        self._dirty = True
         self.counters["secretsRegistered"] += 1
 
     def _out_CloseForLock(self, out: core.CloseForLock, now: int) -> None:
         self.chain_outbox.append({"do": "close", "channel": str(out.channel)})
+        self._dirty = True
         self.counters["closesForLocks"] += 1
 
     def _out_PaymentSucceeded(self, out: core.PaymentSucceeded, now: int) -> None:
@@ -586,12 +599,14 @@ class MediationAgent:
         if not q or q[0].sequence is None or event.sequence != q[0].sequence:
             return
         head = q[0]
+        self._dirty = True
         if event.transaction_hash == head.tx_hash:
             q.pop(0)
-        else:  # another transaction took the slot: sign ours again on the new head
+        else:  # another transaction took the slot: sign ours again on the new head, and send it at once
             log.info("%s: sequence %d of channel %s holds another transaction; signing ours again",
                      self.me, head.sequence, cid)
             head.raw = head.sequence = head.tx_hash = None
+            head.first_sent = head.last_sent = None
 
     def _sign(self, now: int) -> None:
         for cid, q in self.queues.items():
@@ -608,9 +623,11 @@ class MediationAgent:
                 self._drop(q, f"{type(err).__name__}: {err}", now)
                 continue
             head.raw, head.sequence, head.tx_hash = tx.to_json().decode(), tx.sequence, "0x" + tx.transaction_hash.hex()
+            self._dirty = True  # the signed bytes are saved before they are sent
 
     def _drop(self, q: list[PendingTransaction], reason: str, now: int) -> None:
         head = q.pop(0)
+        self._dirty = True
         log.warning("%s: %s in channel %s not possible: %s", self.me, head.kind, head.channel, reason)
         if head.kind == "lockedTransfer":
             self._feed(core.ForwardFailed(bytes.fromhex(head.terms["secretHash"][2:]), reason))
@@ -634,6 +651,8 @@ class MediationAgent:
                 self.network.submit(head.raw.encode(), UUID(cid))
             except TransactionRefused as refused:
                 self._drop(q, str(refused), now)
+        if self.hop_outbox or self.chain_outbox:
+            self._dirty = True  # sent: the saved outboxes are emptied by the save after acting
         for msg in self.hop_outbox:
             self.network.send_hop(_hop_from_json(msg, self))
         self.hop_outbox = []
