@@ -16,6 +16,7 @@ import pytest
 
 from domain import kinds
 from domain.application import ChannelView
+from domain.routing import DEFAULT_EXPIRY_DELTA, DEFAULT_FEE_BASE, DEFAULT_FEE_PPM
 from infrastructure import bootstrap
 from infrastructure.mediation.agent import AgentConfig, Misbehaviour
 from infrastructure.node import Sender
@@ -36,17 +37,35 @@ def _line(seed: str) -> tuple[list, list[ChannelPlan]]:
 
 
 @contextlib.contextmanager
-def _agents(config, parties, tmp_path, configs) -> Iterator[list]:
-    services = [bootstrap.mediation_service(config, p.key, config=c, store_path=tmp_path / f"{p.name}.json",
-                                            interval=0.1)
-                for p, c in zip(parties, configs, strict=True)]
-    for s in services:
-        s.start()
-    try:
-        yield services
-    finally:
-        for s in services:
-            s.stop()
+def _line_running(config, parties, plans, tmp_path, configs) -> Iterator[tuple]:
+    """The node running, the line's channels opened, and one agent per party following the log:
+    yields (reader, agents)."""
+    with harness.running_node(config):
+        sender = Sender(config)
+        harness.open_channels(sender, plans, challenge_period=3600)
+        reader = harness.reader(config)
+        harness.wait_opened(reader, plans)
+        services = [bootstrap.mediation_service(config, p.key, config=c, store_path=tmp_path / f"{p.name}.json",
+                                                interval=0.1).start()
+                    for p, c in zip(parties, configs, strict=True)]
+        try:
+            mirror = services[0].agent.channels
+            harness.wait_for(lambda: len(mirror) == 3, 30, "A's agent sees the three channels")
+            # a party's own policy must be in the log before A prices a route over it (until then A
+            # assumes the defaults, e.g. a 600 s expiry delta, and its lock would live that much longer)
+            announcing = {p.address for p, c in zip(parties, configs, strict=True) if _announces(c)}
+            harness.wait_for(lambda: all(mirror[plan.channel_id].fee_policy(x) for plan in plans
+                                         for x in (plan.a.address, plan.b.address) if x in announcing),
+                             30, "the parties' announced policies in the log")
+            yield reader, services
+        finally:
+            for s in services:
+                s.stop()
+            sender.close()
+
+
+def _announces(c: AgentConfig) -> bool:
+    return (c.fee_base, c.fee_ppm, c.expiry_delta) != (DEFAULT_FEE_BASE, DEFAULT_FEE_PPM, DEFAULT_EXPIRY_DELTA)
 
 
 def _views(reader, plans) -> list[ChannelView]:
@@ -62,22 +81,14 @@ def test_a_three_hop_payment_completes_and_every_hop_earns_its_fee(node_config, 
     parties, plans = _line("3hop")
     cfg = AgentConfig(fee_ppm=1000, fee_base=0)
     dear = AgentConfig(fee_ppm=2000, fee_base=7)  # M2 announces its own policy (Channel.FeePolicySet)
-    with harness.running_node(config):
-        sender = Sender(config)
-        harness.open_channels(sender, plans, challenge_period=3600)
-        reader = harness.reader(config)
-        harness.wait_opened(reader, plans)
-        with _agents(config, parties, tmp_path, [cfg, cfg, dear, cfg]) as (a, m1, m2, b):
-            harness.wait_for(lambda: len(a.agent.channels) == 3, 30, "A's agent sees the three channels")
-            harness.wait_for(lambda: (a.agent.channels[plans[2].channel_id].fee_policy(m2.me) or {}).get("fee_ppm")
-                             == 2000, 30, "M2's announced policy in the log")
-            started = time.monotonic()
-            pid = a.pay(b.me, AMOUNT)
-            outcome = a.wait(pid, 60)
-            took = time.monotonic() - started
-            assert outcome["status"] == "succeeded", outcome
-            harness.wait_for(lambda: _settled(reader, plans), 30, "every lock unlocked")
-        sender.close()
+    with _line_running(config, parties, plans, tmp_path, [cfg, cfg, dear, cfg]) as (reader, (a, m1, m2, b)):
+        assert a.agent.channels[plans[2].channel_id].fee_policy(m2.me)["fee_ppm"] == 2000
+        started = time.monotonic()
+        pid = a.pay(b.me, AMOUNT)
+        outcome = a.wait(pid, 60)
+        took = time.monotonic() - started
+        assert outcome["status"] == "succeeded", outcome
+        harness.wait_for(lambda: _settled(reader, plans), 30, "every lock unlocked")
     fee2 = 7 + AMOUNT * 2000 // 10**6      # M2 forwards AMOUNT to B, at its announced policy
     fee1 = (AMOUNT + fee2) * 1000 // 10**6  # M1 forwards AMOUNT + fee2 to M2
     assert outcome["fee"] == str(fee1 + fee2) and [h["to"] for h in outcome["route"]] == [m1.me, m2.me, b.me]
@@ -106,21 +117,14 @@ def test_a_hop_that_never_forwards_lets_the_payers_lock_expire_and_no_one_loses(
     # node's LOCK_EXPIRY_MARGIN): B's lock would last 35 s and each hop adds 3 s, so A's lasts 41 s
     quick = AgentConfig(final_expiry=35, expiry_delta=3, reveal_timeout=2, max_attempts=2)
     silent = AgentConfig(**{**quick.__dict__, "misbehaviour": Misbehaviour(never_forward=True)})
-    with harness.running_node(config):
-        sender = Sender(config)
-        harness.open_channels(sender, plans, challenge_period=3600)
-        reader = harness.reader(config)
-        harness.wait_opened(reader, plans)
-        with _agents(config, parties, tmp_path, [quick, silent, quick, quick]) as (a, m1, _m2, b):
-            harness.wait_for(lambda: len(a.agent.channels) == 3, 30, "A's agent sees the three channels")
-            pid = a.pay(b.me, AMOUNT)
-            harness.wait_for(lambda: reader.get_channel(plans[0].channel_id).locked[0] > 0, 30, "A's lock accepted")
-            # A's lock expires 41 s from now; the node takes its removal LOCK_EXPIRY_MARGIN later
-            outcome = a.wait(pid, 41 + kinds.LOCK_EXPIRY_MARGIN + 30)
-            assert outcome["status"] == "failed", outcome
-            harness.wait_for(lambda: _settled(reader, plans), 30, "the lock removed")
-            assert m1.agent.counters["forwarded"] == 0
-        sender.close()
+    with _line_running(config, parties, plans, tmp_path, [quick, silent, quick, quick]) as (reader, (a, m1, _m2, b)):
+        pid = a.pay(b.me, AMOUNT)
+        harness.wait_for(lambda: reader.get_channel(plans[0].channel_id).locked[0] > 0, 30, "A's lock accepted")
+        # A's lock expires 41 s from now; the node takes its removal LOCK_EXPIRY_MARGIN later
+        outcome = a.wait(pid, 41 + kinds.LOCK_EXPIRY_MARGIN + 30)
+        assert outcome["status"] == "failed", outcome
+        harness.wait_for(lambda: _settled(reader, plans), 30, "the lock removed")
+        assert m1.agent.counters["forwarded"] == 0
     am1, m1m2, m2b = _views(reader, plans)
     assert am1.balances == (DEPOSIT, DEPOSIT) and m1m2.balances == (DEPOSIT, DEPOSIT) and m2b.balances == (DEPOSIT, DEPOSIT)
     kinds_seen = [e.kind for e in harness.replay(reader, plans[0].channel_id)[1] if type(e).__name__ == "PaymentAccepted"]
