@@ -33,7 +33,7 @@ from domain import errors
 from domain.application import ChannelService
 from domain.channel import Channel, ChannelParameters, PaymentOutcome
 from domain.protocol import SignedInvoice, SigningDomain
-from infrastructure.kafka.codec import KIND_EVENT, H_KIND, decode_event
+from infrastructure.kafka.codec import H_KIND, KIND_EVENT, decode_event
 
 CHANNEL_TOPIC_PREFIX = "domain.channel:Channel."
 """The ``es.topic`` of every Channel event (``domain.channel:Channel.PaymentAccepted``). Records of
@@ -76,7 +76,7 @@ class Violation:
         return asdict(self)
 
 
-class _Bad(Exception):  # noqa: N818  (an internal signal, never escapes the verifier)
+class _Bad(Exception):
     def __init__(self, reason: str, detail: str, sequence: int | None = None) -> None:
         super().__init__(detail)
         self.reason, self.detail, self.sequence = reason, detail, sequence
@@ -305,13 +305,14 @@ class Verifier:
         ch.collect_events()
         return ch
 
-    def _on_DepositMade(self, ch: Channel, e: Any) -> None:  # noqa: N802  (named after the event)
+    # one handler per money-moving event class, named _on_<class> (``_apply`` finds it by name)
+    def _on_DepositMade(self, ch: Channel, e: Any) -> None:
         ch.deposit(e.participant, int(e.amount))
         if ch.deposits[e.participant] != int(e.total):
             raise _Bad("DepositMismatch", f"a deposit of {e.amount} claims a total of {e.total}; the deposits "
                                           f"give {ch.deposits[e.participant]}")
 
-    def _on_PaymentAccepted(self, ch: Channel, e: Any) -> None:  # noqa: N802
+    def _on_PaymentAccepted(self, ch: Channel, e: Any) -> None:
         seq = int(e.sequence)
         try:
             tx = SignedInvoice.parse(e.transaction)
@@ -368,21 +369,21 @@ class Verifier:
         if list(e.evidence) != evidence:
             raise _Bad("EvidenceMismatch", f"{what}'s evidence is not each participant's latest signed payment")
 
-    def _on_CheckpointRequested(self, ch: Channel, e: Any) -> None:  # noqa: N802
+    def _on_CheckpointRequested(self, ch: Channel, e: Any) -> None:
         self._head_claim(ch, e, "the checkpoint")
 
-    def _on_CheckpointConfirmed(self, ch: Channel, e: Any) -> None:  # noqa: N802
+    def _on_CheckpointConfirmed(self, ch: Channel, e: Any) -> None:
         seq = int(e.sequence)
         if not ch.confirmed_sequence < seq <= ch.sequence:
             raise _Bad("SequenceMismatch", f"a confirmation of sequence {seq}: the payments reach {ch.sequence}, "
                                            f"{ch.confirmed_sequence} was confirmed before", seq)
         ch.confirm_checkpoint(seq, e.tx_hash, e.block)
 
-    def _on_SettlementRequested(self, ch: Channel, e: Any) -> None:  # noqa: N802
+    def _on_SettlementRequested(self, ch: Channel, e: Any) -> None:
         self._head_claim(ch, e, "the settlement request")
         ch.request_settlement(at=int(e.at), requested_by=e.requested_by)
 
-    def _on_DisputeRequested(self, ch: Channel, e: Any) -> None:  # noqa: N802
+    def _on_DisputeRequested(self, ch: Channel, e: Any) -> None:
         if int(e.to_sequence) != ch.sequence or e.head_hash != ch.head_hash:
             raise _Bad("SequenceMismatch", f"a dispute up to {e.to_sequence} ({e.head_hash}); the payments reach "
                                            f"{ch.sequence} ({ch.head_hash})", int(e.to_sequence))
@@ -390,7 +391,7 @@ class Verifier:
             raise _Bad("SequenceMismatch", f"a dispute from {e.from_sequence}; {ch.confirmed_sequence} was the last "
                                            "confirmed sequence")
 
-    def _on_ChannelClosed(self, ch: Channel, e: Any) -> None:  # noqa: N802
+    def _on_ChannelClosed(self, ch: Channel, e: Any) -> None:
         if int(e.sequence) != ch.sequence:
             raise _Bad("SequenceMismatch", f"closed at sequence {e.sequence}; the payments reach {ch.sequence}",
                        int(e.sequence))
