@@ -28,6 +28,7 @@ class LogReader:
         self.consumer = KafkaConsumer(
             client_id="parsec-audit", group_id=None, enable_auto_commit=False, isolation_level="read_committed",
             auto_offset_reset="earliest", max_poll_records=5000, fetch_max_wait_ms=50,
+            allow_auto_create_topics=False,  # asking about a mistyped topic must not create it
             request_timeout_ms=int(timeout * 1000) + 5000, **client_kwargs)
 
     def partitions(self) -> list[int]:

@@ -60,6 +60,7 @@ def cmd_audit(args: argparse.Namespace, settings: Any) -> int:
                     verifier.check(rec)
                 read += len(batch)
                 tick(len(batch))
+            tick(max(0, todo - read))  # offsets also count transaction markers: the bar ends full
     finally:
         reader.close()
     positions = {p: max(positions.get(p, 0), ends[p]) for p in partitions}

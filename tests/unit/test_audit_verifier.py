@@ -272,3 +272,32 @@ def test_a_record_without_event_headers_is_undecodable():
     bad = v.check(RawRecord(3, 17, b"junk", b"{}", ()))
     assert (bad.channel, bad.partition, bad.offset, bad.reason) == ("?", 3, 17, "Undecodable")
     assert v.violations == [bad]
+
+
+# --- the state file: a later run continues -----------------------------------------------------------
+
+
+def test_a_run_continued_from_the_state_file_ends_where_one_run_does(log, tmp_path):
+    from infrastructure.audit import state
+
+    _, one, _, records = log
+    half = len(records) // 2
+    first = _verify(records[:half])
+    state.save(tmp_path / "s.json", "A.events", {0: half}, first)
+    positions, later = state.load(tmp_path / "s.json", "A.events")
+    assert positions == {0: half}
+    for rec in records[half - 2:]:  # two records again (a duplicate after a restart), then the rest
+        later.check(rec)
+    whole = _verify(records)
+    assert later.violations == [] and later.records == len(records) + 2
+    assert [c.summary() | {"duplicates": 0} for c in later.channels.values()] == \
+        [c.summary() for c in whole.channels.values()]
+    assert sum(c.duplicates for c in later.channels.values()) == 2
+
+
+def test_a_state_file_of_another_topic_is_refused(log, tmp_path):
+    from infrastructure.audit import state
+
+    state.save(tmp_path / "s.json", "A.events", {}, _verify(log[3]))
+    with pytest.raises(state.StateMismatch, match="not 'B.events'"):
+        state.load(tmp_path / "s.json", "B.events")
