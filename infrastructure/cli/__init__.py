@@ -23,6 +23,7 @@ from domain.errors import ParsecError
 from infrastructure.bootstrap import load_kind_plugins
 from infrastructure.cli import (
     api,
+    audit,
     bench,
     channel,
     config,
@@ -44,7 +45,7 @@ from infrastructure.cli.exits import Exit, classify, missing_extra
 from infrastructure.settings import EVENT_STORES, Settings
 
 COMMAND_GROUPS = (demo, invoices, keys, contract, channel, pay, mediate, node, settler, read_models, route, simulate, bench,
-                  config, api)
+                  config, api, audit)
 
 EPILOG = """\
 settings: every flag has a PARSEC_* environment variable, and a key in the TOML config file
