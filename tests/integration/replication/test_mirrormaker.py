@@ -90,10 +90,13 @@ def run_payments(config: Any, plans: list[Any], payments: list[Any], rate: float
         try:
             open_channels(sender, plans)
             wait_opened(service, plans)
-            # MirrorMaker finds a new topic within its refresh interval (5 s): wait for that first, so
-            # the lag measured below is the copy's, not the discovery's.
-            wait_for(lambda: topic_exists(b_bootstrap, copy_of(config.events_topic)), 60,
-                     f"{copy_of(config.events_topic)} on B")
+            # MirrorMaker finds a new topic within its refresh interval (5 s), creates its copy on B,
+            # then restarts its task on the new partitions: wait until the channels' opening events
+            # are on B, so the lag measured below is the copy's, not the discovery's.
+            copy = copy_of(config.events_topic)
+            wait_for(lambda: topic_exists(b_bootstrap, copy)
+                     and read_copy(b_bootstrap, copy, config.partitions).count() >= len(plans), 60,
+                     f"the channels' opening events in {copy} on B")
             with LagMeter(b_bootstrap, copy_of(config.events_topic), config.partitions) as lag:
                 stop = threading.Event()
                 thread = threading.Thread(target=stream, args=(sender, payments, rate, stop), daemon=True)
@@ -142,7 +145,8 @@ def test_an_aborted_transaction_on_a_never_reaches_b(
     """A transactional producer on A (as the node's writer is) commits, aborts, commits: B gets the
     committed records only. Also measures the lag from A's commit returning to the record on B."""
     topic = f"{topic_prefix}.{uuid.uuid4().hex[:6]}.events"
-    AdminClient({"bootstrap.servers": kafka_bootstrap}).create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})  # kept alive until the future is done
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
     producer = Producer({"bootstrap.servers": kafka_bootstrap, "transactional.id": f"{topic}-writer",
                          "enable.idempotence": True})
     producer.init_transactions(30)
