@@ -21,6 +21,7 @@ services:
 	scripts/anvil start
 
 stop:
+	-scripts/mirrormaker stop
 	-scripts/kafka stop
 	-scripts/postgres stop
 	-scripts/anvil stop
