@@ -61,7 +61,7 @@ AMOUNT_JSON_SCHEMA: dict[str, Any] = {
 
 
 def hex_json_schema(size: int | None, what: str) -> dict[str, Any]:
-    digits = "+" if size is None else "{%d}" % size
+    digits = "+" if size is None else "{" + str(size) + "}"
     return {"type": "string", "pattern": f"^(0x)?([0-9a-fA-F]{{2}}){digits}$", "description": what}
 
 

@@ -56,6 +56,7 @@ from domain.wire import AMOUNT_JSON_SCHEMA, ETH_ADDRESS_JSON_SCHEMA, hex_json_sc
 from infrastructure.kafka.codec import OutRecord, partition_for_key
 from infrastructure.schemas.registry import SCHEMA_HEADER
 from infrastructure.schemas.registry import header as schema_header
+from infrastructure.schemas.validation import explain as explain_refusal
 
 # --- control requests ------------------------------------------------------------
 
@@ -391,7 +392,8 @@ def parse_control(raw: bytes | None) -> Any:
         return _CONTROL.validate_python(data)
     except ValidationError as err:
         parts = [f"{'.'.join(map(str, e['loc'])) or 'message'}: {e['msg']}" for e in err.errors()]
-        raise MalformedMessage("control request: " + "; ".join(parts)) from None
+        # the published schema's path and reason too (schemas/control/): what a producer checks against
+        raise explain_refusal(MalformedMessage("control request: " + "; ".join(parts)), "control", raw) from None
 
 
 def encode_control(request: Any) -> bytes:

@@ -47,8 +47,8 @@ class SecretRequestWire(_Hop):
     """The target asks the initiator for the secret of a lock it holds."""
 
     type: Literal["secretRequest"]
-    paymentId: Uuid  # noqa: N815 - the wire's camelCase names, as the EIP-712 struct spells them
-    secretHash: Hex32  # noqa: N815
+    paymentId: Uuid
+    secretHash: Hex32
     amount: Decimal256
     expiry: Decimal64
 
@@ -64,8 +64,8 @@ class LockFailedWire(_Hop):
     """A payee tells its payer it cannot forward the lock on ``secretHash`` in ``channelId``."""
 
     type: Literal["lockFailed"]
-    channelId: Uuid  # noqa: N815
-    secretHash: Hex32  # noqa: N815
+    channelId: Uuid
+    secretHash: Hex32
     reason: Annotated[str, Field(min_length=1, max_length=MAX_REASON_LENGTH)]
 
 

@@ -17,6 +17,14 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
+from domain.errors import (
+    CurrencyNotAllowed,
+    InvalidAddress,
+    InvalidAmount,
+    InvalidPublicKey,
+    MalformedMessage,
+    ParsecError,
+)
 from infrastructure.schemas import registry
 
 
@@ -95,13 +103,25 @@ def violations_of_bytes(name: str, raw: bytes | str, **kw: Any) -> list[Violatio
     return violations(name, doc, **kw)
 
 
-def detail(name: str, raw: bytes | str | None, limit: int = 3) -> str:
-    """The schema's reasons for refusing ``raw``, for a refusal's message: ``schema control/v1: $.amount:
-    ...`` ("" when the schema finds nothing wrong: the refusal is then about more than the form)."""
-    if raw is None:
-        return ""
-    found = violations_of_bytes(name, raw)
+# The refusals about a message's form: the ones a schema can explain. Others (a wrong signer, an
+# overspend) concern what a well-formed message says, and are not worth a validation pass each.
+FORM_ERRORS: tuple[type[ParsecError], ...] = (MalformedMessage, InvalidAmount, InvalidAddress, InvalidPublicKey,
+                                              CurrencyNotAllowed)
+MAX_EXPLAINED_BYTES = 64 * 1024  # the node's largest message: a bigger one is refused unread
+
+
+def explain(err: ParsecError, name: str, raw: bytes | str | None) -> ParsecError:
+    """``err`` (the same class, so the same reason code) with the schema's path and reason appended to
+    its message, when ``err`` is about the form of ``raw`` and the schema says where; else ``err`` as is."""
+    if not isinstance(err, FORM_ERRORS) or raw is None or len(raw) > MAX_EXPLAINED_BYTES:
+        return err
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return err  # not JSON: the refusal already says so
+    found = violations(name, doc)
     if not found:
-        return ""
-    shown = "; ".join(str(v) for v in found[:limit]) + (f" (and {len(found) - limit} more)" if len(found) > limit else "")
-    return f"schema {registry.entry(name).ref}: {shown}"
+        return err
+    shown = "; ".join(str(v) for v in found[:3]) + (f" (and {len(found) - 3} more)" if len(found) > 3 else "")
+    err.args = (f"{err} [schema {registry.entry(name).ref}: {shown}]", *err.args[1:])
+    return err
