@@ -41,7 +41,10 @@ class Violation:
 def json_path(parts: Any) -> str:
     out = "$"
     for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else f".{p}"
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:  # a key that is not a plain name (a header such as parsec.reason) in brackets
+            out += f".{p}" if str(p).isidentifier() else f"[{json.dumps(str(p))}]"
     return out
 
 
@@ -81,9 +84,16 @@ def _flatten(errors: list[ValidationError]) -> list[Violation]:
         branch = _branch(err)
         if branch is not None:
             out += _flatten(branch)
-        elif err.validator in ("oneOf", "anyOf") and err.context:
-            # a union without a discriminator (an event, an optional field): the closest branch's reason
+        elif err.validator in ("oneOf", "anyOf") and err.context and isinstance(err.instance, dict):
+            # an object under a union without a discriminator (an event): the closest branch's reason
             out += _flatten([best_match(err.context)])
+        elif err.validator in ("oneOf", "anyOf"):
+            # a value of one of several forms (an amount: digits or an integer): say what the forms are
+            what = err.schema.get("description") if isinstance(err.schema, dict) else None
+            forms = [b.get("type", "?") for b in err.schema.get(err.validator, ())] if isinstance(err.schema, dict) \
+                else []
+            expected = what or f"one of the types {', '.join(map(str, forms))}"
+            out.append(Violation(json_path(err.absolute_path), f"{err.instance!r} is not {expected}"))
         else:
             out.append(Violation(json_path(err.absolute_path), err.message))
     return sorted(set(out), key=lambda v: (v.path, v.message))
