@@ -287,3 +287,20 @@ def test_cli_check_show_and_list(tmp_path, capsys):
     assert main(["schema", "list", "--json"]) == 0
     assert [r["name"] for r in json.loads(capsys.readouterr().out)] == [s.name for s in registry.SCHEMAS]
     assert main(["schema", "generate", "--check"]) == 0
+
+
+def test_api_post_payment_problem_detail_names_the_schema_path(tmp_path):
+    from fastapi.testclient import TestClient
+    from pydantic import SecretStr
+
+    from infrastructure import bootstrap
+    from infrastructure.settings import Settings
+
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", event_store="sqlite", data_dir=tmp_path,
+                        api_tokens=SecretStr("t"), api_rate=0.0, postgres_dsn=None)
+    client = TestClient(bootstrap.api_app(settings))
+    body = json.dumps({**json.loads(_payment().to_json()), "price": "1.5"})
+    r = client.post("/v1/payments", content=body, headers={"Authorization": "Bearer t",
+                                                           "Content-Type": "application/json"})
+    assert r.status_code == 422 and r.json()["reason"] == "InvalidAmount"
+    assert "[schema payment/v1: $.price: '1.5' is not an amount" in r.json()["detail"]
