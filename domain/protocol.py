@@ -169,7 +169,8 @@ class SignedInvoice(Message):
     buyer_total: AmountField = Field(alias="buyerTotal")
     invoice_type: str = Field(default="", alias="invoiceType", max_length=MAX_INVOICE_TYPE_LENGTH)
     locked_amount: AmountField = Field(default=0, alias="lockedAmount")
-    locks_root: Hash32 = Field(default=GENESIS_HASH, alias="locksRoot")
+    locks_root: Hash32 = Field(default=GENESIS_HASH, alias="locksRoot",
+                               json_schema_extra={"default": "0x" + GENESIS_HASH.hex()})  # its wire form
     kind: str = Field(default="payment", max_length=64)  # an entry of domain/kinds.py's catalogue
     terms: dict[str, Any] = Field(default_factory=dict)  # the kind's terms (normalised); signed as their hash
     domain: SigningDomain

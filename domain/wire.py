@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, ValidationError, WithJsonSchema
 
 from domain.addresses import parse_eth_address
 from domain.errors import MalformedMessage, ParsecError
@@ -52,7 +52,26 @@ def _amount(value: Any) -> int:
     return parse_units(value)
 
 
-AmountField = Annotated[int, BeforeValidator(_amount), PlainSerializer(str, return_type=str)]
+# The JSON Schema of each wire type (schemas/, ``parsec schema``) says what the parser accepts: Parsec
+# writes the first form (a decimal string, 0x-hex), and reads the second too (an integer, hex without 0x).
+AMOUNT_JSON_SCHEMA: dict[str, Any] = {
+    "description": "an amount in the smallest unit: a string of the digits 0-9 (what Parsec writes) or an integer",
+    "anyOf": [{"type": "string", "pattern": "^[0-9]+$"}, {"type": "integer", "minimum": 0}],
+}
+
+
+def hex_json_schema(size: int | None, what: str) -> dict[str, Any]:
+    digits = "+" if size is None else "{" + str(size) + "}"
+    return {"type": "string", "pattern": f"^(0x)?([0-9a-fA-F]{{2}}){digits}$", "description": what}
+
+
+ETH_ADDRESS_JSON_SCHEMA: dict[str, Any] = {
+    "type": "string", "pattern": "^0x[0-9a-fA-F]{40}$",
+    "description": "an Ethereum address, 0x and 40 hex digits (mixed case: a correct EIP-55 checksum)",
+}
+
+AmountField = Annotated[int, BeforeValidator(_amount), PlainSerializer(str, return_type=str),
+                        WithJsonSchema(AMOUNT_JSON_SCHEMA)]
 
 
 def _hex_bytes(size: int | None):
@@ -77,10 +96,13 @@ def _hex_out(value: bytes) -> str:
     return "0x" + value.hex()
 
 
-Hash32 = Annotated[bytes, BeforeValidator(_hex_bytes(32)), PlainSerializer(_hex_out, return_type=str)]
-SignatureHex = Annotated[bytes, BeforeValidator(_hex_bytes(65)), PlainSerializer(_hex_out, return_type=str)]
-PublicKeyHex = Annotated[bytes, BeforeValidator(_hex_bytes(None)), PlainSerializer(_hex_out, return_type=str)]
-EthAddressField = Annotated[str, BeforeValidator(lambda v: parse_eth_address(v))]
+Hash32 = Annotated[bytes, BeforeValidator(_hex_bytes(32)), PlainSerializer(_hex_out, return_type=str),
+                   WithJsonSchema(hex_json_schema(32, "32 bytes as hex"))]
+SignatureHex = Annotated[bytes, BeforeValidator(_hex_bytes(65)), PlainSerializer(_hex_out, return_type=str),
+                         WithJsonSchema(hex_json_schema(65, "a signature r||s||v, 65 bytes as hex"))]
+PublicKeyHex = Annotated[bytes, BeforeValidator(_hex_bytes(None)), PlainSerializer(_hex_out, return_type=str),
+                         WithJsonSchema(hex_json_schema(None, "a secp256k1 public key as hex (33 or 65 bytes)"))]
+EthAddressField = Annotated[str, BeforeValidator(lambda v: parse_eth_address(v)), WithJsonSchema(ETH_ADDRESS_JSON_SCHEMA)]
 
 
 def _unwrap(err: ValidationError) -> ParsecError:

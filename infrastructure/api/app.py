@@ -79,6 +79,7 @@ from infrastructure.api.queries import page
 from infrastructure.api.readiness import run_checks
 from infrastructure.api.services import ApiServices
 from infrastructure.routing.pathfinder import DEFAULT_K, DEFAULT_MAX_HOPS, Pathfinder
+from infrastructure.schemas.validation import explain as explain_refusal
 from infrastructure.settings import Settings
 from projections.balances import CHANNELS, participant_balances
 from projections.channel_graph import graph_channels
@@ -292,7 +293,10 @@ def create_app(settings: Settings, services: ApiServices, *, tokens: Iterable[st
         raw = await json_body(request)
         # decoded once; SignedInvoice.parse is what `parsec verify` and the node check (amounts ASCII
         # digits only included); ParsecError → 422
-        tx = SignedInvoice.parse(_json_object(raw))
+        try:
+            tx = SignedInvoice.parse(_json_object(raw))
+        except ParsecError as err:  # a form error's detail names the schema's path too (schemas/payment/)
+            raise explain_refusal(err, "payment", raw) from None
         channel = str(tx.channel)
         row = await run_in_threadpool(_channel_row, channel)
         if row["status"] == "closed":

@@ -36,6 +36,7 @@ from infrastructure.cli import (
     pay,
     read_models,
     route,
+    schema,
     settler,
     simulate,
 )
@@ -45,7 +46,7 @@ from infrastructure.cli.exits import Exit, classify, missing_extra
 from infrastructure.settings import EVENT_STORES, Settings
 
 COMMAND_GROUPS = (demo, invoices, keys, contract, channel, pay, mediate, node, settler, read_models, route, simulate, bench,
-                  config, api, audit)
+                  config, api, audit, schema)
 
 EPILOG = """\
 settings: every flag has a PARSEC_* environment variable, and a key in the TOML config file

@@ -11,6 +11,8 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 from kafka.partitioner import murmur2
 
+from infrastructure.schemas.registry import header as schema_header
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -60,6 +62,10 @@ def partition_for_key(key: bytes, num_partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % num_partitions
 
 
+CHANNEL_EVENT_TOPIC_PREFIX = "domain.channel:Channel."
+"""The es.topic of every Channel event: the events the published schema ``event`` describes."""
+
+
 def encode_event(s: StoredEvent, kind: bytes = KIND_EVENT) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     id_type = b"uuid" if isinstance(s.originator_id, UUID) else b"str"
     headers = [
@@ -69,6 +75,9 @@ def encode_event(s: StoredEvent, kind: bytes = KIND_EVENT) -> tuple[bytes, bytes
         (H_TOPIC, s.topic.encode("utf-8")),
         (H_ID_TYPE, id_type),
     ]
+    if kind == KIND_EVENT and s.topic.startswith(CHANNEL_EVENT_TOPIC_PREFIX):
+        # the value's schema (schemas/event/); decode_event does not need it, old records lack it
+        headers.append(schema_header("event"))
     return originator_key(s.originator_id), bytes(s.state), headers
 
 

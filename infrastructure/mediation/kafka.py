@@ -42,6 +42,7 @@ from infrastructure.mediation.agent import AgentConfig, MediationAgent, Misbehav
 from infrastructure.node.messages import ChannelUpdateRequest, RegisterSecretRequest, SettlementRequest
 from infrastructure.node.send import Sender
 from infrastructure.node.topics import store_settings
+from infrastructure.schemas.registry import header as schema_header
 from infrastructure.settings import Settings
 from projections.source import source_for
 
@@ -94,7 +95,8 @@ class KafkaNetwork:
 
     def send_hop(self, message: HopMessage) -> None:
         value = json.dumps(message.to_json(), separators=(",", ":")).encode()
-        self.producer.send(self.settings.hops_topic, key=message.recipient.encode(), value=value)
+        self.producer.send(self.settings.hops_topic, key=message.recipient.encode(), value=value,
+                           headers=[schema_header("hop-message")])
         self.producer.flush()
 
     def register_secret(self, channel: UUID, secret: bytes) -> None:

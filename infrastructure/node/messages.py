@@ -33,6 +33,7 @@ from pydantic import (
     PlainSerializer,
     TypeAdapter,
     ValidationError,
+    WithJsonSchema,
 )
 
 from domain.addresses import Address, eth_address_from_public_key, parse_eth_address
@@ -51,7 +52,11 @@ from domain.control import (
 from domain.crypto import PrivateKey
 from domain.errors import MalformedMessage, ParsecError, UnsignedRequest
 from domain.protocol import SigningDomain, check_json_depth
+from domain.wire import AMOUNT_JSON_SCHEMA, ETH_ADDRESS_JSON_SCHEMA, hex_json_schema
 from infrastructure.kafka.codec import OutRecord, partition_for_key
+from infrastructure.schemas.registry import SCHEMA_HEADER
+from infrastructure.schemas.registry import header as schema_header
+from infrastructure.schemas.validation import explain as explain_refusal
 
 # --- control requests ------------------------------------------------------------
 
@@ -119,11 +124,15 @@ def _address(v: Any) -> str:
         raise ValueError(str(err)) from None
 
 
-AmountField = Annotated[int, BeforeValidator(_amount), PlainSerializer(str, return_type=str)]
+# WithJsonSchema: the published schema of each type (schemas/control/) says what the validator accepts
+AmountField = Annotated[int, BeforeValidator(_amount), PlainSerializer(str, return_type=str),
+                        WithJsonSchema(AMOUNT_JSON_SCHEMA)]
 U64 = Annotated[int, Field(ge=0, le=MAX_UINT64, strict=True)]
 PositiveU64 = Annotated[int, Field(gt=0, le=MAX_UINT64, strict=True)]
-AddressField = Annotated[str, BeforeValidator(_address)]
-Bytes32Field = Annotated[str, BeforeValidator(_bytes32)]
+AddressField = Annotated[str, BeforeValidator(_address), WithJsonSchema(ETH_ADDRESS_JSON_SCHEMA)]
+Bytes32Field = Annotated[str, BeforeValidator(_bytes32), WithJsonSchema(hex_json_schema(32, "32 bytes as hex"))]
+PublicKeyField = Annotated[str, BeforeValidator(_public_key),
+                           WithJsonSchema(hex_json_schema(None, "a secp256k1 public key as hex (33 or 65 bytes)"))]
 
 
 class _Request(BaseModel):
@@ -183,8 +192,8 @@ class OpenChannelRequest(_SignedRequest):
 
     TYPED = OpenChannel
     type: Literal["open"] = "open"
-    public_key_a: Annotated[str, BeforeValidator(_public_key)] = Field(alias="publicKeyA")
-    public_key_b: Annotated[str, BeforeValidator(_public_key)] = Field(alias="publicKeyB")
+    public_key_a: PublicKeyField = Field(alias="publicKeyA")
+    public_key_b: PublicKeyField = Field(alias="publicKeyB")
     currency: str = "ETH"
     deposit_a: AmountField = Field(alias="depositA")
     deposit_b: AmountField = Field(0, alias="depositB")
@@ -383,7 +392,8 @@ def parse_control(raw: bytes | None) -> Any:
         return _CONTROL.validate_python(data)
     except ValidationError as err:
         parts = [f"{'.'.join(map(str, e['loc'])) or 'message'}: {e['msg']}" for e in err.errors()]
-        raise MalformedMessage("control request: " + "; ".join(parts)) from None
+        # the published schema's path and reason too (schemas/control/): what a producer checks against
+        raise explain_refusal(MalformedMessage("control request: " + "; ".join(parts)), "control", raw) from None
 
 
 def encode_control(request: Any) -> bytes:
@@ -428,6 +438,34 @@ H_AT = "parsec.rejected.at"
 H_RAW_SIZE = "parsec.raw.size"  # only when the raw bytes were cut: their size and sha-256
 H_RAW_SHA256 = "parsec.raw.sha256"
 
+_DECIMAL = r"^[0-9]+$"
+
+
+class RejectionHeaders(BaseModel):
+    """The headers of a rejected-topic record, each as its UTF-8 text (what ``Rejection.record`` writes;
+    the published schema ``schemas/rejected/``). The value is the refused message's bytes, unparsed."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    reason: Annotated[str, Field(min_length=1, description="the reason code (MalformedMessage, WrongSigner, ...)")] = (
+        Field(alias=H_REASON))
+    message: Annotated[str, Field(max_length=4000, description="what was wrong, for a human")] = Field(alias=H_MESSAGE)
+    source_topic: str = Field(alias=H_SOURCE_TOPIC, description="the topic the refused message was read from")
+    source_partition: str = Field(alias=H_SOURCE_PARTITION, pattern=_DECIMAL)
+    source_offset: str = Field(alias=H_SOURCE_OFFSET, pattern=_DECIMAL)
+    at: str = Field(alias=H_AT, pattern=_DECIMAL, description="unix seconds when the node refused it")
+    raw_size: str | None = Field(None, alias=H_RAW_SIZE, pattern=_DECIMAL,
+                                 description="only when the value was cut: the refused message's size in bytes")
+    raw_sha256: str | None = Field(None, alias=H_RAW_SHA256, pattern=r"^[0-9a-f]{64}$",
+                                   description="only when the value was cut: the sha-256 of the whole message")
+    schema_: str | None = Field(None, alias=SCHEMA_HEADER, pattern=r"^rejected/v[0-9]+$",
+                                description="the version of this schema the record was written with")
+
+    @classmethod
+    def of(cls, headers: Any) -> dict[str, str]:
+        """Record headers as the JSON object this model describes (``parsec schema check``)."""
+        return {k: (v or b"").decode("utf-8", "replace") for k, v in headers or ()}
+
 
 @dataclass(frozen=True)
 class Rejection:
@@ -451,6 +489,7 @@ class Rejection:
             (H_SOURCE_PARTITION, str(self.source_partition).encode()),
             (H_SOURCE_OFFSET, str(self.source_offset).encode()),
             (H_AT, str(self.at).encode()),
+            schema_header("rejected"),
         ]
         raw, key = self.raw, (self.key or b"")[:1024]
         if len(raw) > MAX_MESSAGE_BYTES:

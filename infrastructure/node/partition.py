@@ -65,6 +65,7 @@ from infrastructure.node.messages import (
     partition_of,
 )
 from infrastructure.node.service import NodeChannelService
+from infrastructure.schemas.validation import explain as explain_refusal
 from infrastructure.settings import Settings
 
 log = logging.getLogger("parsec.node")
@@ -394,7 +395,7 @@ class PartitionWorker:
             check_size(r.value)
             tx = SignedInvoice.from_json(r.value if r.value is not None else b"")
         except ParsecError as err:
-            reject(err)
+            reject(explain_refusal(err, "payment", r.value))  # + the schema's path and reason, for a form error
             return
         except PersistenceError:
             raise

@@ -18,6 +18,7 @@ from domain.protocol import HashPointer, Invoice, SignedInvoice, sign_invoice
 from infrastructure.kafka.admin import ensure_topics
 from infrastructure.node.messages import channel_key, encode_control, partition_of
 from infrastructure.node.topics import node_topic_specs, store_settings
+from infrastructure.schemas.registry import header as schema_header
 from infrastructure.settings import Settings
 
 
@@ -43,19 +44,20 @@ class Sender:
         self.partitions = counts[config.inbound_topic]
         self.producer = KafkaProducer(**producer_config(config))
 
-    def _send(self, topic: str, channel: UUID, value: bytes) -> Any:
+    def _send(self, topic: str, channel: UUID, value: bytes, schema: str) -> Any:
+        # the value's schema version (schemas/NAME/vN.json): the node does not need it to read the record
         return self.producer.send(topic, key=channel_key(channel), value=value,
-                                  partition=partition_of(channel, self.partitions))
+                                  partition=partition_of(channel, self.partitions), headers=[schema_header(schema)])
 
     def payment(self, tx: SignedInvoice | bytes, channel: UUID | None = None) -> Any:
         """Queue one payment (a SignedInvoice, or raw JSON with ``channel`` given); returns a future."""
         if isinstance(tx, SignedInvoice):
-            return self._send(self.config.inbound_topic, tx.channel, tx.to_json())
+            return self._send(self.config.inbound_topic, tx.channel, tx.to_json(), "payment")
         assert channel is not None
-        return self._send(self.config.inbound_topic, channel, tx)
+        return self._send(self.config.inbound_topic, channel, tx, "payment")
 
     def control(self, request: Any) -> Any:
-        return self._send(self.config.control_topic, request.channel, encode_control(request))
+        return self._send(self.config.control_topic, request.channel, encode_control(request), "control")
 
     def raw(self, topic: str, partition: int, key: bytes | None, value: bytes) -> Any:
         return self.producer.send(topic, key=key, value=value, partition=partition)
