@@ -53,13 +53,17 @@ def test_every_schema_names_itself_and_its_version(name):
     registry.header(name)  # a header value for every schema
 
 
-@pytest.mark.parametrize("name", [s.name for s in registry.SCHEMAS])
-def test_newest_version_is_backward_compatible_with_the_previous(name):
-    published = registry.versions(name)
-    if len(published) < 2:
-        pytest.skip(f"{name} has one version")
-    old, new = (registry.load(name, v) for v in published[-2:])
-    assert compat.incompatibilities(old, new) == []
+def test_every_newer_version_is_backward_compatible_with_the_one_before():
+    """Each published version against its predecessor (a schema with one version has no pair yet: the
+    checker itself is tested on crafted pairs below, and on edits of the real payment schema)."""
+    pairs = 0
+    for s in registry.SCHEMAS:
+        published = registry.versions(s.name)
+        for before, after in zip(published, published[1:], strict=False):
+            assert compat.incompatibilities(registry.load(s.name, before), registry.load(s.name, after)) == [], (
+                f"{s.name} v{after} breaks readers of v{before}")
+            pairs += 1
+    assert pairs == sum(len(registry.versions(s.name)) - 1 for s in registry.SCHEMAS)
 
 
 # ------------------------------------------------------------------ the checker on crafted pairs
