@@ -19,6 +19,7 @@ import json
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,9 +28,14 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from eventsourcing.persistence import StoredEvent
 from kafka import KafkaConsumer, TopicPartition
 
+from infrastructure.cli import main
 from infrastructure.kafka.codec import encode_event
 from infrastructure.node import Sender
 from infrastructure.tools.workload import make_channels
+from projections.balances import Balances, channel_balances
+from projections.runner import rebuild
+from projections.source import source_for
+from projections.sqlite import SQLiteStore
 from tests.integration.node.harness import (
     make_payments,
     open_channels,
@@ -54,18 +60,40 @@ from tests.integration.replication.harness import (
 pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.slow]
 
 
-def assert_same_events(a_bootstrap: str, b_bootstrap: str, topic: str, partitions: int) -> tuple[Any, Any]:
+def assert_same_events(a_bootstrap: str, b_bootstrap: str, topic: str, partitions: int,
+                       tmp_path: Path) -> tuple[Any, Any, dict[str, Any]]:
     """B's copy of ``topic``, deduped by (channel, version), holds exactly A's events, each with the
-    same event class and state; returns both reads."""
+    same event class and state; and ``parsec audit``, reading only B's copy, verifies every channel.
+    Returns both reads and the audit's report."""
     a, b = wait_copied(a_bootstrap, b_bootstrap, topic, partitions)
     assert a.duplicates() == 0, "A itself holds an event twice"
     want, got = a.deduped(), b.deduped()
     assert set(got) == set(want), "channels differ"
     for channel, events in want.items():
         assert got[channel] == events, f"channel {channel}: B's events differ from A's"
-    # parsec audit (another part of issue 15) verifies such a copy on its own: when it lands, run it
-    # here on B's copy, copy_of(topic) at b_bootstrap, and assert it finds nothing wrong.
-    return a, b
+    report_file = tmp_path / "audit.json"
+    status = main(["--kafka", b_bootstrap, "audit", "--topic", copy_of(topic), "--report", str(report_file)])
+    report = json.loads(report_file.read_text())
+    assert status == 0 and report["ok"], report["violations"]
+    assert report["duplicates"] == b.duplicates(), "the auditor counts every duplicate once"
+    return a, b, report
+
+
+def assert_balances_equal_as(report: dict[str, Any], config: Any, tmp_path: Path) -> None:
+    """The audit's per-channel balances (from B's copy alone) equal A's balances read model, rebuilt
+    from A's events topic."""
+    service = reader(config)
+    store = SQLiteStore(tmp_path / "a-balances.sqlite")
+    try:
+        rebuild(source_for(service), store, Balances())
+        a_rows = {r.channel_id: r for r in channel_balances(store)}
+    finally:
+        store.close()
+        service.close()
+    audited = {c["channel"]: c for c in report["channels"]}
+    assert set(audited) == set(a_rows)
+    for cid, row in a_rows.items():
+        assert [int(x) for x in audited[cid]["balances"]] == list(row.balances), cid
 
 
 def stream(sender: Sender, payments: list[Any], rate: float, stop: threading.Event) -> None:
@@ -119,13 +147,16 @@ def run_payments(config: Any, plans: list[Any], payments: list[Any], rate: float
 
 
 def test_committed_events_reach_b_with_the_same_identity_and_content(
-        kafka_bootstrap: str, cluster_b: UnitCluster, mirrormaker: MirrorMaker, topic_prefix: str) -> None:
+        kafka_bootstrap: str, cluster_b: UnitCluster, mirrormaker: MirrorMaker, topic_prefix: str,
+        tmp_path: Path) -> None:
     config = unit_config(kafka_bootstrap, topic_prefix)
     plans = make_channels("replication", 8)
     payments = make_payments(plans, 400, "replication")
     began = time.monotonic()
     lag = run_payments(config, plans, payments, 100.0, cluster_b.bootstrap)
-    a, b = assert_same_events(kafka_bootstrap, cluster_b.bootstrap, config.events_topic, config.partitions)
+    a, b, report = assert_same_events(kafka_bootstrap, cluster_b.bootstrap, config.events_topic, config.partitions,
+                                      tmp_path)
+    assert_balances_equal_as(report, config, tmp_path)
     # Nothing was restarted: every event once, and B holds only events (plain writes, no markers),
     # while A's transaction markers take offsets of their own.
     assert b.duplicates() == 0
@@ -213,7 +244,8 @@ def test_an_aborted_transaction_on_a_never_reaches_b(
 
 
 def test_mirrormaker_killed_mid_stream_may_duplicate_but_loses_nothing(
-        kafka_bootstrap: str, cluster_b: UnitCluster, mirrormaker: MirrorMaker, topic_prefix: str) -> None:
+        kafka_bootstrap: str, cluster_b: UnitCluster, mirrormaker: MirrorMaker, topic_prefix: str,
+        tmp_path: Path) -> None:
     """SIGKILL: MirrorMaker saves its position in A only every 5 s (on B), so the records it copied
     since are copied again after the restart."""
     config = unit_config(kafka_bootstrap, topic_prefix)
@@ -231,7 +263,10 @@ def test_mirrormaker_killed_mid_stream_may_duplicate_but_loses_nothing(
         outage["down"] = time.monotonic() - killed
 
     lag = run_payments(config, plans, payments, 80.0, cluster_b.bootstrap, during=kill_and_restart)
-    a, b = assert_same_events(kafka_bootstrap, cluster_b.bootstrap, config.events_topic, config.partitions)
+    a, b, report = assert_same_events(kafka_bootstrap, cluster_b.bootstrap, config.events_topic, config.partitions,
+                                      tmp_path)
+    assert b.duplicates() > 0 and report["duplicates"] == b.duplicates()
+    assert_balances_equal_as(report, config, tmp_path)  # the auditor's balances are still right
     assert mirrormaker.running()
     print(f"\n{len(payments)} payments over {len(plans)} channels; MirrorMaker SIGKILLed after "
           f"{outage['copied']} records on B, copying again {outage['down']:.1f}s later (its start took "
