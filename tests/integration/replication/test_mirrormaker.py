@@ -273,3 +273,72 @@ def test_mirrormaker_killed_mid_stream_may_duplicate_but_loses_nothing(
           f"{mirrormaker.starts[-1]:.1f}s); B holds {b.records} records for A's {a.count()} events: "
           f"{b.duplicates()} duplicates, none left after dedupe by (channel, version); "
           f"lag A -> B over the run, the outage included: {summary(lag.samples)}")
+
+
+def test_altered_copies_written_into_b_are_named_by_the_auditor(
+        kafka_bootstrap: str, cluster_b: UnitCluster, mirrormaker: MirrorMaker, topic_prefix: str,
+        tmp_path: Path) -> None:
+    """B's faithful copy passes; copies of it altered on B (as a faulty or hostile unit would hold them)
+    are each named: channel, sequence, reason."""
+    from domain.protocol import HashPointer, Invoice, sign_invoice
+    from tests.integration.audit.test_audit_kafka import _audit, _payment, _read_all, _write_copy
+
+    config = unit_config(kafka_bootstrap, topic_prefix)
+    plans = make_channels("replication-tamper", 4)
+    payments = make_payments(plans, 120, "replication-tamper")
+    run_payments(config, plans, payments, 200.0, cluster_b.bootstrap)
+    _, b, _ = assert_same_events(kafka_bootstrap, cluster_b.bootstrap, config.events_topic, config.partitions,
+                                 tmp_path)
+    records = _read_all(cluster_b.bootstrap, copy_of(config.events_topic))
+    x, y = sorted(plans, key=lambda p: -len(p.txs))[:2]
+    keys = {p.channel_id: {p.a.address: p.a.key, p.b.address: p.b.key} for p in plans}
+
+    def named(copy: list[Any]) -> list[tuple[str, int | None, str]]:
+        status, report = _audit(cluster_b.bootstrap, _write_copy(cluster_b.bootstrap, copy, config.partitions),
+                                tmp_path)
+        assert status == 65 and not report["ok"]
+        return [(v["channel"], v["sequence"], v["reason"]) for v in report["violations"]]
+
+    def with_transaction(i: int, change: Any) -> list[Any]:
+        doc = records[i].doc
+        hash_ = change(doc["transaction"])
+        if hash_ is not None:  # a consistent forgery: the event names the forged transaction's hash
+            doc["transaction_hash"] = hash_
+        return records[:i] + [records[i].altered(value=json.dumps(doc).encode())] + records[i + 1:]
+
+    # a price changed
+    i = _payment(records, x.channel_id, 4)
+    assert named(with_transaction(i, lambda t: t.update(price=str(int(t["price"]) + 1)))) == [
+        (str(x.channel_id), 4, "BadSignature")]
+    # the signature replaced by another payment's (a valid signature, not over this payment)
+    other = records[_payment(records, x.channel_id, 3)].doc["transaction"]["invoiceSignature"]
+    assert named(with_transaction(i, lambda t: t.update(invoiceSignature=other))) == [
+        (str(x.channel_id), 4, "BadSignature")]
+
+    # the hash link broken: the buyer's own valid signature over a wrong previous hash
+    def relinked(t: dict[str, Any]) -> str:
+        key = keys[x.channel_id][t["buyerAddress"]]
+        wrong = HashPointer(transaction_id=uuid.UUID(t["hashPointerToPrevious"]["transactionID"]),
+                            transaction_hash=b"\x42" * 32)
+        forged = sign_invoice(Invoice(invoice_address=t["supplierAddress"], price=int(t["price"]), currency="ETH"),
+                              key=key, channel=x.channel_id, invoice_id=uuid.UUID(t["invoiceID"]),
+                              sequence=t["sequence"], previous=wrong, buyer_total=int(t["buyerTotal"]),
+                              domain=plans[0].domain)
+        t.clear()
+        t.update(forged.to_dict())
+        return "0x" + forged.transaction_hash.hex()
+
+    assert named(with_transaction(i, relinked)) == [(str(x.channel_id), 4, "BrokenHashLink")]
+    # an event dropped from the middle: named where the channel's verified head stops (sequence 4)
+    i = _payment(records, y.channel_id, 5)
+    assert named(records[:i] + records[i + 1:]) == [(str(y.channel_id), 4, "SequenceGap")]
+    # an event of another channel spliced in under this channel's key and next version
+    i, j = _payment(records, y.channel_id, 3), _payment(records, x.channel_id, 3)
+    version = dict(records[i].headers)["es.version"]
+    spliced = records[j].altered(key=records[i].key, partition=records[i].partition,
+                                 headers=[(k, version if k == "es.version" else v) for k, v in records[j].headers])
+    assert named(records[:i] + [spliced] + records[i:]) == [(str(y.channel_id), 3, "WrongChannel")]
+    # events repeated: duplicates, counted once, the copy passes
+    status, report = _audit(cluster_b.bootstrap, _write_copy(cluster_b.bootstrap, records + records[10:30],
+                                                              config.partitions), tmp_path)
+    assert status == 0 and report["duplicates"] == b.duplicates() + 20
