@@ -131,3 +131,29 @@ def test_a_hop_that_never_forwards_lets_the_payers_lock_expire_and_no_one_loses(
     assert kinds_seen == ["lockedTransfer", "lockExpired"]
     assert "lock expired" in outcome["attempts"][0]["reason"]
     reader.close()
+
+
+def test_a_mediator_down_when_its_lock_arrives_forwards_it_once_restarted(node_config, tmp_path):
+    """M2's agent stops (as a crash would leave it: its state file as last saved) before A pays; M1's
+    lock to M2 waits in the log; a new agent started from M2's state file rebuilds its mirror, takes the
+    lock (an event after its saved positions) and forwards it: the payment completes."""
+    config = node_config()
+    parties, plans = _line("restart")
+    cfg = AgentConfig()
+    with _line_running(config, parties, plans, tmp_path, [cfg] * 4) as (reader, (a, m1, m2, b)):
+        m2.stop()
+        pid = a.pay(b.me, AMOUNT)
+        harness.wait_for(lambda: reader.get_channel(plans[1].channel_id).locked[0] > 0, 30, "M1's lock to M2")
+        assert a.payment(pid)["status"] == "pending"
+        again = bootstrap.mediation_service(config, parties[2].key, config=cfg,
+                                            store_path=tmp_path / f"{parties[2].name}.json", interval=0.1).start()
+        try:
+            outcome = a.wait(pid, 60)
+            assert outcome["status"] == "succeeded", outcome
+            harness.wait_for(lambda: _settled(reader, plans), 30, "every lock unlocked")
+        finally:
+            again.stop()
+        assert again.agent.counters["forwarded"] == 1
+    m2b = reader.get_channel(plans[2].channel_id)
+    assert m2b.balances == (DEPOSIT - AMOUNT, DEPOSIT + AMOUNT)
+    reader.close()
