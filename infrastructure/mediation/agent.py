@@ -334,6 +334,25 @@ class MediationAgent:
                 return
             self._feed(core.LockFailedReceived(message.channel_id, message.secret_hash, message.reason))
 
+    # refusals that mean "the slot was taken": sign again on the new head once the log shows it
+    SLOT_TAKEN = frozenset({"ConflictingPayment", "BrokenHashPointer", "SequenceGap", "StalePayment"})
+
+    def on_refused(self, channel: UUID, raw: bytes, reason: str, detail: str, now: int) -> None:
+        """The node refused one of the transactions this agent sent (read from the rejected topic).
+        Matched by its exact bytes; a refusal of anything else is not this agent's business."""
+        q = self.queues.get(str(channel))
+        if not q or q[0].raw is None or q[0].raw.encode() != raw:
+            return
+        head = q[0]
+        self._dirty = True
+        if reason in self.SLOT_TAKEN:
+            log.info("%s: %s in channel %s refused (%s): signing it again on the new head", self.me, head.kind,
+                     channel, reason)
+            head.raw = head.sequence = head.tx_hash = None
+            head.first_sent = head.last_sent = None
+            return
+        self._drop(q, f"{reason}: {detail}", now)
+
     def on_secret_registered(self, secret: bytes, at: int) -> None:
         self._feed(core.SecretLearned(secret, "chain", at))
 

@@ -1,6 +1,8 @@
 """A party's mediation agent on Kafka (``parsec mediate``, ``parsec pay --to``).
 
 What it reads:
+- the rejected topic, from where it stood when the agent started: a refusal of a transaction this
+  agent sent (matched by its exact bytes) is acted on at once, not after the 30 s timeout;
 - the events topic, every partition, read-only (``projections.source`` over a reading
   ``ChannelService``): the channels it mirrors and routes over, its locks accepted by the nodes;
 - the hops topic (``PARSEC_HOPS_TOPIC``, key = the recipient's address): signed hop messages, each
@@ -39,7 +41,12 @@ from domain.hop_messages import HopMessage, parse_hop_message
 from infrastructure.chain import events as chain_events
 from infrastructure.kafka.admin import TopicSpec, ensure_topics
 from infrastructure.mediation.agent import AgentConfig, MediationAgent, Misbehaviour
-from infrastructure.node.messages import ChannelUpdateRequest, RegisterSecretRequest, SettlementRequest
+from infrastructure.node.messages import (
+    ChannelUpdateRequest,
+    RegisterSecretRequest,
+    Rejection,
+    SettlementRequest,
+)
 from infrastructure.node.send import Sender
 from infrastructure.node.topics import store_settings
 from infrastructure.schemas.registry import header as schema_header
@@ -168,6 +175,14 @@ class MediationService:
                 self.hops.seek_to_beginning(tp)
             else:
                 self.hops.seek(tp, saved)
+        # the node's refusals of what this agent sent: from the end of the rejected topic (older ones
+        # are about transactions no longer in flight, or are caught by the timeout)
+        self.rejected = KafkaConsumer(**settings.kafka.kafka_python(
+            group_id=None, enable_auto_commit=False, client_id=f"parsec-refusals-{me[:10]}"))
+        rejected = [TopicPartition(settings.rejected_topic, p) for p in range(settings.partitions)]
+        self.rejected.assign(rejected)
+        for tp in rejected:
+            self.rejected.seek_to_end(tp)
         self._read: dict[int, int | None] = {p: None for p in self.source.partitions()}  # rebuilt from the start
         self.lock = threading.RLock()
         self.stopped = threading.Event()
@@ -183,6 +198,7 @@ class MediationService:
             now = int(time.time()) if now is None else now
             self._follow_events(now)
             self._follow_hops(now)
+            self._follow_refusals(now)
             self._follow_chain(now)
             self.agent.tick(now)
             self.agent.flush(now)
@@ -220,6 +236,17 @@ class MediationService:
                     log.warning("%s: hop message at %s/%d refused: %s", self.me, tp.partition, r.offset, err)
                     continue
                 self.agent.on_hop(message, now)
+
+    def _follow_refusals(self, now: int) -> None:
+        polled = self.rejected.poll(timeout_ms=0, max_records=1000)
+        for records in polled.values():
+            for r in records:
+                try:
+                    rejection = Rejection.of(r.key, r.value, r.headers)
+                    channel = UUID((r.key or b"").decode())
+                except (KeyError, ValueError):
+                    continue  # not a node's rejection of a keyed message
+                self.agent.on_refused(channel, rejection.raw, rejection.reason, rejection.message, now)
 
     def _follow_chain(self, now: int) -> None:
         if self.contract is None:
@@ -271,7 +298,7 @@ class MediationService:
         self.stopped.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        for closing in (self.hops, self.producer, self.sender, self.reader):
+        for closing in (self.hops, self.rejected, self.producer, self.sender, self.reader):
             try:
                 closing.close()
             except Exception:

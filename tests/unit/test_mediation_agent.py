@@ -210,3 +210,48 @@ def test_an_announced_policy_is_recorded_and_routes_go_around_an_expensive_forwa
     (row,) = [g for g in graph_channels(store) if g.channel_id == str(channels["M1B"])]
     way = row.ab if row.ab.source == m1 else row.ba
     assert (way.fee_base, way.fee_ppm) == (10, 50_000)
+
+
+class _Silent:
+    """A Network that takes everything and answers nothing (as Kafka: outcomes come from the log)."""
+
+    def __init__(self) -> None:
+        self.submitted: list[bytes] = []
+
+    def submit(self, raw, channel):
+        self.submitted.append(raw)
+
+    def send_hop(self, message): ...
+
+    def register_secret(self, channel, secret): ...
+
+    def close_channel(self, channel): ...
+
+    def announce(self, update): ...
+
+
+def test_a_refusal_read_from_the_rejected_topic_is_acted_on_at_once():
+    net, agents, channels = _network(LINE)
+    port = _Silent()
+    a = MediationAgent(agents["A"].key, port, config=CFG)
+    for n in net.service.recorder.select_notifications(1, 1000):
+        a.on_event(net.service.mapper.to_domain_event(n), net.now)
+    pid = a.pay(agents["B"].me, AMOUNT, net.now)
+    a.flush(net.now)
+    (raw,) = port.submitted
+    cid = channels["AM1"]
+    # the slot was taken: the lock is signed again on the head the mirror has and sent at once (this
+    # mirror has not moved, so the signature is the same: invoice id and signing are deterministic)
+    a.on_refused(cid, raw, "ConflictingPayment", "sequence 1 holds another transaction", net.now)
+    a.flush(net.now)
+    assert port.submitted == [raw, raw]
+    # a refusal that will repeat (the node says the payer cannot afford it): the attempt fails now,
+    # not after the 30 s timeout, and the payer tries again (here: no other route)
+    a.on_refused(cid, port.submitted[-1], "Overspend", "exceeds the buyer's balance", net.now)
+    a.flush(net.now)
+    p = a.payment(pid)
+    assert p.attempts[0].status == "failed" and "Overspend" in p.attempts[0].reason
+    # a refusal of bytes this agent did not send changes nothing
+    before = [x.status for x in p.attempts]
+    a.on_refused(cid, b"{}", "Overspend", "", net.now)
+    assert [x.status for x in a.payment(pid).attempts] == before
