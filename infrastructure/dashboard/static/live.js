@@ -35,7 +35,8 @@
   function time(seconds) {
     var d = seconds ? new Date(seconds * 1000) : new Date();
     var iso = d.toISOString().replace(/\.\d+Z$/, "Z");
-    return el("time", iso.replace("T", " "), { datetime: iso });
+    // an accepted payment's event carries no time: it is when this page received it
+    return el("time", iso.replace("T", " "), seconds ? { datetime: iso } : { datetime: iso, title: "received by this page" });
   }
   function channelCell(id) {
     var th = el("th", null, { scope: "row" });
