@@ -23,6 +23,7 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import make_asgi_app
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -78,6 +79,8 @@ from infrastructure.api.models import (
 from infrastructure.api.queries import page
 from infrastructure.api.readiness import run_checks
 from infrastructure.api.services import ApiServices
+from infrastructure.dashboard import STATIC_DIR as DASHBOARD_STATIC
+from infrastructure.dashboard import dashboard_router
 from infrastructure.routing.pathfinder import DEFAULT_K, DEFAULT_MAX_HOPS, Pathfinder
 from infrastructure.schemas.validation import explain as explain_refusal
 from infrastructure.settings import Settings
@@ -515,6 +518,10 @@ def create_app(settings: Settings, services: ApiServices, *, tokens: Iterable[st
         return JSONResponse(body.model_dump(), status_code=503 if failed else 200)
 
     app.router.routes.append(Route("/metrics", endpoint=_AsgiApp(make_asgi_app()), include_in_schema=False))
+
+    # the web dashboard (docs/dashboard.md): HTML pages over the same read models and log, reads only
+    app.include_router(dashboard_router(services))
+    app.mount("/dashboard/static", StaticFiles(directory=str(DASHBOARD_STATIC)), name="dashboard-static")
 
     # outermost last: the metrics see every answer, the rate limit runs before a body is read
     app.add_middleware(BodyLimitMiddleware, limit=settings.api_max_body_bytes)

@@ -133,3 +133,18 @@ class Served:
     def __exit__(self, *exc: Any) -> None:
         self.server.should_exit = True
         self.thread.join(20)
+
+
+def reject(dep: Deployment, channel: str, reason: str) -> None:
+    """A node's refusal of a payment on ``channel`` with ``reason``, written to the rejected topic."""
+    from kafka import KafkaProducer
+
+    from infrastructure.node.messages import Rejection
+
+    rej = Rejection(reason, f"refused: {reason}", dep.settings.inbound_topic, 0, 7, channel.encode(),
+                    b'{"price": "x"}', 1_700_000_000)
+    rec = rej.record(dep.settings.rejected_topic)
+    bootstrap.sender(dep.settings).close()  # the node's topics, the rejected one among them
+    producer = KafkaProducer(bootstrap_servers=dep.settings.kafka_bootstrap.split(","))
+    producer.send(rec.topic, key=rec.key, value=rec.value, headers=rec.headers, partition=0).get(15)
+    producer.close()

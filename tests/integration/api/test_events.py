@@ -9,12 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
-from kafka import KafkaProducer
 
-from infrastructure import bootstrap
-from infrastructure.node.messages import Rejection
 from tests.builders import ALICE
 from tests.integration.api.harness import Served
+from tests.integration.api.harness import reject as _reject
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka]
 
@@ -46,16 +44,6 @@ def _events(base: str, count: int, headers: dict[str, str] | None = None, query:
                 if len(out) == count:
                     break
     return first_id or "", out
-
-
-def _reject(dep, channel: str, reason: str) -> None:
-    rej = Rejection(reason, f"refused: {reason}", dep.settings.inbound_topic, 0, 7, channel.encode(),
-                    b'{"price": "x"}', 1_700_000_000)
-    rec = rej.record(dep.settings.rejected_topic)
-    bootstrap.sender(dep.settings).close()  # the node's topics, the rejected one among them
-    producer = KafkaProducer(bootstrap_servers=dep.settings.kafka_bootstrap.split(","))
-    producer.send(rec.topic, key=rec.key, value=rec.value, headers=rec.headers, partition=0).get(15)
-    producer.close()
 
 
 def _where(ev: dict[str, Any]) -> tuple[str, int, int]:
