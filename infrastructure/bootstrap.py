@@ -263,6 +263,50 @@ def wallet_record(settings: Settings) -> Any:
 
     return WalletRecord(settings.wallet_path)
 # ---------------------------------------------------------------------- the REST API
+def deployed_contract(settings: Settings) -> Any:
+    """The channel contract at ``settings.contract`` on ``settings.eth_rpc`` (a ValueError when there is none)."""
+    from eth_utils import to_checksum_address
+
+    from infrastructure.chain import ChannelContract, connect
+
+    if not settings.eth_rpc or not settings.contract:
+        raise ValueError("no deployed contract configured (PARSEC_ETH_RPC and PARSEC_CONTRACT)")
+    w3 = connect(settings.eth_rpc)
+    try:
+        address = to_checksum_address(settings.contract)
+    except ValueError:
+        raise ValueError(f"--contract {settings.contract!r} is not an address") from None
+    if not w3.eth.get_code(address):
+        raise ValueError(f"no contract at {address} on chain {w3.eth.chain_id} ({settings.eth_rpc})")
+    return ChannelContract(w3, address)
+
+
+def dashboard_sources(settings: Settings) -> Any:
+    """What the dashboard shows beside the read models and the log: the node group's partitions
+    (from the broker), the nodes' latency (their /metrics), a channel's on-chain record (the
+    contract, read only) and the last audit report; each only when configured."""
+    from infrastructure.api.services import Lazy
+    from infrastructure.dashboard.cluster import Cached, describe_group
+    from infrastructure.dashboard.node_metrics import NodeMetricsSampler
+    from infrastructure.dashboard.sources import DashboardSources
+
+    group = None
+    if settings.event_store == "kafka":
+        topics = {"inbound": settings.inbound_topic, "control": settings.control_topic}
+        group = Cached(lambda: describe_group(settings.kafka.librdkafka(), settings.node_group, topics))
+    latency = None
+    if settings.node_metrics:
+        urls = [u.strip() for u in settings.node_metrics.split(",") if u.strip()]
+        latency = NodeMetricsSampler(urls, interval=settings.node_metrics_interval)
+    onchain = None
+    if settings.eth_rpc and settings.contract:
+        from infrastructure.chain.lifecycle import onchain_state
+
+        contract = Lazy(lambda: deployed_contract(settings), "the Ethereum node")
+        onchain = lambda cid: onchain_state(contract.get(), cid)  # noqa: E731
+    return DashboardSources(group=group, latency=latency, onchain=onchain, audit_report=settings.audit_report)
+
+
 def api_services(settings: Settings, *, events_db: str | None = None, schema: str = "public",
                  follow: bool = False) -> Any:
     """What ``parsec api`` uses, each made on first use: the producer, the read-model store (one
@@ -321,13 +365,18 @@ def api_services(settings: Settings, *, events_db: str | None = None, schema: st
         "database": database_check(lambda: read_model_store(settings, events_db=events_db, schema=schema)),
         "chain": chain_check(settings.eth_rpc),
     }
+    dashboard = dashboard_sources(settings)
     services = ApiServices(sender=sender_.get, read_store=stores.get, channels=channels.get, readers=readers,
-                           checks=checks, on_close=[sender_.close, stores.close, channels.close, settler_log.close])
+                           checks=checks, on_close=[sender_.close, stores.close, channels.close, settler_log.close],
+                           dashboard=dashboard)
+    if dashboard.latency is not None:
+        services.on_start.append(dashboard.latency.start)
+        services.on_close.insert(0, dashboard.latency.close)
     if follow:
         stop = threading.Event()
         thread: list[threading.Thread] = []
 
-        def follow_log() -> None:
+        def follow_once() -> None:
             source, store = event_source(settings, events_db), open_store()
             try:
                 projection_runner(source, store, models).run_forever(stop)
@@ -336,6 +385,17 @@ def api_services(settings: Settings, *, events_db: str | None = None, schema: st
                 closing = getattr(source, "close", None)
                 if closing is not None:
                     closing()
+
+        def follow_log() -> None:
+            # a failure (no event store yet, the broker or the database away) must not leave the
+            # server answering from read models that silently stopped: say it, and start again
+            while not stop.is_set():
+                try:
+                    follow_once()
+                except Exception as err:
+                    logging.getLogger("parsec.api").error(
+                        "the API's projection runner stopped (%s: %s); starting again in 5 s", type(err).__name__, err)
+                    stop.wait(5.0)
 
         def start() -> None:
             thread.append(threading.Thread(target=follow_log, name="parsec-api-projections", daemon=True))

@@ -221,6 +221,15 @@ class Settings(BaseSettings):
     api_burst: PositiveInt = Field(40, description="requests a client may make at once before the rate applies")
     api_ready_timeout: PositiveSeconds = Field(
         2.0, description="seconds each /readyz check (broker, database, chain) may take before it counts as down")
+    # -------------------------------------------------------------- the dashboard (served with the API)
+    audit_report: Path | None = Field(
+        None, description="the JSON report `parsec audit --report` writes: the dashboard's Audit page shows it "
+                          "(unset: the page says how to make one)")
+    node_metrics: str | None = Field(
+        None, description="comma-separated /metrics URLs of the nodes: the dashboard samples them for its "
+                          "latency chart (unset: no latency chart)")
+    node_metrics_interval: PositiveSeconds = Field(
+        5.0, description="seconds between the dashboard's samples of the nodes' /metrics")
 
     # ------------------------------------------------------------------ loading
     @classmethod

@@ -104,6 +104,7 @@ class ApiServices:
     checks: Mapping[str, Callable[[float], str]] = field(default_factory=dict)
     on_start: list[Callable[[], None]] = field(default_factory=list)
     on_close: list[Callable[[], None]] = field(default_factory=list)
+    dashboard: Any = None  # infrastructure.dashboard.sources.DashboardSources (None: read models and log only)
 
     def start(self) -> None:
         for starting in self.on_start:

@@ -37,4 +37,7 @@ def build(verifier: Verifier, *, topic: str, bootstrap: str, positions: dict[int
 
 
 def write(path: Path, report: dict[str, Any]) -> None:
-    path.write_text(json.dumps(report, indent=1) + "\n")
+    """Whole or not at all: a reader (the dashboard's Audit page) never sees half a report."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=1) + "\n")
+    tmp.replace(path)

@@ -72,8 +72,9 @@ def cmd_audit(args: argparse.Namespace, settings: Any) -> int:
         audit_state.save(args.state, args.topic, positions, verifier)
     doc = audit_report.build(verifier, topic=args.topic, bootstrap=settings.kafka_bootstrap, positions=positions,
                              run=run)
-    if args.report is not None:
-        audit_report.write(args.report, doc)
+    report_path = args.report or settings.audit_report  # where the dashboard's Audit page reads it
+    if report_path is not None:
+        audit_report.write(Path(report_path).expanduser(), doc)
     if args.json:
         print_json(doc, indent=1)
     _print_table(doc, out_console(args.json), args.limit)
@@ -127,7 +128,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kafka", dest="kafka_bootstrap", default=argparse.SUPPRESS, metavar="BOOTSTRAP",
                    help="bootstrap servers of the cluster holding the copy (env PARSEC_KAFKA_BOOTSTRAP)")
     p.add_argument("--topic", required=True, help="the copy of the events topic, e.g. A.parsec.node.events")
-    p.add_argument("--report", type=Path, metavar="FILE", help="write the JSON report (money as strings) here")
+    p.add_argument("--report", type=Path, metavar="FILE", help="write the JSON report (money as strings) here "
+                   "(default: PARSEC_AUDIT_REPORT, where the dashboard's Audit page reads it)")
     p.add_argument("--json", action="store_true", help="print the JSON report on standard output")
     p.add_argument("--state", type=Path, metavar="FILE",
                    help="the auditor's own positions and per-channel state: the next run continues from them")

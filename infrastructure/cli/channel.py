@@ -36,23 +36,12 @@ topic (--no-node: only the chain). Exit status 65: refused (the contract's error
 # ---------------------------------------------------------------------- plumbing
 def chain_contract(settings: Settings) -> Any:
     """The deployed contract on the configured node; refuses an unset URL or an empty address."""
-    from eth_utils import to_checksum_address
-
-    from infrastructure.chain import ChannelContract, connect
-
     if not settings.eth_rpc:
         raise UsageError("an on-chain command needs an Ethereum node: --eth-rpc URL or PARSEC_ETH_RPC "
                          "(the in-process chain forgets everything when the command ends)")
     if not settings.contract:
         raise UsageError("which contract: --contract ADDRESS or PARSEC_CONTRACT (`parsec contract deploy` prints it)")
-    w3 = connect(settings.eth_rpc)
-    try:
-        address = to_checksum_address(settings.contract)
-    except ValueError:
-        raise ValueError(f"--contract {settings.contract!r} is not an address") from None
-    if not w3.eth.get_code(address):
-        raise ValueError(f"no contract at {address} on chain {w3.eth.chain_id} ({settings.eth_rpc})")
-    return ChannelContract(w3, address)
+    return bootstrap.deployed_contract(settings)
 
 
 def address_of(key: Any) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,8 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from starlette.concurrency import run_in_threadpool
 
-from domain.money import format_amount
+from domain.money import format_amount, parse_amount
+from infrastructure.dashboard.sources import DashboardSources
 from projections.balances import CHANNELS
 from projections.channel_graph import GraphChannel, graph_channels
 from projections.history import PAYMENTS
@@ -179,12 +181,44 @@ def throughput_svg(per_minute: list[tuple[datetime, int]], width: int = 600, hei
     return Markup("".join(parts))
 
 
+def latency_svg(samples: list[Any], width: int = 600, height: int = 120) -> Markup:
+    """The nodes' batch latency p50 and p99 (ms) per sample as two lines, labelled for screen readers."""
+    points = [s for s in samples if s.p99_ms is not None]
+    if not points:
+        return Markup("")
+    top = max(max(s.p99_ms for s in points), 1.0)
+    t0, t1 = points[0].at, max(points[-1].at, points[0].at + 1)
+
+    def xy(s: Any, v: float) -> str:
+        return f"{width * (s.at - t0) / (t1 - t0):.1f},{height - height * v / top:.1f}"
+
+    p50 = " ".join(xy(s, s.p50_ms or 0.0) for s in points)
+    p99 = " ".join(xy(s, s.p99_ms) for s in points)
+    last = points[-1]
+    title = (f"Node batch latency over the last {len(points)} samples: now p50 {last.p50_ms:.1f} ms, "
+             f"p99 {last.p99_ms:.1f} ms, at most {top:.1f} ms")
+    start, end = (datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S") for t in (t0, t1))
+    return Markup(
+        f'<svg class="chart latency" viewBox="0 0 {width} {height + 20}" role="img" aria-labelledby="latency-title" '
+        f'preserveAspectRatio="none"><title id="latency-title">{escape(title)}</title>'
+        f'<line x1="0" y1="{height}" x2="{width}" y2="{height}" class="axis"/>'
+        f'<polyline class="p99" points="{p99}"><title>p99</title></polyline>'
+        f'<polyline class="p50" points="{p50}"><title>p50</title></polyline>'
+        f'<text x="0" y="{height + 15}">{start}Z</text>'
+        f'<text x="{width}" y="{height + 15}" text-anchor="end">{end}Z</text>'
+        f'<text x="{width}" y="12" text-anchor="end">p99 {last.p99_ms:.1f} ms · p50 {last.p50_ms:.1f} ms</text></svg>')
+
+
 def _short_addr(a: str) -> str:
     return f"{a[:6]}…{a[-4:]}" if len(a) > 12 else a
 
 
-def network_svg(channels: list[GraphChannel], size: int = 420) -> Markup:
-    """Parties on a circle, one line per pair of parties with channels, capacities in the line's title."""
+def network_svg(channels: list[GraphChannel], size: int = 420, route: list[str] | None = None,
+                route_parties: list[str] | None = None) -> Markup:
+    """Parties on a circle, one line per pair of parties with channels, capacities in the line's title;
+    the channels of ``route`` (channel ids) and its parties drawn highlighted."""
+    on_route = set(route or [])
+    hops = set(route_parties or [])
     parties = sorted({p for ch in channels for p in ch.participants})
     if not parties:
         return Markup("")
@@ -201,10 +235,11 @@ def network_svg(channels: list[GraphChannel], size: int = 420) -> Markup:
                  f"{format_amount(ch.ab.capacity or 0, ch.currency)} {ch.currency}, "
                  f"{_short_addr(ch.ba.source)}→{_short_addr(ch.ba.target)} "
                  f"{format_amount(ch.ba.capacity or 0, ch.currency)} {ch.currency}")
-        parts.append(f'<line class="edge {escape(ch.status)}" x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" '
+        cls = f"edge {escape(ch.status)}" + (" route" if ch.channel_id in on_route else "")
+        parts.append(f'<line class="{cls}" data-channel="{escape(ch.channel_id)}" x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" '
                      f'y2="{y2:.1f}"><title>{escape(label)}</title></line>')
     for p, (x, y) in pos.items():
-        parts.append(f'<g class="node"><circle cx="{x:.1f}" cy="{y:.1f}" r="9"><title>{escape(p)}</title></circle>'
+        parts.append(f'<g class="node{" route" if p in hops else ""}" data-party="{escape(p)}"><circle cx="{x:.1f}" cy="{y:.1f}" r="9"><title>{escape(p)}</title></circle>'
                      f'<text x="{x:.1f}" y="{y - 14:.1f}" text-anchor="middle">{escape(_short_addr(p))}</text></g>')
     parts.append("</svg>")
     return Markup("".join(parts))
@@ -262,6 +297,25 @@ def _currencies(store: Any, channels: set[str]) -> dict[str, str]:
     return out
 
 
+def find_routes(chans: list[GraphChannel], source: str, target: str, amount: str,
+                currency: str | None) -> tuple[list[Any], str | None, str | None]:
+    """Candidate routes over the graph read model (what ``GET /v1/routes`` answers) and their currency,
+    or why there is none.
+    ``amount`` in the currency's human units ("0.25") as the form takes it."""
+    from domain.addresses import parse_eth_address
+    from domain.errors import ParsecError
+    from infrastructure.routing.pathfinder import Pathfinder
+
+    try:
+        payer, payee = parse_eth_address(source.strip()), parse_eth_address(target.strip())
+        finder = Pathfinder(chans)
+        cur = finder.currency_for(payer, currency)
+        value = parse_amount(amount.strip(), cur)
+        return finder.routes(payer, payee, value, now=int(time.time()), k=3, currency=cur), None, cur
+    except (ParsecError, ValueError) as err:
+        return [], f"{type(err).__name__}: {err}", currency
+
+
 # ---------------------------------------------------------------------- the router
 def dashboard_router(services: Any) -> APIRouter:
     router = APIRouter(prefix="/dashboard", include_in_schema=False)
@@ -269,10 +323,16 @@ def dashboard_router(services: Any) -> APIRouter:
     def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         return TEMPLATES.TemplateResponse(request, name, context, status_code=status_code)
 
+    sources = services.dashboard or DashboardSources()
+
     @router.get("/", response_class=HTMLResponse)
     async def overview(request: Request) -> HTMLResponse:
         t = await run_in_threadpool(lambda: totals(services.read_store()))
-        return render(request, "overview.html", page="overview", totals=t, chart=throughput_svg(t.per_minute))
+        group = await run_in_threadpool(sources.group) if sources.group is not None else None
+        sampler = sources.latency
+        samples = sampler.samples() if sampler is not None else []
+        return render(request, "overview.html", page="overview", totals=t, chart=throughput_svg(t.per_minute),
+                      group=group, latency=latency_svg(samples), samples=samples, sampler=sampler)
 
     @router.get("/channels", response_class=HTMLResponse)
     async def channels(
@@ -326,6 +386,12 @@ def dashboard_router(services: Any) -> APIRouter:
         row, history, sets, previous = await run_in_threadpool(load)
         if row is None:
             return render(request, "missing.html", status_code=404, page="channels", channel_id=channel_id)
+        onchain, chain_error = None, None
+        if sources.onchain is not None:
+            try:
+                onchain = await run_in_threadpool(sources.onchain, uuid.UUID(cid))
+            except Exception as err:  # unreachable node, unknown channel: the page says so, the rest shows
+                chain_error = f"{type(err).__name__}: {err}"
         more = len(history) > HISTORY_PAGE
         history = history[:HISTORY_PAGE]
         links = []
@@ -339,7 +405,8 @@ def dashboard_router(services: Any) -> APIRouter:
             prior = p
         return render(request, "channel.html", page="channels", ch=row, history=list(zip(history, links,
                       strict=True)), settlements=sets, after=after,
-                      next_after=history[-1]["sequence"] if more else None)
+                      next_after=history[-1]["sequence"] if more else None, onchain=onchain,
+                      chain_error=chain_error, chain_configured=sources.onchain is not None)
 
     @router.get("/live", response_class=HTMLResponse)
     async def live(request: Request) -> HTMLResponse:
@@ -354,10 +421,29 @@ def dashboard_router(services: Any) -> APIRouter:
                           {**currencies, **{p["channel_id"]: p["currency"] for p in pays}}))
 
     @router.get("/network", response_class=HTMLResponse)
-    async def network(request: Request, currency: str | None = None) -> HTMLResponse:
-        chans = await run_in_threadpool(lambda: graph_channels(services.read_store(), currency or None))
+    async def network(request: Request, currency: str | None = None, source: str | None = Query(None, alias="from"),
+                      target: str | None = Query(None, alias="to"), amount: str | None = None) -> HTMLResponse:
+        currency = currency or None
+        chans = await run_in_threadpool(lambda: graph_channels(services.read_store(), currency))
         parties = sorted({p for ch in chans for p in ch.participants})
+        routes, route_error, route_currency = [], None, currency
+        if source and target and amount:
+            routes, route_error, route_currency = find_routes(chans, source, target, amount, currency)
+        best = routes[0] if routes else None
         return render(request, "network.html", page="network", channels=chans, parties=parties,
-                      svg=network_svg(chans), currency=currency, currencies=CURRENCIES)
+                      svg=network_svg(chans, route=[h.channel_id for h in best.hops] if best else None,
+                                      route_parties=list(best.path) if best else None),
+                      currency=currency, currencies=CURRENCIES, routes=routes, route_error=route_error,
+                      source=source or "", target=target or "", amount=amount or "",
+                      route_currency=route_currency)
+
+    @router.get("/audit", response_class=HTMLResponse)
+    async def audit(request: Request, show: str = "all") -> HTMLResponse:
+        report, why = await run_in_threadpool(sources.audit)
+        rows = (report or {}).get("channels", [])
+        if show == "violations":
+            rows = [r for r in rows if not r.get("ok")]
+        return render(request, "audit.html", page="audit", report=report, why=why, rows=rows, show=show,
+                      path=sources.audit_report)
 
     return router

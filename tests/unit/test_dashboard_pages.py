@@ -9,8 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
+from domain.addresses import to_checksum_address
 from infrastructure.api.app import create_app
 from infrastructure.api.services import ApiServices
+from infrastructure.dashboard.node_metrics import NodeMetricsSampler, delta, parse, quantile
+from infrastructure.dashboard.sources import DashboardSources
 from infrastructure.settings import Settings
 from projections.balances import CHANNELS
 from projections.channel_graph import GRAPH_CHANNELS
@@ -18,9 +21,8 @@ from projections.history import PAYMENTS
 from projections.settlements import SETTLEMENTS
 from projections.sqlite import SQLiteStore
 
-A = "0x" + "a1" * 20
-B = "0x" + "b2" * 20
-C = "0x" + "c3" * 20
+# checksummed, as the read models hold them (the projections write the events' addresses)
+A, B, C = (to_checksum_address("0x" + x * 20) for x in ("a1", "b2", "c3"))
 GENESIS = "0x" + "00" * 32
 ETH = 10**18
 
@@ -46,6 +48,12 @@ def _graph(ch: dict) -> dict:
     for d in ("ab", "ba"):
         row.update({f"fee_base_{d}": 0, f"fee_ppm_{d}": 0, f"expiry_delta_{d}": 40, f"policy_issued_at_{d}": None})
     return row
+
+
+def _client(store, **sources):
+    services = ApiServices(sender=lambda: None, read_store=lambda: store, channels=lambda: None, readers=lambda: [],
+                           dashboard=DashboardSources(**sources))
+    return TestClient(create_app(Settings.from_env({}), services, insecure_no_token=True))
 
 
 @pytest.fixture
@@ -149,7 +157,8 @@ def test_live_page_without_javascript_shows_the_latest_rows(world):
 def test_network_page_draws_the_graph(world):
     client, _, (c1, c2, c3) = world
     html = client.get("/dashboard/network").text
-    assert html.count('<g class="node">') == 3 and html.count('<line class="edge') == 3
+    assert html.count('<g class="node"') == 3 and html.count('<line class="edge') == 3
+    assert 'class="edge open route"' not in html  # no route asked for
     assert "3 parties, 3 channels" in _text(html)
     assert len(re.findall(r'<tr data-channel=', html)) == 6  # two directions per channel
     assert "2.7 ETH" in html  # A's capacity towards B
@@ -164,3 +173,100 @@ def test_static_assets_are_served_and_the_pages_are_not_in_the_openapi_document(
     assert client.get("/dashboard/static/dashboard.css").status_code == 200
     assert client.get("/dashboard/static/live.js").status_code == 200
     assert not [p for p in client.get("/openapi.json").json()["paths"] if p.startswith("/dashboard")]
+
+
+def test_the_network_page_finds_a_route_and_draws_it_highlighted(world):
+    client, _, (c1, _, c3) = world
+    html = client.get("/dashboard/network", params={"from": A, "to": B, "amount": "0.5"}).text
+    rows = re.findall(r'<tr data-route="(\d+)" data-channels="([^"]+)"', html)
+    assert rows == [("1", c1)]
+    assert f'class="edge open route" data-channel="{c1}"' in html
+    assert f'class="edge closed" data-channel="{c3}"' in html  # not on the route
+    assert html.count('<g class="node route"') == 2
+    assert 'title="500000000000000000 (smallest unit)">0.5 ETH' in html  # what the payer sends, no fee
+    # B–C is closed: no route to C; the reason is said, the graph still drawn without highlight
+    html = client.get("/dashboard/network", params={"from": A, "to": C, "amount": "0.5"}).text
+    assert 'id="route-error"' in html and "No route:" in html and " route" not in re.sub(r'id="route-\w+"|Find a route|>Route<|route found|name="from"', "", html).split("<svg")[1].split("</svg>")[0]
+    html = client.get("/dashboard/network", params={"from": "0x12", "to": B, "amount": "1"}).text
+    assert "InvalidAddress" in html
+    html = client.get("/dashboard/network", params={"from": A, "to": B, "amount": "0.1234567890123456789"}).text
+    assert 'id="route-error"' in html  # more decimals than ETH has: refused, not rounded
+
+
+def test_the_audit_page_shows_the_last_report_per_channel(world, tmp_path):
+    import json
+
+    _, store, (c1, c2, _) = world
+    with _client(store) as client:
+        assert "no audit report configured" in client.get("/dashboard/audit").text
+    path = tmp_path / "audit.json"
+    with _client(store, audit_report=path) as client:
+        assert f"no report at {path} yet" in client.get("/dashboard/audit").text
+        path.write_text("{not json")
+        assert "is not a JSON report" in client.get("/dashboard/audit").text
+        bad = {"channel": c2, "partition": 1, "offset": 17, "version": 4, "sequence": 3, "event": "PaymentAccepted",
+               "reason": "BrokenHashLink", "detail": "sequence 3 points to 0xab…, the head is 0xcd…"}
+        path.write_text(json.dumps({
+            "ok": False, "topic": "A.parsec.events", "events": 12, "duplicates": 2, "channels_checked": 2,
+            "channels_ok": 1, "violations": [bad], "run": {"records_read": 14, "records_per_second": 3000},
+            "channels": [
+                {"channel": c2, "ok": False, "partition": 1, "events": 4, "duplicates": 0, "violation": bad,
+                 "status": "open", "currency": "BTC", "sequence": 2, "balances": ["100000000", "0"]},
+                {"channel": c1, "ok": True, "partition": 0, "events": 8, "duplicates": 2, "status": "open",
+                 "currency": "ETH", "sequence": 3, "balances": [str(27 * 10**17), str(13 * 10**17)]}]}))
+        html = client.get("/dashboard/audit").text
+        assert 'data-verdict="violations"' in html and "1 violation(s)" in html
+        assert f'data-channel="{c2}" data-ok="false" data-reason="BrokenHashLink" data-sequence="3"' in html
+        assert "partition 1, offset 17, sequence 3" in html
+        assert f'data-channel="{c1}" data-ok="true"' in html and "2.7 ETH" in html
+        only = client.get("/dashboard/audit?show=violations").text
+        assert c2 in only and f'data-channel="{c1}"' not in only
+        assert client.get("/dashboard/").status_code == 200 and 'href="/dashboard/audit"' in html
+
+
+def _node_text(batches: list[float], accepted: int) -> str:
+    """A node's /metrics as prometheus_client writes it (a registry of its own)."""
+    from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+    reg = CollectorRegistry()
+    h = Histogram("parsec_node_batch_seconds", "x", buckets=(0.001, 0.005, 0.01, 0.05, 0.1), registry=reg)
+    c = Counter("parsec_node_payments_accepted_total", "x", registry=reg)
+    for b in batches:
+        h.observe(b)
+    c.inc(accepted)
+    return generate_latest(reg).decode()
+
+
+def test_latency_quantiles_come_from_the_difference_of_two_scrapes():
+    before = parse(_node_text([0.5] * 10, 100))  # slow batches before: not in this interval
+    after = parse(_node_text([0.5] * 10 + [0.004] * 98 + [0.04] * 2, 1100))
+    d = delta([after], [before])
+    assert d.count == 100 and d.accepted == 1000
+    assert 0.001 < quantile(0.5, d.buckets) <= 0.005  # the 50th batch is in the (1 ms, 5 ms] bucket
+    assert 0.01 < quantile(0.99, d.buckets) <= 0.05
+    assert quantile(0.5, {}) is None and quantile(0.5, {float("inf"): 0.0}) is None
+    restarted = parse(_node_text([0.002] * 5, 40))  # a node restarted: its counters begin again
+    assert delta([restarted], [after]).count == 5
+
+
+def test_the_overview_draws_the_nodes_latency_and_says_when_it_has_none(world):
+    _, store, _ = world
+    texts = iter([_node_text([0.004] * 10, 10), _node_text([0.004] * 30 + [0.03], 41),
+                  _node_text([0.004] * 60 + [0.03] * 2, 80)])
+
+    class Fed(NodeMetricsSampler):
+        def scrape(self):
+            return [parse(next(texts))]
+
+    sampler = Fed(["http://127.0.0.1:1/metrics"], interval=5.0)
+    with _client(store) as client:
+        assert 'id="latency-none"' in client.get("/dashboard/").text
+    with _client(store, latency=sampler) as client:
+        assert sampler.sample(now=1000.0) is None  # one scrape: nothing to compare yet
+        assert 'id="latency-wait"' in client.get("/dashboard/").text
+        first = sampler.sample(now=1005.0)
+        assert first.batches == 21 and round(first.accepted_per_s, 1) == 6.2
+        sampler.sample(now=1010.0)
+        html = client.get("/dashboard/").text
+        assert 'svg class="chart latency"' in html and html.count("<polyline") == 2
+        assert "p99" in html and "payments/s" in html

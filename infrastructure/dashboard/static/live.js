@@ -59,6 +59,7 @@
       tr.appendChild(td);
     });
     body.insertBefore(tr, body.firstChild);
+    if (window.parsecLocalise) window.parsecLocalise(tr);
     while (body.rows.length > MAX_ROWS) body.deleteRow(body.rows.length - 1);
   }
   function currencyOf(channel) {

@@ -3,27 +3,23 @@ projection runner following, headless Chromium (the system's, /usr/bin/chromium)
 
 Payments written to the log must show on the overview's counters, in the channels table and on the live
 feed within seconds; a channel's page shows its history's hash links; the live feed resumes after a reload
-without repeating an event. A screenshot of each page goes to the test's tmp_path."""
+without repeating an event. A screenshot of each page goes to test-output/dashboard/<test>/."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from domain.addresses import eth_address_from_public_key
 from tests.builders import ALICE, BOB
 from tests.integration.api.harness import Deployment, Served, deployment, reject
+from tests.integration.dashboard.browsing import SOON
+from tests.integration.dashboard.browsing import shot as _shot
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
-SOON = 15_000  # ms: "within a few seconds" (the runner follows the log, htmx polls every 2-3 s)
 A, B = (eth_address_from_public_key(k.public_key) for k in (ALICE, BOB))
 
 
@@ -32,29 +28,12 @@ def dep(kafka_bootstrap: str, tmp_path) -> Iterator[Deployment]:
     yield from deployment(kafka_bootstrap, tmp_path)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
-
-
-def _shot(page, out: Path, name: str) -> None:
-    page.screenshot(path=str(out / f"{name}.png"), full_page=True)
-
-
-def test_payments_show_on_every_page_within_seconds(dep, browser, tmp_path):
+def test_payments_show_on_every_page_within_seconds(dep, browser, shots):
     from playwright.sync_api import expect
 
     ledger = dep.open(deposit_a=3 * 10**18, deposit_b=10**18)
     other = dep.open()
     cid, oid = str(ledger.channel_id), str(other.channel_id)
-    shots = tmp_path / "screenshots"
-    shots.mkdir()
     with Served(dep.app(follow=True)) as base:
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         errors: list[str] = []
@@ -176,7 +155,3 @@ def test_payments_show_on_every_page_within_seconds(dep, browser, tmp_path):
         assert errors == []
     assert sorted(p.name for p in shots.iterdir()) == ["channel.png", "channels.png", "live-phone.png", "live.png",
                                                        "network.png", "overview.png"]
-    if os.environ.get("PARSEC_DASHBOARD_SCREENSHOTS"):  # where to keep them (docs/dashboard.png is overview.png)
-        import shutil
-
-        shutil.copytree(shots, os.environ["PARSEC_DASHBOARD_SCREENSHOTS"], dirs_exist_ok=True)
