@@ -286,14 +286,15 @@ def dashboard_sources(settings: Settings) -> Any:
     (from the broker), the nodes' latency (their /metrics), a channel's on-chain record (the
     contract, read only) and the last audit report; each only when configured."""
     from infrastructure.api.services import Lazy
-    from infrastructure.dashboard.cluster import Cached, describe_group
+    from infrastructure.dashboard.cluster import Cached, admin_client, describe_group
     from infrastructure.dashboard.node_metrics import NodeMetricsSampler
     from infrastructure.dashboard.sources import DashboardSources
 
     group = None
     if settings.event_store == "kafka":
         topics = {"inbound": settings.inbound_topic, "control": settings.control_topic}
-        group = Cached(lambda: describe_group(settings.kafka.librdkafka(), settings.node_group, topics))
+        admin = Lazy(lambda: admin_client(settings.kafka.librdkafka()), "the Kafka admin client")
+        group = Cached(lambda: describe_group(admin.get(), settings.node_group, topics))
     latency = None
     if settings.node_metrics:
         urls = [u.strip() for u in settings.node_metrics.split(",") if u.strip()]

@@ -36,7 +36,7 @@ class PartitionRow:
 @dataclass(frozen=True)
 class GroupView:
     group: str
-    state: str  # the group's state as the broker says it (Stable, PreparingRebalance, Empty, ...)
+    state: str  # the group's state as the broker says it (stable, preparing rebalance, empty, ...)
     members: int
     rows: list[PartitionRow]
     error: str | None = None  # the broker could not be asked: why
@@ -46,13 +46,19 @@ class GroupView:
         return sum(r.lag or 0 for r in self.rows)
 
 
-def describe_group(librdkafka: dict[str, Any], group: str, topics: dict[str, str], timeout: float = 5.0) -> GroupView:
+def admin_client(librdkafka: dict[str, Any], timeout: float = 5.0) -> Any:
+    """One admin client for every refresh (its connections to the brokers are kept)."""
+    from confluent_kafka.admin import AdminClient
+
+    return AdminClient({**librdkafka, "socket.connection.setup.timeout.ms": max(1000, int(timeout * 1000))})
+
+
+def describe_group(admin: Any, group: str, topics: dict[str, str], timeout: float = 5.0) -> GroupView:
     """``topics``: role -> topic name. One metadata request, one group description, one offsets
     fetch and one list-offsets request."""
     from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
-    from confluent_kafka.admin import AdminClient, OffsetSpec
+    from confluent_kafka.admin import OffsetSpec
 
-    admin = AdminClient({**librdkafka, "socket.connection.setup.timeout.ms": max(1000, int(timeout * 1000))})
     try:
         md = admin.list_topics(timeout=timeout)
         parts = [(role, topic, p) for role, topic in topics.items() if topic in md.topics
@@ -79,8 +85,8 @@ def describe_group(librdkafka: dict[str, Any], group: str, topics: dict[str, str
         return GroupView(group, "unknown", 0, [], error=str(err.args[0] if err.args else err))
     rows = [PartitionRow(topic, role, p, *owners.get((topic, p), (None, None)), committed.get((topic, p)),
                          ends.get((topic, p))) for role, topic, p in parts]
-    state = getattr(description.state, "name", str(description.state))
-    return GroupView(group, state.replace("_", " ").title().replace(" ", ""), len(description.members), rows)
+    state = getattr(description.state, "name", str(description.state)).lower().replace("_", " ")
+    return GroupView(group, state, len(description.members), rows)
 
 
 class Cached:

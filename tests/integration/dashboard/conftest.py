@@ -15,7 +15,10 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
 
 @pytest.fixture(scope="session")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
+    try:
+        from playwright import sync_api
+    except ImportError:  # the project's fixtures fail, never skip (tests/conftest.py)
+        pytest.fail("Playwright is not installed: pip install -e '.[api,dev]' (make test does)")
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"no Chromium at {CHROMIUM}: run `scripts/chromium install` (make test does)")
     with sync_api.sync_playwright() as p:
