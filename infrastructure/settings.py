@@ -153,6 +153,9 @@ class Settings(BaseSettings):
     rejoin_unowned_after: Seconds = Field(
         5.0, description="seconds partitions may have no owner while this node owns fewer than it could before it "
                          "rejoins the group (0: off)")
+    stall_report_after: Seconds = Field(
+        60.0, description="seconds the node's loop may go without coming back before every thread's stack is written "
+                          "to stderr, once per stall (0: off)")
     settlers: str = Field("", description="comma-separated addresses of the settlers whose signed notices this node "
                                           "accepts (unset: every notice is refused)")
     min_challenge_period: NonNegativeInt = Field(

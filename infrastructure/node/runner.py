@@ -39,6 +39,7 @@ eonce->refcnt > 0``) when a DescribeConsumerGroups ran while the broker was down
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import threading
 import time
@@ -90,6 +91,72 @@ def consumer_config(c: Settings) -> dict[str, Any]:
     return config
 
 
+class GroupWatch:
+    """The node group's description, asked for on a thread of its own.
+
+    The watchdog's kafka-python admin client blocks while it cannot reach the cluster: its
+    constructor waited without a bound for the bootstrap (kafka-python 3.0.12), and run on the
+    node's loop it held the whole node after a broker outage (every partition stalled, no log
+    line; the stall report showed ``KafkaAdminClient.__init__`` in ``bootstrap``). Here only this
+    thread waits. It keeps one client for its life (each failed constructor leaked that client's
+    IO thread), asks when the loop says so (``ask``), and keeps the last answer with the time it
+    came. The loop takes an answer only if it came after its previous question (``latest``), so a
+    verdict is never older than one check."""
+
+    def __init__(self, config: Settings) -> None:
+        self.config = config
+        self._asked = threading.Event()
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._answer: tuple[float, dict[str, Any]] | None = None
+        self._asked_at = 0.0
+        self._thread = threading.Thread(target=self._run, name="parsec-group-watch", daemon=True)
+        self._thread.start()
+
+    def ask(self) -> None:
+        with self._lock:
+            self._asked_at = time.monotonic()
+        self._asked.set()
+
+    def latest(self) -> dict[str, Any] | None:
+        """The group's description if it was answered after the last ``ask`` (None: not yet)."""
+        with self._lock:
+            answer, after = self._answer, self._asked_at
+        if answer is None or answer[0] < after:
+            return None
+        return answer[1]
+
+    def _run(self) -> None:
+        c = self.config
+        admin: KafkaAdminClient | None = None
+        while not self._closed.is_set():
+            self._asked.wait()
+            self._asked.clear()
+            if self._closed.is_set():
+                break
+            try:
+                if admin is None:
+                    admin = KafkaAdminClient(client_id=f"parsec-node-{c.node_id}-watchdog",
+                                             **c.kafka.kafka_python(request_timeout_ms=int(c.kafka_timeout * 1000)))
+                group = admin.describe_groups([c.node_group])[c.node_group]
+            except Exception as exc:
+                log.debug("ownership check: could not describe group %s: %s: %s", c.node_group,
+                          type(exc).__name__, exc)
+                continue
+            with self._lock:
+                self._answer = (time.monotonic(), group)
+        if admin is not None:
+            try:
+                admin.close()
+            except Exception:
+                log.debug("closing the watchdog's admin client", exc_info=True)
+
+    def close(self) -> None:
+        """Stop asking; the thread closes its client when its current call returns (never waited for)."""
+        self._closed.set()
+        self._asked.set()
+
+
 def _is_fatal(err: Any) -> bool:
     return err is not None and (err.fatal() or err.code() == ck.KafkaError._FATAL)
 
@@ -128,7 +195,7 @@ class Node:
         self.num_partitions = 0
         self.assignments = 0  # how many assignments this node's consumer was given
         # the ownership watchdog
-        self._admin: KafkaAdminClient | None = None
+        self._group_watch: GroupWatch | None = None
         self._unowned_since: float | None = None
         self._next_ownership_check = 0.0
         self._next_gauges = 0.0
@@ -292,13 +359,11 @@ class Node:
         defect this watches for). None while the group is rebalancing or does not answer.
         """
         c = self.config
-        try:
-            if self._admin is None:
-                self._admin = KafkaAdminClient(client_id=f"parsec-node-{c.node_id}-watchdog",
-                                               **c.kafka.kafka_python(request_timeout_ms=int(c.kafka_timeout * 1000)))
-            group = self._admin.describe_groups([c.node_group])[c.node_group]
-        except Exception as exc:
-            log.debug("ownership check: could not describe group %s: %s: %s", c.node_group, type(exc).__name__, exc)
+        if self._group_watch is None:
+            self._group_watch = GroupWatch(c)
+        group = self._group_watch.latest()
+        self._group_watch.ask()  # the next check reads the answer to this one
+        if group is None:
             return None
         state = str(group.get("group_state") or "").upper()
         if state not in _SETTLED_GROUP_STATES:
@@ -384,6 +449,7 @@ class Node:
         last_summary, last_count = time.monotonic(), 0
         try:
             while not stop.is_set():
+                self._arm_stall_report()
                 try:
                     messages = self.consumer.consume(num_messages=c.max_poll_records, timeout=0.2)
                 except ck.KafkaException as exc:
@@ -409,7 +475,18 @@ class Node:
                         log.info("so far: %s; %.0f payments/s over the last interval; partitions %s",
                                  dict(self.totals), rate, sorted(self.workers))
         finally:
+            if c.stall_report_after > 0:
+                faulthandler.cancel_dump_traceback_later()
             self.close()
+
+    def _arm_stall_report(self) -> None:
+        """Every thread's stack on stderr if this iteration of the loop has not come back within
+        ``stall_report_after`` seconds: a node blocked in a client call (a broker outage hid one) says
+        where, without anyone having to be there to send it SIGUSR1. Re-armed every iteration, so a
+        loop that runs never reports."""
+        after = self.config.stall_report_after
+        if after > 0:
+            faulthandler.dump_traceback_later(after, repeat=False)
 
     def _process(self, batch: dict[tuple[str, int], list[InRecord]]) -> None:
         c = self.config
@@ -505,12 +582,9 @@ class Node:
         for p in self._gauged:
             metrics.forget_partition(p)
         self._gauged = set()
-        if self._admin is not None:
-            try:
-                self._admin.close()
-            except Exception:
-                log.debug("closing the watchdog's admin client", exc_info=True)
-            self._admin = None
+        if self._group_watch is not None:
+            self._group_watch.close()
+            self._group_watch = None
         if self.consumer is not None:
             try:
                 self.consumer.close()  # a dynamic member leaves the group; a static one keeps its place

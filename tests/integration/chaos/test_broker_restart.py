@@ -41,6 +41,16 @@ INTERVAL = 25
 OUTAGE = 20.0
 
 
+def stall_report(log: Path) -> str:
+    """The node's own stall report (PARSEC_STALL_REPORT_AFTER: every thread's stack once its loop has not
+    come back for that long), or that it has none: what a failure here must say."""
+    text = log.read_text(errors="replace")
+    at = text.find("Timeout (")
+    if at < 0:
+        return "the node's loop never stalled (no stall report in its log)"
+    return "the node's loop stalled; its stall report:\n" + text[at:at + 12000]
+
+
 class PrivateBroker:
     """A single-node cluster of the test's own (the shared broker must not be stopped)."""
 
@@ -143,7 +153,10 @@ def test_a_20s_broker_outage_under_load_is_ridden_out(broker: PrivateBroker, tmp
                 for p in plans
             )
 
-        wait_for(done, 180, "every payment applied, read and checkpointed after the outage")
+        try:
+            wait_for(done, 180, "every payment applied, read and checkpointed after the outage")
+        except AssertionError as failed:
+            raise AssertionError(f"{failed}\n{stall_report(tmp_path / 'node.log')}") from None
         drained = time.monotonic() - down_at - outage
         assert node.poll() is None, "the node exited instead of riding out the outage"
         assert all(th.is_alive() for th in threads[:2]), "the settler or the runner gave up"
