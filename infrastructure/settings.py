@@ -33,6 +33,7 @@ from pydantic_settings import (
 
 from domain.addresses import parse_eth_address
 from infrastructure.kafka_access import KafkaAccess, KafkaSecurity, KafkaSecurityError, check_replication
+from infrastructure.transcoder import TOPIC as TRANSCODER_TOPIC
 
 ENV_PREFIX = "PARSEC_"
 EVENT_STORES = ("sqlite", "kafka", "memory")
@@ -149,6 +150,10 @@ class Settings(BaseSettings):
     tick_interval: PositiveSeconds = Field(1.0, description="seconds between window-expiry passes per partition")
     timeout_check_interval: PositiveSeconds = Field(5.0, description="seconds between checkpoint-timeout passes")
     max_poll_records: PositiveInt = Field(2000, description="records per poll, i.e. per transaction at most")
+    batch_linger_ms: NonNegativeInt = Field(
+        0, description="milliseconds the node waits, once a record has arrived, for more to put in the same "
+                       "transaction (0: a batch is what has arrived by then; more: fewer, bigger transactions and "
+                       "that much more latency)")
     session_timeout_ms: PositiveInt = Field(10000, description="the consumer group's session timeout")
     rejoin_unowned_after: Seconds = Field(
         5.0, description="seconds partitions may have no owner while this node owns fewer than it could before it "
@@ -364,7 +369,7 @@ class Settings(BaseSettings):
 
         The aggregate cache is not fast-forwarded: Parsec runs one writer per channel (per Kafka
         partition), and the service evicts a cached channel whose save failed."""
-        env = dict(WRITER_CACHE_ENV)
+        env = {**WRITER_CACHE_ENV, "TRANSCODER_TOPIC": TRANSCODER_TOPIC}
         if self.event_store == "sqlite":
             path = sqlite_path or self.data_dir / "events.sqlite"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -385,6 +390,7 @@ class Settings(BaseSettings):
             "KAFKA_EVENTS_TOPIC": self.events_topic,
             "KAFKA_PARTITIONS": str(self.partitions),
             "KAFKA_TIMEOUT": str(self.kafka_timeout),
+            "TRANSCODER_TOPIC": TRANSCODER_TOPIC,
         }
         if partition is not None:
             env.update(WRITER_CACHE_ENV)

@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
+from operator import itemgetter
 from typing import Any, ClassVar, Literal, Protocol
 
 ColumnKind = Literal["text", "int", "amount"]
@@ -60,8 +61,26 @@ class Table:
     def _column_set(self) -> frozenset[str]:
         return frozenset(self.column_names)
 
-    def key_of(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(row[k] for k in self.key)
+    @cached_property
+    def key_of(self) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+        """``key_of(row)``: the row's key, a tuple (an itemgetter: called for every row put)."""
+        getter = itemgetter(*self.key)
+        if len(self.key) == 1:
+            return lambda row: (getter(row),)
+        return getter  # type: ignore[return-value]
+
+    def complete_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A checked copy of ``row`` with every column (missing ones None): what ``Rows.put`` stores.
+
+        Per row a handler puts (the rebuild's hot path): a row that has exactly the table's
+        columns, as one read with ``Rows.get`` and changed has, is copied as it is."""
+        if row.keys() == self._column_set:
+            for k in self.key:
+                if row[k] is None:
+                    self.check_row(row)  # raises: a key column is missing
+            return dict(row)
+        self.check_row(row)
+        return {c: row.get(c) for c in self.column_names}
 
     def check_row(self, row: dict[str, Any]) -> None:
         extra = row.keys() - self._column_set
@@ -159,8 +178,7 @@ class MemoryRows:
         return dict(row) if row is not None else None
 
     def put(self, table: Table, row: dict[str, Any]) -> None:
-        table.check_row(row)
-        full = {c: row.get(c) for c in table.column_names}
+        full = table.complete_row(row)
         self.tables.setdefault(table.name, {})[table.key_of(full)] = full
 
     def all(self, table: Table) -> list[dict[str, Any]]:

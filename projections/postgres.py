@@ -68,6 +68,9 @@ class PostgresStore(ReadModelStore):
     def to_db(self, column: Column, value: Any) -> Any:
         return value
 
+    def converts(self, column: Column) -> bool:
+        return False
+
     def from_db(self, column: Column, value: Any) -> Any:
         if isinstance(value, Decimal):
             return int(value)

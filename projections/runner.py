@@ -72,14 +72,22 @@ class _BatchRows:
         return dict(row) if row is not None else None
 
     def put(self, table: Table, row: dict[str, Any]) -> None:
-        table.check_row(row)
-        full = {c: row.get(c) for c in table.column_names}
+        full = table.complete_row(row)
         self.written[(table.name, table.key_of(full))] = (table, full)
 
     def publish(self) -> None:
         """After the commit: what was written is what the database now has."""
         for ck, (_, row) in self.written.items():
             self.cache[ck] = row
+
+
+def _handler(model: ReadModel, name: str) -> Callable[[Any, Any], None]:
+    """``model``'s handler of ``name`` events; through its ``apply`` if a subclass overrides that."""
+    if type(model).apply is not ReadModel.apply:
+        return lambda event, rows: model.apply(name, event, rows)  # type: ignore[misc]
+    handler = model.handler(name)
+    assert handler is not None
+    return handler
 
 
 @dataclass
@@ -131,6 +139,12 @@ class ProjectionRunner:
         self._positions: dict[str, dict[int, int]] | None = None
         self._claimed = False
         self._handled = frozenset().union(*(m.handled_events for m in self.models))
+        # event name -> (index of the read model, its handler), in the models' order: looked up
+        # once per event, not once per event and read model
+        self._handlers: dict[str, list[tuple[int, Callable[[Any, Any], None]]]] = {}
+        for i, m in enumerate(self.models):
+            for name in sorted(m.handled_events):
+                self._handlers.setdefault(name, []).append((i, _handler(m, name)))
         self._known = self._handled | frozenset(known_events)
         self._warned: set[str] = set()
         store.create([t for m in self.models for t in m.tables])
@@ -172,19 +186,23 @@ class ProjectionRunner:
         if len(self._cache) > self.cache_size:
             self._cache.clear()
         rows = _BatchRows(self.store, self._cache)
-        updates = []
-        for model in self.models:
-            start = positions[model.name]
-            last = None
-            for ev in events:
-                if start is not None and ev.position <= start:
-                    continue
-                if ev.name in model.handled_events:
-                    model.apply(ev.name, ev.event, rows)
-                    self.stats.applied += 1
-                last = ev.position
-            if last is not None:
-                updates.append(TrackingUpdate(model.name, partition, start, last))
+        starts = [positions[m.name] for m in self.models]
+        applied = 0
+        handlers = self._handlers
+        for ev in events:
+            wanted = handlers.get(ev.name)
+            if wanted is None:
+                continue
+            event = ev.event  # decoded once for every read model
+            for i, handle in wanted:
+                start = starts[i]
+                if start is None or ev.position > start:
+                    handle(event, rows)
+                    applied += 1
+        self.stats.applied += applied
+        last = events[-1].position
+        updates = [TrackingUpdate(m.name, partition, start, last)
+                   for m, start in zip(self.models, starts, strict=True) if start is None or last > start]
         self._note_unhandled(events)
         self.store.commit(rows.written.values(), updates, source=self.identity)
         rows.publish()

@@ -17,8 +17,7 @@ from __future__ import annotations
 import sqlite3
 import uuid
 import weakref
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -36,27 +35,31 @@ class SourceUnavailable(ConnectionError):
     """The event store cannot be read right now: retry later."""
 
 
-@dataclass
 class SourceEvent:
-    """One event at a position in one partition; decoded only when a handler needs it."""
+    """One event at a position in one partition; decoded (by the source's mapper) only when read.
 
-    partition: int
-    position: int
-    topic: str
-    originator_id: Any
-    originator_version: int
-    _decode: Callable[[], Any] = field(repr=False, compare=False)
-    _event: Any = field(default=None, repr=False, compare=False)
+    A plain class with slots, built once per event read: a dataclass with a decoding closure
+    per event cost a rebuild ~10% of its time."""
 
-    @property
-    def name(self) -> str:
-        """The qualified class name the topic names (``Channel.PaymentAccepted``)."""
-        return self.topic.partition(":")[2] or self.topic
+    __slots__ = ("partition", "position", "topic", "name", "originator_id", "originator_version", "_stored",
+                 "_mapper", "_event")
+
+    def __init__(self, partition: int, position: int, stored: StoredEvent, mapper: Mapper) -> None:
+        self.partition = partition
+        self.position = position
+        self.topic = stored.topic
+        # the qualified class name the topic names (``Channel.PaymentAccepted``)
+        self.name = stored.topic.partition(":")[2] or stored.topic
+        self.originator_id = stored.originator_id
+        self.originator_version = stored.originator_version
+        self._stored = stored
+        self._mapper = mapper
+        self._event: Any = None
 
     @property
     def event(self) -> Any:
         if self._event is None:
-            self._event = self._decode()
+            self._event = self._mapper.to_domain_event(self._stored)
         return self._event
 
     def decodable(self) -> bool:
@@ -66,6 +69,9 @@ class SourceEvent:
         except TopicError:
             return False
         return True
+
+    def __repr__(self) -> str:
+        return f"SourceEvent({self.partition}/{self.position} {self.name} of {self.originator_id})"
 
 
 @runtime_checkable
@@ -161,14 +167,7 @@ class ApplicationEventSource:
         return [self._source_event(n.id, n) for n in notifications]
 
     def _source_event(self, position: int, stored: StoredEvent, partition: int = 0) -> SourceEvent:
-        return SourceEvent(
-            partition=partition,
-            position=position,
-            topic=stored.topic,
-            originator_id=stored.originator_id,
-            originator_version=stored.originator_version,
-            _decode=lambda: self.mapper.to_domain_event(stored),
-        )
+        return SourceEvent(partition, position, stored, self.mapper)
 
     def head(self, partition: int) -> int | None:
         self._check(partition)

@@ -52,6 +52,9 @@ class SQLiteStore(ReadModelStore):
             return str(int(value))
         return value
 
+    def converts(self, column: Column) -> bool:
+        return column.kind == "amount"
+
     def from_db(self, column: Column, value: Any) -> Any:
         if value is not None and column.kind == "amount":
             return int(value)

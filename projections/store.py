@@ -92,6 +92,7 @@ class ReadModelStore(ABC):
     column_types: dict[str, str]
     """Column kind ("text", "int", "amount") → this database's SQL type."""
     _conn: Any = None  # the DB-API connection, None until (re)connected
+    _converted: dict[str, list[tuple[int, Column]]] | None = None  # table -> the columns to_db changes
 
     # --- dialect ------------------------------------------------------------
     def sql_type(self, column: Column) -> str:
@@ -102,6 +103,24 @@ class ReadModelStore(ABC):
 
     @abstractmethod
     def from_db(self, column: Column, value: Any) -> Any: ...
+
+    def converts(self, column: Column) -> bool:
+        """Whether ``to_db`` changes this column's values (a store that never does says False: the
+        commit then passes them as they are, without a call per value)."""
+        return True
+
+    def _params(self, table: Table, row: dict[str, Any]) -> tuple[Any, ...]:
+        """A row's statement parameters, in the table's column order."""
+        converted = self._converted.get(table.name) if self._converted is not None else None
+        if converted is None:
+            if self._converted is None:
+                self._converted = {}
+            converted = self._converted[table.name] = [(i, c) for i, c in enumerate(table.columns)
+                                                       if self.converts(c)]
+        values = [row.get(n) for n in table.column_names]
+        for i, c in converted:
+            values[i] = self.to_db(c, values[i])
+        return tuple(values)
 
     @abstractmethod
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -306,7 +325,7 @@ class ReadModelStore(ABC):
         events came from), only if it is the log of every read model moved (``StoreOfAnotherLog``)."""
         by_table: dict[str, tuple[Table, list[tuple[Any, ...]]]] = {}
         for table, row in rows:
-            params = tuple(self.to_db(c, row.get(c.name)) for c in table.columns)
+            params = self._params(table, row)
             by_table.setdefault(table.name, (table, []))[1].append(params)
         ph = self.placeholder
         with self._transaction() as cur:

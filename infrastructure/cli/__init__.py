@@ -11,6 +11,7 @@ asks the composition root (infrastructure/bootstrap.py) for what it runs. A fail
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -128,6 +129,22 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings.load(flags, config_file=args.config)
 
 
+GC_THRESHOLDS = (50_000, 20, 100)
+"""The cyclic garbage collector's thresholds for every command (CPython's default: 700, 10, 10)."""
+
+
+def tune_garbage_collector() -> None:
+    """Collect cycles less often, and never look again at what the imports left behind.
+
+    Parsec's hot paths (a node's batch, a read model's rebuild) allocate many short-lived,
+    acyclic objects (events, rows, parsed messages) that reference counting frees at once; with the
+    default thresholds the collector still ran every 700 allocations and walked the whole heap
+    every 100 of those runs: a quarter of a rebuild's time (11,800 -> 16,000 events/s,
+    docs/performance.md). ``gc.freeze`` moves what exists now (modules, classes) out of its sight."""
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; its exit status (infrastructure/cli/exits.py) is returned, never raised."""
     parser = build_parser()
@@ -138,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return Exit.OK
+    tune_garbage_collector()
     try:
         settings = settings_from(args)
         configure_logging(settings.log_level, settings.log_format, debug=args.debug)

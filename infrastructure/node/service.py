@@ -71,10 +71,31 @@ class NodeChannelService(ChannelService):
         (It did: the worker then logged that nothing was committed and rebuilt the partition.)
         A snapshot only speeds up loading; without it the channel loads from its events."""
         try:
-            super()._take_snapshots(processing_event)
+            self._snapshot_from_memory(processing_event)
         except Exception as exc:
             log.warning("events committed, but a snapshot was not taken (%s: %s); channels load from events",
                         type(exc).__name__, exc)
+
+    def _snapshot_from_memory(self, processing_event: Any) -> None:
+        """A snapshot of each channel whose batch reached a multiple of its snapshotting interval,
+        taken from the channel as it is in memory (the batch just committed it).
+
+        eventsourcing's ``take_snapshot`` rebuilds the channel from the store at that event's
+        version instead: the snapshot and every event since, read back from Kafka on the batch's
+        path, for a state this process holds already. The snapshot is of the channel's version
+        after the batch (loading replays what follows it either way)."""
+        intervals = self.snapshotting_intervals
+        if not (self.snapshots and intervals):
+            return
+        due: dict[Any, Any] = {}
+        for event in processing_event.events:
+            channel = processing_event.aggregates.get(event.originator_id)
+            interval = intervals.get(type(channel)) if channel is not None else None
+            if interval and event.originator_version % interval == 0:
+                due[event.originator_id] = channel
+        for channel in due.values():
+            snapshot_class = getattr(type(channel), "Snapshot", type(self).snapshot_class)
+            self.snapshots.put([snapshot_class.take(channel)])
 
     def commit(
         self, trackings: Sequence[Tracking], out_records: Sequence[OutRecord], group_offsets: GroupOffsets | None = None
