@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from projections.model import Column, ReadModel, Rows, Table, event_name, handles
+from projections.model import Column, ReadModel, Rows, Table, handles
 from projections.store import ReadModelStore
 
 CHANNELS = Table(
@@ -90,7 +90,7 @@ class Balances(
     def _row(self, event: Any, rows: Rows) -> dict[str, Any]:
         row = rows.get(CHANNELS, str(event.originator_id))
         if row is None:  # the log is ordered per channel: an event before ChannelOpened is corruption
-            raise LookupError(f"{event_name(event)} for channel {event.originator_id} before it was opened")
+            raise LookupError(f"{type(event).__qualname__} for channel {event.originator_id} before it was opened")
         return row
 
     @handles("Channel.DepositMade")

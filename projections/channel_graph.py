@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.routing import DEFAULT_EXPIRY_DELTA, DEFAULT_FEE_BASE, DEFAULT_FEE_PPM
-from projections.model import Column, ReadModel, Rows, Table, event_name, handles
+from projections.model import Column, ReadModel, Rows, Table, handles
 from projections.store import ReadModelStore
 
 SIDES = ("ab", "ba")
@@ -88,7 +88,7 @@ class ChannelGraph(
     def _row(self, event: Any, rows: Rows) -> dict[str, Any]:
         row = rows.get(GRAPH_CHANNELS, str(event.originator_id))
         if row is None:  # the log is ordered per channel: an event before ChannelOpened is corruption
-            raise LookupError(f"{event_name(event)} for channel {event.originator_id} before it was opened")
+            raise LookupError(f"{type(event).__qualname__} for channel {event.originator_id} before it was opened")
         row["last_seen"] = _event_time(event, row["last_seen"])
         return row
 

@@ -246,8 +246,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     node = add_command(sub, cmd_node, epilog=NODE_EPILOG)
     add_settings_flags(node, *TOPIC_FIELDS)
     add_settings_flags(node, "node_group", "node_id", "group_instance_id", "window", "max_wait", "tick_interval",
-                       "timeout_check_interval", "max_poll_records", "batch_linger_ms", "session_timeout_ms", "rejoin_unowned_after",
-                       "stall_report_after",
+                       "timeout_check_interval", "max_poll_records", "batch_linger_ms", "session_timeout_ms",
+                       "rejoin_unowned_after", "stall_report_after",
                        "settlers", "min_challenge_period")
     add_settings_flags(node, "metrics_port", "metrics_host")
 

@@ -110,8 +110,7 @@ class GroupWatch:
         self._lock = threading.Lock()
         self._answer: tuple[float, dict[str, Any]] | None = None
         self._asked_at = 0.0
-        self._thread = threading.Thread(target=self._run, name="parsec-group-watch", daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._run, name="parsec-group-watch", daemon=True).start()
 
     def ask(self) -> None:
         with self._lock:
@@ -447,9 +446,16 @@ class Node:
                  c.inbound_topic, c.control_topic, c.events_topic, c.rejected_topic,
                  f"static member {c.group_instance_id}" if c.group_instance_id else "dynamic member")
         last_summary, last_count = time.monotonic(), 0
+        # only for a node that is its process (``parsec node``): faulthandler's timer is one per
+        # process, and a node run on another thread (tests, embedded tools) stopped being assigned
+        # partitions when it re-armed it under pytest's own
+        stall_after = c.stall_report_after if threading.current_thread() is threading.main_thread() else 0
         try:
             while not stop.is_set():
-                self._arm_stall_report()
+                if stall_after > 0:
+                    # every thread's stack on stderr if this iteration has not come back in time: a
+                    # node blocked in a client call says where without anyone sending it SIGUSR1
+                    faulthandler.dump_traceback_later(stall_after, repeat=False)
                 try:
                     messages = self._poll()
                 except ck.KafkaException as exc:
@@ -475,21 +481,9 @@ class Node:
                         log.info("so far: %s; %.0f payments/s over the last interval; partitions %s",
                                  dict(self.totals), rate, sorted(self.workers))
         finally:
-            if c.stall_report_after > 0 and threading.current_thread() is threading.main_thread():
+            if stall_after > 0:
                 faulthandler.cancel_dump_traceback_later()
             self.close()
-
-    def _arm_stall_report(self) -> None:
-        """Every thread's stack on stderr if this iteration of the loop has not come back within
-        ``stall_report_after`` seconds: a node blocked in a client call (a broker outage hid one) says
-        where, without anyone having to be there to send it SIGUSR1. Re-armed every iteration, so a
-        loop that runs never reports."""
-        after = self.config.stall_report_after
-        # only for a node that is its process (``parsec node``): faulthandler's timer is one per
-        # process, and a node run on another thread (tests, embedded tools) stopped being assigned
-        # partitions when it re-armed it under pytest's own
-        if after > 0 and threading.current_thread() is threading.main_thread():
-            faulthandler.dump_traceback_later(after, repeat=False)
 
     def _poll(self) -> list[Any]:
         """The next batch: wait (up to 0.2 s) for one record, then take what else has arrived.
