@@ -206,14 +206,21 @@ def kafka_raw(kafka: KafkaAccess | str, messages: int = 20_000, size: int | None
     }
 
 
-def kafka_payments(kafka: KafkaAccess | str, quick: bool = False, nodes: int | None = None) -> dict[str, Any]:
-    """Signature-verified payments end to end on Kafka, and latency at a stated offered load.
+LATENCY_LOADS = (500, 1000, 2000, 5000)  # offered payments/s of the latency-versus-load table
 
-    Node processes (one per core unless ``nodes``) on fresh private topics. Throughput: the nodes
-    are paused (SIGSTOP) while a backlog of payments is produced to the inbound topic, then resumed;
-    the clock runs from the resume until the balances read model, following the events topic in this
-    process, has applied the last PaymentAccepted event. Latency: then a paced stream at the offered
-    load; each payment from its hand-over to the producer to a read_committed consumer receiving its
+
+def kafka_payments(kafka: KafkaAccess | str, quick: bool = False, nodes: int | None = None,
+                   loads: tuple[int, ...] = LATENCY_LOADS) -> dict[str, Any]:
+    """Signature-verified payments end to end on Kafka: throughput per node count, latency per load.
+
+    For 1 node process and for one per core (``nodes``), each on fresh private topics with 4
+    partitions. Throughput: the nodes are paused (SIGSTOP) while a backlog of payments is produced
+    to the inbound topic, then resumed; the clock runs from the resume until the balances read
+    model, following the events topic in this process, has applied the last PaymentAccepted event,
+    and then every channel's balances in it must equal what the workload's clients sent. The nodes'
+    CPU time over that window gives the cost of a payment per core, and from it the figure N cores
+    would reach on paper. Latency (with one node per core): paced streams at each offered load;
+    each payment from its hand-over to the producer to a read_committed consumer receiving its
     PaymentAccepted event (the node's transaction committed)."""
     from kafka import KafkaAdminClient
 
@@ -226,35 +233,71 @@ def kafka_payments(kafka: KafkaAccess | str, quick: bool = False, nodes: int | N
     except Exception as exc:
         raise SkipSection(f"no Kafka broker at {k.bootstrap}: {exc}") from None
     nodes = nodes or os.cpu_count() or 1
-    prefix = f"parsec.bench.{uuid.uuid4().hex[:8]}"
-    config = simulate.kafka_config(k, prefix=prefix, partitions=4)  # the nodes spawned get k's settings too
-    Sender(config).close()  # the topics, before the nodes race to create them
     payments = 4_000 if quick else 20_000
+    seconds_per_load = 1.5 if quick else 5.0
     channels = 100
-    spawned = simulate.SpawnedNodes(nodes, config)
-    try:
-        thr = simulate.run_kafka(simulate.Workload(channels, seed=11), config, payments=payments,
-                                 checkpoint_interval=1000, nodes=spawned, preproduce=True, follow_balances=True)
-        rate = int(max(100, min(1000, round(thr.payments_per_s * 0.5, -2))))
-        seconds = 3 if quick else 8
-        lat = simulate.run_kafka(simulate.Workload(channels, seed=12), config, payments=int(rate * seconds),
-                                 rate=rate, checkpoint_interval=1000, nodes=spawned)
-    finally:
-        spawned.stop()
-        _delete_topics(k, [config.inbound_topic, config.control_topic, config.events_topic,
-                                   config.rejected_topic])
-    if not thr.complete or thr.accepted != payments:
-        raise RuntimeError(f"Kafka run incomplete: {thr.accepted} of {payments} accepted ({thr.notes})")
+    by_nodes: list[dict[str, Any]] = []
+    latency: list[dict[str, Any]] = []
+    for n in sorted({1, nodes}):
+        config = simulate.kafka_config(k, prefix=f"parsec.bench.{uuid.uuid4().hex[:8]}", partitions=4)
+        spawned = None
+        try:
+            Sender(config).close()  # the topics, before the nodes race to create them
+            spawned = simulate.SpawnedNodes(n, config)
+            thr = simulate.run_kafka(simulate.Workload(channels, seed=11), config, payments=payments,
+                                     checkpoint_interval=1000, nodes=spawned, preproduce=True, follow_balances=True)
+            _check_throughput_run(thr, payments)
+            row: dict[str, Any] = {"nodes": n, "payments": payments, "seconds": round(thr.seconds, 3),
+                                   "payments_per_s": round(thr.payments_per_s),
+                                   "produce_seconds": round(thr.send_seconds, 3),
+                                   "balances_equal": f"{thr.balances['equal']} of {thr.balances['channels']}"}
+            if thr.node_cpu_seconds:
+                us = thr.node_cpu_seconds / payments * 1e6
+                row.update(node_cpu_seconds=thr.node_cpu_seconds, node_cpu_us_per_payment=round(us, 1),
+                           payments_per_s_per_core_on_paper=round(1e6 / us))
+            by_nodes.append(row)
+            if n == nodes:
+                for i, rate in enumerate(loads):
+                    lat = simulate.run_kafka(simulate.Workload(channels, seed=12 + i), config,
+                                             payments=int(rate * seconds_per_load), rate=rate,
+                                             checkpoint_interval=1000, nodes=spawned)
+                    if not lat.complete:
+                        raise RuntimeError(f"latency run at {rate}/s incomplete: {lat.accepted} accepted ({lat.notes})")
+                    pct = lat.percentiles()
+                    latency.append({"offered_per_s": rate, "achieved_per_s": round(lat.payments_per_s),
+                                    "payments": lat.accepted, "p50_ms": pct.get("p50"), "p90_ms": pct.get("p90"),
+                                    "p99_ms": pct.get("p99"), "max_ms": pct.get("max")})
+        finally:
+            if spawned is not None:
+                spawned.stop()
+            _delete_topics(k, [config.inbound_topic, config.control_topic, config.events_topic,
+                               config.rejected_topic])
+    best = by_nodes[-1]
+    per_core = min(r.get("payments_per_s_per_core_on_paper") or 0 for r in by_nodes) or None
     return {
-        "throughput": {"payments": payments, "channels": channels, "nodes": nodes, "partitions": config.partitions,
-                       "seconds": round(thr.seconds, 3), "payments_per_s": round(thr.payments_per_s),
-                       "produce_seconds": round(thr.send_seconds, 3),
+        "throughput": {"payments": payments, "channels": channels, "nodes": nodes, "partitions": 4,
+                       "seconds": best["seconds"], "payments_per_s": best["payments_per_s"],
+                       "produce_seconds": best["produce_seconds"], "balances_equal": best["balances_equal"],
                        "method": "backlog pre-produced while the nodes are paused; clock from resume to the "
-                                 "balances read model (SQLite, following the events topic) having the last payment"},
-        "latency": {"offered_load_per_s": rate, "payments": lat.accepted, "seconds": round(lat.seconds, 3),
-                    **lat.percentiles(),
+                                 "balances read model (SQLite, following the events topic) having the last "
+                                 "payment; its balances then checked against the workload's, every channel"},
+        "by_nodes": by_nodes,
+        "on_paper": {"node_cpu_payments_per_s_per_core": per_core,
+                     "method": "payments / node CPU seconds (user + system, /proc) over the throughput window, "
+                               "the more costly of the node counts; N cores: N times it, with the producer, "
+                               "the broker and the read model on cores of their own"},
+        "latency_by_load": latency,
+        "latency": {**next((r for r in latency if r["offered_per_s"] == 1000), latency[0] if latency else {}),
                     "method": "producer hand-over -> PaymentAccepted received by a read_committed consumer"},
     }
+
+
+def _check_throughput_run(thr: Any, payments: int) -> None:
+    """A throughput figure counts only if every payment was accepted and the read model is right."""
+    if not thr.complete or thr.accepted != payments:
+        raise RuntimeError(f"Kafka run incomplete: {thr.accepted} of {payments} accepted ({thr.notes})")
+    if thr.balances is None or thr.balances["mismatched"]:
+        raise RuntimeError(f"the balances read model disagrees with the workload after the run: {thr.balances}")
 
 
 def _delete_topics(kafka: KafkaAccess, topics: list[str]) -> None:
@@ -459,8 +502,8 @@ def run(sections: list[str] | None = None, quick: bool = False, kafka_bootstrap:
         if kafka:
             result["kafka_run"] = kafka
             lat = kafka["latency"]
-            result["latency_ms"] = {"p50": lat.get("p50"), "p99": lat.get("p99"),
-                                    "offered_load": f"{lat['offered_load_per_s']}/s"}
+            result["latency_ms"] = {"p50": lat.get("p50_ms"), "p99": lat.get("p99_ms"),
+                                    "offered_load": f"{lat.get('offered_per_s')}/s"}
     else:
         for name in ("kafka_raw", "kafka"):
             skipped[name] = "no Kafka bootstrap given (--kafka or PARSEC_KAFKA_BOOTSTRAP)"
@@ -484,6 +527,43 @@ def run(sections: list[str] | None = None, quick: bool = False, kafka_bootstrap:
         result["embedded_run"] = embedded
     if verify:
         result["verification"] = verify
+    result["against_limits"] = against_limits(result)
     if skipped:
         result["skipped"] = skipped
     return result
+
+
+# issue 17's floors (../shared/design/benchmarks.md has the targets): what each figure is held to
+FLOORS = {"kafka_payments_per_s": 10_000, "embedded_payments_per_s": 15_000, "p99_ms_at_1000_per_s": 20,
+          "rebuild_sqlite_events_per_s": 100_000}
+
+
+def against_limits(result: dict[str, Any]) -> dict[str, Any]:
+    """Each headline figure beside the limits measured in the same run, as ratios, and its floor."""
+    limits = result.get("limits", {})
+    cores = limits.get("cores") or 1
+    recover_all = (limits.get("recover_per_s_per_core") or 0) * cores or None
+    verification = result.get("verification") or {}
+    verify_all = verification.get(f"verify_per_s_{cores}_processes")
+    out: dict[str, Any] = {}
+
+    def ratio(value: float | None, limit: float | None) -> float | None:
+        return round(value / limit, 3) if value and limit else None
+
+    for where in ("kafka", "embedded"):
+        value = (result.get("payments_per_s") or {}).get(where)
+        if value is None:
+            continue
+        out[f"{where}_payments_per_s"] = {
+            "value": value, "floor": FLOORS[f"{where}_payments_per_s"],
+            "recover_limit_all_cores": recover_all, "ratio_to_recover_limit": ratio(value, recover_all),
+            "verify_limit_all_cores": verify_all, "ratio_to_verify_limit": ratio(value, verify_all)}
+    p99 = (result.get("latency_ms") or {}).get("p99")
+    if p99 is not None and (result.get("latency_ms") or {}).get("offered_load") == "1000/s":
+        out["p99_ms_at_1000_per_s"] = {"value": p99, "floor": FLOORS["p99_ms_at_1000_per_s"],
+                                       "ratio_to_floor": ratio(p99, FLOORS["p99_ms_at_1000_per_s"])}
+    rebuild = (result.get("replay_events_per_s") or {}).get("sqlite")
+    if rebuild:
+        out["rebuild_sqlite_events_per_s"] = {"value": rebuild, "floor": FLOORS["rebuild_sqlite_events_per_s"],
+                                              "ratio_to_floor": ratio(rebuild, FLOORS["rebuild_sqlite_events_per_s"])}
+    return out

@@ -165,6 +165,8 @@ class SimResult:
     offered_rate: float = 0.0
     nodes: int = 0
     notes: list[str] = field(default_factory=list)
+    node_cpu_seconds: float | None = None  # preproduced runs: the node processes' CPU from resume to the end
+    balances: dict[str, Any] | None = None  # with a read model: its balances checked against the workload's
 
     @property
     def expected_accepted(self) -> int:
@@ -197,7 +199,7 @@ class SimResult:
             "send_seconds": round(self.send_seconds, 3),
             "drain_seconds": round(self.drain_seconds or self.seconds, 3), "payments_per_s": round(self.payments_per_s, 1),
             "offered_rate": self.offered_rate or None, "latency_ms": self.percentiles(), "complete": self.complete,
-            "notes": self.notes,
+            "notes": self.notes, "node_cpu_seconds": self.node_cpu_seconds, "balances": self.balances,
         }
 
 
@@ -421,6 +423,22 @@ class BalancesFollower(threading.Thread):
         self.app.close()
 
 
+def check_balances(store: Any, plans: list[ChannelPlan]) -> dict[str, Any]:
+    """The balances read model against what the workload's clients know they sent, channel by channel."""
+    from projections.balances import channel_balances
+
+    rows = {b.channel_id: b for b in channel_balances(store)}
+    mismatched = []
+    for plan in plans:
+        row = rows.get(str(plan.channel_id))
+        want = plan.expected_balances()
+        got = row.balances if row is not None else None
+        if got != want:
+            mismatched.append({"channel": str(plan.channel_id), "expected": [str(v) for v in want],
+                               "read_model": None if got is None else [str(v) for v in got]})
+    return {"channels": len(plans), "equal": len(plans) - len(mismatched), "mismatched": mismatched[:10]}
+
+
 def node_process_env(config: Any, environ: Any, extra: dict[str, str] | None = None) -> dict[str, str]:
     """A spawned node's environment: this process's, with the config's Kafka settings (bootstrap,
     security, replication) pinned over it, so the node authenticates as the simulator was told to."""
@@ -453,6 +471,19 @@ class SpawnedNodes:
             if p.poll() is not None:
                 tail = (self.dir / f"node-{i}.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"spawned node {i} exited with {p.returncode}:\n{tail}")
+
+    def cpu_seconds(self) -> float | None:
+        """The node processes' CPU time so far (user + system, from /proc; None where there is none)."""
+        tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        total = 0.0
+        for p in self.procs:
+            try:
+                # the fields after the command name, which is in parentheses and may hold spaces
+                fields = Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                return None
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        return total
 
     def signal(self, sig: int) -> None:
         for p in self.procs:
@@ -540,10 +571,18 @@ def run_kafka(
         if preproduce:
             assert nodes is not None
             nodes.signal(signal.SIGSTOP)
+        cpu_at_resume: float | None = None
         pacer = Pacer(0 if preproduce else rate)
         start, start_wall = time.perf_counter(), time.time()
         produced = 0
-        for item in _stream(workload, payments, duration):
+        stream: Any = _stream(workload, payments, duration)
+        if rate > 0 and payments is not None and not preproduce:
+            # signed before the clock starts, so that signing in this process neither slows the pacing
+            # nor takes a core's share from the nodes under measurement
+            stream = list(stream)
+            pacer = Pacer(rate)
+            start, start_wall = time.perf_counter(), time.time()
+        for item in stream:
             pacer.wait()
             ours.add(str(item.channel).encode())
             if item.kind == "valid":
@@ -562,6 +601,7 @@ def run_kafka(
             assert nodes is not None
             # what was sent_at is now the backlog's age: latency belongs to a paced run
             sent_at.clear()
+            cpu_at_resume = nodes.cpu_seconds()
             start, start_wall = time.perf_counter(), time.time()
             nodes.signal(signal.SIGCONT)
         # drain: until every valid payment is accepted and every invalid one rejected
@@ -590,6 +630,11 @@ def run_kafka(
                 break
             time.sleep(0.002)
         result.drain_seconds = time.perf_counter() - start
+        if preproduce and nodes is not None and cpu_at_resume is not None:
+            cpu_now = nodes.cpu_seconds()
+            result.node_cpu_seconds = None if cpu_now is None else round(cpu_now - cpu_at_resume, 3)
+        if follower is not None and projected_at is not None:
+            result.balances = check_balances(follower.store, workload.channels)
         with collector.lock:
             # throughput's clock stops at the last acceptance (or when the read model had it), not
             # at the last rejection: unknown-channel payments are refused only after the node's max wait
