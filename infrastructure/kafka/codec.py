@@ -5,6 +5,7 @@ partitions, headers and values, and the record a writer sends (``OutRecord``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -57,8 +58,13 @@ def originator_key(originator_id: UUID | str) -> bytes:
     return str(originator_id).encode("utf-8")
 
 
+@lru_cache(maxsize=1 << 16)
 def partition_for_key(key: bytes, num_partitions: int) -> int:
-    """Kafka's (Java client's) default partitioner: murmur2(key) % partitions."""
+    """Kafka's (Java client's) default partitioner: murmur2(key) % partitions.
+
+    kafka-python's murmur2 is pure Python, ~25 µs for a channel id: 5% of a node's time per
+    payment (its event's key and the partition check of its record). The keys are channel ids,
+    a working set that fits a cache; a miss costs the hash once more."""
     return (murmur2(key) & 0x7FFFFFFF) % num_partitions
 
 

@@ -144,8 +144,8 @@ def test_simulator_collector_and_spawned_nodes(config):
     from infrastructure.tools import simulate
 
     conf = simulate.collector_config(config)
-    assert _contains(conf, KAFKA_PYTHON_SASL) and conf["group_id"] is None
-    assert conf["isolation_level"] == "read_committed"
+    assert _contains(conf, LIBRDKAFKA_SASL) and not conf["enable.auto.commit"]
+    assert conf["isolation.level"] == "read_committed"
     env = simulate.node_process_env(config, {"PARSEC_KAFKA_SECURITY_PROTOCOL": "SSL", "HOME": "/h"})
     assert env["HOME"] == "/h" and env["PARSEC_LOG_LEVEL"] == "WARNING"
     assert Settings.from_env(env).kafka == config.kafka  # the spawned node authenticates as told
