@@ -210,12 +210,12 @@ LATENCY_LOADS = (500, 1000, 2000, 5000)  # offered payments/s of the latency-ver
 
 
 def kafka_payments(kafka: KafkaAccess | str, quick: bool = False, nodes: int | None = None,
-                   loads: tuple[int, ...] = LATENCY_LOADS) -> dict[str, Any]:
+                   loads: tuple[int, ...] = LATENCY_LOADS, partitions: int | None = None) -> dict[str, Any]:
     """Signature-verified payments end to end on Kafka: throughput per node count, latency per load.
 
-    For 1 node process and for one per core (``nodes``), each on fresh private topics with 4
-    partitions. Throughput: the nodes are paused (SIGSTOP) while a backlog of payments is produced
-    to the inbound topic, then resumed; the clock runs from the resume until the balances read
+    For 1 node process and for one per core (``nodes``), each on fresh private topics with
+    ``partitions`` (default: one per node process of the larger run). Throughput: the nodes are
+    paused (SIGSTOP) while a backlog of payments is produced to the inbound topic, then resumed; the clock runs from the resume until the balances read
     model, following the events topic in this process, has applied the last PaymentAccepted event,
     and then every channel's balances in it must equal what the workload's clients sent. The nodes'
     CPU time over that window gives the cost of a payment per core, and from it the figure N cores
@@ -233,13 +233,16 @@ def kafka_payments(kafka: KafkaAccess | str, quick: bool = False, nodes: int | N
     except Exception as exc:
         raise SkipSection(f"no Kafka broker at {k.bootstrap}: {exc}") from None
     nodes = nodes or os.cpu_count() or 1
+    # one partition per node process at the most: a node commits its partitions' transactions one
+    # after another, so two per node doubled the loop (p50 at 1,000/s offered 25 -> 39-51 ms here)
+    partitions = partitions or nodes
     payments = 4_000 if quick else 20_000
     seconds_per_load = 1.5 if quick else 5.0
     channels = 100
     by_nodes: list[dict[str, Any]] = []
     latency: list[dict[str, Any]] = []
     for n in sorted({1, nodes}):
-        config = simulate.kafka_config(k, prefix=f"parsec.bench.{uuid.uuid4().hex[:8]}", partitions=4)
+        config = simulate.kafka_config(k, prefix=f"parsec.bench.{uuid.uuid4().hex[:8]}", partitions=partitions)
         spawned = None
         try:
             Sender(config).close()  # the topics, before the nodes race to create them
@@ -275,7 +278,7 @@ def kafka_payments(kafka: KafkaAccess | str, quick: bool = False, nodes: int | N
     best = by_nodes[-1]
     per_core = min(r.get("payments_per_s_per_core_on_paper") or 0 for r in by_nodes) or None
     return {
-        "throughput": {"payments": payments, "channels": channels, "nodes": nodes, "partitions": 4,
+        "throughput": {"payments": payments, "channels": channels, "nodes": nodes, "partitions": partitions,
                        "seconds": best["seconds"], "payments_per_s": best["payments_per_s"],
                        "produce_seconds": best["produce_seconds"], "balances_equal": best["balances_equal"],
                        "method": "backlog pre-produced while the nodes are paused; clock from resume to the "

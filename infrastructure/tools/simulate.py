@@ -387,7 +387,12 @@ class Collector(threading.Thread):
         events, rejected = self.config.events_topic, self.config.rejected_topic
         try:
             while not self.stop.is_set():
-                batch = self.consumer.consume(num_messages=5000, timeout=0.05)
+                # consume(n, timeout) returns only with n records or at the timeout: the first record
+                # is waited for alone, so a payment is seen as soon as its event can be read
+                first = self.consumer.poll(0.05)
+                if first is None:
+                    continue
+                batch = [first, *self.consumer.consume(num_messages=5000, timeout=0)]
                 now = time.time()
                 with self.lock:
                     for r in batch:
