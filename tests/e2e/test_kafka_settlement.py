@@ -103,7 +103,7 @@ def test_node_settler_and_read_models_agree_with_the_chain(anvil: Any, node_conf
     stop = threading.Event()
     threads = []
     started = time.monotonic()
-    with running_node(config):
+    with running_node(config) as node:
         settler = bootstrap.settler(config, ChannelContract(w3, contract.address), operator.wallet,
                           store_topic=f"{config.events_topic}.settlement", interval=0.3,
                           start_block=int(w3.eth.block_number))
@@ -145,7 +145,10 @@ def test_node_settler_and_read_models_agree_with_the_chain(anvil: Any, node_conf
                          "payments applied and checkpoints confirmed in the read models")
             except AssertionError as err:
                 raise AssertionError(f"{err}; (read model, expected) per channel: {seen.get('now')}; "
-                                     f"settler intents open: {len(settler.executor.open_intents())}") from None
+                                     f"settler intents open: {len(settler.executor.open_intents())}; "
+                                     # what the node decided (rejections by reason) and what it still holds
+                                     f"node totals: {dict(node.totals)}; held per partition: "
+                                     f"{ {p: len(w.window) for p, w in node.workers.items()} }") from None
 
             # every checkpoint on-chain carries the read models' balances at its sequence
             def gas_known() -> bool:  # the settler's topic is read apart from the events topic
