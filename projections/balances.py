@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from projections import views
 from projections.model import Column, ReadModel, Rows, Table, handles
 from projections.store import ReadModelStore
 
@@ -59,15 +60,15 @@ def _recompute(row: dict[str, Any]) -> None:
 
 
 class Balances(
-    ReadModel, name="balances", tables=(CHANNELS,),
+    ReadModel, name="balances", tables=(CHANNELS,), reads_views=True,
     description="per channel: deposits, sent, balances, head; per participant: totals across channels",
 ):
     @handles("Channel.ChannelOpened")
-    def opened(self, event: Any, rows: Rows) -> None:
+    def opened(self, event: views.ChannelOpened, rows: Rows) -> None:
         a, b = event.participants
         da, db = event.deposits
         row = dict(
-            channel_id=str(event.originator_id),
+            channel_id=event.originator_id,
             currency=event.currency,
             participant_a=a,
             participant_b=b,
@@ -87,26 +88,26 @@ class Balances(
         _recompute(row)
         rows.put(CHANNELS, row)
 
-    def _row(self, event: Any, rows: Rows) -> dict[str, Any]:
-        row = rows.get(CHANNELS, str(event.originator_id))
+    def _row(self, event: views.View, rows: Rows) -> dict[str, Any]:
+        row = rows.get(CHANNELS, event.originator_id)
         if row is None:  # the log is ordered per channel: an event before ChannelOpened is corruption
             raise LookupError(f"{type(event).__qualname__} for channel {event.originator_id} before it was opened")
         return row
 
     @handles("Channel.DepositMade")
-    def deposited(self, event: Any, rows: Rows) -> None:
+    def deposited(self, event: views.DepositMade, rows: Rows) -> None:
         row = self._row(event, rows)
         row[f"deposit_{_side(row, event.participant)}"] = event.total
         _recompute(row)
         rows.put(CHANNELS, row)
 
     @handles("Channel.PaymentAccepted")
-    def paid(self, event: Any, rows: Rows) -> None:
+    def paid(self, event: views.PaymentAccepted, rows: Rows) -> None:
         row = self._row(event, rows)
         buyer, supplier = _side(row, event.buyer), _side(row, event.supplier)
         row[f"sent_{buyer}"] = event.buyer_total
         # [buyer's, supplier's] locked after it; events recorded before hashed timelocks carry none
-        locked = getattr(event, "locked", None) or (0, 0)
+        locked = event.locked or (0, 0)
         row[f"locked_{buyer}"], row[f"locked_{supplier}"] = locked
         _recompute(row)
         row["sequence"] = event.sequence
@@ -114,25 +115,25 @@ class Balances(
         rows.put(CHANNELS, row)
 
     @handles("Channel.CheckpointRequested")
-    def checkpoint_requested(self, event: Any, rows: Rows) -> None:
+    def checkpoint_requested(self, event: views.CheckpointRequested, rows: Rows) -> None:
         row = self._row(event, rows)
         row["checkpoint_sequence"] = event.sequence
         rows.put(CHANNELS, row)
 
     @handles("Channel.CheckpointConfirmed")
-    def checkpoint_confirmed(self, event: Any, rows: Rows) -> None:
+    def checkpoint_confirmed(self, event: views.CheckpointConfirmed, rows: Rows) -> None:
         row = self._row(event, rows)
         row["confirmed_sequence"] = max(row["confirmed_sequence"] or 0, event.sequence)
         rows.put(CHANNELS, row)
 
     @handles("Channel.SettlementRequested")
-    def settling(self, event: Any, rows: Rows) -> None:
+    def settling(self, event: views.SettlementRequested, rows: Rows) -> None:
         row = self._row(event, rows)
         row["status"] = "settling"
         rows.put(CHANNELS, row)
 
     @handles("Channel.ChannelClosed")
-    def closed(self, event: Any, rows: Rows) -> None:
+    def closed(self, event: views.ChannelClosed, rows: Rows) -> None:
         row = self._row(event, rows)
         row["status"] = "closed"
         row["closed_at"] = event.at

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.routing import DEFAULT_EXPIRY_DELTA, DEFAULT_FEE_BASE, DEFAULT_FEE_PPM
+from projections import views
 from projections.model import Column, ReadModel, Rows, Table, handles
 from projections.store import ReadModelStore
 
@@ -58,24 +59,24 @@ def _direction_from(row: dict[str, Any], participant: str) -> str:
     raise ValueError(f"{participant} is not a participant of channel {row['channel_id']}")
 
 
-def _event_time(event: Any, fallback: int | None = None) -> int | None:
+def _event_time(event: views.View, fallback: int | None = None) -> int | None:
     """When the event was recorded (unix seconds): the eventsourcing timestamp, else the event's own time."""
-    stamp = getattr(event, "timestamp", None)
+    stamp = event.timestamp
     if stamp is not None:
         return int(stamp.timestamp())
     return getattr(event, "at", None) or fallback
 
 
 class ChannelGraph(
-    ReadModel, name="graph", tables=(GRAPH_CHANNELS,),
+    ReadModel, name="graph", tables=(GRAPH_CHANNELS,), reads_views=True,
     description="per channel and direction: capacity to forward, fee policy, expiry delta, status, last seen",
 ):
     @handles("Channel.ChannelOpened")
-    def opened(self, event: Any, rows: Rows) -> None:
+    def opened(self, event: views.ChannelOpened, rows: Rows) -> None:
         a, b = event.participants
         da, db = event.deposits
         row: dict[str, Any] = dict(
-            channel_id=str(event.originator_id), currency=event.currency,
+            channel_id=event.originator_id, currency=event.currency,
             participant_a=a, participant_b=b, deposit_a=da, deposit_b=db,
             capacity_ab=da, capacity_ba=db, locked_a=0, locked_b=0,
             status="open", last_seen=_event_time(event, event.opened_at),
@@ -85,15 +86,15 @@ class ChannelGraph(
                         f"expiry_delta_{d}": DEFAULT_EXPIRY_DELTA, f"policy_issued_at_{d}": None})
         rows.put(GRAPH_CHANNELS, row)
 
-    def _row(self, event: Any, rows: Rows) -> dict[str, Any]:
-        row = rows.get(GRAPH_CHANNELS, str(event.originator_id))
+    def _row(self, event: views.View, rows: Rows) -> dict[str, Any]:
+        row = rows.get(GRAPH_CHANNELS, event.originator_id)
         if row is None:  # the log is ordered per channel: an event before ChannelOpened is corruption
             raise LookupError(f"{type(event).__qualname__} for channel {event.originator_id} before it was opened")
         row["last_seen"] = _event_time(event, row["last_seen"])
         return row
 
     @handles("Channel.DepositMade")
-    def deposited(self, event: Any, rows: Rows) -> None:
+    def deposited(self, event: views.DepositMade, rows: Rows) -> None:
         row = self._row(event, rows)
         d = _direction_from(row, event.participant)
         side = d[0]
@@ -103,7 +104,7 @@ class ChannelGraph(
         rows.put(GRAPH_CHANNELS, row)
 
     @handles("Channel.PaymentAccepted")
-    def paid(self, event: Any, rows: Rows) -> None:
+    def paid(self, event: views.PaymentAccepted, rows: Rows) -> None:
         """Every kind (payment, lockedTransfer, unlock, lockExpired, a plugin's) carries both sides'
         spendable in ``balances`` and locked amounts in ``locked`` after it; older events lack
         ``kind``/``locked`` (a plain payment, nothing locked)."""
@@ -111,7 +112,7 @@ class ChannelGraph(
         buyer_dir = _direction_from(row, event.buyer)
         supplier_dir = "ba" if buyer_dir == "ab" else "ab"
         buyer_spendable, supplier_spendable = event.balances
-        buyer_locked, supplier_locked = getattr(event, "locked", None) or (0, 0)
+        buyer_locked, supplier_locked = event.locked or (0, 0)
         row[f"capacity_{buyer_dir}"] = buyer_spendable
         row[f"capacity_{supplier_dir}"] = supplier_spendable
         row[f"locked_{buyer_dir[0]}"] = buyer_locked
@@ -119,7 +120,7 @@ class ChannelGraph(
         rows.put(GRAPH_CHANNELS, row)
 
     @handles("Channel.FeePolicySet")
-    def fee_policy_set(self, event: Any, rows: Rows) -> None:
+    def fee_policy_set(self, event: views.FeePolicySet, rows: Rows) -> None:
         row = self._row(event, rows)
         d = _direction_from(row, event.participant)
         current = row[f"policy_issued_at_{d}"]
@@ -131,13 +132,13 @@ class ChannelGraph(
         rows.put(GRAPH_CHANNELS, row)
 
     @handles("Channel.SettlementRequested")
-    def settling(self, event: Any, rows: Rows) -> None:
+    def settling(self, event: views.SettlementRequested, rows: Rows) -> None:
         row = self._row(event, rows)
         row["status"] = "settling"  # nothing more is accepted: no longer a hop
         rows.put(GRAPH_CHANNELS, row)
 
     @handles("Channel.ChannelClosed")
-    def closed(self, event: Any, rows: Rows) -> None:
+    def closed(self, event: views.ChannelClosed, rows: Rows) -> None:
         row = self._row(event, rows)
         row["status"] = "closed"
         row["capacity_ab"] = row["capacity_ba"] = 0

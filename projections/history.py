@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from projections import views
 from projections.model import Column, ReadModel, Rows, Table, handles
 from projections.store import ReadModelStore
 
@@ -32,21 +32,21 @@ PAYMENTS = Table(
 
 
 class PaymentHistory(
-    ReadModel, name="history", tables=(PAYMENTS,),
+    ReadModel, name="history", tables=(PAYMENTS,), reads_views=True,
     description="every accepted payment per channel, in sequence order, with its hash links",
 ):
     @handles("Channel.PaymentAccepted")
-    def paid(self, event: Any, rows: Rows) -> None:
+    def paid(self, event: views.PaymentAccepted, rows: Rows) -> None:
         tx = event.transaction
-        previous = tx.get("hashPointerToPrevious") or {}
+        previous = tx.hashPointerToPrevious
         buyer_balance, supplier_balance = event.balances
         rows.put(
             PAYMENTS,
             dict(
-                channel_id=str(event.originator_id),
+                channel_id=event.originator_id,
                 sequence=event.sequence,
                 invoice_id=event.invoice_id,
-                currency=tx.get("currency"),
+                currency=tx.currency,
                 buyer=event.buyer,
                 supplier=event.supplier,
                 price=event.price,
@@ -54,9 +54,9 @@ class PaymentHistory(
                 buyer_balance=buyer_balance,
                 supplier_balance=supplier_balance,
                 transaction_hash=event.transaction_hash,
-                previous_hash=previous.get("transactionHash"),
-                previous_id=previous.get("transactionID"),
-                recorded_at=event.timestamp.isoformat() if getattr(event, "timestamp", None) else None,
+                previous_hash=previous.transactionHash if previous is not None else None,
+                previous_id=previous.transactionID if previous is not None else None,
+                recorded_at=event.timestamp.isoformat() if event.timestamp is not None else None,
             ),
         )
 

@@ -21,6 +21,8 @@ from functools import cached_property
 from operator import itemgetter
 from typing import Any, ClassVar, Literal, Protocol
 
+from projections.views import VIEWS, View, view_of
+
 ColumnKind = Literal["text", "int", "amount"]
 """``int`` fits 64 bits (sequences, blocks); ``amount`` is any integer (wei up to 2**128)."""
 
@@ -73,12 +75,13 @@ class Table:
         """A checked copy of ``row`` with every column (missing ones None): what ``Rows.put`` stores.
 
         Per row a handler puts (the rebuild's hot path): a row that has exactly the table's
-        columns, as one read with ``Rows.get`` and changed has, is copied as it is."""
+        columns, as one read with ``Rows.get`` and changed has, is taken as it is, not copied
+        (``Rows.put`` takes the row: its caller does not change it after)."""
         if row.keys() == self._column_set:
             for k in self.key:
                 if row[k] is None:
                     self.check_row(row)  # raises: a key column is missing
-            return dict(row)
+            return row
         self.check_row(row)
         return {c: row.get(c) for c in self.column_names}
 
@@ -98,7 +101,8 @@ class Rows(Protocol):
         """The row with this key (a copy: change it, then ``put`` it), or None."""
 
     def put(self, table: Table, row: dict[str, Any]) -> None:
-        """Insert or replace the whole row (missing columns become NULL)."""
+        """Insert or replace the whole row (missing columns become NULL). The row is the store's from
+        now on: change a copy (another ``get``), not it."""
 
 
 Handler = Callable[[Any, Any, Rows], None]
@@ -125,15 +129,20 @@ class ReadModel:
     ``name``, ``tables`` and ``description`` are given in the class statement,
     ``class Revenue(ReadModel, name="revenue", tables=(REVENUE,), description="..."):``,
     or as class attributes of the same names.
+
+    ``reads_views=True``: the handlers read only the fields ``projections.views`` declares, and
+    receive those views instead of domain events (decoded in C from the stored bytes, the rebuild's
+    fast path); every event they handle must have a view there.
     """
 
     name: ClassVar[str]
     tables: ClassVar[tuple[Table, ...]]
     description: ClassVar[str] = ""
+    reads_views: ClassVar[bool] = False
     _handlers: ClassVar[dict[str, str]]
 
     def __init_subclass__(cls, *, name: str | None = None, tables: Iterable[Table] | None = None,
-                          description: str | None = None, **kwargs: Any) -> None:
+                          description: str | None = None, reads_views: bool | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if name is not None:
             cls.name = name
@@ -147,6 +156,12 @@ class ReadModel:
                 for event_name in getattr(fn, "__parsec_handles__", ()):
                     handlers[event_name] = attr
         cls._handlers = handlers
+        if reads_views is not None:
+            cls.reads_views = reads_views
+        if cls.reads_views:
+            missing = sorted(set(handlers) - set(VIEWS))
+            if missing:
+                raise TypeError(f"{cls.__name__} reads views, but projections.views has none of {missing}")
         if hasattr(cls, "name") and not _IDENTIFIER.match(cls.name):
             raise ValueError(f"read model name {cls.name!r} must be lower_snake_case")
 
@@ -185,8 +200,12 @@ class MemoryRows:
         return [dict(r) for _, r in sorted(self.tables.get(table.name, {}).items(), key=lambda kv: str(kv[0]))]
 
     def apply_all(self, model: ReadModel, events: Iterable[Any]) -> None:
+        """Domain events, each given as the runner would give it (its view, to a read model of views)."""
         for ev in events:
-            model.apply(event_name(ev), ev, self)
+            name = event_name(ev)
+            if model.reads_views and name in VIEWS and not isinstance(ev, View):
+                ev = view_of(ev)
+            model.apply(name, ev, self)
 
 
 def event_name(event: Any) -> str:

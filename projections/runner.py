@@ -139,12 +139,12 @@ class ProjectionRunner:
         self._positions: dict[str, dict[int, int]] | None = None
         self._claimed = False
         self._handled = frozenset().union(*(m.handled_events for m in self.models))
-        # event name -> (index of the read model, its handler), in the models' order: looked up
-        # once per event, not once per event and read model
-        self._handlers: dict[str, list[tuple[int, Callable[[Any, Any], None]]]] = {}
+        # event name -> (index of the read model, its handler, whether it takes the view), in the
+        # models' order: looked up once per event, not once per event and read model
+        self._handlers: dict[str, list[tuple[int, Callable[[Any, Any], None], bool]]] = {}
         for i, m in enumerate(self.models):
             for name in sorted(m.handled_events):
-                self._handlers.setdefault(name, []).append((i, _handler(m, name)))
+                self._handlers.setdefault(name, []).append((i, _handler(m, name), m.reads_views))
         self._known = self._handled | frozenset(known_events)
         self._warned: set[str] = set()
         store.create([t for m in self.models for t in m.tables])
@@ -193,11 +193,11 @@ class ProjectionRunner:
             wanted = handlers.get(ev.name)
             if wanted is None:
                 continue
-            event = ev.event  # decoded once for every read model
-            for i, handle in wanted:
+            for i, handle, takes_view in wanted:
                 start = starts[i]
                 if start is None or ev.position > start:
-                    handle(event, rows)
+                    # each decoded once for every read model that takes it (a SourceEvent keeps it)
+                    handle(ev.view if takes_view else ev.event, rows)
                     applied += 1
         self.stats.applied += applied
         last = events[-1].position
