@@ -113,8 +113,10 @@ class ProjectionRunner:
         backoff: Backoff | None = None,
         sleep: Callable[[float], None] = time.sleep,
         known_events: Iterable[str] = (),
+        indexes: bool = True,
     ) -> None:
-        """``known_events``: event names other read models handle, so not worth a warning here."""
+        """``known_events``: event names other read models handle, so not worth a warning here.
+        ``indexes=False``: the tables' secondary indexes are left for the caller to create (a rebuild)."""
         if not models:
             raise ValueError("a runner needs at least one read model")
         names = [m.name for m in models]
@@ -147,7 +149,7 @@ class ProjectionRunner:
                 self._handlers.setdefault(name, []).append((i, _handler(m, name), m.reads_views))
         self._known = self._handled | frozenset(known_events)
         self._warned: set[str] = set()
-        store.create([t for m in self.models for t in m.tables])
+        store.create([t for m in self.models for t in m.tables], indexes=indexes)
 
     # --- positions ------------------------------------------------------------
     @property
@@ -294,26 +296,34 @@ class RebuildResult:
 def rebuild(
     source: EventSource,
     store: ReadModelStore,
-    model: ReadModel,
+    models: ReadModel | Sequence[ReadModel],
     *,
     batch_size: int = 1000,
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
     known_events: Iterable[str] = (),
 ) -> RebuildResult:
-    """Drop ``model`` and replay the log from the start into it, up to the head as it is now.
+    """Drop the read models and replay the log from the start into them, in one pass, up to the
+    head as it is now; the result is named by the model (``all`` for several).
 
-    The read model then belongs to ``source``'s log, whichever log it was built from before.
+    The read models then belong to ``source``'s log, whichever log they were built from before.
+    Their tables are filled without their secondary indexes, which are created once at the end
+    (each row inserted into two indexes cost a rebuild as much again as the row itself); if the
+    rebuild stops before, the next runner on the store creates them (``ReadModelStore.create``).
 
     ``on_start`` gets the (approximate) number of events to replay.
     """
-    store.reset(model.name, model.tables)
+    models = [models] if isinstance(models, ReadModel) else list(models)
+    for model in models:
+        store.reset(model.name, model.tables, indexes=False)
     heads = {p: source.head(p) for p in source.partitions()}
     if on_start:
         first = getattr(source, "first_position", 0)
         on_start(sum(h - first + 1 for h in heads.values() if h is not None))
-    runner = ProjectionRunner(source, store, [model], batch_size=batch_size, known_events=known_events)
+    runner = ProjectionRunner(source, store, models, batch_size=batch_size, known_events=known_events,
+                              indexes=False)
     started = time.perf_counter()
     events = runner.catch_up(until=heads, on_progress=on_progress)
-    return RebuildResult(model.name, events, time.perf_counter() - started)
-
+    store.create([t for m in models for t in m.tables])
+    name = models[0].name if len(models) == 1 else "all"
+    return RebuildResult(name, events, time.perf_counter() - started)

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from projections.model import Column, Table
@@ -92,7 +93,8 @@ class ReadModelStore(ABC):
     column_types: dict[str, str]
     """Column kind ("text", "int", "amount") → this database's SQL type."""
     _conn: Any = None  # the DB-API connection, None until (re)connected
-    _converted: dict[str, list[tuple[int, Column]]] | None = None  # table -> the columns to_db changes
+    # table -> (its row's values in column order, the columns to_db changes)
+    _converted: dict[str, tuple[Callable[[dict[str, Any]], tuple[Any, ...]], list[tuple[int, Column]]]] | None = None
 
     # --- dialect ------------------------------------------------------------
     def sql_type(self, column: Column) -> str:
@@ -110,16 +112,24 @@ class ReadModelStore(ABC):
         return True
 
     def _params(self, table: Table, row: dict[str, Any]) -> tuple[Any, ...]:
-        """A row's statement parameters, in the table's column order."""
-        converted = self._converted.get(table.name) if self._converted is not None else None
-        if converted is None:
+        """A complete row's statement parameters (``Table.complete_row`` gave it every column), in the
+        table's column order: once per row a batch writes, so the getter and the columns ``to_db``
+        changes are worked out once per table."""
+        plan = self._converted.get(table.name) if self._converted is not None else None
+        if plan is None:
             if self._converted is None:
                 self._converted = {}
-            converted = self._converted[table.name] = [(i, c) for i, c in enumerate(table.columns)
-                                                       if self.converts(c)]
-        values = [row.get(n) for n in table.column_names]
+            names = table.column_names
+            getter = itemgetter(*names) if len(names) > 1 else (lambda r, n=names[0]: (r[n],))
+            plan = self._converted[table.name] = (getter, [(i, c) for i, c in enumerate(table.columns)
+                                                           if self.converts(c)])
+        getter, converted = plan
+        if not converted:
+            return getter(row)
+        values = list(getter(row))
+        to_db = self.to_db
         for i, c in converted:
-            values[i] = self.to_db(c, values[i])
+            values[i] = to_db(c, values[i])
         return tuple(values)
 
     @abstractmethod
@@ -159,7 +169,7 @@ class ReadModelStore(ABC):
         return self.dialect
 
     # --- schema -------------------------------------------------------------
-    def _create_statements(self, tables: Iterable[Table]) -> list[str]:
+    def _create_statements(self, tables: Iterable[Table], indexes: bool = True) -> list[str]:
         stmts = [
             f"CREATE TABLE IF NOT EXISTS {TRACKING_TABLE} ("
             "name TEXT NOT NULL, partition_no INTEGER NOT NULL, position BIGINT NOT NULL, "
@@ -169,28 +179,33 @@ class ReadModelStore(ABC):
         for t in tables:
             cols = ", ".join(f"{c.name} {self.sql_type(c)}" for c in t.columns)
             stmts.append(f"CREATE TABLE IF NOT EXISTS {t.name} ({cols}, PRIMARY KEY ({', '.join(t.key)}))")
-            for ix in t.indexes:
+            for ix in t.indexes if indexes else ():
                 stmts.append(f"CREATE INDEX IF NOT EXISTS {t.name}_{'_'.join(ix)} ON {t.name} ({', '.join(ix)})")
         return stmts
 
-    def create(self, tables: Iterable[Table] = ()) -> None:
+    def create(self, tables: Iterable[Table] = (), *, indexes: bool = True) -> None:
         """Create what is missing; refuse a table that exists with other columns (``TableChanged``):
-        ``CREATE TABLE IF NOT EXISTS`` would keep it, and every later write would fail."""
+        ``CREATE TABLE IF NOT EXISTS`` would keep it, and every later write would fail.
+
+        ``indexes=False``: the tables without their secondary indexes, for a rebuild that creates
+        them once it is done (``projections.runner.rebuild``): one index built over all rows is
+        cheaper than every row inserted into it; a later ``create`` adds any that are missing."""
         tables = list(tables)
         with self._transaction() as cur:
             for t in tables:
                 found = self._columns(cur, t.name)
                 if found is not None and sorted(found) != sorted(t.column_names):
                     raise TableChanged(t.name, self.describe(), found, list(t.column_names))
-            for stmt in self._create_statements(tables):
+            for stmt in self._create_statements(tables, indexes):
                 cur.execute(stmt)
 
     @abstractmethod
     def _columns(self, cur: Any, table: str) -> list[str] | None:
         """The columns of ``table`` as it exists in this store (None: it does not)."""
 
-    def reset(self, name: str, tables: Iterable[Table]) -> None:
-        """Drop a read model's tables, positions and log and create them empty, atomically."""
+    def reset(self, name: str, tables: Iterable[Table], *, indexes: bool = True) -> None:
+        """Drop a read model's tables, positions and log and create them empty, atomically
+        (``indexes=False``: without their secondary indexes, as ``create``)."""
         tables = list(tables)
         with self._transaction() as cur:
             for stmt in self._create_statements(()):
@@ -199,7 +214,7 @@ class ReadModelStore(ABC):
                 cur.execute(f"DROP TABLE IF EXISTS {t.name}")
             cur.execute(f"DELETE FROM {TRACKING_TABLE} WHERE name = {self.placeholder}", (name,))
             cur.execute(f"DELETE FROM {SOURCES_TABLE} WHERE name = {self.placeholder}", (name,))
-            for stmt in self._create_statements(tables):
+            for stmt in self._create_statements(tables, indexes):
                 cur.execute(stmt)
 
     # --- positions ------------------------------------------------------------

@@ -154,12 +154,13 @@ def cmd_list(args: argparse.Namespace, settings: Any) -> int:
 
 
 def cmd_rebuild(args: argparse.Namespace, settings: Any) -> int:
-    """Drop one read model and replay the whole log into it."""
-    (model,) = _models(args, settings, [args.name])
+    """Drop read models and replay the whole log into them, in one pass (default: all of them)."""
+    models = _models(args, settings, args.names)
+    label = ", ".join(m.name for m in models)
     store = _store(args, settings)
     source = _source(args, settings)
     progress = Progress(
-        TextColumn(f"[bold]rebuild {model.name}"),
+        TextColumn(f"[bold]rebuild {label}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"),
@@ -167,7 +168,7 @@ def cmd_rebuild(args: argparse.Namespace, settings: Any) -> int:
         console=err_console,
     )
     with progress:
-        task = progress.add_task(model.name, total=None, rate="")
+        task = progress.add_task(label, total=None, rate="")
 
         def started(total: int) -> None:
             progress.update(task, total=total)
@@ -178,15 +179,15 @@ def cmd_rebuild(args: argparse.Namespace, settings: Any) -> int:
             progress.update(task, rate=f"{progress.tasks[0].completed / elapsed:,.0f} events/s")
 
         result = rebuild(
-            source, store, model, batch_size=args.batch_size, on_start=started, on_progress=advanced,
+            source, store, models, batch_size=args.batch_size, on_start=started, on_progress=advanced,
             known_events=_known_events(),
         )
     out_console(args.json).print(
-        f"rebuilt [bold]{model.name}[/] in {store.describe()}: {result.events:,} events in "
+        f"rebuilt [bold]{label}[/] in {store.describe()}: {result.events:,} events in "
         f"{result.seconds:.2f} s = [bold]{result.rate:,.0f} events/s[/]"
     )
     if args.json:
-        print(json.dumps({"name": result.name, "events": result.events, "seconds": round(result.seconds, 3),
+        print(json.dumps({"name": result.name, "read_models": [m.name for m in models], "events": result.events, "seconds": round(result.seconds, 3),
                           "events_per_s": round(result.rate, 1), "backend": store.dialect}))
     return 0
 
@@ -359,7 +360,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
 
     p = add_command(psub, cmd_rebuild)
-    p.add_argument("name", help="read model (see `parsec projections list`)")
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="read models (see `parsec projections list`; default: all, in one pass over the log)")
     _common(p)
     p.add_argument("--batch-size", type=int, default=1000, help="events per transaction (default 1000)")
     p.add_argument("--json", action="store_true", help="also print the result as JSON")

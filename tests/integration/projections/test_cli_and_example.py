@@ -65,6 +65,23 @@ def test_rebuild_reports_the_rate(log, capsys):
     assert result["name"] == "history" and result["events"] > 80 and result["events_per_s"] > 0
 
 
+def test_rebuild_of_every_read_model_in_one_pass_answers_as_before_and_keeps_the_indexes(log, capsys):
+    """A rebuild fills the tables without their secondary indexes and creates those at the end."""
+    code, before = run(capsys, "balances", "--json")
+    assert code == 0
+    code = main(["projections", "rebuild", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0
+    result = json.loads(captured.out)
+    assert result["name"] == "all" and set(result["read_models"]) >= {"balances", "settlements", "history", "graph"}
+    code, after = run(capsys, "balances", "--json")
+    assert code == 0 and json.loads(after) == json.loads(before)
+    store = SQLiteStore(log / "readmodels.sqlite")
+    indexes = {r[1] for r in store.conn.execute(f"PRAGMA index_list({PAYMENTS.name})")}
+    assert {"payment_history_buyer", "payment_history_supplier"} <= indexes
+    store.close()
+
+
 def test_a_new_read_model_is_built_from_the_existing_log(log, capsys):
     plugin = "projections.examples.revenue"
     code, out = run(capsys, "projections", "rebuild", "revenue_by_seller", "--plugin", plugin)
