@@ -212,7 +212,7 @@ class MediationService:
                 saved = self.agent.positions.get(f"events:{p}", -1)
                 for se in batch:
                     self._read[p] = se.position
-                    if not se.decodable:
+                    if not se.decodable():  # an event of a newer writer: not this agent's to read
                         continue
                     event = se.event
                     if isinstance(event, Channel.Event):

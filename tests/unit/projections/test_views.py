@@ -89,3 +89,16 @@ def test_a_read_model_of_views_must_have_a_view_for_every_event_it_handles():
             @handles("Channel.SecretRegistered")
             def registered(self, event, rows):
                 pass
+
+
+def test_an_event_of_a_topic_this_code_does_not_know_is_not_decodable():
+    """What the mediators test before they read an event (a newer writer's): a method, called."""
+    import uuid
+
+    from eventsourcing.persistence import JSONTranscoder, Mapper, StoredEvent
+
+    from projections.source import SourceEvent
+
+    stored = StoredEvent(originator_id=uuid.uuid4(), originator_version=1,
+                         topic="parsec_next.channel:Channel.Teleported", state=b"{}")
+    assert SourceEvent(0, 1, stored, Mapper(transcoder=JSONTranscoder())).decodable() is False
