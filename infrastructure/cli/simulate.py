@@ -54,7 +54,11 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
             prefix = args.topics_prefix
             if prefix is None and args.spawn_node:
                 prefix = f"parsec.sim.{int(time.time())}"  # a private cluster: fresh topics and group
-            config = simulate.kafka_config(settings, prefix=prefix, partitions=args.partitions)
+            # one partition per spawned node unless told: a node commits its partitions' transactions
+            # one after another, so a second partition per node adds its wait to every payment's
+            # latency (docs/operations.md); without spawned nodes, the topics' long-standing 4
+            partitions = args.partitions or max(args.spawn_node, 0) or 4
+            config = simulate.kafka_config(settings, prefix=prefix, partitions=partitions)
             result = simulate.run_kafka(
                 workload, config, payments=args.payments, duration=args.duration, rate=args.rate,
                 checkpoint_interval=args.checkpoint_interval, spawn=args.spawn_node,
@@ -64,6 +68,13 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print_json(result.to_dict())
     return 0 if result.complete else 1
+
+
+def _partitions(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"a topic needs at least one partition, not {n}")
+    return n
 
 
 def cmd_multi_hop(args: argparse.Namespace) -> int:
@@ -193,7 +204,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--distance", type=int, default=4, help="how far a shuffled message moves (default 4)")
     p.add_argument("--spawn-node", type=int, default=0, metavar="N", help="start N node processes (fresh topics)")
     p.add_argument("--topics-prefix", help="use topics <prefix>.inbound etc. (default: the node's topics)")
-    p.add_argument("--partitions", type=int, default=4, help="partitions of topics created here (default 4)")
+    p.add_argument("--partitions", type=_partitions, default=0,
+                   help="partitions of topics created here (default: one per --spawn-node process, else 4)")
     p.add_argument("--follow-balances", action="store_true",
                    help="Kafka: run the balances read model here; the clock stops when it is up to date")
     p.add_argument("--drain-timeout", type=float, default=60.0,
