@@ -81,7 +81,7 @@ def _requested_at_head(rows: Rows, event: Any, kind: str, reason: str) -> None:
 
 
 class Settlements(
-    ReadModel, name="settlements", tables=(SETTLEMENTS,),
+    ReadModel, name="settlements", tables=(SETTLEMENTS,), reads_views=True,
     description="every checkpoint, settlement and dispute with its on-chain state",
 ):
     @handles("Channel.CheckpointRequested")

@@ -102,3 +102,28 @@ def test_an_event_of_a_topic_this_code_does_not_know_is_not_decodable():
     stored = StoredEvent(originator_id=uuid.uuid4(), originator_version=1,
                          topic="parsec_next.channel:Channel.Teleported", state=b"{}")
     assert SourceEvent(0, 1, stored, Mapper(transcoder=JSONTranscoder())).decodable() is False
+
+
+def test_the_process_managers_transaction_events_read_the_same_as_their_domain_events():
+    import uuid
+
+    from infrastructure.settlement.aggregates import SettlementIntent
+
+    channel = uuid.uuid4()
+    intent = SettlementIntent(intent_id=uuid.uuid4(), kind="checkpoint", channel_id=channel, sequence=3,
+                              payload=[], not_before=0, attempt=1, after=0, deadline=0, subject="")
+    intent.submitted("0x" + "12" * 32, "0xSender", 7, "0xraw")
+    intent.confirmed("0x" + "12" * 32, 41, 62_000, None)
+    intent.failed("NotPayee", True)
+    seen = {}
+    for event in intent.collect_events():
+        name = type(event).__qualname__
+        if name in VIEWS:
+            view = view_of(event)
+            seen[name] = view
+            assert str(view.channel_id) == str(channel) and (view.kind, view.sequence) == ("checkpoint", 3)
+    assert seen["SettlementIntent.TransactionSubmitted"].tx_hash == "0x" + "12" * 32
+    confirmed = seen["SettlementIntent.TransactionConfirmed"]
+    assert (confirmed.block, confirmed.gas_used) == (41, 62_000)
+    failed = seen["SettlementIntent.TransactionFailed"]
+    assert (failed.reason, failed.final) == ("NotPayee", True)
