@@ -72,7 +72,7 @@ class Table:
         return getter  # type: ignore[return-value]
 
     def complete_row(self, row: dict[str, Any]) -> dict[str, Any]:
-        """A checked copy of ``row`` with every column (missing ones None): what ``Rows.put`` stores.
+        """``row`` checked, with every column (missing ones None): what ``Rows.put`` stores.
 
         Per row a handler puts (the rebuild's hot path): a row that has exactly the table's
         columns, as one read with ``Rows.get`` and changed has, is taken as it is, not copied

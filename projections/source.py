@@ -48,21 +48,10 @@ class SourceEvent:
     __slots__ = ("partition", "position", "topic", "name", "originator_id", "originator_version", "_state",
                  "_mapper", "_event", "_view", "_id_text")
 
-    def __init__(self, partition: int, position: int, stored: StoredEvent, mapper: Mapper) -> None:
-        self._row(partition, position, stored.originator_id, stored.originator_version, stored.topic, stored.state,
-                  mapper, None)
-
-    @classmethod
-    def of_row(cls, partition: int, position: int, originator_id: Any, originator_version: int, topic: str,
-               state: bytes, mapper: Mapper, id_text: str | None = None) -> SourceEvent:
-        """From a stored record's columns, without building a ``StoredEvent`` unless the domain event
-        is asked for; ``id_text``: ``str(originator_id)``, when the reader has it already."""
-        event = cls.__new__(cls)
-        event._row(partition, position, originator_id, originator_version, topic, state, mapper, id_text)
-        return event
-
-    def _row(self, partition: int, position: int, originator_id: Any, originator_version: int, topic: str,
-             state: bytes, mapper: Mapper, id_text: str | None) -> None:
+    def __init__(self, partition: int, position: int, originator_id: Any, originator_version: int, topic: str,
+                 state: bytes, mapper: Mapper, id_text: str | None = None) -> None:
+        """A stored record's columns (no ``StoredEvent`` is built unless the domain event is asked
+        for); ``id_text``: ``str(originator_id)``, when the reader has it already."""
         self.partition = partition
         self.position = position
         self.topic = topic
@@ -75,6 +64,11 @@ class SourceEvent:
         self._id_text = id_text
         self._event: Any = None
         self._view: View | None = None
+
+    @classmethod
+    def of(cls, partition: int, position: int, stored: StoredEvent, mapper: Mapper) -> SourceEvent:
+        return cls(partition, position, stored.originator_id, stored.originator_version, stored.topic, stored.state,
+                   mapper)
 
     @property
     def event(self) -> Any:
@@ -216,7 +210,7 @@ class ApplicationEventSource:
         with recorder.datastore.transaction(commit=False) as cur:
             cur.execute(statement, (after, limit))
             rows = cur.fetchall()
-        of_row, mapper, convert = SourceEvent.of_row, self.mapper, recorder.convert_originator_id
+        mapper, convert = self.mapper, recorder.convert_originator_id
         ids: dict[str, tuple[Any, str]] = {}
         events = []
         for r in rows:
@@ -225,11 +219,11 @@ class ApplicationEventSource:
             if known is None:
                 oid = convert(stored_id)
                 known = ids[stored_id] = (oid, str(oid))
-            events.append(of_row(0, r[0], known[0], r[2], r[3], r[4], mapper, known[1]))
+            events.append(SourceEvent(0, r[0], known[0], r[2], r[3], r[4], mapper, known[1]))
         return events
 
     def _source_event(self, position: int, stored: StoredEvent, partition: int = 0) -> SourceEvent:
-        return SourceEvent(partition, position, stored, self.mapper)
+        return SourceEvent.of(partition, position, stored, self.mapper)
 
     def head(self, partition: int) -> int | None:
         self._check(partition)

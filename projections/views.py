@@ -31,14 +31,8 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from eventsourcing.persistence import (
-    DatetimeAsISO,
-    DecimalAsStr,
-    JSONTranscoder,
-    Mapper,
-    Transcoder,
-    UUIDAsHex,
-)
+from eventsourcing.application import Application
+from eventsourcing.persistence import JSONTranscoder, Mapper, Transcoder
 
 
 class Stamp(msgspec.Struct, frozen=True, gc=False):
@@ -208,9 +202,10 @@ def decode(name: str, state: bytes, originator_id: Any, originator_version: int)
 
 
 def _transcoder() -> Transcoder:
+    """eventsourcing's JSON transcoder with the transcodings an ``Application`` registers (it uses
+    no state of the application: called unbound, as infrastructure/audit/verifier.py does)."""
     transcoder = JSONTranscoder()
-    for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO()):
-        transcoder.register(transcoding)
+    Application.register_transcodings(None, transcoder)  # type: ignore[arg-type]
     return transcoder
 
 

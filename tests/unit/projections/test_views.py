@@ -101,7 +101,7 @@ def test_an_event_of_a_topic_this_code_does_not_know_is_not_decodable():
 
     stored = StoredEvent(originator_id=uuid.uuid4(), originator_version=1,
                          topic="parsec_next.channel:Channel.Teleported", state=b"{}")
-    assert SourceEvent(0, 1, stored, Mapper(transcoder=JSONTranscoder())).decodable() is False
+    assert SourceEvent.of(0, 1, stored, Mapper(transcoder=JSONTranscoder())).decodable() is False
 
 
 def test_the_process_managers_transaction_events_read_the_same_as_their_domain_events():
