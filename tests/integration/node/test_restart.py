@@ -58,7 +58,7 @@ def test_new_owner_resumes_from_the_oldest_held_payment_and_rejects_once(node_co
 
     new = bootstrap.partition_worker(config, p)  # the next owner: fences the old writer
     assert new.next_inbound == inbound[0].offset
-    assert new.skip == {inbound[1].offset}
+    assert set(new.skip) == {inbound[1].offset}
     again = fetch(config, config.inbound_topic, p, new.next_inbound)
     report = new.process([], again)
     assert (report.accepted, report.held, dict(report.rejected)) == (0, 2, {})
@@ -75,4 +75,50 @@ def test_new_owner_resumes_from_the_oldest_held_payment_and_rejects_once(node_co
     old.close()
     new.close()
     assert [r.reason for r in read_rejected(config)] == ["MalformedMessage"]
+    sender.close()
+
+
+def test_an_owner_that_passes_no_held_payment_keeps_the_earlier_owners_refusals_in_reach(node_config):
+    """The mark committed with a safe position bounds the refusals of every offset after it, including
+    the ones an earlier owner published for offsets this owner has not read again yet.
+
+    The first owner holds t2, refuses the garbage behind it and holds t3. The second owner reads only
+    t2 again, lets it expire (nothing is held any more) and commits: its safe position is just past t2,
+    still before the garbage. A third owner must still find the garbage's refusal and skip it. (It used
+    to commit the end of the rejected partition as the mark, past that refusal, and the third owner
+    published it a second time: the chaos test saw one refusal twice across a SIGKILL.)"""
+    config = node_config(window=8, max_wait=60)
+    (plan,) = make_channels("restart-reach", 1)
+    p = partition_of(plan.channel_id, config.partitions)
+    sender = Sender(config)
+    open_channels(sender, [plan])
+    _t1, t2, t3 = (plan.pay(10**12) for _ in range(3))
+    for f in (sender.payment(t2), sender.raw(config.inbound_topic, p, channel_key(plan.channel_id), b"garbage"),
+              sender.payment(t3)):
+        f.get(timeout=15)
+
+    first = bootstrap.partition_worker(config, p)
+    control = fetch(config, config.control_topic, p, first.next_control)
+    inbound = fetch(config, config.inbound_topic, p, first.next_inbound)
+    report = first.process(control, inbound)
+    assert (report.held, dict(report.rejected)) == (2, {"MalformedMessage": 1})
+    first.close()
+
+    second = bootstrap.partition_worker(config, p)
+    assert set(second.skip) == {inbound[1].offset}
+    now = time.time()
+    second.process([], inbound[:1], now=now)  # t2 again, held again
+    second.next_tick = 0.0
+    report = second.process([], [], now=now + 120)  # t2 expires: nothing is held
+    assert dict(report.rejected) == {"WindowExpired": 1} and not second.held
+    assert second.committed[second.t_inbound] == inbound[1].offset  # before the garbage
+    second.close()
+
+    third = bootstrap.partition_worker(config, p)
+    assert third.next_inbound == inbound[1].offset
+    assert set(third.skip) == {inbound[1].offset}
+    report = third.process([], fetch(config, config.inbound_topic, p, third.next_inbound))
+    assert report.rejected.get("MalformedMessage", 0) == 0
+    third.close()
+    assert sorted(r.reason for r in read_rejected(config)) == ["MalformedMessage", "WindowExpired"]
     sender.close()
