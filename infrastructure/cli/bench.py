@@ -96,8 +96,11 @@ def render(result: dict[str, Any]) -> Table:
         table.add_row("payments/s on paper, N cores of nodes", f"N × {paper:,}",
                       f"e.g. 8 cores: {8 * paper:,}; producer, broker and read model elsewhere")
     for row in kafka_run.get("latency_by_load") or ():
+        split = (f"; to the node's event {row['to_event_p50_ms']} / {row['to_event_p99_ms']}, "
+                 f"commit and read {row['event_to_read_p50_ms']} / {row['event_to_read_p99_ms']}"
+                 if "to_event_p50_ms" in row else "")
         table.add_row(f"latency at {row['offered_per_s']:,}/s offered: p50 / p99 (ms)",
-                      f"{row['p50_ms']} / {row['p99_ms']}", f"achieved {row['achieved_per_s']:,}/s")
+                      f"{row['p50_ms']} / {row['p99_ms']}", f"achieved {row['achieved_per_s']:,}/s{split}")
     if recover:
         table.add_row("limit: secp256k1 recover/s per core", f"{recover:,}", f"× {cores} cores")
     for key, label in (("sign_per_s_per_core", "limit: sign/s per core"),

@@ -174,6 +174,11 @@ def render(result: Any) -> Table:
     lat = d["latency_ms"]
     if lat:
         t.add_row("latency p50 / p90 / p99 / max (ms)", f"{lat['p50']} / {lat['p90']} / {lat['p99']} / {lat['max']}")
+    for part, label in (("to_event", "of it: until the node wrote the event"),
+                        ("event_to_read", "of it: its commit and the read")):
+        q = (d.get("latency_split_ms") or {}).get(part)
+        if q:
+            t.add_row(f"  {label}, p50 / p90 / p99 (ms)", f"{q['p50']} / {q['p90']} / {q['p99']}")
     if not d["complete"]:
         t.add_row("[red]incomplete[/]", "; ".join(d["notes"]))
     return t

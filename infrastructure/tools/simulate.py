@@ -163,6 +163,12 @@ class SimResult:
     send_seconds: float = 0.0
     drain_seconds: float = 0.0  # first sent -> every outcome read back
     latencies_ms: list[float] = field(default_factory=list)
+    # each latency in two, at the PaymentAccepted record's timestamp (the node's produce call, in
+    # its transaction): hand-over -> the node wrote the event (the inbound record's wait, the node's
+    # fetch, the batch ahead of it, verifying and applying), then -> read (the transaction's commit,
+    # the reader's fetch). Same-machine clocks, as for the latency itself.
+    to_event_ms: list[float] = field(default_factory=list)
+    event_to_read_ms: list[float] = field(default_factory=list)
     complete: bool = True
     offered_rate: float = 0.0
     nodes: int = 0
@@ -182,8 +188,9 @@ class SimResult:
     def payments_per_s(self) -> float:
         return self.accepted / self.seconds if self.seconds > 0 else 0.0
 
-    def percentiles(self) -> dict[str, float]:
-        lat = sorted(self.latencies_ms)
+    def percentiles(self, values: list[float] | None = None) -> dict[str, float]:
+        """p50, p90, p99 and max of the latencies (or of ``values``), in ms."""
+        lat = sorted(self.latencies_ms if values is None else values)
         if not lat:
             return {}
 
@@ -191,6 +198,13 @@ class SimResult:
             return round(lat[min(len(lat) - 1, int(p / 100 * len(lat)))], 2)
 
         return {"p50": pct(50), "p90": pct(90), "p99": pct(99), "max": round(lat[-1], 2), "n": len(lat)}
+
+    def latency_split(self) -> dict[str, dict[str, float]]:
+        """Where the latency goes: ``to_event`` (until the node wrote the PaymentAccepted record) and
+        ``event_to_read`` (its transaction committed and the record read), percentiles of each."""
+        if not self.to_event_ms:
+            return {}
+        return {"to_event": self.percentiles(self.to_event_ms), "event_to_read": self.percentiles(self.event_to_read_ms)}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -200,7 +214,8 @@ class SimResult:
             "checkpoints_requested": self.checkpoints, "seconds": round(self.seconds, 3),
             "send_seconds": round(self.send_seconds, 3),
             "drain_seconds": round(self.drain_seconds or self.seconds, 3), "payments_per_s": round(self.payments_per_s, 1),
-            "offered_rate": self.offered_rate or None, "latency_ms": self.percentiles(), "complete": self.complete,
+            "offered_rate": self.offered_rate or None, "latency_ms": self.percentiles(),
+            "latency_split_ms": self.latency_split(), "complete": self.complete,
             "notes": self.notes, "node_cpu_seconds": self.node_cpu_seconds, "balances": self.balances,
         }
 
@@ -355,6 +370,8 @@ class Collector(threading.Thread):
         self.checkpoints = 0
         self.rejected: Counter = Counter()
         self.latencies_ms: list[float] = []
+        self.to_event_ms: list[float] = []  # see SimResult
+        self.event_to_read_ms: list[float] = []
         self.last_accepted_at = 0.0
         self.event_offsets: dict[int, int] = {}  # partition -> highest PaymentAccepted offset
         self.consumer = ck.Consumer(collector_config(config))
@@ -381,6 +398,8 @@ class Collector(threading.Thread):
                 time.sleep(0.1)
 
     def run(self) -> None:
+        import confluent_kafka as ck
+
         from infrastructure.kafka.codec import H_TOPIC
         from infrastructure.node.messages import H_REASON
 
@@ -410,6 +429,10 @@ class Collector(threading.Thread):
                                 t0 = self.sent_at.pop(value[i + 14 : i + 50].decode(), None) if i >= 0 else None
                                 if t0 is not None:
                                     self.latencies_ms.append((now - t0) * 1000)
+                                    kind, ms = r.timestamp()
+                                    if kind != ck.TIMESTAMP_NOT_AVAILABLE:
+                                        self.to_event_ms.append(ms - t0 * 1000)
+                                        self.event_to_read_ms.append(now * 1000 - ms)
                             elif name.endswith(b".CheckpointRequested"):
                                 self.checkpoints += 1
                             elif name.endswith(b".ChannelOpened"):
@@ -727,6 +750,8 @@ def run_kafka(
             result.rejected = Counter(collector.rejected)
             result.checkpoints = collector.checkpoints
             result.latencies_ms = list(collector.latencies_ms)
+            result.to_event_ms = list(collector.to_event_ms)
+            result.event_to_read_ms = list(collector.event_to_read_ms)
         return result
     finally:
         if collector is not None:

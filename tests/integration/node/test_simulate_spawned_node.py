@@ -47,6 +47,11 @@ def test_the_bench_kafka_section_checks_the_read_model_and_reports_per_load(kafk
     assert loads == [200, 400]
     for r in doc["latency_by_load"]:
         assert 0 < r["p50_ms"] <= r["p99_ms"] and r["achieved_per_s"] > 0 and r["payments"] > 0
+        # the split at the event record's timestamp: both parts are there, each within the whole
+        # (a millisecond of slack: record timestamps are whole milliseconds)
+        for part in ("to_event", "event_to_read"):
+            assert -1 <= r[f"{part}_p50_ms"] <= r[f"{part}_p99_ms"] <= r["max_ms"] + 1
+        assert r["to_event_p50_ms"] + r["event_to_read_p50_ms"] > 0
 
 
 def test_check_balances_names_a_channel_whose_read_model_disagrees(tmp_path):
