@@ -256,6 +256,14 @@ class KafkaLog:
                 size = record_size(r.key, r.value, r.headers)
                 if size > self.settings.max_record_bytes:
                     raise RecordTooLargeError(r.topic, r.partition, r.key, size, self.settings.max_record_bytes)
+            stale = self._writer.stale() if self._writer is not None else None
+            if stale is not None:
+                # its producer would hang in this transaction (see ClusterWatch): a fresh one
+                # fences it, aborts whatever it left open and re-reads the partitions
+                logger.info(
+                    "Replacing writer %s of %s partitions %s: %s", self.transactional_id, self.primary, self.owned, stale
+                )
+                self._discard_writer()
             self.acquire()
             if check is not None:
                 check()

@@ -11,7 +11,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from infrastructure.kafka.codec import MAX_RECORD_BYTES
-from infrastructure.kafka_access import PLAINTEXT, KafkaSecurity, check_replication, topic_configs
+from infrastructure.kafka_access import (
+    PLAINTEXT,
+    RECONNECT_BACKOFF_MAX_MS,
+    KafkaSecurity,
+    check_replication,
+    topic_configs,
+)
 
 try:  # librdkafka: the default writer client when installed (see KAFKA_CLIENT)
     import confluent_kafka as ck
@@ -173,7 +179,7 @@ class KafkaSettings:
             "bootstrap_servers": self.bootstrap_servers.split(","),
             "request_timeout_ms": max(t, 5000),
             "bootstrap_timeout_ms": t,
-            "reconnect_backoff_max_ms": 1000,
+            "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
             **self.security.kafka_python(),
         }
 

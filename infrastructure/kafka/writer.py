@@ -10,7 +10,9 @@ errors: :class:`WriterFencedError` (fenced; nothing written), :class:`CommitOutc
 :class:`BrokerUnavailableError` or ``OperationalError`` (nothing committed).
 
 A writer that can no longer be used (fenced, failed, abandoned) says so (``usable`` is false): its
-log drops it and the next write opens a new one, which re-reads the partitions.
+log drops it and the next write opens a new one, which re-reads the partitions. A writer that is
+usable but ``stale`` (its client lost the cluster and would hang in its next transaction: see
+:class:`ClusterWatch`) is replaced in the same way before that transaction.
 
 The adapters, chosen by ``KafkaSettings.client`` (``KAFKA_CLIENT``), both in use:
 
@@ -45,6 +47,7 @@ from infrastructure.kafka.errors import (
     connect_error,
 )
 from infrastructure.kafka.settings import CLIENT_CONFLUENT, CLIENT_KAFKA_PYTHON
+from infrastructure.kafka_access import RECONNECT_BACKOFF_MAX_MS
 
 try:  # librdkafka: the default writer client when installed (see KAFKA_CLIENT)
     import confluent_kafka as ck
@@ -95,6 +98,13 @@ class TransactionalWriter(ABC):
         self.owned = owned
         self.client = client  # the client library's producer
         self.usable = True  # false once discarded or abandoned: the log then drops this writer
+
+    def stale(self) -> str | None:
+        """Why this writer, though usable, should be replaced before its next transaction (its
+        client holds a connection state it would not recover from in time: see
+        :class:`ClusterWatch`), or None. Replacing costs an ``init_transactions`` and a re-read of
+        the partitions."""
+        return None
 
     @classmethod
     @abstractmethod
@@ -238,6 +248,53 @@ _CK_GROUP_FENCED_CODES = _ck_codes("ILLEGAL_GENERATION", "UNKNOWN_MEMBER_ID", "F
 _CK_TOO_LARGE_CODES = _ck_codes("_MSG_SIZE_TOO_LARGE", "MSG_SIZE_TOO_LARGE", "RECORD_LIST_TOO_LARGE", "INVALID_RECORD")
 
 
+class _Stalls:
+    """How many writers of this process have been abandoned inside ``send_offsets_to_transaction``
+    (see :meth:`ConfluentWriter.send_group_offsets`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def add(self) -> None:
+        with self._lock:
+            self.count += 1
+
+
+_offsets_stalls = _Stalls()
+
+
+class ClusterWatch:
+    """Whether a librdkafka producer should be replaced by a fresh one before its next transaction.
+
+    librdkafka (to at least 2.16) keeps a producer's group coordinator pointing at the broker
+    connection it had before that broker went away (confluentinc/librdkafka#5511), so the first
+    ``send_offsets_to_transaction`` after the broker is back hangs past its timeout (#5456) until
+    :meth:`ConfluentWriter.send_group_offsets` abandons it. Measured on a node after a 20 s
+    outage: 15 s per partition, one partition after another. A fresh producer of the same
+    transactional id initialises in ~0.1 s and commits at once. So a producer is stale once it has
+    seen every broker go down (its ``error_cb``), or once another writer of this process stalled
+    there after it opened (the others that lived through the same outage would hang the same
+    way). Replacing one costs an ``init_transactions`` and a re-read of its partitions."""
+
+    def __init__(self) -> None:
+        self.lost: str | None = None  # why the producer is stale, once it is
+        self._stalls_at_open = _offsets_stalls.count
+
+    def on_client_error(self, err: Any) -> None:
+        """The producer's ``error_cb`` (served on its poll). Only ``_ALL_BROKERS_DOWN`` counts: a
+        mere ``_TRANSPORT`` error is also what brokers closing idle connections raise, and a
+        producer recovers from losing one connection."""
+        if self.lost is None and err.code() == ck.KafkaError._ALL_BROKERS_DOWN:
+            self.lost = f"its producer lost every broker ({err.str()})"
+
+    def stale(self) -> str | None:
+        """Why the producer should be replaced, or None."""
+        if self.lost is None and _offsets_stalls.count != self._stalls_at_open:
+            self.lost = "another writer of this process stalled sending its group offsets since it opened"
+        return self.lost
+
+
 def _ck_error(exc: BaseException) -> Any:
     """The ``KafkaError`` of a confluent-kafka ``KafkaException``, else None."""
     if (
@@ -256,12 +313,24 @@ class ConfluentWriter(TransactionalWriter):
     client_name = CLIENT_CONFLUENT
 
     def __init__(
-        self, settings: KafkaSettings, transactional_id: str, topic: str, owned: Sequence[int], client: Any
+        self,
+        settings: KafkaSettings,
+        transactional_id: str,
+        topic: str,
+        owned: Sequence[int],
+        client: Any,
+        watch: ClusterWatch | None = None,
     ) -> None:
         super().__init__(settings, transactional_id, topic, owned, client)
         # the open transaction's delivery reports: (partition, offset) of each record sent, failures
         self._reports: list[tuple[int, int] | None] = []
         self._failures: list[Any] = []
+        self.watch = watch if watch is not None else ClusterWatch()
+
+    def stale(self) -> str | None:
+        if self.watch.lost is None:
+            self.client.poll(0)  # serves the error callbacks queued since the last call
+        return self.watch.stale()
 
     @classmethod
     def open(
@@ -278,7 +347,7 @@ class ConfluentWriter(TransactionalWriter):
             "transaction.timeout.ms": settings.transaction_timeout_ms,
             "message.timeout.ms": min(t, settings.transaction_timeout_ms),
             "socket.timeout.ms": max(t, 5000),
-            "reconnect.backoff.max.ms": 1000,
+            "reconnect.backoff.max.ms": RECONNECT_BACKOFF_MAX_MS,
             "acks": "all",
             # The batch is one transaction: commit_transaction flushes it, so
             # there is nothing to gain from waiting for more messages.
@@ -290,11 +359,13 @@ class ConfluentWriter(TransactionalWriter):
             "logger": logging.getLogger(__name__ + ".librdkafka"),
             **settings.security.librdkafka(),
         }
+        watch = ClusterWatch()
+        config["error_cb"] = watch.on_client_error
         try:
             producer = ck.Producer(config)
         except Exception as e:
             raise connect_error(settings, "producer connect", e) from e
-        writer = cls(settings, transactional_id, topic, owned, producer)
+        writer = cls(settings, transactional_id, topic, owned, producer, watch)
         try:
             producer.init_transactions(settings.timeout)
         except Exception as e:
@@ -446,6 +517,7 @@ class ConfluentWriter(TransactionalWriter):
         if not done.wait(timeout + 3.0):
             abandoned.set()
             self.abandon()  # not closed here: the stuck call still uses it
+            _offsets_stalls.add()  # the other writers of this process give way (ClusterWatch)
             msg = (
                 f"Writer {self.transactional_id}: sending the consumer group's offsets did not return in "
                 f"{timeout:g}s (the group coordinator is unreachable); the writer was abandoned and nothing "

@@ -145,23 +145,39 @@ def test_a_20s_broker_outage_under_load_is_ridden_out(broker: PrivateBroker, tmp
         broker.run("start")
         outage = time.monotonic() - down_at
 
+        stages: dict[str, float] = {}
+
         def done() -> bool:
             rows = {r.channel_id: r for r in channel_balances(store)}
-            return not stream.pending and all(
-                str(p.channel_id) in rows and rows[str(p.channel_id)].sequence == len(p.txs)
-                and rows[str(p.channel_id)].confirmed_sequence == len(p.txs) // INTERVAL * INTERVAL
-                for p in plans
-            )
+            reached = {
+                "acknowledged": not stream.pending,
+                "read": all(str(p.channel_id) in rows and rows[str(p.channel_id)].sequence == len(p.txs)
+                            for p in plans),
+                "checkpointed": all(str(p.channel_id) in rows and rows[str(p.channel_id)].confirmed_sequence
+                                    == len(p.txs) // INTERVAL * INTERVAL for p in plans),
+            }
+            for stage, ok in reached.items():
+                if ok:
+                    stages.setdefault(stage, time.monotonic() - down_at - outage)
+            progress.update(pending=len(stream.pending), rows={
+                str(p.channel_id)[:8]: (rows[str(p.channel_id)].sequence, rows[str(p.channel_id)].confirmed_sequence)
+                if str(p.channel_id) in rows else None for p in plans})
+            return all(reached.values())
+
+        progress: dict[str, Any] = {}
 
         try:
             wait_for(done, 180, "every payment applied, read and checkpointed after the outage")
         except AssertionError as failed:
-            raise AssertionError(f"{failed}\n{stall_report(tmp_path / 'node.log')}") from None
+            raise AssertionError(f"{failed}\nreached (s after the broker came back): {stages}; "
+                                 f"gateway pending {progress.get('pending')}, resent {stream.retried}; "
+                                 f"read model (sequence, confirmed) per channel: {progress.get('rows')}\n"
+                                 f"{stall_report(tmp_path / 'node.log')}") from None
         drained = time.monotonic() - down_at - outage
         assert node.poll() is None, "the node exited instead of riding out the outage"
         assert all(th.is_alive() for th in threads[:2]), "the settler or the runner gave up"
         print(f"\noutage {outage:.1f}s; payments {len(payments)}, resent {stream.retried}; "
-              f"drained {drained:.1f}s after the broker came back")
+              f"drained {drained:.1f}s after the broker came back; reached {stages}")
     finally:
         stream.stop.set()
         stop.set()
