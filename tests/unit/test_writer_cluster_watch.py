@@ -4,9 +4,17 @@ lost a connection is kept. The whole behaviour against a real broker outage is
 tests/integration/chaos/test_broker_restart.py."""
 
 import confluent_kafka as ck
+import pytest
 
 from infrastructure.kafka import writer as writer_module
 from infrastructure.kafka.writer import ClusterWatch
+
+
+@pytest.fixture(autouse=True)
+def own_stall_count(monkeypatch):
+    """The stall count is process-wide: these tests count on their own, so no writer opened by a
+    later test in the same process sees their stalls."""
+    monkeypatch.setattr(writer_module, "_offsets_stalls", writer_module._Stalls())
 
 
 def test_a_producer_that_saw_every_broker_go_down_is_stale():
