@@ -319,13 +319,13 @@ class ConfluentWriter(TransactionalWriter):
         topic: str,
         owned: Sequence[int],
         client: Any,
-        watch: ClusterWatch | None = None,
+        watch: ClusterWatch,
     ) -> None:
         super().__init__(settings, transactional_id, topic, owned, client)
         # the open transaction's delivery reports: (partition, offset) of each record sent, failures
         self._reports: list[tuple[int, int] | None] = []
         self._failures: list[Any] = []
-        self.watch = watch if watch is not None else ClusterWatch()
+        self.watch = watch  # the producer's error_cb feeds it, so open() makes it before the producer
 
     def stale(self) -> str | None:
         if self.watch.lost is None:

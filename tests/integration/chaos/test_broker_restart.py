@@ -145,7 +145,8 @@ def test_a_20s_broker_outage_under_load_is_ridden_out(broker: PrivateBroker, tmp
         broker.run("start")
         outage = time.monotonic() - down_at
 
-        stages: dict[str, float] = {}
+        stages: dict[str, float] = {}  # seconds after the broker came back when each stage was reached
+        progress: dict[str, Any] = {}  # where the gateway and the read model stand, for a failure's message
 
         def done() -> bool:
             rows = {r.channel_id: r for r in channel_balances(store)}
@@ -163,8 +164,6 @@ def test_a_20s_broker_outage_under_load_is_ridden_out(broker: PrivateBroker, tmp
                 str(p.channel_id)[:8]: (rows[str(p.channel_id)].sequence, rows[str(p.channel_id)].confirmed_sequence)
                 if str(p.channel_id) in rows else None for p in plans})
             return all(reached.values())
-
-        progress: dict[str, Any] = {}
 
         try:
             wait_for(done, 180, "every payment applied, read and checkpointed after the outage")
